@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds the binaries behind `lite` clusters from source with the machine's Go, through the Go
+# module proxy, once, into $CKAD_CACHE/lite/<versions>/bin (printed on the last line):
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
+#   etcd                                                              (go.etcd.io/etcd/server/v3)
+#   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
+#   kind                                                              (sigs.k8s.io/kind, for the `kind` provider's own tests)
+# Each tool is built in a module of its own so that their library versions never meet.
+set -euo pipefail
+
+KUBERNETES=v1.35.4
+ETCD=v3.6.16
+KWOK=v0.8.0
+KIND=v0.33.0
+
+cache=${CKAD_CACHE:-$HOME/.cache/ckad-platform}
+out="$cache/lite/k8s-$KUBERNETES-etcd-$ETCD-kwok-$KWOK-kind-$KIND"
+bin="$out/bin"
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl kind)
+
+have_all() {
+  local b
+  for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
+}
+if have_all; then
+  echo "$bin"
+  exit 0
+fi
+
+say() { printf 'build-lite: %s\n' "$*" >&2; }
+work="$out/src"
+mkdir -p "$bin" "$work"
+export CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
+
+# A module in $work/$1 requiring $2@$3; extra lines of go.mod follow on stdin.
+module() {
+  local dir="$work/$1"
+  rm -rf "$dir" && mkdir -p "$dir"
+  { printf 'module ckad.local/%s\n\n' "$1"; cat; } >"$dir/go.mod"
+  (cd "$dir" && go mod edit -require="$2@$3")
+}
+
+kubernetes() {
+  [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/kube-scheduler" ] &&
+    [ -x "$bin/kube-controller-manager" ] && return 0
+  say "building Kubernetes $KUBERNETES (several minutes, once)"
+  # k8s.io/kubernetes points its staging modules at ./staging; map each to its published twin.
+  local gomod minor replaces
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  minor=v0.${KUBERNETES#v1.}
+  replaces=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 '"$minor"'#p' "$gomod")
+  [ -n "$replaces" ] || { say "no staging modules found in $gomod"; return 1; }
+  # Their go.mod declares go 1.25.0 and godebug default=go1.25; the wrapper must too.
+  module kubernetes k8s.io/kubernetes "$KUBERNETES" <<MOD
+go 1.25.0
+
+godebug default=go1.25
+
+$replaces
+MOD
+  local pkg=k8s.io/kubernetes/cmd version_flags=() minor_number
+  minor_number=${KUBERNETES#v1.}
+  minor_number=${minor_number%%.*}
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    version_flags+=("-X $v.gitVersion=$KUBERNETES" "-X $v.gitMajor=1" "-X $v.gitMinor=$minor_number"
+      "-X $v.gitTreeState=clean")
+  done
+  (cd "$work/kubernetes" &&
+    go get "$pkg/kube-apiserver@$KUBERNETES" "$pkg/kube-controller-manager@$KUBERNETES" \
+      "$pkg/kube-scheduler@$KUBERNETES" "$pkg/kubectl@$KUBERNETES" &&
+    go build -ldflags "-s -w ${version_flags[*]}" -o "$bin/" \
+      "$pkg/kube-apiserver" "$pkg/kube-controller-manager" "$pkg/kube-scheduler" "$pkg/kubectl")
+}
+
+etcd() {
+  [ -x "$bin/etcd" ] && return 0
+  say "building etcd $ETCD"
+  # The server module's root package is etcd's main; `go install` refuses it (its go.mod has
+  # replace lines), so a wrapper module requires it instead.
+  module etcd go.etcd.io/etcd/server/v3 "$ETCD" </dev/null
+  (cd "$work/etcd" && go get "go.etcd.io/etcd/server/v3@$ETCD" &&
+    go build -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+}
+
+kwok() {
+  [ -x "$bin/kwok" ] && [ -x "$bin/kwokctl" ] && return 0
+  say "building kwok and kwokctl $KWOK"
+  GOBIN="$bin" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK"
+}
+
+kind() {
+  [ -x "$bin/kind" ] && return 0
+  say "building kind $KIND"
+  GOBIN="$bin" go install -ldflags "-s -w" "sigs.k8s.io/kind@$KIND"
+}
+
+kubernetes
+etcd
+kwok
+kind
+have_all
+rm -rf "$work"
+echo "$bin"

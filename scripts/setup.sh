@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Installs what the platform and its tests need, idempotently, then exports the environment the
+# other scripts build with. Sourced by scripts/run.sh and scripts/test.sh; safe to run alone.
+#
+# Tool builds are cached outside the clone, keyed by version, under $CKAD_CACHE
+# (default ~/.cache/ckad-platform), so a second run takes seconds. Nothing is downloaded at run
+# time: every tool comes from crates.io, npm or Debian's packages.
+
+_setup_main() {
+  set -euo pipefail
+  local root cache
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cache=${CKAD_CACHE:-$HOME/.cache/ckad-platform}
+  mkdir -p "$cache/tools"
+
+  local cargo_leptos_version=0.3.10
+  # The CLI must match the wasm-bindgen crate exactly; Cargo.toml pins it.
+  local wasm_bindgen_version
+  wasm_bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"$/\1/p' "$root/Cargo.toml")
+  [ -n "$wasm_bindgen_version" ] || { echo "setup: no exact wasm-bindgen pin in Cargo.toml" >&2; return 1; }
+
+  _setup_debian_packages
+  _setup_docker_engine "$cache"
+
+  local installed
+  installed=$(rustup target list --installed)
+  if ! grep -qx wasm32-unknown-unknown <<<"$installed"; then
+    _say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  installed=$(rustup component list --installed)
+  grep -q '^clippy' <<<"$installed" && grep -q '^rustfmt' <<<"$installed" || rustup component add clippy rustfmt
+
+  _setup_cargo_tool "$cache" cargo-leptos "$cargo_leptos_version" cargo-leptos \
+    --locked --features no_downloads
+  # Not --locked: its lock names a webpki-roots release the registry here does not serve.
+  _setup_cargo_tool "$cache" wasm-bindgen-cli "$wasm_bindgen_version" wasm-bindgen
+
+  _setup_node_modules "$root" "$cache"
+  _setup_site_assets "$root"
+
+  # The tools above come first: npm's binaryen, never Debian's (108 breaks the bundle).
+  export PATH="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+  export CKAD_CACHE=$cache
+}
+
+_say() { printf 'setup: %s\n' "$*" >&2; }
+
+_setup_debian_packages() {
+  # What is missing, by the command each package provides.
+  local missing=() pair
+  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables; do
+    command -v "${pair#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair#*:}" ] || missing+=("${pair%%:*}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    _say "missing Debian packages: ${missing[*]} (run as root, or install them: apt-get install ${missing[*]})"
+    return 1
+  fi
+  _say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+_setup_docker_engine() {
+  local cache=$1
+  docker info >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    _say "no Docker engine answers and only root can start one"
+    return 1
+  fi
+  _say "starting dockerd (log: $cache/dockerd.log)"
+  nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  local i
+  for i in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  _say "dockerd did not answer within 30 s; see $cache/dockerd.log"
+  return 1
+}
+
+# _setup_cargo_tool CACHE CRATE VERSION BINARY [cargo install flags...]
+_setup_cargo_tool() {
+  local cache=$1 crate=$2 version=$3 binary=$4
+  shift 4
+  local dir="$cache/tools/$crate-$version"
+  [ -x "$dir/bin/$binary" ] && return 0
+  _say "building $crate $version (once; cached in $dir)"
+  cargo install --quiet --root "$dir.partial" "$crate" --version "$version" "$@"
+  rm -rf "$dir" && mv "$dir.partial" "$dir"
+}
+
+# node_modules is installed once per lockfile into the cache and linked into the clone.
+_setup_node_modules() {
+  local root=$1 cache=$2 key dir
+  key=$(cat "$root/package.json" "$root/package-lock.json" | sha256sum | cut -c1-16)
+  dir="$cache/node/$key"
+  if [ ! -d "$dir/node_modules" ]; then
+    _say "installing npm packages from package-lock.json (cached in $dir)"
+    rm -rf "$dir.partial" && mkdir -p "$dir.partial"
+    cp "$root/package.json" "$root/package-lock.json" "$dir.partial/"
+    (cd "$dir.partial" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
+  fi
+  if [ "$(readlink "$root/node_modules" 2>/dev/null)" != "$dir/node_modules" ]; then
+    rm -rf "$root/node_modules"
+    ln -s "$dir/node_modules" "$root/node_modules"
+  fi
+}
+
+# xterm.js is served from the site's own assets, never from a CDN.
+_setup_site_assets() {
+  local root=$1 vendor="$root/public/vendor"
+  mkdir -p "$vendor"
+  local file
+  for file in \
+    @xterm/xterm/lib/xterm.js @xterm/xterm/css/xterm.css \
+    @xterm/addon-fit/lib/addon-fit.js @xterm/addon-web-links/lib/addon-web-links.js; do
+    cmp -s "$root/node_modules/$file" "$vendor/$(basename "$file")" ||
+      cp "$root/node_modules/$file" "$vendor/"
+  done
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  _setup_main
+else
+  # Sourced: keep the caller's shell options as they were.
+  _setup_saved_opts=$(set +o)
+  _setup_main
+  eval "$_setup_saved_opts"
+fi

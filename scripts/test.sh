@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy on the server and (separately) on the wasm
+# bundle, the wasm dependency rule, unit and integration tests against real SQLite files and a
+# real Docker engine, and browser tests in Chromium against the release build. Installs what it
+# needs first. The last line is the summary: "tests: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+passed=0
+failed=0
+
+step() {
+  printf '\n== %s\n' "$1"
+}
+
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+
+# Adds the counts from cargo's "test result:" lines and node's TAP "# pass/# fail" lines.
+tally() {
+  local log=$1
+  passed=$((passed + $(sed -n 's/^test result: .* \([0-9]*\) passed;.*/\1/p' "$log" | sum)
+    + $(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | sum)))
+  failed=$((failed + $(sed -n 's/^test result: .* \([0-9]*\) failed;.*/\1/p' "$log" | sum)
+    + $(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | sum)))
+}
+
+step "format"
+cargo fmt --all --check
+
+step "clippy: server (ssr)"
+cargo clippy --locked -p ckad-platform --all-targets -- -D warnings
+
+step "clippy: app for wasm32 (hydrate)"
+cargo clippy --locked -p app --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+
+step "the wasm bundle holds no server crates"
+scripts/check-wasm-deps.sh
+
+step "unit and integration tests"
+status=0
+cargo test --locked -p ckad-platform 2>&1 | tee "$logs/cargo.log" || status=$?
+tally "$logs/cargo.log"
+[ "$status" -eq 0 ] || failed=$((failed + 1))
+
+step "browser tests (release build, Chromium)"
+# A port of its own, so a running development server is left alone.
+LEPTOS_SITE_ADDR=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export LEPTOS_SITE_ADDR
+export DATABASE_URL="sqlite://$logs/browser/ckad.db" RUST_LOG=warn TEST_ARTEFACTS=${TEST_ARTEFACTS:-test-results}
+status=0
+cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
+tally "$logs/browser.log"
+[ "$status" -eq 0 ] || failed=$((failed + 1))
+
+printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]

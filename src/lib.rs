@@ -1,0 +1,15 @@
+//! The CKAD practice platform's server: configuration, telemetry, the store, health and metrics,
+//! and the Leptos site, assembled by [`startup`].
+
+pub mod configuration;
+pub mod docker;
+pub mod health;
+pub mod metrics;
+pub mod security;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::{app, run, shutdown_signal};
+pub use state::AppState;

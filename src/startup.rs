@@ -1,0 +1,119 @@
+//! The router and the serve loop.
+
+use std::{
+    future::{Future, IntoFuture},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use axum::{
+    http::{HeaderName, HeaderValue, StatusCode},
+    middleware,
+    routing::get,
+    Router,
+};
+use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::{health, metrics, security, telemetry, AppState};
+
+/// The longest any ordinary request may take; long-lived sockets are not bound by it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole application as a router, so tests can drive it without a socket.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let request_id = HeaderName::from_static("x-request-id");
+
+    let mut router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::export))
+        .leptos_routes_with_context(&state, routes, security::page_context, {
+            let options = state.leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(file_and_error_handler_with_context::<AppState, _>(
+            security::page_context,
+            app::shell,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ));
+    for (name, value) in security::STATIC_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::request_span)
+                        .on_response(telemetry::record_response),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets
+/// say goodbye), and gives in-flight requests the configured grace before returning. Sessions
+/// are left running: they resume when the platform comes back.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopping = state.stopping.clone();
+    let grace = state.settings.shutdown_grace;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: finishing in-flight requests");
+            stopping.cancel();
+        }
+    });
+    let deadline = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served?,
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period were cut off"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,225 @@
+//! The `sessions` table: one row per practice session, written before any side effect is made so
+//! that a crash at any point can be repaired from it.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{conflict, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum SessionStatus {
+    Provisioning,
+    Started,
+    Ended,
+    Timeout,
+    Failed,
+}
+
+impl SessionStatus {
+    /// Whether the session still owns (or is acquiring) a cluster and a terminal.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Provisioning | Self::Started)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub status: SessionStatus,
+    pub start_time: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub cluster_name: String,
+    pub kubeconfig_path: Option<String>,
+    pub terminal_container_id: Option<String>,
+    pub extended: bool,
+    pub notes: String,
+}
+
+/// What is known about a session before anything is created for it.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub cluster_name: &'a str,
+    pub start_time: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
+                       kubeconfig_path, terminal_container_id, extended, notes";
+
+impl Store {
+    /// Records a `provisioning` session; refused while the user has a live one.
+    pub async fn insert_session(&self, new: NewSession<'_>) -> Result<Session, StoreError> {
+        sqlx::query_as(&format!(
+            "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name)
+             VALUES (?, ?, 'provisioning', ?, ?, ?) RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::new_v4().to_string())
+        .bind(new.user_id)
+        .bind(new.start_time)
+        .bind(new.expires_at)
+        .bind(new.cluster_name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict("a live session for this user"))
+    }
+
+    pub async fn session_by_id(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The user's provisioning or started session, if any.
+    pub async fn live_session_for_user(&self, user_id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions
+             WHERE user_id = ? AND status IN ('provisioning', 'started')"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn count_live_sessions(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Moves a live session to `status`, appending `note`; ending statuses stamp the end time.
+    /// Returns false when the session was no longer live (someone else ended it first).
+    pub async fn set_session_status(
+        &self,
+        id: &str,
+        status: SessionStatus,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let end_time = (!status.is_live()).then(Utc::now);
+        let done = sqlx::query(
+            "UPDATE sessions
+             SET status = ?, end_time = COALESCE(?, end_time),
+                 notes = CASE WHEN ? = '' THEN notes WHEN notes = '' THEN ? ELSE notes || char(10) || ? END
+             WHERE id = ? AND status IN ('provisioning', 'started')",
+        )
+        .bind(status)
+        .bind(end_time)
+        .bind(note)
+        .bind(note)
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use sqlx::SqlitePool;
+
+    use super::*;
+
+    async fn user(store: &Store) -> String {
+        store.insert_user("ada@example.com", "Ada").await.unwrap().id
+    }
+
+    fn new_session<'a>(user_id: &'a str, cluster_name: &'a str) -> NewSession<'a> {
+        let start_time = Utc::now();
+        NewSession {
+            user_id,
+            cluster_name,
+            start_time,
+            expires_at: start_time + Duration::minutes(60),
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn a_session_is_recorded_as_provisioning(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let user_id = user(&store).await;
+        let session = store
+            .insert_session(new_session(&user_id, "ckad-a1b2c3"))
+            .await
+            .unwrap();
+        assert_eq!(session.status, SessionStatus::Provisioning);
+        assert!(!session.extended);
+        assert_eq!(
+            store.session_by_id(&session.id).await.unwrap(),
+            Some(session.clone())
+        );
+        assert_eq!(
+            store.live_session_for_user(&user_id).await.unwrap(),
+            Some(session)
+        );
+        assert_eq!(store.count_live_sessions().await.unwrap(), 1);
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn a_user_has_one_live_session_at_most(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let user_id = user(&store).await;
+        let first = store
+            .insert_session(new_session(&user_id, "ckad-first"))
+            .await
+            .unwrap();
+        let second = store.insert_session(new_session(&user_id, "ckad-second")).await;
+        assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+
+        assert!(store
+            .set_session_status(&first.id, SessionStatus::Ended, "stopped by user")
+            .await
+            .unwrap());
+        store
+            .insert_session(new_session(&user_id, "ckad-third"))
+            .await
+            .unwrap();
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn ending_stamps_the_end_time_once(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let user_id = user(&store).await;
+        let session = store
+            .insert_session(new_session(&user_id, "ckad-a1b2c3"))
+            .await
+            .unwrap();
+        assert!(store
+            .set_session_status(&session.id, SessionStatus::Started, "")
+            .await
+            .unwrap());
+        assert!(store
+            .set_session_status(&session.id, SessionStatus::Timeout, "ttl reached")
+            .await
+            .unwrap());
+        // A second ending (a stop racing the sweeper) changes nothing.
+        assert!(!store
+            .set_session_status(&session.id, SessionStatus::Ended, "stopped")
+            .await
+            .unwrap());
+
+        let ended = store.session_by_id(&session.id).await.unwrap().unwrap();
+        assert_eq!(ended.status, SessionStatus::Timeout);
+        assert!(ended.end_time.is_some());
+        assert_eq!(ended.notes, "ttl reached");
+        assert_eq!(store.live_session_for_user(&user_id).await.unwrap(), None);
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn sessions_need_a_real_user(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let orphan = store
+            .insert_session(new_session("no-such-user", "ckad-orphan"))
+            .await;
+        assert!(matches!(orphan, Err(StoreError::Database(_))), "{orphan:?}");
+    }
+}

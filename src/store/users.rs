@@ -1,0 +1,76 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{conflict, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn insert_user(&self, email: &str, name: &str) -> Result<User, StoreError> {
+        sqlx::query_as(
+            "INSERT INTO users (id, email, name, created_at) VALUES (?, ?, ?, ?)
+             RETURNING id, email, name, created_at",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(email)
+        .bind(name)
+        .bind(Utc::now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict("a user with this email"))
+    }
+
+    /// Emails compare without regard to case.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::SqlitePool;
+
+    use super::*;
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn users_are_found_by_email_in_any_case(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let ada = store.insert_user("ada@example.com", "Ada").await.unwrap();
+        assert_eq!(
+            store.user_by_email("ADA@example.com").await.unwrap(),
+            Some(ada.clone())
+        );
+        assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(ada));
+        assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn an_email_belongs_to_one_user(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        store.insert_user("ada@example.com", "Ada").await.unwrap();
+        let again = store.insert_user("Ada@Example.com", "Imposter").await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The real application on 127.0.0.1:0 with its own SQLite file, driven over HTTP.
+
+use std::{path::Path, time::Duration};
+
+use ckad_platform::{
+    configuration::{LogFormat, Settings},
+    docker::DockerEngine,
+    store::Store,
+    AppState,
+};
+use tokio::{net::TcpListener, sync::oneshot};
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn settings(dir: &Path, docker_host: &str) -> Settings {
+    let site = leptos::config::get_config_from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/Leptos.toml"))
+        .unwrap()
+        .leptos_options;
+    Settings {
+        database_url: format!("sqlite://{}/ckad.db", dir.display()),
+        docker_host: docker_host.into(),
+        shutdown_grace: Duration::from_secs(2),
+        log_format: LogFormat::Json,
+        site,
+    }
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::build(settings(dir.path(), "unix:///var/run/docker.sock"))
+            .await
+            .unwrap();
+        Self::serve(state, dir).await
+    }
+
+    async fn serve(state: AppState, dir: tempfile::TempDir) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            ckad_platform::telemetry::init(LogFormat::Pretty);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(ckad_platform::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            server,
+            _dir: dir,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn shut_down(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn healthz_says_alive() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "ok");
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn readyz_is_ready_when_the_database_and_docker_answer() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/readyz").await;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    let names: Vec<_> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, ["database", "docker"]);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn readyz_names_an_engine_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("unix://{}/no-docker.sock", dir.path().display());
+    let state = AppState::build(settings(dir.path(), &missing)).await.unwrap();
+    let app = TestApp::serve(state, dir).await;
+
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    let docker = &body["checks"][1];
+    assert_eq!(
+        (docker["name"].as_str(), docker["ok"].as_bool()),
+        (Some("docker"), Some(false))
+    );
+    assert!(
+        docker["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("engine not answering"),
+        "{docker}"
+    );
+    assert_eq!(body["checks"][0]["ok"], true, "the database is fine: {body}");
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn readyz_reports_an_unmigrated_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), "unix:///var/run/docker.sock");
+    let mut state = AppState::build(settings).await.unwrap();
+    state.store = Store::connect(&format!("sqlite://{}/fresh.db", dir.path().display()))
+        .await
+        .unwrap();
+    state.docker = DockerEngine::new("unix:///var/run/docker.sock");
+    let app = TestApp::serve(state, dir).await;
+
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"][0]["name"], "database");
+    assert_eq!(body["checks"][0]["reason"], "0 of 1 migrations applied");
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_matched_route() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        app.get("/healthz").await;
+    }
+    app.get("/no/such/page/7").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"ckad_http_requests_total{method="GET",route="/healthz",status="200"} 3"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"ckad_http_request_duration_seconds_count{method="GET",route="/healthz"} 3"#));
+    // Unknown paths share one series rather than one each.
+    assert!(!text.contains("/no/such/page"));
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_safe_headers() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        response.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_home_page_is_rendered_with_a_nonce_bound_policy() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Practise for the CKAD on a real cluster"));
+    assert!(html.contains("Application Environment, Configuration and Security"));
+
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    assert!(nonce.len() >= 16, "{policy}");
+    // Every script on the page is either external or carries this response's nonce.
+    let scripts: Vec<&str> = html
+        .split("<script")
+        .skip(1)
+        .map(|s| s.split('>').next().unwrap())
+        .collect();
+    assert!(!scripts.is_empty());
+    for attributes in scripts {
+        assert!(
+            attributes.contains(&format!("nonce=\"{nonce}\"")) || attributes.contains("src="),
+            "script without nonce: {attributes}"
+        );
+    }
+    // A second render gets a fresh nonce.
+    let again = app.get("/").await;
+    assert_ne!(
+        again.headers()["content-security-policy"].to_str().unwrap(),
+        policy
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn an_unknown_page_is_a_404_with_a_way_back() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/nowhere").await;
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("Page not found"));
+    app.shut_down().await;
+}
+
+/// A Docker socket that accepts connections and never answers: a hung engine.
+fn hung_engine(dir: &Path) -> (String, tokio::net::UnixListener) {
+    let path = dir.join("hung.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    (format!("unix://{}", path.display()), listener)
+}
+
+async fn app_with_hung_engine(grace: Duration) -> (TestApp, tokio::net::UnixListener) {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, engine) = hung_engine(dir.path());
+    let mut settings = settings(dir.path(), &host);
+    settings.shutdown_grace = grace;
+    let state = AppState::build(settings).await.unwrap();
+    (TestApp::serve(state, dir).await, engine)
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    let (app, _engine) = app_with_hung_engine(Duration::from_secs(5)).await;
+    let in_flight = tokio::spawn(app.client.get(format!("{}/readyz", app.base)).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shut_down().await;
+    // The readiness probe waited out its 2 s limit, then answered before the server stopped.
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"][1]["reason"], "no answer within 2s");
+}
+
+#[tokio::test]
+async fn shutdown_cuts_off_requests_that_outlast_the_grace_period() {
+    let (app, _engine) = app_with_hung_engine(Duration::from_millis(200)).await;
+    let in_flight = tokio::spawn(app.client.get(format!("{}/readyz", app.base)).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    app.shut_down().await;
+    assert!(asked.elapsed() < Duration::from_secs(1), "took {:?}", asked.elapsed());
+    drop(in_flight);
+}
