@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the platform and its tests need, idempotently, then exports the environment the
-# other scripts build with. Sourced by scripts/run.sh and scripts/test.sh; safe to run alone.
+# Installs what the platform and its tests need, idempotently, then gives the environment the
+# other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_CACHE):
+#   source scripts/setup.sh     installs, then exports them into the calling shell
+#   scripts/setup.sh            installs, then prints them as `export` lines
+# Sourced by scripts/run.sh and scripts/test.sh. Installing runs in a child bash in strict mode,
+# so a failure returns an error to the caller without changing the caller's shell options.
 #
 # Tool builds are cached outside the clone, keyed by version, under $CKAD_CACHE
 # (default ~/.cache/ckad-platform), so a second run takes seconds. Nothing is downloaded at run
 # time: every tool comes from crates.io, npm or Debian's packages.
 
 _setup_main() {
-  set -euo pipefail
+  # Progress to stderr; the export lines alone to stdout.
+  exec 3>&1 1>&2
   local root cache
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   cache=${CKAD_CACHE:-$HOME/.cache/ckad-platform}
@@ -39,10 +44,15 @@ _setup_main() {
   _setup_node_modules "$root" "$cache"
   _setup_site_assets "$root"
 
+  # The `lite` cluster binaries (Kubernetes, etcd, kwok, kind) from source, and their images.
+  command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
+  local lite_bin_dir
+  lite_bin_dir=$(CKAD_CACHE=$cache "$root/scripts/build-lite.sh")
+
   # The tools above come first: npm's binaryen, never Debian's (108 breaks the bundle).
-  export PATH="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
-  export CKAD_CACHE=$cache
+  local path="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
+  printf 'export %s=%q\n' PATH "$path" CARGO_TARGET_DIR "${CARGO_TARGET_DIR:-$cache/target}" \
+    LITE_BIN_DIR "$lite_bin_dir" CKAD_CACHE "$cache" >&3
 }
 
 _say() { printf 'setup: %s\n' "$*" >&2; }
@@ -124,10 +134,8 @@ _setup_site_assets() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
   _setup_main
 else
-  # Sourced: keep the caller's shell options as they were.
-  _setup_saved_opts=$(set +o)
-  _setup_main
-  eval "$_setup_saved_opts"
+  _setup_exports=$(bash "${BASH_SOURCE[0]}") && eval "$_setup_exports"
 fi

@@ -41,7 +41,7 @@ scripts/check-wasm-deps.sh
 
 step "unit and integration tests"
 status=0
-cargo test --locked -p ckad-platform 2>&1 | tee "$logs/cargo.log" || status=$?
+cargo test --locked --no-fail-fast -p ckad-platform 2>&1 | tee "$logs/cargo.log" || status=$?
 tally "$logs/cargo.log"
 [ "$status" -eq 0 ] || failed=$((failed + 1))
 
