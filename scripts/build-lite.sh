@@ -6,12 +6,12 @@
 #   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
 #   kind                                                              (sigs.k8s.io/kind, for the `kind` provider's own tests)
 # Each tool is built in a module of its own so that their library versions never meet.
+# Then it makes sure the local Docker engine holds the control-plane images kwokctl runs, built
+# from the same binaries (no registry is needed): ckad-lite/<component>:<version>.
 set -euo pipefail
 
-KUBERNETES=v1.35.4
-ETCD=v3.6.16
-KWOK=v0.8.0
-KIND=v0.33.0
+# shellcheck source=lite-versions.env
+source "$(dirname "$0")/lite-versions.env"
 
 cache=${CKAD_CACHE:-$HOME/.cache/ckad-platform}
 out="$cache/lite/k8s-$KUBERNETES-etcd-$ETCD-kwok-$KWOK-kind-$KIND"
@@ -22,14 +22,8 @@ have_all() {
   local b
   for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
 }
-if have_all; then
-  echo "$bin"
-  exit 0
-fi
-
 say() { printf 'build-lite: %s\n' "$*" >&2; }
 work="$out/src"
-mkdir -p "$bin" "$work"
 export CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
 
 # A module in $work/$1 requiring $2@$3; extra lines of go.mod follow on stdin.
@@ -94,10 +88,35 @@ kind() {
   GOBIN="$bin" go install -ldflags "-s -w" "sigs.k8s.io/kind@$KIND"
 }
 
-kubernetes
-etcd
-kwok
-kind
-have_all
-rm -rf "$work"
+# One image holding every control-plane binary, tagged once per component with the version
+# kwokctl reads from the tag. Static binaries need nothing else but a /tmp.
+images() {
+  local tags=("ckad-lite/etcd:$ETCD" "ckad-lite/kube-apiserver:$KUBERNETES"
+    "ckad-lite/kube-controller-manager:$KUBERNETES" "ckad-lite/kube-scheduler:$KUBERNETES" "ckad-lite/kwok:$KWOK")
+  local tag missing=0
+  for tag in "${tags[@]}"; do docker image inspect "$tag" >/dev/null 2>&1 || missing=1; done
+  [ "$missing" = 0 ] && return 0
+  say "importing the control-plane image into the Docker engine"
+  local rootfs="$out/rootfs"
+  rm -rf "$rootfs" && mkdir -p "$rootfs/usr/local/bin" "$rootfs/tmp" "$rootfs/etc"
+  chmod 1777 "$rootfs/tmp"
+  cp "$bin"/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kwok} "$rootfs/usr/local/bin/"
+  echo 'root:x:0:0:root:/:/sbin/nologin' >"$rootfs/etc/passwd"
+  local bundle="ckad-lite/bundle:k8s-$KUBERNETES-etcd-$ETCD-kwok-$KWOK"
+  tar -C "$rootfs" -c . | docker import --change 'ENV PATH=/usr/local/bin' \
+    --change 'LABEL ckad.platform=lite-image' - "$bundle" >/dev/null
+  rm -rf "$rootfs"
+  for tag in "${tags[@]}"; do docker tag "$bundle" "$tag"; done
+}
+
+if ! have_all; then
+  mkdir -p "$bin" "$work"
+  kubernetes
+  etcd
+  kwok
+  kind
+  have_all
+  rm -rf "$work"
+fi
+images
 echo "$bin"

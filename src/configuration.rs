@@ -1,9 +1,11 @@
 //! Settings from the environment (and a `.env` file). Every variable is listed with a comment in
 //! `.env.example` and in the README's configuration table.
 
-use std::{env, path::PathBuf, str::FromStr, time::Duration};
+use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration};
 
 use leptos::config::LeptosOptions;
+
+use crate::{clusters::KindConfig, store::PortRanges};
 
 /// Where the site's own options (output name, site root, address) live at run time.
 /// `LEPTOS_*` variables override them, which is how `cargo leptos` passes its own.
@@ -41,6 +43,73 @@ impl FromStr for LogFormat {
     }
 }
 
+/// Which [`crate::clusters::ClusterProvider`] makes sessions' clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Lite,
+    Kind,
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lite" => Ok(Self::Lite),
+            "kind" => Ok(Self::Kind),
+            _ => Err("expected `lite` or `kind`".into()),
+        }
+    }
+}
+
+/// A `FIRST-LAST` range of TCP ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (first, last) = s.split_once('-').ok_or("expected FIRST-LAST, e.g. 30000-39999")?;
+        let port = |p: &str| p.trim().parse::<u16>().map_err(|e| format!("{p:?}: {e}"));
+        let (first, last) = (port(first)?, port(last)?);
+        if first == 0 || first > last {
+            return Err("expected 0 < FIRST <= LAST".into());
+        }
+        Ok(Self(first..=last))
+    }
+}
+
+/// Names this platform on a shared Docker engine: what it creates carries the name, and its
+/// reconciler touches nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance(pub String);
+
+impl FromStr for Instance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        valid
+            .then(|| Self(s.to_owned()))
+            .ok_or_else(|| "expected 1-32 lowercase letters, digits or dashes".into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub provider: ProviderKind,
+    /// `PLATFORM_INSTANCE`: which of the engine's clusters are this platform's.
+    pub instance: String,
+    /// Clusters' keys and kubeconfigs (`STATE_DIR`), kept private (0700).
+    pub state_dir: PathBuf,
+    /// Where kwokctl and kubectl for `lite` live (`LITE_BIN_DIR`; scripts/setup.sh sets it).
+    pub lite_bin_dir: Option<PathBuf>,
+    pub kind: KindConfig,
+    pub ports: PortRanges,
+    /// How often the reconciler compares clusters with the database.
+    pub reconcile_every: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// SQLite database file (`DATABASE_URL`, `sqlite://` URL).
@@ -52,6 +121,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The Leptos site: bind address, site root, bundle names.
     pub site: LeptosOptions,
+    pub clusters: ClusterSettings,
 }
 
 impl Settings {
@@ -76,6 +146,22 @@ impl Settings {
             shutdown_grace: Duration::from_secs(var("SHUTDOWN_GRACE_SECS", 10)?),
             log_format: var("LOG_FORMAT", LogFormat::Json)?,
             site,
+            clusters: ClusterSettings {
+                provider: var("CLUSTER_PROVIDER", ProviderKind::Lite)?,
+                instance: var("PLATFORM_INSTANCE", Instance("main".into()))?.0,
+                state_dir: var("STATE_DIR", PathBuf::from("data/state"))?,
+                lite_bin_dir: var("LITE_BIN_DIR", Optional::<PathBuf>(None))?.0,
+                kind: KindConfig {
+                    binary: var("KIND_BINARY", Optional::<PathBuf>(None))?.0,
+                    node_image: var("KIND_NODE_IMAGE", Optional::<String>(None))?.0,
+                },
+                ports: PortRanges {
+                    api: var("API_PORT_RANGE", PortRange(30000..=39999))?.0,
+                    ingress: var("INGRESS_PORT_RANGE", PortRange(40000..=44999))?.0,
+                    ingress_https: var("INGRESS_HTTPS_PORT_RANGE", PortRange(45000..=49999))?.0,
+                },
+                reconcile_every: Duration::from_secs(var("RECONCILE_EVERY_SECS", 60)?),
+            },
         })
     }
 }
@@ -93,6 +179,16 @@ where
             value,
         }),
         _ => Ok(default),
+    }
+}
+
+/// A variable that may be unset.
+struct Optional<T>(Option<T>);
+
+impl<T: FromStr> FromStr for Optional<T> {
+    type Err = T::Err;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(|v| Self(Some(v)))
     }
 }
 
@@ -135,6 +231,15 @@ mod tests {
             "xml".parse::<LogFormat>(),
             Err("expected `json` or `pretty`".into())
         );
+    }
+
+    #[test]
+    fn port_ranges_are_first_dash_last() {
+        assert_eq!("30000-39999".parse(), Ok(PortRange(30000..=39999)));
+        assert_eq!("7-7".parse(), Ok(PortRange(7..=7)));
+        for bad in ["30000", "9-8", "0-10", "1-70000", "a-b"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
     }
 
     /// The build options (Cargo.toml, read by cargo-leptos) and the run-time options (Leptos.toml,

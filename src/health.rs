@@ -1,12 +1,13 @@
 //! `/healthz` says the process is alive; `/readyz` says whether it can serve learners, and if
 //! not, why.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
 
 use crate::{
+    clusters::ClusterProvider,
     docker::DockerEngine,
     store::{SchemaState, Store},
 };
@@ -35,8 +36,9 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(
     State(store): State<Store>,
     State(docker): State<DockerEngine>,
+    State(clusters): State<Arc<dyn ClusterProvider>>,
 ) -> (StatusCode, Json<Readiness>) {
-    let (database, engine) = tokio::join!(
+    let (database, engine, provider) = tokio::join!(
         probe("database", database_ready(&store)),
         probe("docker", async {
             docker
@@ -44,8 +46,9 @@ pub async fn readyz(
                 .await
                 .map_err(|e| format!("engine not answering: {e}"))
         }),
+        probe(clusters.kind(), clusters.ready()),
     );
-    let checks = vec![database, engine];
+    let checks = vec![database, engine, provider];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK

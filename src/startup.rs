@@ -22,7 +22,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{health, metrics, security, telemetry, AppState};
+use crate::{health, metrics, reconciler, security, telemetry, AppState};
 
 /// The longest any ordinary request may take; long-lived sockets are not bound by it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,7 +72,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets
+/// Serves (and reconciles clusters with the database) until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets
 /// say goodbye), and gives in-flight requests the configured grace before returning. Sessions
 /// are left running: they resume when the platform comes back.
 pub async fn run(
@@ -83,6 +83,12 @@ pub async fn run(
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    tokio::spawn(reconciler::run(
+        state.store.clone(),
+        state.clusters.clone(),
+        state.settings.clusters.reconcile_every,
+        stopping.clone(),
+    ));
 
     let server = axum::serve(
         listener,

@@ -2,12 +2,10 @@
 
 use std::{path::Path, time::Duration};
 
-use ckad_platform::{
-    configuration::{LogFormat, Settings},
-    docker::DockerEngine,
-    store::Store,
-    AppState,
-};
+mod common;
+
+use ckad_platform::{configuration::LogFormat, docker::DockerEngine, store::Store, AppState};
+use common::settings;
 use tokio::{net::TcpListener, sync::oneshot};
 
 struct TestApp {
@@ -16,19 +14,6 @@ struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
-}
-
-fn settings(dir: &Path, docker_host: &str) -> Settings {
-    let site = leptos::config::get_config_from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/Leptos.toml"))
-        .unwrap()
-        .leptos_options;
-    Settings {
-        database_url: format!("sqlite://{}/ckad.db", dir.display()),
-        docker_host: docker_host.into(),
-        shutdown_grace: Duration::from_secs(2),
-        log_format: LogFormat::Json,
-        site,
-    }
 }
 
 impl TestApp {
@@ -96,7 +81,7 @@ async fn readyz_is_ready_when_the_database_and_docker_answer() {
         .iter()
         .map(|c| c["name"].clone())
         .collect();
-    assert_eq!(names, ["database", "docker"]);
+    assert_eq!(names, ["database", "docker", "lite"]);
     app.shut_down().await;
 }
 
@@ -124,6 +109,12 @@ async fn readyz_names_an_engine_that_does_not_answer() {
         "{docker}"
     );
     assert_eq!(body["checks"][0]["ok"], true, "the database is fine: {body}");
+    let lite = &body["checks"][2];
+    assert_eq!(lite["name"], "lite");
+    assert!(
+        lite["reason"].as_str().unwrap().starts_with("Docker engine:"),
+        "{lite}"
+    );
     app.shut_down().await;
 }
 
@@ -143,6 +134,23 @@ async fn readyz_reports_an_unmigrated_database() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["checks"][0]["name"], "database");
     assert_eq!(body["checks"][0]["reason"], "0 of 1 migrations applied");
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn readyz_says_why_the_cluster_provider_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.clusters.lite_bin_dir = None;
+    let app = TestApp::serve(AppState::build(settings).await.unwrap(), dir).await;
+
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["checks"][2]["reason"],
+        "the provider cannot work: LITE_BIN_DIR is not set"
+    );
     app.shut_down().await;
 }
 
@@ -266,6 +274,10 @@ async fn shutdown_cuts_off_requests_that_outlast_the_grace_period() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = std::time::Instant::now();
     app.shut_down().await;
-    assert!(asked.elapsed() < Duration::from_secs(1), "took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        asked.elapsed()
+    );
     drop(in_flight);
 }

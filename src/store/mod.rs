@@ -1,6 +1,7 @@
 //! The database: SQLite in WAL mode through sqlx, migrated at start-up, with typed repository
 //! functions per table. Nothing outside this module writes SQL.
 
+mod ports;
 mod sessions;
 mod users;
 
@@ -12,6 +13,7 @@ use sqlx::{
     SqlitePool,
 };
 
+pub use ports::{bound_on_host, PortRanges, PortSet};
 pub use sessions::{NewSession, Session, SessionStatus};
 pub use users::User;
 
@@ -28,6 +30,8 @@ pub enum StoreError {
     Directory(#[from] std::io::Error),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    #[error("no free {0} port left in its range")]
+    Exhausted(&'static str),
 }
 
 /// A uniqueness violation becomes [`StoreError::Conflict`] naming what collided.

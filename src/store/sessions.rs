@@ -87,6 +87,15 @@ impl Store {
         .await?)
     }
 
+    /// Every provisioning or started session.
+    pub async fn live_sessions(&self) -> Result<Vec<Session>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE status IN ('provisioning', 'started') ORDER BY start_time"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn count_live_sessions(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')")

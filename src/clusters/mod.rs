@@ -1,0 +1,181 @@
+//! One Kubernetes cluster per session, behind [`ClusterProvider`]: `lite` (a real control plane
+//! with kwok-simulated nodes, in containers on the session's network) and `kind` (full clusters
+//! for operators' VMs). Every cluster and network the platform makes carries its name prefix and
+//! labels, so that the reconciler can find what the database no longer owns.
+
+mod command;
+mod kind;
+mod kubeconfig;
+mod lite;
+mod name;
+mod network;
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+
+pub use kind::{KindConfig, KindProvider};
+pub use kubeconfig::Kubeconfig;
+pub use lite::{LiteProvider, LiteVersions};
+pub use name::{ClusterName, InvalidClusterName};
+pub use network::{CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
+
+use crate::{
+    configuration::{ClusterSettings, ProviderKind},
+    docker::DockerEngine,
+    store::PortSet,
+};
+
+/// What a new cluster needs: its name and the host ports it may publish.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: ClusterName,
+    pub ports: PortSet,
+}
+
+/// A running cluster, as its session needs it.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: ClusterName,
+    /// For the platform (grader, health) on this host.
+    pub admin_kubeconfig: Kubeconfig,
+    /// For the session's terminal, from inside the session's Docker network.
+    pub terminal_kubeconfig: Kubeconfig,
+    /// The API as the platform reaches it.
+    pub api_endpoint: String,
+    /// The Docker network the session's terminal must join.
+    pub network: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHealth {
+    pub api_ready: bool,
+    pub ready_nodes: usize,
+}
+
+impl ClusterHealth {
+    pub fn is_healthy(&self) -> bool {
+        self.api_ready && self.ready_nodes > 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("{program} failed ({status}): {stderr}")]
+    Command {
+        program: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{what} did not finish within {}s", .limit.as_secs())]
+    Timeout { what: String, limit: Duration },
+    #[error("the provider cannot work: {0}")]
+    Unavailable(String),
+    #[error("cluster {0} does not exist")]
+    NotFound(ClusterName),
+    #[error("the cluster's kubeconfig is unusable: {0}")]
+    Kubeconfig(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Creates, finds and removes the clusters behind sessions. Implementations are chosen by
+/// `CLUSTER_PROVIDER`; both are real (see `lite` and `kind`).
+#[async_trait::async_trait]
+pub trait ClusterProvider: Send + Sync {
+    /// `lite` or `kind`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates the cluster and waits until its API answers and a node is Ready. On failure
+    /// everything it made is removed before the error is returned.
+    async fn create(&self, spec: &ClusterSpec) -> Result<Cluster, ClusterError>;
+
+    /// Removes the cluster and all it owns; deleting what is already gone succeeds.
+    async fn delete(&self, name: &ClusterName) -> Result<(), ClusterError>;
+
+    /// Every cluster this platform instance owns on this host, whole or partial.
+    async fn list(&self) -> Result<Vec<ClusterName>, ClusterError>;
+
+    /// How the cluster is doing right now.
+    async fn health(&self, name: &ClusterName) -> Result<ClusterHealth, ClusterError>;
+
+    /// Whether the provider can create clusters at all (its tools and images are present);
+    /// the reason when not. Shown by `/readyz`.
+    async fn ready(&self) -> Result<(), String>;
+}
+
+/// The provider the settings choose.
+pub fn provider(
+    settings: &ClusterSettings,
+    docker: DockerEngine,
+) -> std::io::Result<Arc<dyn ClusterProvider>> {
+    Ok(match settings.provider {
+        ProviderKind::Lite => Arc::new(LiteProvider::new(
+            docker,
+            settings.lite_bin_dir.clone(),
+            &settings.state_dir,
+            &settings.instance,
+        )?),
+        ProviderKind::Kind => Arc::new(KindProvider::new(
+            docker,
+            settings.kind.clone(),
+            &settings.state_dir,
+            &settings.instance,
+        )?),
+    })
+}
+
+/// The API's own `/readyz` and the count of Ready nodes, through kube-rs.
+pub async fn probe_health(client: &kube::Client) -> ClusterHealth {
+    let api_ready = client
+        .request_text(
+            http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("a static request"),
+        )
+        .await
+        .is_ok_and(|body| body.trim() == "ok");
+    let ready_nodes = match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(nodes) => nodes.items.iter().filter(|node| node_is_ready(node)).count(),
+        Err(_) => 0,
+    };
+    ClusterHealth {
+        api_ready,
+        ready_nodes,
+    }
+}
+
+fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Polls until the cluster is healthy, or fails after `limit`.
+pub async fn wait_until_healthy(client: &kube::Client, limit: Duration) -> Result<(), ClusterError> {
+    let poll = async {
+        loop {
+            if probe_health(client).await.is_healthy() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(limit, poll)
+        .await
+        .map_err(|_| ClusterError::Timeout {
+            what: "the cluster becoming ready".into(),
+            limit,
+        })
+}

@@ -1,0 +1,113 @@
+//! Nothing is ever orphaned: the reconciler compares the clusters the provider holds with the
+//! sessions the database owns, removes what no live session owns, fails live sessions whose
+//! cluster is gone, and gives back the ports of sessions that ended. It runs at start-up and then
+//! periodically, and every step is idempotent.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    clusters::{ClusterName, ClusterProvider},
+    store::{SessionStatus, Store},
+};
+
+/// A create still running after this long is stuck; its session fails and its cluster goes.
+const PROVISIONING_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Clusters(#[from] crate::clusters::ClusterError),
+}
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub removed_clusters: Vec<ClusterName>,
+    pub failed_sessions: Vec<String>,
+    pub released_ports: u64,
+}
+
+/// When the pass runs: at start-up no create of ours can be in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    StartUp,
+    Periodic,
+}
+
+pub async fn reconcile(
+    store: &Store,
+    clusters: &dyn ClusterProvider,
+    moment: Moment,
+) -> Result<Report, ReconcileError> {
+    // Clusters first, sessions second: a session is recorded before its cluster is made, so any
+    // cluster listed here that belongs to a live session finds that session in the read below.
+    let existing: HashSet<ClusterName> = clusters.list().await?.into_iter().collect();
+    let mut report = Report::default();
+    let mut owned = HashSet::new();
+    for session in store.live_sessions().await? {
+        let name = ClusterName::parse(&session.cluster_name).ok();
+        let present = name.as_ref().is_some_and(|n| existing.contains(n));
+        let stuck = Utc::now() - session.start_time
+            > chrono::Duration::from_std(PROVISIONING_LIMIT).unwrap_or_default();
+        let failure = match session.status {
+            SessionStatus::Provisioning if moment == Moment::StartUp => {
+                Some("start interrupted by a platform restart")
+            }
+            SessionStatus::Provisioning if stuck => Some("start took too long"),
+            SessionStatus::Started if !present => Some("its cluster disappeared"),
+            _ => None,
+        };
+        match failure {
+            Some(reason) => {
+                if store
+                    .set_session_status(
+                        &session.id,
+                        SessionStatus::Failed,
+                        &format!("reconciler: {reason}"),
+                    )
+                    .await?
+                {
+                    tracing::warn!(session = %session.id, cluster = %session.cluster_name, reason, "session failed");
+                    report.failed_sessions.push(session.id);
+                }
+            }
+            None => owned.extend(name),
+        }
+    }
+    for name in existing.difference(&owned) {
+        clusters.delete(name).await?;
+        tracing::info!(cluster = %name, "removed a cluster no live session owns");
+        report.removed_clusters.push(name.clone());
+    }
+    report.removed_clusters.sort();
+    report.released_ports = store.release_ports_of_ended_sessions().await?;
+    Ok(report)
+}
+
+/// A start-up pass, then one every `every` until `stopping` is cancelled. Failures are logged
+/// and retried on the next pass.
+pub async fn run(
+    store: Store,
+    clusters: Arc<dyn ClusterProvider>,
+    every: Duration,
+    stopping: CancellationToken,
+) {
+    let mut moment = Moment::StartUp;
+    loop {
+        match reconcile(&store, clusters.as_ref(), moment).await {
+            Ok(report) if report == Report::default() => tracing::debug!("reconciled: nothing to do"),
+            Ok(report) => tracing::info!(?report, "reconciled"),
+            Err(error) => tracing::error!(%error, "reconciliation failed"),
+        }
+        moment = Moment::Periodic;
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Real `lite` clusters (kube-apiserver, etcd, controller-manager, scheduler and kwok in
+//! containers on the local Docker engine), driven through kube-rs; and the `kind` provider's
+//! failure path with a real `kind` binary.
+
+mod common;
+
+use std::time::Duration;
+
+use ckad_platform::{
+    clusters::{
+        ClusterName, ClusterProvider, ClusterSpec, KindConfig, KindProvider, Kubeconfig, LiteProvider,
+    },
+    docker::DockerEngine,
+    store::bound_on_host,
+};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    batch::v1::Job,
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
+use kube::api::{Api, ListParams, PostParams};
+
+fn lite(state: &std::path::Path) -> LiteProvider {
+    let docker = DockerEngine::new("unix:///var/run/docker.sock");
+    LiteProvider::new(
+        docker,
+        Some(common::lite_bin_dir()),
+        state,
+        &common::instance(state),
+    )
+    .unwrap()
+}
+
+fn spec() -> ClusterSpec {
+    ClusterSpec {
+        name: ClusterName::generate(),
+        ports: common::ports(),
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Nothing of the cluster is left: containers, network, state.
+async fn assert_gone(state: &std::path::Path, name: &ClusterName) {
+    let project = format!("com.docker.compose.project=kwok-{name}");
+    assert_eq!(common::containers_labelled(&project).await, Vec::<String>::new());
+    assert!(
+        !common::network_exists(&format!("kwok-{name}")).await,
+        "network of {name} left behind"
+    );
+    assert!(
+        !state.join("lite/clusters").join(name.as_str()).exists(),
+        "state of {name} left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_lite_cluster_runs_deployments_services_and_jobs_then_vanishes() {
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    let spec = spec();
+    let cluster = provider.create(&spec).await.unwrap();
+    assert_eq!(
+        cluster.api_endpoint,
+        format!("https://127.0.0.1:{}", spec.ports.api)
+    );
+    assert_eq!(cluster.network, format!("kwok-{}", spec.name));
+    assert_eq!(
+        Kubeconfig::server(&cluster.terminal_kubeconfig).unwrap(),
+        format!("https://kwok-{}-kube-apiserver:6443", spec.name)
+    );
+    assert!(provider.list().await.unwrap().contains(&spec.name));
+    assert!(provider.health(&spec.name).await.unwrap().is_healthy());
+
+    let client = cluster.admin_kubeconfig.client().await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deployment = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web" },
+        "spec": {
+            "replicas": 3,
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": {
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{ "name": "nginx", "image": "nginx", "ports": [{ "containerPort": 80 }] }] }
+            }
+        }
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let service = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web" },
+        "spec": { "selector": { "app": "web" }, "ports": [{ "port": 80 }] }
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &service).await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "once" },
+        "spec": { "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{ "name": "hello", "image": "busybox", "command": ["echo", "hi"] }]
+        } } }
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    eventually(
+        "three web pods Running on node01",
+        Duration::from_secs(30),
+        || async {
+            let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+            list.items.len() == 3
+                && list.items.iter().all(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("node01")
+                })
+        },
+    )
+    .await;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    eventually(
+        "the service has three endpoints",
+        Duration::from_secs(30),
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .unwrap();
+            list.items.iter().map(|s| s.endpoints.len()).sum::<usize>() == 3
+        },
+    )
+    .await;
+    eventually("the job completes", Duration::from_secs(30), || async {
+        let job = jobs.get("once").await.unwrap();
+        job.status.and_then(|s| s.succeeded) == Some(1)
+    })
+    .await;
+
+    provider.delete(&spec.name).await.unwrap();
+    assert_gone(state.path(), &spec.name).await;
+    assert!(!provider.list().await.unwrap().contains(&spec.name));
+    assert!(!bound_on_host(spec.ports.api), "the API port was given back");
+    // Deleting what is gone is fine.
+    provider.delete(&spec.name).await.unwrap();
+}
+
+#[tokio::test]
+async fn three_clusters_at_once_reject_each_others_credentials() {
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    let specs = [spec(), spec(), spec()];
+    let created = futures_util::future::join_all(specs.iter().map(|s| provider.create(s))).await;
+    let clusters: Vec<_> = created.into_iter().map(Result::unwrap).collect();
+
+    for own in &clusters {
+        let client = own.admin_kubeconfig.client().await.unwrap();
+        client
+            .apiserver_version()
+            .await
+            .expect("a cluster accepts its own credentials");
+        for other in clusters.iter().filter(|c| c.name != own.name) {
+            let borrowed = own.admin_kubeconfig.with_server(&other.api_endpoint).unwrap();
+            let refused = borrowed.client().await.unwrap().apiserver_version().await;
+            assert!(
+                refused.is_err(),
+                "{}'s credentials worked on {}",
+                own.name,
+                other.name
+            );
+        }
+    }
+    for spec in &specs {
+        provider.delete(&spec.name).await.unwrap();
+        assert_gone(state.path(), &spec.name).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_lite_create_leaves_nothing_behind() {
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    // Someone else holds the API port: publishing it fails half way through the create.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut spec = spec();
+    spec.ports.api = squatter.local_addr().unwrap().port();
+    let error = provider.create(&spec).await.unwrap_err().to_string();
+    assert!(error.starts_with("kwokctl failed"), "{error}");
+    assert!(
+        error.contains(&spec.ports.api.to_string()),
+        "the error names the port: {error}"
+    );
+    assert_gone(state.path(), &spec.name).await;
+    drop(squatter);
+}
+
+#[tokio::test]
+async fn the_lite_state_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    provider.ready().await.unwrap();
+    let mode = std::fs::metadata(state.path().join("lite"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+/// KIND cannot start here: its node container must be privileged, and this VM refuses that
+/// (`unable to apply caps`). kind's own node image cannot be pulled here either, so a local image
+/// with a command stands in for it: enough for the real `kind` binary to reach its privileged
+/// `docker run` and fail there for real. The test checks the error and the rollback.
+#[tokio::test]
+async fn a_failed_kind_create_is_explained_and_rolled_back() {
+    let state = tempfile::tempdir().unwrap();
+    let base = format!(
+        "ckad-lite/etcd:{}",
+        ckad_platform::clusters::LiteVersions::pinned().etcd
+    );
+    let node_image = "ckad-test/kind-node-stand-in:latest";
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "--quiet", "--tag", node_image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    write!(build.stdin.take().unwrap(), "FROM {base}\nCMD [\"etcd\"]\n").unwrap();
+    assert!(build.wait().unwrap().success());
+    let config = KindConfig {
+        binary: Some(common::lite_bin_dir().join("kind")),
+        node_image: Some(node_image.into()),
+    };
+    let docker = DockerEngine::new("unix:///var/run/docker.sock");
+    let provider = KindProvider::new(docker, config, state.path(), &common::instance(state.path())).unwrap();
+    provider.ready().await.unwrap();
+    let spec = spec();
+
+    let error = provider.create(&spec).await.unwrap_err().to_string();
+    assert!(error.starts_with("kind failed"), "{error}");
+    assert!(error.contains("failed to create cluster"), "{error}");
+    assert!(
+        error.contains("unable to apply caps"),
+        "the privileged node is what fails here: {error}"
+    );
+    assert!(
+        error.contains("unable to apply caps"),
+        "the privileged node is what fails here: {error}"
+    );
+
+    let label = format!("io.x-k8s.kind.cluster={}", spec.name);
+    assert_eq!(common::containers_labelled(&label).await, Vec::<String>::new());
+    assert!(!common::network_exists(&format!("kind-{}", spec.name)).await);
+    assert_eq!(
+        std::fs::read_dir(state.path().join("kind")).unwrap().count(),
+        0,
+        "files left behind"
+    );
+    for port in [spec.ports.api, spec.ports.ingress, spec.ports.ingress_https] {
+        assert!(!bound_on_host(port), "port {port} left bound");
+    }
+    assert!(!provider.list().await.unwrap().contains(&spec.name));
+}

@@ -1,0 +1,106 @@
+//! Shared by the integration tests: settings for a throwaway platform, ports that no other test
+//! in this process takes, and Docker look-ups.
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::{
+    path::Path,
+    sync::atomic::{AtomicU16, Ordering},
+    time::Duration,
+};
+
+use ckad_platform::{
+    configuration::{ClusterSettings, LogFormat, ProviderKind, Settings},
+    store::{bound_on_host, PortRanges, PortSet},
+};
+
+/// `LITE_BIN_DIR` as scripts/setup.sh exports it.
+pub fn lite_bin_dir() -> std::path::PathBuf {
+    std::env::var_os("LITE_BIN_DIR")
+        .expect("LITE_BIN_DIR is set by scripts/setup.sh")
+        .into()
+}
+
+pub fn settings(dir: &Path, docker_host: &str) -> Settings {
+    let site = leptos::config::get_config_from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/Leptos.toml"))
+        .unwrap()
+        .leptos_options;
+    Settings {
+        database_url: format!("sqlite://{}/ckad.db", dir.display()),
+        docker_host: docker_host.into(),
+        shutdown_grace: Duration::from_secs(2),
+        log_format: LogFormat::Json,
+        site,
+        clusters: ClusterSettings {
+            provider: ProviderKind::Lite,
+            // Each test platform has its own clusters, so parallel tests never reconcile each other's.
+            instance: instance(dir),
+            state_dir: dir.join("state"),
+            lite_bin_dir: Some(lite_bin_dir()),
+            kind: Default::default(),
+            ports: PortRanges::default(),
+            reconcile_every: Duration::from_secs(60),
+        },
+    }
+}
+
+/// A platform instance name unique to a test's directory.
+pub fn instance(dir: &Path) -> String {
+    let name = dir.file_name().unwrap().to_string_lossy().to_lowercase();
+    format!(
+        "test-{}",
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    )
+}
+
+/// Free host ports, never the same twice in one test process (tests run in parallel threads).
+pub fn ports() -> PortSet {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let free = || loop {
+        let port = 36000 + NEXT.fetch_add(1, Ordering::Relaxed);
+        if !bound_on_host(port) {
+            return port;
+        }
+    };
+    PortSet {
+        api: free(),
+        ingress: free(),
+        ingress_https: free(),
+    }
+}
+
+pub async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+/// Names of containers carrying `label` (`key=value`), running or not.
+pub async fn containers_labelled(label: &str) -> Vec<String> {
+    use std::collections::HashMap;
+    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    docker()
+        .await
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .collect()
+}
+
+pub async fn network_exists(name: &str) -> bool {
+    docker()
+        .await
+        .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+        .is_ok()
+}
