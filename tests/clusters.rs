@@ -86,6 +86,20 @@ async fn a_lite_cluster_runs_deployments_services_and_jobs_then_vanishes() {
     );
     assert!(provider.list().await.unwrap().contains(&spec.name));
     assert!(provider.health(&spec.name).await.unwrap().is_healthy());
+    // The API is published on loopback only, never on the host's other addresses.
+    let apiserver = common::docker()
+        .await
+        .inspect_container(&format!("kwok-{}-kube-apiserver", spec.name), None)
+        .await
+        .unwrap();
+    let bindings = apiserver.network_settings.unwrap().ports.unwrap();
+    let published: Vec<_> = bindings.values().flatten().flatten().collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0].host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        published[0].host_port.as_deref(),
+        Some(spec.ports.api.to_string().as_str())
+    );
 
     let client = cluster.admin_kubeconfig.client().await.unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");

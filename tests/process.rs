@@ -1,22 +1,16 @@
 //! The real binary, as an operator runs it: configured from the environment, stopped by SIGTERM.
 
+mod common;
+
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn sigterm_stops_the_server_cleanly_within_ten_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))

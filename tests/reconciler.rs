@@ -118,14 +118,6 @@ impl Drop for Platform {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,7 +163,7 @@ async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
     );
 
     // The platform comes back and reconciles at start-up.
-    let port = free_port();
+    let port = common::free_port();
     let mut platform = Platform(
         Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -12,8 +12,8 @@ use std::{
 use tokio::sync::Mutex;
 
 use super::{
-    command, network::Networks, probe_health, wait_until_healthy, Cluster, ClusterError, ClusterHealth,
-    ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
+    command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
+    ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
 };
 use crate::{docker::DockerEngine, store::PortSet};
 
@@ -166,15 +166,11 @@ impl ClusterProvider for KindProvider {
 
     async fn create(&self, spec: &ClusterSpec) -> Result<Cluster, ClusterError> {
         let _one_at_a_time = self.creating.lock().await;
-        let network = format!("{NETWORK_PREFIX}{}", spec.name);
-        let created = self.try_create(spec, &network).await;
-        if let Err(error) = &created {
-            tracing::warn!(cluster = %spec.name, %error, "kind cluster failed; removing what was made");
-            if let Err(cleanup) = self.delete(&spec.name).await {
-                tracing::error!(cluster = %spec.name, error = %cleanup, "rollback of a failed kind cluster failed");
-            }
-        }
-        created
+        let started = std::time::Instant::now();
+        let created = self
+            .try_create(spec, &format!("{NETWORK_PREFIX}{}", spec.name))
+            .await;
+        settle(self, spec, started, created).await
     }
 
     async fn delete(&self, name: &ClusterName) -> Result<(), ClusterError> {

@@ -19,8 +19,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 
 use super::{
-    command, network::Networks, probe_health, wait_until_healthy, Cluster, ClusterError, ClusterHealth,
-    ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
+    command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
+    ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
 };
 use crate::docker::DockerEngine;
 
@@ -254,18 +254,7 @@ impl ClusterProvider for LiteProvider {
     async fn create(&self, spec: &ClusterSpec) -> Result<Cluster, ClusterError> {
         let started = std::time::Instant::now();
         let created = self.try_create(spec).await;
-        match &created {
-            Ok(_) => {
-                tracing::info!(cluster = %spec.name, elapsed_ms = started.elapsed().as_millis() as u64, "lite cluster ready")
-            }
-            Err(error) => {
-                tracing::warn!(cluster = %spec.name, %error, "lite cluster failed; removing what was made");
-                if let Err(cleanup) = self.delete(&spec.name).await {
-                    tracing::error!(cluster = %spec.name, error = %cleanup, "rollback of a failed lite cluster failed");
-                }
-            }
-        }
-        created
+        settle(self, spec, started, created).await
     }
 
     /// Removes the containers by label (kwokctl's own delete needs state a killed create may not

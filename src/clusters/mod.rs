@@ -132,6 +132,30 @@ pub fn provider(
     })
 }
 
+/// Finishes a create: logs how it went and, when it failed, removes whatever it made before the
+/// error goes back to the caller.
+async fn settle(
+    provider: &(impl ClusterProvider + ?Sized),
+    spec: &ClusterSpec,
+    started: std::time::Instant,
+    created: Result<Cluster, ClusterError>,
+) -> Result<Cluster, ClusterError> {
+    let (provider_kind, cluster) = (provider.kind(), &spec.name);
+    match &created {
+        Ok(_) => {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(provider = provider_kind, %cluster, elapsed_ms, "cluster ready");
+        }
+        Err(error) => {
+            tracing::warn!(provider = provider_kind, %cluster, %error, "cluster failed; removing what was made");
+            if let Err(cleanup) = provider.delete(cluster).await {
+                tracing::error!(provider = provider_kind, %cluster, error = %cleanup, "rollback failed");
+            }
+        }
+    }
+    created
+}
+
 /// The API's own `/readyz` and the count of Ready nodes, through kube-rs.
 pub async fn probe_health(client: &kube::Client) -> ClusterHealth {
     let api_ready = client

@@ -70,6 +70,15 @@ pub fn ports() -> PortSet {
     }
 }
 
+/// A port free right now (the kernel's pick), for a server under test.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub async fn docker() -> bollard::Docker {
     bollard::Docker::connect_with_local_defaults()
         .unwrap()
