@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need, idempotently, then gives the environment the
-# other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_CACHE):
+# other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_PYTHON, CKAD_CACHE):
 #   source scripts/setup.sh     installs, then exports them into the calling shell
 #   scripts/setup.sh            installs, then prints them as `export` lines
 # Sourced by scripts/run.sh and scripts/test.sh. Installing runs in a child bash in strict mode,
@@ -43,6 +43,8 @@ _setup_main() {
 
   _setup_node_modules "$root" "$cache"
   _setup_site_assets "$root"
+  local python
+  python=$(_setup_python "$root" "$cache")
 
   # The `lite` cluster binaries (Kubernetes, etcd, kwok, kind) from source, and their images.
   command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
@@ -52,7 +54,7 @@ _setup_main() {
   # The tools above come first: npm's binaryen, never Debian's (108 breaks the bundle).
   local path="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
   printf 'export %s=%q\n' PATH "$path" CARGO_TARGET_DIR "${CARGO_TARGET_DIR:-$cache/target}" \
-    LITE_BIN_DIR "$lite_bin_dir" CKAD_CACHE "$cache" >&3
+    LITE_BIN_DIR "$lite_bin_dir" CKAD_PYTHON "$python" CKAD_CACHE "$cache" >&3
 }
 
 _say() { printf 'setup: %s\n' "$*" >&2; }
@@ -118,6 +120,21 @@ _setup_node_modules() {
     rm -rf "$root/node_modules"
     ln -s "$dir/node_modules" "$root/node_modules"
   fi
+}
+
+# Test-only Python tools (a real SMTP server) in a virtualenv per requirements file; prints its python.
+_setup_python() {
+  local root=$1 cache=$2 key dir
+  key=$(sha256sum "$root/tests/support/requirements.txt" | cut -c1-16)
+  dir="$cache/python/$key"
+  if [ ! -x "$dir/bin/python" ]; then
+    _say "installing test Python packages (cached in $dir)"
+    rm -rf "$dir.partial"
+    python3 -m venv "$dir.partial"
+    "$dir.partial/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/support/requirements.txt"
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
+  fi
+  echo "$dir/bin/python"
 }
 
 # xterm.js is served from the site's own assets, never from a CDN.

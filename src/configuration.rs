@@ -5,7 +5,12 @@ use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration}
 
 use leptos::config::LeptosOptions;
 
-use crate::{clusters::KindConfig, store::PortRanges};
+use crate::{
+    auth::Secret,
+    clusters::KindConfig,
+    mail::{SmtpSecurity, SmtpSettings},
+    store::PortRanges,
+};
 
 /// Where the site's own options (output name, site root, address) live at run time.
 /// `LEPTOS_*` variables override them, which is how `cargo leptos` passes its own.
@@ -122,6 +127,23 @@ pub struct Settings {
     /// The Leptos site: bind address, site root, bundle names.
     pub site: LeptosOptions,
     pub clusters: ClusterSettings,
+    pub auth: AuthSettings,
+}
+
+/// Where sign-in codes go.
+#[derive(Debug, Clone)]
+pub enum EmailProvider {
+    /// Into the log (development).
+    Outbox,
+    Smtp(SmtpSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Signs access tokens and keys code hashes (`JWT_SECRET`, at least 32 bytes). Unset, a
+    /// random one is made at start-up: every restart then signs everyone out.
+    pub secret: Secret,
+    pub email: EmailProvider,
 }
 
 impl Settings {
@@ -162,6 +184,10 @@ impl Settings {
                 },
                 reconcile_every: Duration::from_secs(var("RECONCILE_EVERY_SECS", 60)?),
             },
+            auth: AuthSettings {
+                secret: jwt_secret()?,
+                email: email_provider()?,
+            },
         })
     }
 }
@@ -179,6 +205,46 @@ where
             value,
         }),
         _ => Ok(default),
+    }
+}
+
+fn jwt_secret() -> Result<Secret, ConfigError> {
+    match var("JWT_SECRET", Optional::<Secret>(None))?.0 {
+        Some(secret) if secret.expose().len() >= 32 => Ok(secret),
+        Some(_) => Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            value: "<redacted>".into(),
+            reason: "use at least 32 random bytes, e.g. `openssl rand -hex 32`".into(),
+        }),
+        None => {
+            use base64::Engine as _;
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            eprintln!("JWT_SECRET is not set: using a random one, so a restart signs everyone out");
+            Ok(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            ))
+        }
+    }
+}
+
+fn email_provider() -> Result<EmailProvider, ConfigError> {
+    match var("EMAIL_PROVIDER", "outbox".to_owned())?.as_str() {
+        "outbox" => Ok(EmailProvider::Outbox),
+        "smtp" => Ok(EmailProvider::Smtp(SmtpSettings {
+            host: var("SMTP_HOST", "127.0.0.1".to_owned())?,
+            port: var("SMTP_PORT", 587)?,
+            security: var("SMTP_SECURITY", SmtpSecurity::StartTls)?,
+            username: var("SMTP_USERNAME", Optional::<String>(None))?.0,
+            password: var("SMTP_PASSWORD", Optional::<Secret>(None))?.0,
+            from: var("EMAIL_FROM", "CKAD Practice <noreply@localhost>".to_owned())?,
+        })),
+        other => Err(ConfigError::Invalid {
+            name: "EMAIL_PROVIDER",
+            value: other.into(),
+            reason: "expected `outbox` or `smtp`".into(),
+        }),
     }
 }
 

@@ -1,12 +1,15 @@
 //! The CKAD practice platform's server: configuration, telemetry, the store, health and metrics,
 //! and the Leptos site, assembled by [`startup`].
 
+pub mod auth;
 pub mod clusters;
 pub mod configuration;
 pub mod docker;
 pub mod health;
+pub mod mail;
 pub mod metrics;
 pub mod reconciler;
+pub mod routes;
 pub mod security;
 pub mod startup;
 pub mod state;

@@ -22,7 +22,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{health, metrics, reconciler, security, telemetry, AppState};
+use crate::{health, metrics, reconciler, routes, security, telemetry, AppState};
 
 /// The longest any ordinary request may take; long-lived sockets are not bound by it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
+        .nest("/api/auth", routes::auth::router())
         .leptos_routes_with_context(&state, routes, security::page_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

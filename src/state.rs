@@ -7,9 +7,11 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::Auth,
     clusters::{self, ClusterProvider},
-    configuration::Settings,
+    configuration::{EmailProvider, Settings},
     docker::DockerEngine,
+    mail::{DevOutbox, Mailer, Smtp},
     metrics::Metrics,
     store::Store,
 };
@@ -21,6 +23,7 @@ pub struct AppState {
     pub store: Store,
     pub docker: DockerEngine,
     pub clusters: Arc<dyn ClusterProvider>,
+    pub auth: Auth,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down; long-lived connections watch it.
     pub stopping: CancellationToken,
@@ -41,7 +44,13 @@ impl AppState {
                 settings.clusters.state_dir.display()
             )
         })?;
+        let mailer: Arc<dyn Mailer> = match &settings.auth.email {
+            EmailProvider::Outbox => Arc::new(DevOutbox),
+            EmailProvider::Smtp(smtp) => Arc::new(Smtp::new(smtp).context("configuring SMTP")?),
+        };
+        let auth = Auth::new(store.clone(), settings.auth.secret.clone(), mailer);
         Ok(Self {
+            auth,
             leptos_options: settings.site.clone(),
             docker,
             clusters,

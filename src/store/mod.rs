@@ -1,6 +1,7 @@
 //! The database: SQLite in WAL mode through sqlx, migrated at start-up, with typed repository
 //! functions per table. Nothing outside this module writes SQL.
 
+mod accounts;
 mod ports;
 mod sessions;
 mod users;
@@ -13,6 +14,7 @@ use sqlx::{
     SqlitePool,
 };
 
+pub use accounts::{PendingCode, RefreshRecord, Rotation};
 pub use ports::{bound_on_host, PortRanges, PortSet};
 pub use sessions::{NewSession, Session, SessionStatus};
 pub use users::User;

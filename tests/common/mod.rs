@@ -9,7 +9,8 @@ use std::{
 };
 
 use ckad_platform::{
-    configuration::{ClusterSettings, LogFormat, ProviderKind, Settings},
+    auth::Secret,
+    configuration::{AuthSettings, ClusterSettings, EmailProvider, LogFormat, ProviderKind, Settings},
     store::{bound_on_host, PortRanges, PortSet},
 };
 
@@ -39,6 +40,10 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             kind: Default::default(),
             ports: PortRanges::default(),
             reconcile_every: Duration::from_secs(60),
+        },
+        auth: AuthSettings {
+            secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),
+            email: EmailProvider::Outbox,
         },
     }
 }

@@ -1,0 +1,210 @@
+//! Accounts and sign-in: email one-time codes, passwords, access and refresh tokens. Plain Rust
+//! over the store and a mailer; the HTTP side lives in `routes::auth`.
+
+mod codes;
+mod email;
+mod passwords;
+mod secret;
+mod tokens;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+
+pub use email::{Email, InvalidEmail};
+pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
+pub use secret::Secret;
+pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
+
+use crate::{
+    mail::{MailError, Mailer},
+    store::{Rotation, Store, StoreError, User},
+};
+
+/// How long a code works, and how many wrong tries kill it.
+pub const CODE_TTL: Duration = Duration::minutes(10);
+pub const CODE_ATTEMPTS: i64 = 5;
+/// A refresh token presented again this soon after its rotation is a race (two tabs), not theft.
+const REFRESH_GRACE: Duration = Duration::seconds(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
+    #[error("that code is wrong or has expired: ask for a new one")]
+    InvalidCode,
+    #[error("the email or the password is wrong")]
+    InvalidCredentials,
+    #[error("a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")]
+    WeakPassword,
+    #[error("an account with this email exists: sign in instead")]
+    AccountExists,
+    #[error("your sign-in has expired: sign in again")]
+    InvalidRefresh,
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A signed-in user and the tokens that prove it.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Clone)]
+pub struct Auth {
+    store: Store,
+    secret: Secret,
+    tokens: AccessTokens,
+    mailer: Arc<dyn Mailer>,
+}
+
+impl Auth {
+    pub fn new(store: Store, secret: Secret, mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            tokens: AccessTokens::new(&secret),
+            store,
+            secret,
+            mailer,
+        }
+    }
+
+    /// Mails a fresh code. Known and unknown emails are treated alike: the first verified code
+    /// creates the account.
+    pub async fn request_code(&self, email: &str) -> Result<(), AuthError> {
+        let email = Email::parse(email)?;
+        let code = codes::new_code();
+        let hash = codes::hash_code(&self.secret, &email, &code);
+        self.store
+            .insert_code(email.as_str(), &hash, Utc::now() + CODE_TTL)
+            .await?;
+        self.mailer.send_code(&email, &code).await?;
+        Ok(())
+    }
+
+    /// Signs in with a code: single use, bound to its email, dead after [`CODE_ATTEMPTS`] wrong
+    /// tries or [`CODE_TTL`].
+    pub async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, AuthError> {
+        let email = Email::parse(email)?;
+        let pending = self
+            .store
+            .pending_code(email.as_str())
+            .await?
+            .ok_or(AuthError::InvalidCode)?;
+        if pending.attempts >= CODE_ATTEMPTS {
+            return Err(AuthError::InvalidCode);
+        }
+        if !codes::code_matches(&self.secret, &email, code.trim(), &pending.code_hash) {
+            self.store.count_failed_attempt(&pending.id).await?;
+            return Err(AuthError::InvalidCode);
+        }
+        if !self.store.consume_code(&pending.id).await? {
+            return Err(AuthError::InvalidCode);
+        }
+        let user = match self.store.user_by_email(email.as_str()).await? {
+            Some(user) => user,
+            None => match self.store.insert_user(email.as_str(), "").await {
+                Err(StoreError::Conflict(_)) => self
+                    .store
+                    .user_by_email(email.as_str())
+                    .await?
+                    .ok_or(AuthError::InvalidCode)?,
+                created => created?,
+            },
+        };
+        self.sign_in(user).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, AuthError> {
+        let email = Email::parse(email)?;
+        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count()) {
+            return Err(AuthError::WeakPassword);
+        }
+        let hash = passwords::hash_password(password);
+        let user = match self
+            .store
+            .insert_password_user(email.as_str(), name.trim(), &hash)
+            .await
+        {
+            Err(StoreError::Conflict(_)) => return Err(AuthError::AccountExists),
+            created => created?,
+        };
+        self.sign_in(user).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, AuthError> {
+        let email = Email::parse(email).map_err(|_| AuthError::InvalidCredentials)?;
+        let found = self.store.password_of(email.as_str()).await?;
+        let stored = found.as_ref().and_then(|(_, hash)| hash.as_deref());
+        if !passwords::verify_password(password, stored) {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let (user, _) = found.expect("a matching password has an account");
+        self.sign_in(user).await
+    }
+
+    /// Trades a refresh token for a new pair. Every token works once; presenting a rotated token
+    /// again later revokes every token descended from the same sign-in.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<SignedIn, AuthError> {
+        let successor = tokens::new_refresh_token();
+        let rotation = self
+            .store
+            .rotate_refresh(
+                &tokens::hash_refresh_token(refresh_token),
+                &tokens::hash_refresh_token(&successor),
+                Utc::now() + REFRESH_TTL,
+                REFRESH_GRACE,
+            )
+            .await?;
+        let user_id = match rotation {
+            Rotation::Rotated { user_id } => user_id,
+            Rotation::Replayed => {
+                tracing::warn!("a rotated refresh token was replayed: its family is revoked");
+                return Err(AuthError::InvalidRefresh);
+            }
+            Rotation::JustRotated | Rotation::Invalid => return Err(AuthError::InvalidRefresh),
+        };
+        let user = self
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or(AuthError::InvalidRefresh)?;
+        Ok(SignedIn {
+            access_token: self.tokens.issue(&user.id),
+            refresh_token: successor,
+            user,
+        })
+    }
+
+    /// Revokes the sign-in the refresh token belongs to.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
+        self.store
+            .revoke_refresh_family(&tokens::hash_refresh_token(refresh_token))
+            .await?;
+        Ok(())
+    }
+
+    /// The user an access token names.
+    pub fn authenticate(&self, access_token: &str) -> Result<String, InvalidToken> {
+        self.tokens.verify(access_token)
+    }
+
+    /// A new sign-in: a new refresh-token family.
+    async fn sign_in(&self, user: User) -> Result<SignedIn, AuthError> {
+        let refresh_token = tokens::new_refresh_token();
+        let family = uuid::Uuid::new_v4().to_string();
+        let hash = tokens::hash_refresh_token(&refresh_token);
+        self.store
+            .insert_refresh(&user.id, &family, &hash, Utc::now() + REFRESH_TTL)
+            .await?;
+        Ok(SignedIn {
+            access_token: self.tokens.issue(&user.id),
+            refresh_token,
+            user,
+        })
+    }
+}

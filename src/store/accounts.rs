@@ -1,0 +1,236 @@
+//! Sign-in records: one-time codes and refresh tokens. Both are stored only as hashes.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError, User};
+
+/// A code still waiting to be used.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PendingCode {
+    pub id: String,
+    pub code_hash: String,
+    pub attempts: i64,
+}
+
+/// A refresh token's record, found by its hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefreshRecord {
+    pub id: String,
+    pub user_id: String,
+    pub family_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub replaced_by: Option<String>,
+}
+
+/// What became of a refresh token presented for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was live; it is now replaced by the new token's record.
+    Rotated { user_id: String },
+    /// Unknown, expired, or logged out.
+    Invalid,
+    /// Already rotated moments ago (two tabs refreshing at once): refused, family kept.
+    JustRotated,
+    /// Rotated long ago and presented again: stolen. The whole family is now revoked.
+    Replayed,
+}
+
+impl Store {
+    /// Stores a new code for `email`; earlier unused codes for it stop working.
+    pub async fn insert_code(
+        &self,
+        email: &str,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE one_time_codes SET consumed_at = ? WHERE email = ? AND consumed_at IS NULL")
+            .bind(now)
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(email)
+        .bind(code_hash)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The unused, unexpired code for `email`, if any.
+    pub async fn pending_code(&self, email: &str) -> Result<Option<PendingCode>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, code_hash, attempts FROM one_time_codes
+             WHERE email = ? AND consumed_at IS NULL AND expires_at > ?
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(email)
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn count_failed_attempt(&self, code_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = ?")
+            .bind(code_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses the code up; false if another request used it first.
+    pub async fn consume_code(&self, code_id: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE one_time_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL")
+                .bind(Utc::now())
+                .bind(code_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_password_user(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
+        let user = self.insert_user(email, name).await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(&user.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(user)
+    }
+
+    /// The user and their password hash (None for accounts that sign in by code or Google).
+    pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let row: Option<(String, String, String, DateTime<Utc>, Option<String>)> =
+            sqlx::query_as("SELECT id, email, name, created_at, password_hash FROM users WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, email, name, created_at, hash)| {
+            (
+                User {
+                    id,
+                    email,
+                    name,
+                    created_at,
+                },
+                hash,
+            )
+        }))
+    }
+
+    /// Records a refresh token of `family_id` (a new sign-in starts a new family).
+    pub async fn insert_refresh(
+        &self,
+        user_id: &str,
+        family_id: &str,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let id = Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .bind(family_id)
+        .bind(token_hash)
+        .bind(expires_at)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Rotates the token with `old_hash` into one with `new_hash`, atomically, so two requests
+    /// presenting the same token can never both succeed. `grace` tells a near-simultaneous second
+    /// use (refused, family kept) from a replay (family revoked).
+    pub async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: DateTime<Utc>,
+        grace: chrono::Duration,
+    ) -> Result<Rotation, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let record: Option<RefreshRecord> = sqlx::query_as(
+            "SELECT id, user_id, family_id, expires_at, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(record) = record else {
+            return Ok(Rotation::Invalid);
+        };
+        let outcome = match (&record.revoked_at, &record.replaced_by) {
+            (Some(at), Some(_)) if now - *at <= grace => Rotation::JustRotated,
+            (Some(_), Some(_)) => {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE family_id = ?",
+                )
+                .bind(now)
+                .bind(&record.family_id)
+                .execute(&mut *tx)
+                .await?;
+                Rotation::Replayed
+            }
+            (Some(_), None) => Rotation::Invalid,
+            (None, _) if record.expires_at <= now => Rotation::Invalid,
+            (None, _) => {
+                let successor = Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&successor)
+                .bind(&record.user_id)
+                .bind(&record.family_id)
+                .bind(new_hash)
+                .bind(new_expires_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(&successor)
+                    .bind(&record.id)
+                    .execute(&mut *tx)
+                    .await?;
+                Rotation::Rotated {
+                    user_id: record.user_id,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Revokes the family of the token with `token_hash` (logout); false if it was unknown.
+    pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?)
+             WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)",
+        )
+        .bind(Utc::now())
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

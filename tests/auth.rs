@@ -1,0 +1,522 @@
+//! Sign-in through the real app: codes mailed by a real SMTP server process (aiosmtpd), password
+//! accounts, token refresh and logout, and the attacks each must withstand.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use ckad_platform::{
+    configuration::EmailProvider,
+    mail::{SmtpSecurity, SmtpSettings},
+    AppState,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// A real SMTP server on loopback, writing what it receives to a mailbox file.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    mailbox: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &std::path::Path) -> Self {
+        let port = common::free_port();
+        let mailbox = dir.join("mailbox.jsonl");
+        let python = std::env::var("CKAD_PYTHON").expect("CKAD_PYTHON is set by scripts/setup.sh");
+        let mut child = Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py"))
+            .args([port.to_string(), mailbox.display().to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        Self { child, port, mailbox }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.mailbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// The code in the last mail to `to`.
+    fn code_for(&self, to: &str) -> String {
+        // Addresses are stored and mailed lower-case.
+        let to = to.trim().to_lowercase();
+        let message = self
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m["to"][0] == to.as_str())
+            .expect("a mail was sent");
+        let data = message["data"].as_str().unwrap();
+        let at = data
+            .find("Your sign-in code is ")
+            .expect("the body names the code")
+            + 21;
+        data[at..at + 6].to_owned()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct App {
+    base: String,
+    client: reqwest::Client,
+    smtp: SmtpSink,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = SmtpSink::start(dir.path());
+        let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+        settings.auth.email = EmailProvider::Smtp(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: smtp.port,
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+            from: "CKAD Practice <noreply@ckad.test>".into(),
+        });
+        let state = AppState::build(settings).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            smtp,
+            _dir: dir,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Moves time for the stored records (the database is the real one the app uses).
+    async fn sql(&self, statement: &str) {
+        let url = format!("sqlite://{}/ckad.db", self._dir.path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+
+    async fn me(&self, token: &str) -> StatusCode {
+        self.client
+            .get(format!("{}/api/auth/me", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Asks for a code and returns the one the SMTP server received.
+    async fn code(&self, email: &str) -> String {
+        assert_eq!(
+            self.post("/api/auth/email/otp", json!({ "email": email }))
+                .await
+                .0,
+            StatusCode::ACCEPTED
+        );
+        self.smtp.code_for(email)
+    }
+
+    async fn sign_in(&self, email: &str) -> Value {
+        let code = self.code(email).await;
+        let (status, body) = self
+            .post("/api/auth/email/verify", json!({ "email": email, "code": code }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+#[tokio::test]
+async fn a_mailed_code_signs_in_and_creates_the_account() {
+    let app = App::start().await;
+    let body = app.sign_in("Ada@Example.com").await;
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let mail = &app.smtp.messages()[0];
+    assert_eq!(mail["to"], json!(["ada@example.com"]));
+    assert!(mail["data"].as_str().unwrap().contains("Subject: "), "{mail}");
+
+    let me = app
+        .client
+        .get(format!("{}/api/auth/me", app.base))
+        .bearer_auth(body["access_token"].as_str().unwrap());
+    let me: Value = me.send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], "ada@example.com");
+    // Signing in again finds the same account.
+    assert_eq!(
+        app.sign_in("ada@example.com").await["user"]["id"],
+        body["user"]["id"]
+    );
+}
+
+#[tokio::test]
+async fn the_verify_response_sets_http_only_secure_lax_cookies() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let response = app
+        .client
+        .post(format!("{}/api/auth/email/verify", app.base))
+        .json(&json!({ "email": "ada@example.com", "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 2);
+    assert!(
+        cookies[0].starts_with("ckad_access=")
+            && cookies[0].ends_with("Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax")
+    );
+    assert!(
+        cookies[1].starts_with("ckad_refresh=")
+            && cookies[1].contains("Path=/api/auth; Max-Age=604800; HttpOnly")
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_guesses_kill_the_code() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..5 {
+        let (status, body) = app
+            .post(
+                "/api/auth/email/verify",
+                json!({ "email": "ada@example.com", "code": wrong }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body["error"],
+            "that code is wrong or has expired: ask for a new one"
+        );
+    }
+    let (status, _) = app
+        .post(
+            "/api/auth/email/verify",
+            json!({ "email": "ada@example.com", "code": code }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the right code after five wrong ones"
+    );
+}
+
+#[tokio::test]
+async fn a_code_works_once() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let body = json!({ "email": "ada@example.com", "code": code });
+    assert_eq!(
+        app.post("/api/auth/email/verify", body.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("/api/auth/email/verify", body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    // Ten minutes pass.
+    app.sql("UPDATE one_time_codes SET expires_at = '2000-01-01T00:00:00Z'")
+        .await;
+    let (status, _) = app
+        .post(
+            "/api/auth/email/verify",
+            json!({ "email": "ada@example.com", "code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_email() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    app.code("bob@example.com").await;
+    let (status, _) = app
+        .post(
+            "/api/auth/email/verify",
+            json!({ "email": "bob@example.com", "code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn known_and_unknown_emails_get_the_same_answer() {
+    let app = App::start().await;
+    app.sign_in("known@example.com").await;
+    let known = app
+        .post("/api/auth/email/otp", json!({ "email": "known@example.com" }))
+        .await;
+    let unknown = app
+        .post("/api/auth/email/otp", json!({ "email": "nobody@example.com" }))
+        .await;
+    assert_eq!(known, unknown);
+    assert_eq!(known, (StatusCode::ACCEPTED, json!({ "status": "sent" })));
+}
+
+#[tokio::test]
+async fn passwords_register_and_log_in() {
+    let app = App::start().await;
+    let (status, body) = app
+        .post(
+            "/api/auth/register",
+            json!({ "email": "ada@example.com", "password": "short", "name": "Ada" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("a password needs 10 to 128 characters")
+        )
+    );
+    let account = json!({ "email": "ada@example.com", "password": "correct horse battery", "name": "Ada" });
+    let (status, body) = app.post("/api/auth/register", account.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["user"]["name"], "Ada");
+    assert_eq!(
+        app.post("/api/auth/register", account).await.0,
+        StatusCode::CONFLICT
+    );
+
+    let (status, body) = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "ADA@example.com", "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wrong = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "ada@example.com", "password": "correct horse batter" }),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "who@example.com", "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(wrong, unknown, "a wrong password and an unknown email look alike");
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
+    let app = App::start().await;
+    app.sign_in("ada@example.com").await;
+    let (status, _) = app
+        .post(
+            "/api/auth/register",
+            json!({ "email": "ada@example.com", "password": "attacker password" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "ada@example.com", "password": "attacker password" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_refresh_rotates_and_a_replay_revokes_the_family() {
+    let app = App::start().await;
+    let first = app.sign_in("ada@example.com").await;
+    let old = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, second) = app
+        .post("/api/auth/refresh", json!({ "refresh_token": old }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let current = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(current, old);
+    assert_eq!(
+        app.me(second["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+
+    // Later, someone presents the rotated token again: it was stolen.
+    app.sql("UPDATE refresh_tokens SET revoked_at = '2000-01-01T00:00:00Z' WHERE replaced_by IS NOT NULL")
+        .await;
+    assert_eq!(
+        app.post("/api/auth/refresh", json!({ "refresh_token": old }))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The legitimate holder's token died with the family.
+    assert_eq!(
+        app.post("/api/auth/refresh", json!({ "refresh_token": current }))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn two_refreshes_at_once_yield_one_successor_and_no_error() {
+    let app = App::start().await;
+    let token = app.sign_in("ada@example.com").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({ "refresh_token": token });
+    let (a, b) = tokio::join!(
+        app.post("/api/auth/refresh", body.clone()),
+        app.post("/api/auth/refresh", body)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    // The winner's successor still works: a near-simultaneous second use is not a theft.
+    let winner = if a.0 == StatusCode::OK { a.1 } else { b.1 };
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": winner["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_and_clears_the_cookies() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let response = app
+        .client
+        .post(format!("{}/api/auth/logout", app.base))
+        .bearer_auth(signed["access_token"].as_str().unwrap())
+        .json(&json!({ "refresh_token": signed["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let cleared: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(cleared.iter().all(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": signed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forged_tokens_get_401() {
+    let app = App::start().await;
+    let real = app.sign_in("ada@example.com").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.me(&real).await, StatusCode::OK);
+    let [header, claims, _] = real.split('.').collect::<Vec<_>>()[..] else {
+        panic!("{real}")
+    };
+    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}.");
+    let mut tampered = real.clone();
+    tampered.replace_range(tampered.len() - 3.., "AAA");
+    for token in [
+        unsigned.as_str(),
+        &format!("{header}.{claims}."),
+        &tampered,
+        "",
+        "not-a-jwt",
+    ] {
+        assert_eq!(app.me(token).await, StatusCode::UNAUTHORIZED, "{token}");
+    }
+    let none = app
+        .client
+        .get(format!("{}/api/auth/me", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_at_the_edge() {
+    let app = App::start().await;
+    for email in [
+        "x' OR '1'='1",
+        "ada@example.com; rm -rf /",
+        "../../etc/passwd",
+        "ada@example.com\r\nBcc: all@example.com",
+    ] {
+        let (status, body) = app.post("/api/auth/email/otp", json!({ "email": email })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{email}");
+        assert_eq!(body["error"], "that does not look like an email address");
+    }
+    let huge = json!({ "email": format!("{}@example.com", "a".repeat(10_000)) });
+    assert_eq!(
+        app.post("/api/auth/email/otp", huge).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let malformed = app
+        .client
+        .post(format!("{}/api/auth/email/otp", app.base))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let body: Value = malformed.json().await.unwrap();
+    assert!(body["error"].as_str().is_some());
+    assert!(app.smtp.messages().is_empty(), "nothing was mailed");
+}
