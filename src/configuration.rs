@@ -128,6 +128,21 @@ pub struct Settings {
     pub site: LeptosOptions,
     pub clusters: ClusterSettings,
     pub auth: AuthSettings,
+    pub http: HttpSettings,
+}
+
+/// How the site is reached, and the limits on what reaches it.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The site's origin as browsers see it (`PUBLIC_URL`; default `http://` + the bind address):
+    /// the only origin allowed to make state-changing and cross-origin requests. `https://` turns
+    /// on HSTS.
+    pub public_origin: String,
+    /// How many reverse proxies (Caddy) stand in front (`TRUSTED_PROXIES`, default 0).
+    pub trusted_proxies: usize,
+    /// Requests per minute per client: sign-in endpoints, and the JSON API as a whole.
+    pub auth_per_minute: u32,
+    pub api_per_minute: u32,
 }
 
 /// Where sign-in codes go.
@@ -162,6 +177,7 @@ impl Settings {
                 source,
             })?
             .leptos_options;
+        let default_url = format!("http://{}", site.site_addr);
         Ok(Self {
             database_url: var("DATABASE_URL", "sqlite://data/ckad.db".into())?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
@@ -188,6 +204,12 @@ impl Settings {
                 secret: jwt_secret()?,
                 email: email_provider()?,
             },
+            http: HttpSettings {
+                public_origin: public_origin(&var("PUBLIC_URL", default_url)?)?,
+                trusted_proxies: var("TRUSTED_PROXIES", 0)?,
+                auth_per_minute: var("RATE_LIMIT_AUTH_PER_MINUTE", 10)?,
+                api_per_minute: var("RATE_LIMIT_API_PER_MINUTE", 100)?,
+            },
         })
     }
 }
@@ -205,6 +227,20 @@ where
             value,
         }),
         _ => Ok(default),
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn public_origin(url: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "PUBLIC_URL",
+        value: url.into(),
+        reason: reason.into(),
+    };
+    let uri: axum::http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme @ ("http" | "https")), Some(authority)) => Ok(format!("{scheme}://{authority}")),
+        _ => Err(invalid("expected http:// or https:// and a host")),
     }
 }
 
@@ -297,6 +333,20 @@ mod tests {
             "xml".parse::<LogFormat>(),
             Err("expected `json` or `pretty`".into())
         );
+    }
+
+    #[test]
+    fn the_public_origin_is_scheme_and_authority() {
+        assert_eq!(
+            public_origin("https://ckad.example.com/some/path").unwrap(),
+            "https://ckad.example.com"
+        );
+        assert_eq!(
+            public_origin("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert!(public_origin("ckad.example.com").is_err());
+        assert!(public_origin("ftp://ckad.example.com").is_err());
     }
 
     #[test]

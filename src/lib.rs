@@ -8,6 +8,7 @@ pub mod docker;
 pub mod health;
 pub mod mail;
 pub mod metrics;
+pub mod ratelimit;
 pub mod reconciler;
 pub mod routes;
 pub mod security;

@@ -1,9 +1,19 @@
 //! Security headers. Pages get a Content-Security-Policy whose only inline-script allowance is the
 //! per-request nonce Leptos puts on its hydration script.
 
-use axum::http::{header, HeaderValue};
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use leptos::prelude::use_context;
 use leptos_axum::ResponseOptions;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::routes::ApiError;
 
 /// The policy for a page rendered with `nonce`.
 pub fn content_security_policy(nonce: &str) -> String {
@@ -28,6 +38,47 @@ pub const STATIC_HEADERS: [(header::HeaderName, &str); 2] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
 ];
+
+/// HSTS for sites served over TLS: two years, subdomains included.
+pub const HSTS: &str = "max-age=63072000; includeSubDomains";
+
+/// State-changing requests must come from the site itself: a foreign `Origin` is refused, and so
+/// is a request carrying our cookies but no `Origin` at all. API clients using
+/// `Authorization: Bearer` and no cookies are not browsers and pass.
+pub async fn check_origin(State(origin): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = request.headers();
+    let sent_origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let has_our_cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|cookies| cookies.contains("ckad_"));
+    let refused = changes_state
+        && match sent_origin {
+            Some(sent) => sent != &*origin,
+            None => has_our_cookies,
+        };
+    if refused {
+        tracing::warn!(
+            origin = sent_origin.unwrap_or("none"),
+            "cross-site request refused"
+        );
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    next.run(request).await
+}
+
+/// CORS for the site's own origin only, with credentials.
+pub fn cors(origin: &str) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list([
+            HeaderValue::from_str(origin).expect("a validated origin is a header value")
+        ]))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+}
 
 #[cfg(test)]
 mod tests {

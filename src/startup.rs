@@ -3,6 +3,7 @@
 use std::{
     future::{Future, IntoFuture},
     net::SocketAddr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -22,7 +23,11 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{health, metrics, reconciler, routes, security, telemetry, AppState};
+use crate::{
+    health, metrics,
+    ratelimit::{self, ClientLimit, RateLimiter},
+    reconciler, routes, security, telemetry, AppState,
+};
 
 /// The longest any ordinary request may take; long-lived sockets are not bound by it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,7 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
-        .nest("/api/auth", routes::auth::router())
+        .nest("/api", api(&state))
         .leptos_routes_with_context(&state, routes, security::page_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -49,6 +54,12 @@ pub fn app(state: AppState) -> Router {
             state.metrics.clone(),
             metrics::track,
         ));
+    if state.settings.http.public_origin.starts_with("https://") {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(security::HSTS),
+        ));
+    }
     for (name, value) in security::STATIC_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,
@@ -71,6 +82,33 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+/// The JSON API, behind the site's origin check, CORS and per-client rate limits (tighter for
+/// sign-in).
+fn api(state: &AppState) -> Router<AppState> {
+    let http = &state.settings.http;
+    let per_minute = |limit| ClientLimit {
+        limiter: RateLimiter::new(limit, Duration::from_secs(60)),
+        trusted_proxies: http.trusted_proxies,
+    };
+    Router::new()
+        .nest(
+            "/auth",
+            routes::auth::router().layer(middleware::from_fn_with_state(
+                per_minute(http.auth_per_minute),
+                ratelimit::limit_clients,
+            )),
+        )
+        .layer(middleware::from_fn_with_state(
+            per_minute(http.api_per_minute),
+            ratelimit::limit_clients,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::<str>::from(http.public_origin.as_str()),
+            security::check_origin,
+        ))
+        .layer(security::cors(&http.public_origin))
 }
 
 /// Serves (and reconciles clusters with the database) until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets

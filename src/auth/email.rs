@@ -13,7 +13,7 @@ pub struct InvalidEmail;
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
         let email = raw.trim().to_lowercase();
-        let (local, domain) = email.rsplit_once('@').ok_or(InvalidEmail)?;
+        let (local, domain) = email.split_once('@').ok_or(InvalidEmail)?;
         let valid = email.len() <= 254
             && !local.is_empty()
             && local.len() <= 64

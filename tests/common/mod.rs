@@ -10,7 +10,9 @@ use std::{
 
 use ckad_platform::{
     auth::Secret,
-    configuration::{AuthSettings, ClusterSettings, EmailProvider, LogFormat, ProviderKind, Settings},
+    configuration::{
+        AuthSettings, ClusterSettings, EmailProvider, HttpSettings, LogFormat, ProviderKind, Settings,
+    },
     store::{bound_on_host, PortRanges, PortSet},
 };
 
@@ -44,6 +46,13 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
         auth: AuthSettings {
             secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),
             email: EmailProvider::Outbox,
+        },
+        http: HttpSettings {
+            public_origin: "http://127.0.0.1:3000".into(),
+            trusted_proxies: 0,
+            // High enough that only the rate-limit tests meet them.
+            auth_per_minute: 1000,
+            api_per_minute: 1000,
         },
     }
 }

@@ -1,0 +1,157 @@
+//! Request rate limits per client (or per user): a token bucket per key (GCRA), in memory. The
+//! client is the socket's address unless `TRUSTED_PROXIES` says how many proxies stand in front,
+//! in which case it is read that many hops from the right of `X-Forwarded-For`; a header the
+//! client wrote itself is never believed.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::routes::ApiError;
+
+/// At most `limit` requests per `period` for each key, in bursts of up to `limit`.
+#[derive(Clone)]
+pub struct RateLimiter {
+    limit: u32,
+    period: Duration,
+    /// Per key, the theoretical arrival time of the next request (GCRA).
+    buckets: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: u32, period: Duration) -> Self {
+        Self {
+            limit: limit.max(1),
+            period,
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Admits a request for `key`, or says how long until one would be admitted.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let interval = self.period / self.limit;
+        let mut buckets = self.buckets.lock().expect("no panics while holding the lock");
+        if buckets.len() > 10_000 {
+            // Forget clients whose buckets are full again.
+            buckets.retain(|_, next| *next > now);
+        }
+        let next = buckets.get(key).copied().unwrap_or(now).max(now);
+        let after = next + interval;
+        // Allow a burst: `after` may run ahead of now by up to one period.
+        if after > now + self.period {
+            return Err(after - (now + self.period));
+        }
+        buckets.insert(key.to_owned(), after);
+        Ok(())
+    }
+}
+
+/// The client's address as this deployment should believe it.
+pub fn client_address(socket: SocketAddr, headers: &HeaderMap, trusted_proxies: usize) -> IpAddr {
+    if trusted_proxies == 0 {
+        return socket.ip();
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    // Our proxies appended the last `trusted_proxies` entries; the one they saw is the client.
+    hops.len()
+        .checked_sub(trusted_proxies)
+        .map_or(socket.ip(), |i| hops[i])
+}
+
+/// The limits applied by middleware, keyed by client address.
+#[derive(Clone)]
+pub struct ClientLimit {
+    pub limiter: RateLimiter,
+    pub trusted_proxies: usize,
+}
+
+pub async fn limit_clients(
+    State(limit): State<ClientLimit>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = client_address(socket, request.headers(), limit.trusted_proxies);
+    match limit.limiter.check(&client.to_string()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => too_many(wait),
+    }
+}
+
+/// 429 with `Retry-After` in whole seconds.
+pub fn too_many(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests; try again in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_up_to_the_limit_passes_then_waits() {
+        let limiter = RateLimiter::new(10, Duration::from_secs(60));
+        for _ in 0..10 {
+            limiter.check("a").unwrap();
+        }
+        let wait = limiter.check("a").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(5) && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
+        limiter.check("b").expect("other clients have their own bucket");
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let socket: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
+        );
+        assert_eq!(
+            client_address(socket, &headers, 0),
+            socket.ip(),
+            "no proxies: the header is ignored"
+        );
+        assert_eq!(
+            client_address(socket, &headers, 1),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_address(socket, &headers, 2),
+            "6.6.6.6".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_address(socket, &headers, 3),
+            socket.ip(),
+            "fewer hops than proxies"
+        );
+    }
+}

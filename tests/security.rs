@@ -1,0 +1,187 @@
+//! The security envelope through the real app: rate limits that a forged X-Forwarded-For cannot
+//! dodge, the origin check, CORS for the site alone, and HSTS behind TLS.
+
+mod common;
+
+use ckad_platform::{configuration::Settings, AppState};
+use reqwest::{header, StatusCode};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+const SITE: &str = "http://127.0.0.1:3000";
+
+async fn spawn(adjust: impl FnOnce(&mut Settings)) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    adjust(&mut settings);
+    let state = AppState::build(settings).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+    (base, dir)
+}
+
+fn random_address(n: u32) -> String {
+    format!("198.51.{}.{}", (n * 7919) % 250, (n * 104729) % 250 + 1)
+}
+
+#[tokio::test]
+async fn a_hundred_requests_with_random_forwarded_for_are_still_limited() {
+    let (base, _dir) = spawn(|s| s.http.auth_per_minute = 10).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for n in 0..100 {
+        let response = client
+            .post(format!("{base}/api/auth/email/otp"))
+            .header("x-forwarded-for", random_address(n))
+            .json(&json!({ "email": format!("user{n}@example.com") }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        }
+        statuses.push(response.status());
+    }
+    let admitted = statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
+    assert_eq!(admitted, 10, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        90
+    );
+    let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&seconds), "Retry-After: {seconds}");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let (base, _dir) = spawn(|s| {
+        s.http.auth_per_minute = 2;
+        s.http.trusted_proxies = 1;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let otp = |address: &'static str| {
+        client
+            .post(format!("{base}/api/auth/email/otp"))
+            .header("x-forwarded-for", format!("6.6.6.6, {address}"))
+            .json(&json!({ "email": "ada@example.com" }))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(otp("203.0.113.1").await.unwrap().status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        otp("203.0.113.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The spoofable left-hand entry changed nothing; the proxy-given one did.
+    assert_eq!(otp("203.0.113.2").await.unwrap().status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn the_whole_api_has_a_general_limit() {
+    let (base, _dir) = spawn(|s| s.http.api_per_minute = 5).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            client
+                .get(format!("{base}/api/auth/me"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    assert_eq!(statuses[5..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    // Pages and health checks are not API calls.
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_origin_are_refused() {
+    let (base, _dir) = spawn(|_| {}).await;
+    let client = reqwest::Client::new();
+    let otp = |origin: Option<&'static str>, cookie: Option<&'static str>| {
+        let mut request = client
+            .post(format!("{base}/api/auth/email/otp"))
+            .json(&json!({ "email": "ada@example.com" }));
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.send()
+    };
+    assert_eq!(
+        otp(Some("https://evil.example"), None).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        otp(Some("null"), None).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        otp(None, Some("ckad_access=x")).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        otp(Some(SITE), Some("ckad_access=x")).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        otp(None, None).await.unwrap().status(),
+        StatusCode::ACCEPTED,
+        "an API client without cookies"
+    );
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_sites_own_origin() {
+    let (base, _dir) = spawn(|_| {}).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/api/auth/login"))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let ours = preflight(SITE).await.unwrap();
+    assert_eq!(ours.headers()["access-control-allow-origin"], SITE);
+    assert_eq!(ours.headers()["access-control-allow-credentials"], "true");
+    let theirs = preflight("https://evil.example").await.unwrap();
+    assert!(theirs.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn hsts_is_sent_only_when_the_site_is_served_over_tls() {
+    let (plain, _a) = spawn(|_| {}).await;
+    let response = reqwest::get(format!("{plain}/healthz")).await.unwrap();
+    assert!(response
+        .headers()
+        .get(header::STRICT_TRANSPORT_SECURITY)
+        .is_none());
+
+    let (behind_tls, _b) = spawn(|s| s.http.public_origin = "https://ckad.example.com".into()).await;
+    let response = reqwest::get(format!("{behind_tls}/healthz")).await.unwrap();
+    assert_eq!(
+        response.headers()[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=63072000; includeSubDomains"
+    );
+}
