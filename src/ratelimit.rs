@@ -75,9 +75,10 @@ pub fn client_address(socket: SocketAddr, headers: &HeaderMap, trusted_proxies: 
         .map_or(socket.ip(), |i| hops[i])
 }
 
-/// The limits applied by middleware, keyed by client address.
+/// A limit applied by middleware to the paths under `scope`, keyed by client address.
 #[derive(Clone)]
 pub struct ClientLimit {
+    pub scope: &'static str,
     pub limiter: RateLimiter,
     pub trusted_proxies: usize,
 }
@@ -88,6 +89,9 @@ pub async fn limit_clients(
     request: Request,
     next: Next,
 ) -> Response {
+    if !request.uri().path().starts_with(limit.scope) {
+        return next.run(request).await;
+    }
     let client = client_address(socket, request.headers(), limit.trusted_proxies);
     match limit.limiter.check(&client.to_string()) {
         Ok(()) => next.run(request).await,

@@ -42,11 +42,12 @@ pub const STATIC_HEADERS: [(header::HeaderName, &str); 2] = [
 /// HSTS for sites served over TLS: two years, subdomains included.
 pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 
-/// State-changing requests must come from the site itself: a foreign `Origin` is refused, and so
-/// is a request carrying our cookies but no `Origin` at all. API clients using
-/// `Authorization: Bearer` and no cookies are not browsers and pass.
+/// State-changing API requests (server functions included) must come from the site itself: a
+/// foreign `Origin` is refused, and so is a request carrying our cookies but no `Origin` at all.
+/// API clients using `Authorization: Bearer` and no cookies are not browsers and pass.
 pub async fn check_origin(State(origin): State<Arc<str>>, request: Request, next: Next) -> Response {
-    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let changes_state = request.uri().path().starts_with("/api/")
+        && !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let headers = request.headers();
     let sent_origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let has_our_cookies = headers

@@ -41,7 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
-        .nest("/api", api(&state))
+        .nest("/api/auth", routes::auth::router())
         .leptos_routes_with_context(&state, routes, security::page_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -54,7 +54,29 @@ pub fn app(state: AppState) -> Router {
             state.metrics.clone(),
             metrics::track,
         ));
-    if state.settings.http.public_origin.starts_with("https://") {
+    // The API (server functions included) is rate limited per client, tighter for sign-in, and
+    // answers state-changing requests from the site's own origin only.
+    let http = &state.settings.http;
+    let per_minute = |scope, limit| ClientLimit {
+        scope,
+        limiter: RateLimiter::new(limit, Duration::from_secs(60)),
+        trusted_proxies: http.trusted_proxies,
+    };
+    router = router
+        .layer(middleware::from_fn_with_state(
+            per_minute("/api/auth/", http.auth_per_minute),
+            ratelimit::limit_clients,
+        ))
+        .layer(middleware::from_fn_with_state(
+            per_minute("/api/", http.api_per_minute),
+            ratelimit::limit_clients,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::<str>::from(http.public_origin.as_str()),
+            security::check_origin,
+        ))
+        .layer(security::cors(&http.public_origin));
+    if http.public_origin.starts_with("https://") {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             axum::http::header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static(security::HSTS),
@@ -82,33 +104,6 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
-}
-
-/// The JSON API, behind the site's origin check, CORS and per-client rate limits (tighter for
-/// sign-in).
-fn api(state: &AppState) -> Router<AppState> {
-    let http = &state.settings.http;
-    let per_minute = |limit| ClientLimit {
-        limiter: RateLimiter::new(limit, Duration::from_secs(60)),
-        trusted_proxies: http.trusted_proxies,
-    };
-    Router::new()
-        .nest(
-            "/auth",
-            routes::auth::router().layer(middleware::from_fn_with_state(
-                per_minute(http.auth_per_minute),
-                ratelimit::limit_clients,
-            )),
-        )
-        .layer(middleware::from_fn_with_state(
-            per_minute(http.api_per_minute),
-            ratelimit::limit_clients,
-        ))
-        .layer(middleware::from_fn_with_state(
-            Arc::<str>::from(http.public_origin.as_str()),
-            security::check_origin,
-        ))
-        .layer(security::cors(&http.public_origin))
 }
 
 /// Serves (and reconciles clusters with the database) until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets
