@@ -50,6 +50,13 @@ step "browser tests (release build, Chromium)"
 LEPTOS_SITE_ADDR=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export LEPTOS_SITE_ADDR
 export DATABASE_URL="sqlite://$logs/browser/ckad.db" RUST_LOG=warn TEST_ARTEFACTS=${TEST_ARTEFACTS:-test-results}
+# Sign-in codes go through a real SMTP server; the browser tests read its mailbox.
+smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export MAILBOX="$logs/mailbox.jsonl" EMAIL_PROVIDER=smtp SMTP_HOST=127.0.0.1 SMTP_PORT=$smtp_port SMTP_SECURITY=none
+export RATE_LIMIT_AUTH_PER_MINUTE=60
+"$CKAD_PYTHON" tests/support/smtp_sink.py "$smtp_port" "$MAILBOX" >/dev/null &
+smtp_pid=$!
+trap 'kill $smtp_pid 2>/dev/null; rm -rf "$logs"' EXIT
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"

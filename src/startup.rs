@@ -7,12 +7,14 @@ use std::{
     time::Duration,
 };
 
+use app::account::ssr::Accounts;
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
     routing::get,
     Router,
 };
+use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -37,17 +39,27 @@ pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let request_id = HeaderName::from_static("x-request-id");
 
+    // What every page render and server function can reach.
+    let accounts: Arc<dyn Accounts> = Arc::new(routes::auth::PageAccounts {
+        auth: state.auth.clone(),
+        store: state.store.clone(),
+    });
+    let page_context = move || {
+        security::page_context();
+        provide_context(accounts.clone());
+    };
+
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
         .nest("/api/auth", routes::auth::router())
-        .leptos_routes_with_context(&state, routes, security::page_context, {
+        .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
         })
         .fallback(file_and_error_handler_with_context::<AppState, _>(
-            security::page_context,
+            page_context,
             app::shell,
         ))
         .layer(middleware::from_fn_with_state(

@@ -1,6 +1,7 @@
 //! The Leptos side of the platform: pages, components and the view types that cross the wire.
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm bundle.
 
+pub mod account;
 mod home;
 
 use leptos::prelude::*;
@@ -38,10 +39,15 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"CKAD Practice"</a>
+                <nav class="user-menu">
+                    <account::UserMenu/>
+                </nav>
             </header>
             <main>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=home::HomePage/>
+                    <Route path=StaticSegment("signin") view=account::SignInPage/>
+                    <Route path=StaticSegment("signup") view=account::SignUpPage/>
                 </Routes>
             </main>
         </Router>

@@ -12,6 +12,11 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
+use app::account::{
+    ssr::{Accounts, Refusal, SignedIn as PageSignedIn},
+    UserView,
+};
+
 use super::{ApiError, ApiJson};
 use crate::{
     auth::{Auth, AuthError, SignedIn, ACCESS_TTL, REFRESH_TTL},
@@ -59,13 +64,6 @@ impl From<AuthError> for ApiError {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-}
-
 impl From<User> for UserView {
     fn from(user: User) -> Self {
         Self {
@@ -87,21 +85,7 @@ struct SignedInView {
 
 /// The JSON answer to a sign-in, with both cookies set.
 fn signed_in(status: StatusCode, signed: SignedIn) -> Response {
-    let cookies = AppendHeaders([
-        (
-            header::SET_COOKIE,
-            cookie(ACCESS_COOKIE, &signed.access_token, "/", ACCESS_TTL.num_seconds()),
-        ),
-        (
-            header::SET_COOKIE,
-            cookie(
-                REFRESH_COOKIE,
-                &signed.refresh_token,
-                REFRESH_PATH,
-                REFRESH_TTL.num_seconds(),
-            ),
-        ),
-    ]);
+    let cookies = AppendHeaders(session_cookies(&signed).map(|c| (header::SET_COOKIE, c)));
     let body = SignedInView {
         user: signed.user.into(),
         access_token: signed.access_token,
@@ -110,6 +94,26 @@ fn signed_in(status: StatusCode, signed: SignedIn) -> Response {
         refresh_token: signed.refresh_token,
     };
     (status, cookies, Json(body)).into_response()
+}
+
+/// The access and refresh cookies of a sign-in.
+fn session_cookies(signed: &SignedIn) -> [HeaderValue; 2] {
+    [
+        cookie(ACCESS_COOKIE, &signed.access_token, "/", ACCESS_TTL.num_seconds()),
+        cookie(
+            REFRESH_COOKIE,
+            &signed.refresh_token,
+            REFRESH_PATH,
+            REFRESH_TTL.num_seconds(),
+        ),
+    ]
+}
+
+fn cleared_cookies() -> [HeaderValue; 2] {
+    [
+        cookie(ACCESS_COOKIE, "", "/", 0),
+        cookie(REFRESH_COOKIE, "", REFRESH_PATH, 0),
+    ]
 }
 
 fn cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
@@ -229,16 +233,70 @@ async fn logout(
     if let Some(token) = presented_refresh(&headers, &body)? {
         auth.logout(&token).await?;
     }
-    let cleared = AppendHeaders([
-        (header::SET_COOKIE, cookie(ACCESS_COOKIE, "", "/", 0)),
-        (header::SET_COOKIE, cookie(REFRESH_COOKIE, "", REFRESH_PATH, 0)),
-    ]);
+    let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
 async fn me(user: AuthUser, State(store): State<Store>) -> Result<Json<UserView>, ApiError> {
     let found = store.user_by_id(&user.id).await.map_err(ApiError::internal)?;
     Ok(Json(found.ok_or_else(AuthUser::refused)?.into()))
+}
+
+/// The sign-in pages' view of [`Auth`]: the same flows, answered with cookies and sentences.
+pub struct PageAccounts {
+    pub auth: Auth,
+    pub store: Store,
+}
+
+impl From<AuthError> for Refusal {
+    fn from(error: AuthError) -> Self {
+        let ApiError { status, message } = error.into();
+        Self { status, message }
+    }
+}
+
+fn page_signed_in(signed: Result<SignedIn, AuthError>) -> Result<PageSignedIn, Refusal> {
+    let signed = signed?;
+    Ok(PageSignedIn {
+        cookies: session_cookies(&signed).to_vec(),
+        user: signed.user.into(),
+    })
+}
+
+#[async_trait::async_trait]
+impl Accounts for PageAccounts {
+    async fn current_user(&self, headers: &HeaderMap) -> Option<UserView> {
+        let id = self
+            .auth
+            .authenticate(cookie_value(headers, ACCESS_COOKIE)?)
+            .ok()?;
+        Some(self.store.user_by_id(&id).await.ok()??.into())
+    }
+
+    async fn request_code(&self, email: &str) -> Result<(), Refusal> {
+        Ok(self.auth.request_code(email).await?)
+    }
+
+    async fn verify_code(&self, email: &str, code: &str) -> Result<PageSignedIn, Refusal> {
+        page_signed_in(self.auth.verify_code(email, code).await)
+    }
+
+    async fn log_in(&self, email: &str, password: &str) -> Result<PageSignedIn, Refusal> {
+        page_signed_in(self.auth.login(email, password).await)
+    }
+
+    async fn register(&self, email: &str, password: &str, name: &str) -> Result<PageSignedIn, Refusal> {
+        page_signed_in(self.auth.register(email, password, name).await)
+    }
+
+    async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
+        if let Some(token) = cookie_value(headers, REFRESH_COOKIE) {
+            if let Err(error) = self.auth.logout(token).await {
+                tracing::error!(%error, "sign-out could not revoke the refresh token");
+            }
+        }
+        cleared_cookies().to_vec()
+    }
 }
 
 /// The signed-in user of a request, from `Authorization: Bearer` or the access cookie.

@@ -24,6 +24,13 @@ pub struct RefreshRecord {
     pub replaced_by: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct UserWithPassword {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: Option<String>,
+}
+
 /// What became of a refresh token presented for rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -115,22 +122,12 @@ impl Store {
 
     /// The user and their password hash (None for accounts that sign in by code or Google).
     pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row: Option<(String, String, String, DateTime<Utc>, Option<String>)> =
+        let row: Option<UserWithPassword> =
             sqlx::query_as("SELECT id, email, name, created_at, password_hash FROM users WHERE email = ?")
                 .bind(email)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(id, email, name, created_at, hash)| {
-            (
-                User {
-                    id,
-                    email,
-                    name,
-                    created_at,
-                },
-                hash,
-            )
-        }))
+        Ok(row.map(|row| (row.user, row.password_hash)))
     }
 
     /// Records a refresh token of `family_id` (a new sign-in starts a new family).

@@ -1,0 +1,254 @@
+//! Signing in and out: the pages, the user menu, and the server functions behind them. The server
+//! functions are thin: each takes the [`ssr::Accounts`] implementation from context (the server
+//! provides it) and calls it.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user, as pages see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+impl UserView {
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.email
+        } else {
+            &self.name
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! What the server implements for these pages.
+    use super::UserView;
+    use http::{HeaderMap, HeaderValue};
+
+    /// The outcome of a sign-in: who, and the cookies that keep them signed in.
+    pub struct SignedIn {
+        pub user: UserView,
+        pub cookies: Vec<HeaderValue>,
+    }
+
+    /// Why a request was turned down: the HTTP status, and a sentence for the person.
+    pub struct Refusal {
+        pub status: http::StatusCode,
+        pub message: String,
+    }
+
+    #[async_trait::async_trait]
+    pub trait Accounts: Send + Sync {
+        /// The user the request's cookies sign in, if any.
+        async fn current_user(&self, headers: &HeaderMap) -> Option<UserView>;
+        async fn request_code(&self, email: &str) -> Result<(), Refusal>;
+        async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, Refusal>;
+        async fn log_in(&self, email: &str, password: &str) -> Result<SignedIn, Refusal>;
+        async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, Refusal>;
+        /// Ends the request's sign-in; returns the cookies that clear it.
+        async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue>;
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    //! Reaching the server's `Accounts` and the request from inside a server function.
+    use std::sync::Arc;
+
+    use leptos::prelude::*;
+
+    use super::ssr::{Accounts, Refusal, SignedIn};
+
+    pub fn accounts() -> Result<Arc<dyn Accounts>, ServerFnError> {
+        use_context::<Arc<dyn Accounts>>().ok_or_else(|| ServerFnError::new("accounts are not available"))
+    }
+
+    pub fn headers() -> http::HeaderMap {
+        use_context::<http::request::Parts>()
+            .map(|parts| parts.headers)
+            .unwrap_or_default()
+    }
+
+    /// Answers with the refusal's status and sentence.
+    pub fn refuse(refusal: Refusal) -> ServerFnError {
+        expect_context::<leptos_axum::ResponseOptions>().set_status(refusal.status);
+        ServerFnError::new(refusal.message)
+    }
+
+    /// Sets the sign-in cookies and sends the browser home.
+    pub fn finish(signed: Result<SignedIn, Refusal>) -> Result<(), ServerFnError> {
+        let signed = signed.map_err(refuse)?;
+        let response = expect_context::<leptos_axum::ResponseOptions>();
+        for cookie in signed.cookies {
+            response.append_header(http::header::SET_COOKIE, cookie);
+        }
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
+    Ok(server::accounts()?.current_user(&server::headers()).await)
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn request_code(email: String) -> Result<String, ServerFnError> {
+    server::accounts()?
+        .request_code(&email)
+        .await
+        .map_err(server::refuse)?;
+    Ok(email)
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn verify_code(email: String, code: String) -> Result<(), ServerFnError> {
+    server::finish(server::accounts()?.verify_code(&email, &code).await)
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn log_in(email: String, password: String) -> Result<(), ServerFnError> {
+    server::finish(server::accounts()?.log_in(&email, &password).await)
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn register(email: String, name: String, password: String) -> Result<(), ServerFnError> {
+    server::finish(server::accounts()?.register(&email, &password, &name).await)
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn sign_out() -> Result<(), ServerFnError> {
+    let cleared = server::accounts()?.sign_out(&server::headers()).await;
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    for cookie in cleared {
+        response.append_header(http::header::SET_COOKIE, cookie);
+    }
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// A server function's failure as a sentence for the person in front of the form.
+fn error_text(error: &ServerFnError) -> String {
+    let message = match error {
+        ServerFnError::ServerError(message) => message.as_str(),
+        _ => "something went wrong; try again",
+    };
+    let mut chars = message.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The error of an action's last run, shown under its form.
+fn form_error<T>(
+    value: impl Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+{
+    move || {
+        value
+            .get()
+            .and_then(Result::err)
+            .map(|e| view! { <p class="form-error" role="alert">{error_text(&e)}</p> })
+    }
+}
+
+/// The right end of the top bar: who is signed in, or a way to sign in.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    // Sign-in forms redirect to another page and sign-out completes an action: either way the
+    // menu asks again who is signed in.
+    let path = leptos_router::hooks::use_location().pathname;
+    let user = Resource::new(move || (path.get(), sign_out.version().get()), |_| current_user());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(user)) => view! {
+                        <span class="user-name">{user.display_name().to_owned()}</span>
+                        <ActionForm action=sign_out attr:class="inline">
+                            <button type="submit" class="link-button">"Sign out"</button>
+                        </ActionForm>
+                    }.into_any(),
+                    _ => view! { <A href="/signin" attr:class="nav-link">"Sign in"</A> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let request = ServerAction::<RequestCode>::new();
+    let verify = ServerAction::<VerifyCode>::new();
+    let password = ServerAction::<LogIn>::new();
+    // The email a code was sent to, once one was.
+    let sent_to = move || request.value().get().and_then(Result::ok);
+
+    view! {
+        <section class="auth-page">
+            <h1>"Sign in"</h1>
+            <div class="auth-methods">
+                <div class="auth-card">
+                    <h2>"Email me a code"</h2>
+                    <Show
+                        when=move || sent_to().is_some()
+                        fallback=move || view! {
+                            <ActionForm action=request>
+                                <label>"Email" <input type="email" name="email" required autocomplete="email"/></label>
+                                <button type="submit" disabled=move || request.pending().get()>"Send code"</button>
+                            </ActionForm>
+                            {form_error(request.value())}
+                        }
+                    >
+                        <p class="hint">"We sent a 6-digit code to " <strong>{sent_to}</strong> ". It works once, for 10 minutes."</p>
+                        <ActionForm action=verify>
+                            <input type="hidden" name="email" prop:value=move || sent_to().unwrap_or_default()/>
+                            <label>"Code" <input name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required autocomplete="one-time-code"/></label>
+                            <button type="submit" disabled=move || verify.pending().get()>"Sign in"</button>
+                        </ActionForm>
+                        {form_error(verify.value())}
+                    </Show>
+                </div>
+                <div class="auth-card">
+                    <h2>"Password"</h2>
+                    <ActionForm action=password>
+                        <label>"Email" <input type="email" name="email" required autocomplete="email"/></label>
+                        <label>"Password" <input type="password" name="password" required autocomplete="current-password"/></label>
+                        <button type="submit" disabled=move || password.pending().get()>"Sign in"</button>
+                    </ActionForm>
+                    {form_error(password.value())}
+                    <p class="hint">"New here? " <A href="/signup">"Create an account"</A></p>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let register = ServerAction::<Register>::new();
+    view! {
+        <section class="auth-page">
+            <h1>"Create an account"</h1>
+            <div class="auth-card">
+                <ActionForm action=register>
+                    <label>"Name" <input name="name" autocomplete="name"/></label>
+                    <label>"Email" <input type="email" name="email" required autocomplete="email"/></label>
+                    <label>"Password (10 characters or more)" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
+                    <button type="submit" disabled=move || register.pending().get()>"Create account"</button>
+                </ActionForm>
+                {form_error(register.value())}
+                <p class="hint">"Already have one? " <A href="/signin">"Sign in"</A></p>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,85 @@
+// Signing up, out and in through the real pages: password accounts, and a code mailed through a
+// real SMTP server (started by scripts/test.sh; its mailbox file is $MAILBOX).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { artefacts, baseUrl, openBrowser, waitForServer } from './browser.mjs';
+
+let browser;
+before(async () => {
+  await waitForServer();
+  browser = await openBrowser();
+});
+after(() => browser?.close());
+
+const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+
+/** Waits until the wasm bundle has loaded, so forms are driven by their actions. */
+async function hydrated(page) {
+  await page.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
+  await page.waitForLoadState('networkidle');
+}
+
+test('a learner signs up, sees their name, signs out and back in with the password', async () => {
+  const page = await browser.context.newPage();
+  const email = `learner${unique()}@example.com`;
+  await page.goto(`${baseUrl}/signup`);
+  await hydrated(page);
+  await page.getByLabel('Name').fill('Grace Hopper');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password (10 characters or more)').fill('compilers are fun');
+  await page.getByRole('button', { name: 'Create account' }).click();
+
+  await page.waitForURL(`${baseUrl}/`);
+  await page.locator('.user-name', { hasText: 'Grace Hopper' }).waitFor();
+  await page.screenshot({ path: `${artefacts}/signed-in.png` });
+  const cookies = await browser.context.cookies();
+  const access = cookies.find((c) => c.name === 'ckad_access');
+  assert.ok(access, 'the access cookie is set');
+  assert.equal(access.httpOnly, true);
+  assert.equal(access.sameSite, 'Lax');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('link', { name: 'Sign in' }).waitFor();
+  assert.equal((await browser.context.cookies()).some((c) => c.name === 'ckad_access'), false);
+
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+  const card = page.locator('.auth-card', { has: page.getByRole('heading', { name: 'Password' }) });
+  await card.getByLabel('Email').fill(email);
+  await card.getByLabel('Password').fill('wrong password!');
+  await card.getByRole('button', { name: 'Sign in' }).click();
+  await card.getByRole('alert').filter({ hasText: 'The email or the password is wrong' }).waitFor();
+  await page.screenshot({ path: `${artefacts}/sign-in-error.png` });
+
+  await card.getByLabel('Password').fill('compilers are fun');
+  await card.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${baseUrl}/`);
+  await page.locator('.user-name', { hasText: 'Grace Hopper' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('link', { name: 'Sign in' }).waitFor();
+});
+
+test('a learner signs in with a code from their mailbox', async () => {
+  const page = await browser.context.newPage();
+  const email = `coder${unique()}@example.com`;
+  await page.goto(`${baseUrl}/signin`);
+  await hydrated(page);
+  const card = page.locator('.auth-card', { has: page.getByRole('heading', { name: 'Email me a code' }) });
+  await card.getByLabel('Email').fill(email);
+  await card.getByRole('button', { name: 'Send code' }).click();
+  await card.getByText(`We sent a 6-digit code to ${email}`).waitFor();
+
+  const mail = readFileSync(process.env.MAILBOX, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .reverse().find((m) => m.to[0] === email);
+  assert.ok(mail, 'the code was mailed');
+  const code = mail.data.match(/Your sign-in code is (\d{6})/)[1];
+
+  await card.getByLabel('Code').fill(code);
+  await page.screenshot({ path: `${artefacts}/code-entry.png` });
+  await card.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${baseUrl}/`);
+  await page.locator('.user-name', { hasText: email }).waitFor();
+  // The one refusal these tests provoke on purpose is the wrong password's 401.
+  assert.deepEqual(browser.problems.filter((p) => !p.includes('status of 401')), []);
+});
