@@ -80,7 +80,7 @@ impl KindProvider {
         instance: &str,
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("kind");
-        super::lite::create_private_dir(&dir)?;
+        super::create_private_dir(&dir)?;
         let networks = Networks::new(docker, "kind", instance);
         Ok(Self {
             networks,

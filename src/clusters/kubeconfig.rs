@@ -22,10 +22,6 @@ impl Kubeconfig {
         Ok(Self(yaml))
     }
 
-    pub fn as_yaml(&self) -> &str {
-        &self.0
-    }
-
     fn parsed(&self) -> KubeconfigFile {
         KubeconfigFile::from_yaml(&self.0).expect("checked when made")
     }

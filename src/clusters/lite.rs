@@ -102,7 +102,7 @@ impl LiteProvider {
         instance: &str,
     ) -> std::io::Result<Self> {
         let workdir = state_dir.join("lite");
-        create_private_dir(&workdir)?;
+        super::create_private_dir(&workdir)?;
         let networks = Networks::new(docker.clone(), "lite", instance);
         Ok(Self {
             docker,
@@ -358,15 +358,6 @@ async fn add_simulated_node(client: &kube::Client) -> Result<(), ClusterError> {
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ pub use kind::{KindConfig, KindProvider};
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
-pub use network::{CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
 
 use crate::{
     configuration::{ClusterSettings, ProviderKind},
@@ -154,6 +153,16 @@ async fn settle(
         }
     }
     created
+}
+
+/// A provider's state folder: only the platform may read the keys it will hold.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// The API's own `/readyz` and the count of Ready nodes, through kube-rs.

@@ -15,7 +15,7 @@ pub struct PendingCode {
 
 /// A refresh token's record, found by its hash.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RefreshRecord {
+struct RefreshRecord {
     pub id: String,
     pub user_id: String,
     pub family_id: String,
