@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Removes what the platform left behind while it was not running: every cluster network carrying
+# the platform's labels (and this instance's name) whose cluster no started session in the
+# database owns, with the cluster's containers (lite: kwokctl's project label; kind: kind's
+# cluster label) and its state folder. Anything without the platform's labels is never touched,
+# so an operator's own KIND clusters and containers are safe. The platform's reconciler does the
+# same at start-up; this script is for systemd's ExecStartPre and for operators.
+#
+#   scripts/cleanup-orphans.sh      env: DATABASE_URL, STATE_DIR, PLATFORM_INSTANCE (as the platform)
+set -euo pipefail
+
+url=${DATABASE_URL:-sqlite://data/ckad.db}
+db=${url#sqlite://}
+db=${db#sqlite:}
+db=${db%%\?*}
+state_dir=${STATE_DIR:-data/state}
+instance=${PLATFORM_INSTANCE:-main}
+
+# Clusters of started sessions survive a restart of the platform.
+owned=""
+if [ -f "$db" ]; then
+  owned=$(sqlite3 "$db" "SELECT cluster_name FROM sessions WHERE status = 'started'")
+fi
+
+removed=0
+while IFS=$'\t' read -r network provider cluster; do
+  [ -n "$network" ] || continue
+  # Only names the platform itself makes (the same rule as its ClusterName type).
+  [[ "$cluster" =~ ^ckad-[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]] || continue
+  if grep -qxF -- "$cluster" <<<"$owned"; then
+    continue
+  fi
+  case "$provider" in
+    lite) label="com.docker.compose.project=kwok-$cluster" ;;
+    kind) label="io.x-k8s.kind.cluster=$cluster" ;;
+    *) continue ;;
+  esac
+  mapfile -t containers < <(docker ps -aq --filter "label=$label")
+  if [ "${#containers[@]}" -gt 0 ]; then
+    docker rm -f -v "${containers[@]}" >/dev/null
+  fi
+  docker network rm "$network" >/dev/null
+  rm -rf -- "$state_dir/lite/clusters/$cluster" "$state_dir/kind/$cluster.kind-config.yaml" \
+    "$state_dir/kind/$cluster.kubeconfig"
+  echo "cleanup-orphans: removed $provider cluster $cluster (${#containers[@]} containers, network $network)"
+  removed=$((removed + 1))
+done < <(docker network ls --filter "label=ckad.platform" --filter "label=ckad.instance=$instance" \
+  --format '{{.Name}}	{{.Label "ckad.platform"}}	{{.Label "ckad.cluster"}}')
+echo "cleanup-orphans: $removed orphaned clusters removed"
