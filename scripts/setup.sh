@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need, idempotently, then gives the environment the
-# other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_PYTHON, CKAD_CACHE):
+# other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_PYTHON, CKAD_OIDC_CLASSPATH,
+# CKAD_CACHE):
 #   source scripts/setup.sh     installs, then exports them into the calling shell
 #   scripts/setup.sh            installs, then prints them as `export` lines
 # Sourced by scripts/run.sh and scripts/test.sh. Installing runs in a child bash in strict mode,
@@ -43,8 +44,9 @@ _setup_main() {
 
   _setup_node_modules "$root" "$cache"
   _setup_site_assets "$root"
-  local python
+  local python oidc_classpath
   python=$(_setup_python "$root" "$cache")
+  oidc_classpath=$(_setup_oidc_provider "$root" "$cache")
 
   # The `lite` cluster binaries (Kubernetes, etcd, kwok, kind) from source, and their images.
   command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
@@ -54,7 +56,8 @@ _setup_main() {
   # The tools above come first: npm's binaryen, never Debian's (108 breaks the bundle).
   local path="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
   printf 'export %s=%q\n' PATH "$path" CARGO_TARGET_DIR "${CARGO_TARGET_DIR:-$cache/target}" \
-    LITE_BIN_DIR "$lite_bin_dir" CKAD_PYTHON "$python" CKAD_CACHE "$cache" >&3
+    LITE_BIN_DIR "$lite_bin_dir" CKAD_PYTHON "$python" CKAD_OIDC_CLASSPATH "$oidc_classpath" \
+    CKAD_CACHE "$cache" >&3
 }
 
 _say() { printf 'setup: %s\n' "$*" >&2; }
@@ -135,6 +138,21 @@ _setup_python() {
     rm -rf "$dir" && mv "$dir.partial" "$dir"
   fi
   echo "$dir/bin/python"
+}
+
+# A real OpenID Connect provider for the Google sign-in tests (mock-oauth2-server from Maven
+# Central); prints its Java classpath, resolved once per pom.
+_setup_oidc_provider() {
+  local root=$1 cache=$2 pom="$root/tests/support/oidc/pom.xml" file
+  command -v java >/dev/null && command -v mvn >/dev/null || { _say "Java and Maven are needed for the OIDC tests"; return 1; }
+  file="$cache/oidc/$(sha256sum "$pom" | cut -c1-16).classpath"
+  if [ ! -s "$file" ]; then
+    _say "resolving the test OIDC provider from Maven Central"
+    mkdir -p "$cache/oidc"
+    mvn -q -f "$pom" dependency:build-classpath -Dmdep.outputFile="$file.partial" >&2
+    mv "$file.partial" "$file"
+  fi
+  cat "$file"
 }
 
 # xterm.js is served from the site's own assets, never from a CDN.

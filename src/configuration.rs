@@ -6,9 +6,9 @@ use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration}
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::Secret,
+    auth::{GoogleSettings, Secret},
     clusters::KindConfig,
-    mail::{SmtpSecurity, SmtpSettings},
+    mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     store::PortRanges,
 };
 
@@ -151,6 +151,8 @@ pub enum EmailProvider {
     /// Into the log (development).
     Outbox,
     Smtp(SmtpSettings),
+    /// SendGrid's or Resend's HTTP API.
+    Api(MailApiSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,8 @@ pub struct AuthSettings {
     /// random one is made at start-up: every restart then signs everyone out.
     pub secret: Secret,
     pub email: EmailProvider,
+    /// Google sign-in, when `GOOGLE_CLIENT_ID` is set.
+    pub google: Option<GoogleSettings>,
 }
 
 impl Settings {
@@ -177,7 +181,7 @@ impl Settings {
                 source,
             })?
             .leptos_options;
-        let default_url = format!("http://{}", site.site_addr);
+        let public_origin = public_origin(&var("PUBLIC_URL", format!("http://{}", site.site_addr))?)?;
         Ok(Self {
             database_url: var("DATABASE_URL", "sqlite://data/ckad.db".into())?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
@@ -203,9 +207,10 @@ impl Settings {
             auth: AuthSettings {
                 secret: jwt_secret()?,
                 email: email_provider()?,
+                google: google(&public_origin)?,
             },
             http: HttpSettings {
-                public_origin: public_origin(&var("PUBLIC_URL", default_url)?)?,
+                public_origin,
                 trusted_proxies: var("TRUSTED_PROXIES", 0)?,
                 auth_per_minute: var("RATE_LIMIT_AUTH_PER_MINUTE", 10)?,
                 api_per_minute: var("RATE_LIMIT_API_PER_MINUTE", 100)?,
@@ -244,6 +249,31 @@ fn public_origin(url: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Google's endpoints by default; each can point at another OpenID Connect provider (tests do).
+fn google(public_origin: &str) -> Result<Option<GoogleSettings>, ConfigError> {
+    let Some(client_id) = var("GOOGLE_CLIENT_ID", Optional::<String>(None))?.0 else {
+        return Ok(None);
+    };
+    Ok(Some(GoogleSettings {
+        client_id,
+        client_secret: var("GOOGLE_CLIENT_SECRET", Secret::new(""))?,
+        auth_url: var(
+            "GOOGLE_AUTH_URL",
+            "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
+        )?,
+        token_url: var(
+            "GOOGLE_TOKEN_URL",
+            "https://oauth2.googleapis.com/token".to_owned(),
+        )?,
+        jwks_url: var(
+            "GOOGLE_JWKS_URL",
+            "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
+        )?,
+        issuer: var("GOOGLE_ISSUER", "https://accounts.google.com".to_owned())?,
+        redirect_url: format!("{public_origin}/api/auth/google/callback"),
+    }))
+}
+
 fn jwt_secret() -> Result<Secret, ConfigError> {
     match var("JWT_SECRET", Optional::<Secret>(None))?.0 {
         Some(secret) if secret.expose().len() >= 32 => Ok(secret),
@@ -276,12 +306,46 @@ fn email_provider() -> Result<EmailProvider, ConfigError> {
             password: var("SMTP_PASSWORD", Optional::<Secret>(None))?.0,
             from: var("EMAIL_FROM", "CKAD Practice <noreply@localhost>".to_owned())?,
         })),
+        "sendgrid" => mail_api(
+            MailApiKind::SendGrid,
+            "SENDGRID_API_KEY",
+            "SENDGRID_API_URL",
+            "https://api.sendgrid.com/v3/mail/send",
+        ),
+        "resend" => mail_api(
+            MailApiKind::Resend,
+            "RESEND_API_KEY",
+            "RESEND_API_URL",
+            "https://api.resend.com/emails",
+        ),
         other => Err(ConfigError::Invalid {
             name: "EMAIL_PROVIDER",
             value: other.into(),
-            reason: "expected `outbox` or `smtp`".into(),
+            reason: "expected `outbox`, `smtp`, `sendgrid` or `resend`".into(),
         }),
     }
+}
+
+/// An HTTP mail API: its key (required) and endpoint variables.
+fn mail_api(
+    kind: MailApiKind,
+    key_name: &'static str,
+    url_name: &'static str,
+    default_url: &str,
+) -> Result<EmailProvider, ConfigError> {
+    let key = var(key_name, Optional::<Secret>(None))?
+        .0
+        .ok_or_else(|| ConfigError::Invalid {
+            name: key_name,
+            value: String::new(),
+            reason: "required by this EMAIL_PROVIDER".into(),
+        })?;
+    Ok(EmailProvider::Api(MailApiSettings {
+        kind,
+        url: var(url_name, default_url.to_owned())?,
+        key,
+        from: var("EMAIL_FROM", "CKAD Practice <noreply@localhost>".to_owned())?,
+    }))
 }
 
 /// A variable that may be unset.

@@ -1,4 +1,5 @@
-//! Sending sign-in codes: through SMTP (lettre), or, for development, into the log.
+//! Sending sign-in codes: through SMTP (lettre), the SendGrid or Resend HTTP APIs, or, for
+//! development, into the log.
 
 use lettre::{
     message::Mailbox, transport::smtp::authentication::Credentials, AsyncSmtpTransport, AsyncTransport as _,
@@ -106,15 +107,95 @@ impl Mailer for Smtp {
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(format!("{code} is your CKAD Practice sign-in code"))
-            .body(format!(
-                "Your sign-in code is {code}\n\nIt works once, for 10 minutes. If you did not ask for it, ignore this mail.\n"
-            ))
+            .subject(subject(code))
+            .body(body(code))
             .map_err(|e| MailError::Build(e.to_string()))?;
         self.transport
             .send(message)
             .await
             .map(drop)
             .map_err(|e| MailError::Send(e.to_string()))
+    }
+}
+
+fn subject(code: &str) -> String {
+    format!("{code} is your CKAD Practice sign-in code")
+}
+
+fn body(code: &str) -> String {
+    format!("Your sign-in code is {code}\n\nIt works once, for 10 minutes. If you did not ask for it, ignore this mail.\n")
+}
+
+/// Which HTTP mail API, and so which request shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailApiKind {
+    SendGrid,
+    Resend,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailApiSettings {
+    pub kind: MailApiKind,
+    /// The send endpoint (SendGrid's or Resend's by default).
+    pub url: String,
+    pub key: Secret,
+    pub from: String,
+}
+
+/// SendGrid's `v3/mail/send` or Resend's `emails`, with a bearer key.
+pub struct MailApi {
+    settings: MailApiSettings,
+    http: reqwest::Client,
+}
+
+impl MailApi {
+    pub fn new(settings: MailApiSettings) -> Result<Self, MailError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        Ok(Self { settings, http })
+    }
+
+    fn payload(&self, to: &Email, code: &str) -> serde_json::Value {
+        let (from, to) = (&self.settings.from, to.as_str());
+        match self.settings.kind {
+            MailApiKind::SendGrid => serde_json::json!({
+                "personalizations": [{ "to": [{ "email": to }] }],
+                "from": { "email": from },
+                "subject": subject(code),
+                "content": [{ "type": "text/plain", "value": body(code) }],
+            }),
+            MailApiKind::Resend => serde_json::json!({
+                "from": from,
+                "to": [to],
+                "subject": subject(code),
+                "text": body(code),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for MailApi {
+    async fn send_code(&self, to: &Email, code: &str) -> Result<(), MailError> {
+        let response = self
+            .http
+            .post(&self.settings.url)
+            .bearer_auth(self.settings.key.expose())
+            .json(&self.payload(to, code))
+            .send()
+            .await
+            .map_err(|e| MailError::Send(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let detail = response.text().await.unwrap_or_default();
+        Err(MailError::Send(format!(
+            "{:?} answered {status}: {}",
+            self.settings.kind,
+            detail.chars().take(200).collect::<String>()
+        )))
     }
 }

@@ -7,11 +7,11 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::Auth,
+    auth::{Auth, Google},
     clusters::{self, ClusterProvider},
     configuration::{EmailProvider, Settings},
     docker::DockerEngine,
-    mail::{DevOutbox, Mailer, Smtp},
+    mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
     store::Store,
 };
@@ -47,8 +47,18 @@ impl AppState {
         let mailer: Arc<dyn Mailer> = match &settings.auth.email {
             EmailProvider::Outbox => Arc::new(DevOutbox),
             EmailProvider::Smtp(smtp) => Arc::new(Smtp::new(smtp).context("configuring SMTP")?),
+            EmailProvider::Api(api) => {
+                Arc::new(MailApi::new(api.clone()).context("configuring the mail API")?)
+            }
         };
-        let auth = Auth::new(store.clone(), settings.auth.secret.clone(), mailer);
+        let google = settings
+            .auth
+            .google
+            .clone()
+            .map(Google::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let auth = Auth::new(store.clone(), settings.auth.secret.clone(), mailer, google);
         Ok(Self {
             auth,
             leptos_options: settings.site.clone(),

@@ -192,10 +192,15 @@ pub fn SignInPage() -> impl IntoView {
     let password = ServerAction::<LogIn>::new();
     // The email a code was sent to, once one was.
     let sent_to = move || request.value().get().and_then(Result::ok);
+    // Why a Google sign-in came back refused, if it did.
+    let query = leptos_router::hooks::use_query_map();
+    let refused = move || query.read().get("error");
 
     view! {
         <section class="auth-page">
             <h1>"Sign in"</h1>
+            {move || refused().map(|reason| view! { <p class="form-error" role="alert">{reason}</p> })}
+            <a class="google-button" href="/api/auth/google" rel="external">"Continue with Google"</a>
             <div class="auth-methods">
                 <div class="auth-card">
                     <h2>"Email me a code"</h2>

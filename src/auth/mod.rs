@@ -3,6 +3,7 @@
 
 mod codes;
 mod email;
+mod google;
 mod passwords;
 mod secret;
 mod tokens;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 
 pub use email::{Email, InvalidEmail};
+pub use google::{Google, GoogleError, GoogleSettings};
 pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
 pub use secret::Secret;
 pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
@@ -42,6 +44,8 @@ pub enum AuthError {
     #[error("your sign-in has expired: sign in again")]
     InvalidRefresh,
     #[error(transparent)]
+    Google(#[from] GoogleError),
+    #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,15 +65,52 @@ pub struct Auth {
     secret: Secret,
     tokens: AccessTokens,
     mailer: Arc<dyn Mailer>,
+    google: Option<Google>,
 }
 
 impl Auth {
-    pub fn new(store: Store, secret: Secret, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(store: Store, secret: Secret, mailer: Arc<dyn Mailer>, google: Option<Google>) -> Self {
         Self {
             tokens: AccessTokens::new(&secret),
             store,
             secret,
             mailer,
+            google,
+        }
+    }
+
+    fn google(&self) -> Result<&Google, AuthError> {
+        self.google
+            .as_ref()
+            .ok_or(AuthError::Google(GoogleError::NotConfigured))
+    }
+
+    /// The Google consent page to send the browser to.
+    pub async fn google_start(&self) -> Result<String, AuthError> {
+        Ok(self.google()?.start(&self.store).await?)
+    }
+
+    /// Signs in the verified Google identity, linked by email to an existing account or a new one.
+    pub async fn google_finish(&self, code: &str, state: &str) -> Result<SignedIn, AuthError> {
+        let identity = self.google()?.finish(&self.store, code, state).await?;
+        let email = Email::parse(&identity.email)?;
+        let user = self.user_for(&email, &identity.name).await?;
+        self.sign_in(user).await
+    }
+
+    /// The account of `email`, made on its first sign-in.
+    async fn user_for(&self, email: &Email, name: &str) -> Result<User, AuthError> {
+        if let Some(user) = self.store.user_by_email(email.as_str()).await? {
+            return Ok(user);
+        }
+        match self.store.insert_user(email.as_str(), name).await {
+            // Another sign-in of the same person made it a moment ago.
+            Err(StoreError::Conflict(_)) => Ok(self
+                .store
+                .user_by_email(email.as_str())
+                .await?
+                .ok_or(AuthError::InvalidCode)?),
+            created => Ok(created?),
         }
     }
 
@@ -105,17 +146,7 @@ impl Auth {
         if !self.store.consume_code(&pending.id).await? {
             return Err(AuthError::InvalidCode);
         }
-        let user = match self.store.user_by_email(email.as_str()).await? {
-            Some(user) => user,
-            None => match self.store.insert_user(email.as_str(), "").await {
-                Err(StoreError::Conflict(_)) => self
-                    .store
-                    .user_by_email(email.as_str())
-                    .await?
-                    .ok_or(AuthError::InvalidCode)?,
-                created => created?,
-            },
-        };
+        let user = self.user_for(&email, "").await?;
         self.sign_in(user).await
     }
 

@@ -33,6 +33,7 @@ where
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The signal follows the spawning thread; tokio's worker threads live as long as the runtime.
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {
         command.pre_exec(|| {

@@ -4,9 +4,9 @@
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRef, FromRequestParts, State},
+    extract::{DefaultBodyLimit, FromRef, FromRequestParts, Query, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
-    response::{AppendHeaders, IntoResponse, Response},
+    response::{AppendHeaders, IntoResponse, Redirect, Response},
     routing::{get, post},
     Json, Router,
 };
@@ -19,7 +19,7 @@ use app::account::{
 
 use super::{ApiError, ApiJson};
 use crate::{
-    auth::{Auth, AuthError, SignedIn, ACCESS_TTL, REFRESH_TTL},
+    auth::{Auth, AuthError, GoogleError, SignedIn, ACCESS_TTL, REFRESH_TTL},
     store::{Store, User},
     AppState,
 };
@@ -40,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/refresh", post(refresh))
         .route("/logout", post(logout))
         .route("/me", get(me))
+        .route("/google", get(google_start))
+        .route("/google/callback", get(google_callback))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
@@ -51,6 +53,13 @@ impl From<AuthError> for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             AuthError::AccountExists => StatusCode::CONFLICT,
+            AuthError::Google(google) => match google {
+                GoogleError::NotConfigured => StatusCode::NOT_FOUND,
+                GoogleError::UnknownState => StatusCode::BAD_REQUEST,
+                GoogleError::Exchange(_) | GoogleError::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
+                GoogleError::EmailNotVerified => StatusCode::FORBIDDEN,
+                GoogleError::Store(store) => return ApiError::internal(store),
+            },
             AuthError::Mail(mail) => {
                 tracing::error!(error = %mail, "sign-in code not sent");
                 return ApiError::new(
@@ -235,6 +244,48 @@ async fn logout(
     }
     let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
+}
+
+/// Off to Google's consent page.
+async fn google_start(State(auth): State<Auth>) -> Response {
+    match auth.google_start().await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(error) => back_to_sign_in(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct GoogleCallback {
+    code: Option<String>,
+    state: Option<String>,
+    /// Set by Google when the person declined.
+    error: Option<String>,
+}
+
+/// Back from Google: signed in and sent home, or sent to the sign-in page with the reason.
+async fn google_callback(State(auth): State<Auth>, Query(callback): Query<GoogleCallback>) -> Response {
+    let (Some(code), Some(state), None) = (callback.code, callback.state, callback.error) else {
+        return back_to_sign_in(AuthError::Google(GoogleError::Exchange(
+            "the sign-in was cancelled".into(),
+        )));
+    };
+    match auth.google_finish(&code, &state).await {
+        Ok(signed) => {
+            let cookies = AppendHeaders(session_cookies(&signed).map(|c| (header::SET_COOKIE, c)));
+            (cookies, Redirect::to("/")).into_response()
+        }
+        Err(error) => back_to_sign_in(error),
+    }
+}
+
+/// A browser flow's failure: the sign-in page, saying why (the status is logged).
+fn back_to_sign_in(error: AuthError) -> Response {
+    let ApiError { status, message } = error.into();
+    tracing::warn!(status = status.as_u16(), message, "Google sign-in refused");
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("error", &message)
+        .finish();
+    Redirect::to(&format!("/signin?{query}")).into_response()
 }
 
 async fn me(user: AuthUser, State(store): State<Store>) -> Result<Json<UserView>, ApiError> {

@@ -231,3 +231,41 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+/// A Google sign-in between its redirect and its callback.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OAuthFlow {
+    pub pkce_verifier: String,
+    pub nonce: String,
+}
+
+impl Store {
+    pub async fn insert_oauth_flow(
+        &self,
+        state_hash: &str,
+        flow: &OAuthFlow,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_flows (state_hash, pkce_verifier, nonce, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(state_hash)
+        .bind(&flow.pkce_verifier)
+        .bind(&flow.nonce)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the flow with `state_hash` if it has not expired: a state works once.
+    pub async fn take_oauth_flow(&self, state_hash: &str) -> Result<Option<OAuthFlow>, StoreError> {
+        Ok(sqlx::query_as(
+            "DELETE FROM oauth_flows WHERE state_hash = ? AND expires_at > ? RETURNING pkce_verifier, nonce",
+        )
+        .bind(state_hash)
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

@@ -14,7 +14,7 @@ use sqlx::{
     SqlitePool,
 };
 
-pub use accounts::{PendingCode, Rotation};
+pub use accounts::{OAuthFlow, PendingCode, Rotation};
 pub use ports::{bound_on_host, PortRanges, PortSet};
 pub use sessions::{NewSession, Session, SessionStatus};
 pub use users::User;

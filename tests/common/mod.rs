@@ -46,6 +46,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
         auth: AuthSettings {
             secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),
             email: EmailProvider::Outbox,
+            google: None,
         },
         http: HttpSettings {
             public_origin: "http://127.0.0.1:3000".into(),
