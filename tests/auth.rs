@@ -8,11 +8,9 @@ use std::process::{Child, Command, Stdio};
 use ckad_platform::{
     configuration::EmailProvider,
     mail::{SmtpSecurity, SmtpSettings},
-    AppState,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 /// A real SMTP server on loopback, writing what it receives to a mailbox file.
 struct SmtpSink {
@@ -96,10 +94,7 @@ impl App {
             password: None,
             from: "CKAD Practice <noreply@ckad.test>".into(),
         });
-        let state = AppState::build(settings).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+        let base = common::serve(settings).await;
         Self {
             base,
             client: reqwest::Client::new(),

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ckad_platform::{auth::GoogleSettings, AppState};
+use ckad_platform::auth::GoogleSettings;
 use reqwest::{header, redirect::Policy, StatusCode};
 use tokio::net::TcpListener;
 
@@ -91,8 +91,7 @@ impl App {
             issuer: issuer.to_owned(),
             redirect_url: format!("{base}/api/auth/google/callback"),
         });
-        let state = AppState::build(settings).await.unwrap();
-        tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+        common::serve_on(listener, settings).await;
         let client = reqwest::Client::builder()
             .redirect(Policy::none())
             .build()

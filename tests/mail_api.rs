@@ -11,7 +11,6 @@ use ckad_platform::{
     auth::Secret,
     configuration::EmailProvider,
     mail::{MailApiKind, MailApiSettings},
-    AppState,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -51,10 +50,7 @@ async fn request_code(kind: MailApiKind, url: String) -> (StatusCode, Value) {
         key: Secret::new("test-api-key"),
         from: "noreply@ckad.test".into(),
     });
-    let state = AppState::build(settings).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+    let base = common::serve(settings).await;
     let response = reqwest::Client::new()
         .post(format!("{base}/api/auth/email/otp"))
         .json(&json!({ "email": "ada@example.com" }))

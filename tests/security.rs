@@ -3,10 +3,9 @@
 
 mod common;
 
-use ckad_platform::{configuration::Settings, AppState};
+use ckad_platform::configuration::Settings;
 use reqwest::{header, StatusCode};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 const SITE: &str = "http://127.0.0.1:3000";
 
@@ -14,11 +13,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings)) -> (String, tempfile::TempDir
     let dir = tempfile::tempdir().unwrap();
     let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
     adjust(&mut settings);
-    let state = AppState::build(settings).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
-    (base, dir)
+    (common::serve(settings).await, dir)
 }
 
 fn random_address(n: u32) -> String {

@@ -58,6 +58,23 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
     }
 }
 
+/// The platform with `settings`, serving on `listener` until the test ends; returns its base URL.
+pub async fn serve_on(listener: tokio::net::TcpListener, settings: Settings) -> String {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = ckad_platform::AppState::build(settings).await.unwrap();
+    tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
+    base
+}
+
+/// The platform with `settings` on a fresh loopback port; returns its base URL.
+pub async fn serve(settings: Settings) -> String {
+    serve_on(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        settings,
+    )
+    .await
+}
+
 /// A platform instance name unique to a test's directory.
 pub fn instance(dir: &Path) -> String {
     let name = dir.file_name().unwrap().to_string_lossy().to_lowercase();
