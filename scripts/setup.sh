@@ -86,7 +86,8 @@ _setup_docker_engine() {
     return 1
   fi
   _say "starting dockerd (log: $cache/dockerd.log)"
-  nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  # Its own session, and none of our descriptors: the export pipe (fd 3) must reach EOF.
+  setsid nohup dockerd </dev/null >"$cache/dockerd.log" 2>&1 3>&- &
   local i
   for i in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
