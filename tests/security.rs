@@ -39,15 +39,14 @@ async fn a_hundred_requests_with_random_forwarded_for_are_still_limited() {
         }
         statuses.push(response.status());
     }
+    // Ten at once, then one every 6 s: a very slow machine may earn one more during the run.
     let admitted = statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
-    assert_eq!(admitted, 10, "{statuses:?}");
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
-            .count(),
-        90
-    );
+    assert!((10..=11).contains(&admitted), "{admitted} admitted: {statuses:?}");
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(admitted + limited, 100, "{statuses:?}");
     let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=6).contains(&seconds), "Retry-After: {seconds}");
 }
