@@ -1,4 +1,4 @@
-//! `/api/auth/*`: sign-in by email code, Google or password, token refresh, logout, and who am I,
+//! `/api/auth/*`: sign-in by email code, Google or password, token refresh, logout, and who am I.
 //! Browsers get their tokens in HttpOnly, Secure, SameSite=Lax cookies; API clients use the JSON
 //! body and `Authorization: Bearer`.
 
