@@ -78,7 +78,7 @@ struct App {
     base: String,
     client: reqwest::Client,
     smtp: SmtpSink,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl App {
@@ -99,7 +99,7 @@ impl App {
             base,
             client: reqwest::Client::new(),
             smtp,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -117,7 +117,7 @@ impl App {
 
     /// Moves time for the stored records (the database is the real one the app uses).
     async fn sql(&self, statement: &str) {
-        let url = format!("sqlite://{}/ckad.db", self._dir.path().display());
+        let url = format!("sqlite://{}/ckad.db", self.dir.path().display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query(statement).execute(&pool).await.unwrap();
     }

@@ -71,11 +71,18 @@ struct App {
     base: String,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
+    _one_flow_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
+
+/// Flows run in parallel against the one test provider crossed (a token came back with another
+/// flow's nonce, which the platform rightly refused): the provider does not keep each code's
+/// nonce apart as a real one does. The tests take turns.
+static PROVIDER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl App {
     /// The platform with Google sign-in pointed at the provider, as OAuth client `client_id`.
     async fn start(client_id: Option<&str>) -> Self {
+        let turn = PROVIDER_TURN.lock().await;
         let issuer = tokio::task::spawn_blocking(provider).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -100,6 +107,7 @@ impl App {
             base,
             client,
             _dir: dir,
+            _one_flow_at_a_time: turn,
         }
     }
 
