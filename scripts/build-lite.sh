@@ -5,6 +5,7 @@
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
 #   kind                                                              (sigs.k8s.io/kind, for the `kind` provider's own tests)
+#   helm                                                              (helm.sh/helm/v3, for the terminal image and Helm tasks)
 # Each tool is built in a module of its own so that their library versions never meet.
 # Then it makes sure the local Docker engine holds the control-plane images kwokctl runs, built
 # from the same binaries (no registry is needed): ckad-lite/<component>:<version>.
@@ -88,6 +89,17 @@ kind() {
   GOBIN="$bin" go install -ldflags "-s -w" "sigs.k8s.io/kind@$KIND"
 }
 
+# Helm is no part of a cluster: it is kept apart (its own cache key) and linked into the bin dir.
+helm() {
+  local dir="$cache/tools/helm-$HELM"
+  if [ ! -x "$dir/helm" ]; then
+    say "building helm $HELM"
+    GOBIN="$dir" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM" \
+      "helm.sh/helm/v3/cmd/helm@$HELM"
+  fi
+  ln -sfn "$dir/helm" "$bin/helm"
+}
+
 # One image holding every control-plane binary, tagged once per component with the version
 # kwokctl reads from the tag. Static binaries need nothing else but a /tmp.
 images() {
@@ -118,5 +130,6 @@ if ! have_all; then
   have_all
   rm -rf "$work"
 fi
+helm
 images
 echo "$bin"
