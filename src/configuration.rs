@@ -7,8 +7,9 @@ use leptos::config::LeptosOptions;
 
 use crate::{
     auth::{GoogleSettings, Secret},
-    clusters::KindConfig,
+    clusters::{KindConfig, SubnetPool},
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
+    sessions::SessionSettings,
     store::PortRanges,
 };
 
@@ -113,6 +114,8 @@ pub struct ClusterSettings {
     pub ports: PortRanges,
     /// How often the reconciler compares clusters with the database.
     pub reconcile_every: Duration,
+    /// `SESSION_SUBNET_POOL`: the private range session networks are cut from.
+    pub subnet_pool: SubnetPool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,8 +130,37 @@ pub struct Settings {
     /// The Leptos site: bind address, site root, bundle names.
     pub site: LeptosOptions,
     pub clusters: ClusterSettings,
+    pub terminals: TerminalSettings,
+    pub sessions: SessionSettings,
     pub auth: AuthSettings,
     pub http: HttpSettings,
+}
+
+/// The learners' terminal containers.
+#[derive(Debug, Clone)]
+pub struct TerminalSettings {
+    /// `TERMINAL_IMAGE`: made by scripts/build-terminal-image.sh or docker/terminal/Dockerfile.
+    pub image: String,
+    /// `HOST_FIREWALL`: whether the platform puts the rule that keeps session networks off the
+    /// host in place itself (`iptables`) or the operator does (`external`).
+    pub firewall: FirewallMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallMode {
+    Iptables,
+    External,
+}
+
+impl FromStr for FirewallMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "iptables" => Ok(Self::Iptables),
+            "external" => Ok(Self::External),
+            _ => Err("expected `iptables` or `external`".into()),
+        }
+    }
 }
 
 /// How the site is reached, and the limits on what reaches it.
@@ -203,6 +235,15 @@ impl Settings {
                     ingress_https: var("INGRESS_HTTPS_PORT_RANGE", PortRange(45000..=49999))?.0,
                 },
                 reconcile_every: Duration::from_secs(var("RECONCILE_EVERY_SECS", 60)?),
+                subnet_pool: var("SESSION_SUBNET_POOL", SubnetPool::default())?,
+            },
+            terminals: TerminalSettings {
+                image: var("TERMINAL_IMAGE", "ckad-terminal:latest".to_owned())?,
+                firewall: var("HOST_FIREWALL", FirewallMode::Iptables)?,
+            },
+            sessions: SessionSettings {
+                ttl: Duration::from_secs(60 * var("SESSION_TTL_MINUTES", 60u64)?),
+                max_concurrent: var("MAX_CONCURRENT_SESSIONS", 6)?,
             },
             auth: AuthSettings {
                 secret: jwt_secret()?,

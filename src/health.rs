@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::{
     clusters::ClusterProvider,
+    configuration::{FirewallMode, Settings},
     docker::DockerEngine,
     store::{SchemaState, Store},
+    terminals::{HostFirewall, TerminalRuntime},
 };
 
 /// How long one dependency may take to answer before it counts as down.
@@ -37,8 +39,18 @@ pub async fn readyz(
     State(store): State<Store>,
     State(docker): State<DockerEngine>,
     State(clusters): State<Arc<dyn ClusterProvider>>,
+    State(terminals): State<Arc<dyn TerminalRuntime>>,
+    State(firewall): State<HostFirewall>,
+    State(settings): State<Arc<Settings>>,
 ) -> (StatusCode, Json<Readiness>) {
-    let (database, engine, provider) = tokio::join!(
+    let firewall_in_place = async {
+        match settings.terminals.firewall {
+            FirewallMode::External => Ok(()),
+            FirewallMode::Iptables if firewall.is_in_place().await => Ok(()),
+            FirewallMode::Iptables => Err("the rule keeping session networks off the host is missing".into()),
+        }
+    };
+    let (database, engine, provider, terminal, host_firewall) = tokio::join!(
         probe("database", database_ready(&store)),
         probe("docker", async {
             docker
@@ -47,8 +59,10 @@ pub async fn readyz(
                 .map_err(|e| format!("engine not answering: {e}"))
         }),
         probe(clusters.kind(), clusters.ready()),
+        probe("terminal", terminals.ready()),
+        probe("firewall", firewall_in_place),
     );
-    let checks = vec![database, engine, provider];
+    let checks = vec![database, engine, provider, terminal, host_firewall];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK

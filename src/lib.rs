@@ -12,10 +12,12 @@ pub mod ratelimit;
 pub mod reconciler;
 pub mod routes;
 pub mod security;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod terminals;
 
 pub use startup::{app, run, shutdown_signal};
 pub use state::AppState;

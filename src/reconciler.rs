@@ -1,5 +1,5 @@
-//! Nothing is ever orphaned: the reconciler compares the clusters the provider holds with the
-//! sessions the database owns, removes what no live session owns, fails live sessions whose
+//! Nothing is ever orphaned: the reconciler compares the clusters and terminals on the engine with
+//! the sessions the database owns, removes what no live session owns, fails live sessions whose
 //! cluster is gone, and gives back the ports of sessions that ended. It runs at start-up and then
 //! periodically, and every step is idempotent.
 
@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     clusters::{ClusterName, ClusterProvider},
     store::{SessionStatus, Store},
+    terminals::{TerminalError, TerminalRuntime},
 };
 
 /// A create still running after this long is stuck; its session fails and its cluster goes.
@@ -22,11 +23,14 @@ pub enum ReconcileError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Clusters(#[from] crate::clusters::ClusterError),
+    #[error(transparent)]
+    Terminals(#[from] TerminalError),
 }
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    pub removed_terminals: Vec<ClusterName>,
     pub removed_clusters: Vec<ClusterName>,
     pub failed_sessions: Vec<String>,
     pub released_ports: u64,
@@ -42,11 +46,13 @@ pub enum Moment {
 pub async fn reconcile(
     store: &Store,
     clusters: &dyn ClusterProvider,
+    terminals: &dyn TerminalRuntime,
     moment: Moment,
 ) -> Result<Report, ReconcileError> {
-    // Clusters first, sessions second: a session is recorded before its cluster is made, so any
-    // cluster listed here that belongs to a live session finds that session in the read below.
+    // Engine first, sessions second: a session is recorded before its cluster and terminal are
+    // made, so anything listed here that belongs to a live session finds it in the read below.
     let existing: HashSet<ClusterName> = clusters.list().await?.into_iter().collect();
+    let terminals_present = terminals.list().await?;
     let mut report = Report::default();
     let mut owned = HashSet::new();
     for session in store.live_sessions().await? {
@@ -79,6 +85,12 @@ pub async fn reconcile(
             None => owned.extend(name),
         }
     }
+    // A terminal sits on its cluster's network, so it goes first.
+    for name in terminals_present.iter().filter(|n| !owned.contains(*n)) {
+        terminals.remove(name).await?;
+        tracing::info!(cluster = %name, "removed a terminal no live session owns");
+        report.removed_terminals.push(name.clone());
+    }
     for name in existing.difference(&owned) {
         clusters.delete(name).await?;
         tracing::info!(cluster = %name, "removed a cluster no live session owns");
@@ -94,12 +106,13 @@ pub async fn reconcile(
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
+    terminals: Arc<dyn TerminalRuntime>,
     every: Duration,
     stopping: CancellationToken,
 ) {
     let mut moment = Moment::StartUp;
     loop {
-        match reconcile(&store, clusters.as_ref(), moment).await {
+        match reconcile(&store, clusters.as_ref(), terminals.as_ref(), moment).await {
             Ok(report) if report == Report::default() => tracing::debug!("reconciled: nothing to do"),
             Ok(report) => tracing::info!(?report, "reconciled"),
             Err(error) => tracing::error!(%error, "reconciliation failed"),

@@ -26,6 +26,7 @@ use tower_http::{
 };
 
 use crate::{
+    configuration::FirewallMode,
     health, metrics,
     ratelimit::{self, ClientLimit, RateLimiter},
     reconciler, routes, security, telemetry, AppState,
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     let accounts: Arc<dyn Accounts> = Arc::new(routes::auth::PageAccounts {
         auth: state.auth.clone(),
         store: state.store.clone(),
+        sockets: state.sockets.clone(),
     });
     let page_context = move || {
         security::page_context();
@@ -54,6 +56,9 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
         .nest("/api/auth", routes::auth::router())
+        .nest("/api/session", routes::session::router())
+        .nest("/api/terminal", routes::terminal::router())
+        .route("/ws/terminal", get(routes::terminal::open))
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -128,10 +133,16 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
+    if state.settings.terminals.firewall == FirewallMode::Iptables {
+        if let Err(error) = state.firewall.ensure().await {
+            tracing::error!(%error, "session networks can reach the host");
+        }
+    }
     tracing::info!(address = %listener.local_addr()?, "listening");
     tokio::spawn(reconciler::run(
         state.store.clone(),
         state.clusters.clone(),
+        state.terminals.clone(),
         state.settings.clusters.reconcile_every,
         stopping.clone(),
     ));

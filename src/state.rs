@@ -13,7 +13,9 @@ use crate::{
     docker::DockerEngine,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
+    sessions::Sessions,
     store::Store,
+    terminals::{DockerTerminals, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
 };
 
 #[derive(Clone, FromRef)]
@@ -23,6 +25,12 @@ pub struct AppState {
     pub store: Store,
     pub docker: DockerEngine,
     pub clusters: Arc<dyn ClusterProvider>,
+    pub terminals: Arc<dyn TerminalRuntime>,
+    /// Open terminal sockets, to close them when their session ends or their user signs out.
+    pub sockets: TerminalSockets,
+    pub tickets: Tickets,
+    pub firewall: HostFirewall,
+    pub sessions: Sessions,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down; long-lived connections watch it.
@@ -59,8 +67,27 @@ impl AppState {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         let auth = Auth::new(store.clone(), settings.auth.secret.clone(), mailer, google);
+        let terminals: Arc<dyn TerminalRuntime> = Arc::new(DockerTerminals::new(
+            docker.clone(),
+            &settings.terminals.image,
+            &settings.clusters.instance,
+        ));
+        let sockets = TerminalSockets::default();
+        let sessions = Sessions::new(
+            store.clone(),
+            clusters.clone(),
+            terminals.clone(),
+            sockets.clone(),
+            settings.sessions.clone(),
+            settings.clusters.ports.clone(),
+        );
         Ok(Self {
             auth,
+            terminals,
+            sockets,
+            tickets: Tickets::default(),
+            firewall: HostFirewall::new(settings.clusters.subnet_pool),
+            sessions,
             leptos_options: settings.site.clone(),
             docker,
             clusters,

@@ -17,13 +17,15 @@ use ckad_platform::{
     reconciler::{self, Moment},
     store::{PortSet, Store},
     telemetry,
+    terminals::DockerTerminals,
 };
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init(settings.log_format);
-    let provider = clusters::provider(&settings.clusters, DockerEngine::new(&settings.docker_host))?;
+    let docker = DockerEngine::new(&settings.docker_host);
+    let provider = clusters::provider(&settings.clusters, docker.clone())?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = |i: usize| -> anyhow::Result<ClusterName> {
         Ok(ClusterName::parse(args.get(i).map_or("", String::as_str))?)
@@ -52,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
         Some("delete") => provider.delete(&name(1)?).await?,
         Some("reconcile") => {
             let store = Store::open(&settings.database_url).await?;
-            println!("{:?}", reconciler::reconcile(&store, provider.as_ref(), Moment::StartUp).await?);
+            let terminals = DockerTerminals::new(docker, &settings.terminals.image, &settings.clusters.instance);
+            let report = reconciler::reconcile(&store, provider.as_ref(), &terminals, Moment::StartUp).await?;
+            println!("{report:?}");
         }
         _ => bail!("usage: ckad-clusters list | create NAME API INGRESS INGRESS_HTTPS | health NAME | delete NAME | reconcile"),
     }

@@ -90,6 +90,14 @@ impl KindProvider {
         })
     }
 
+    /// Session networks take their subnets from `pool` instead of the default one.
+    pub fn with_subnet_pool(self, pool: super::SubnetPool) -> Self {
+        Self {
+            networks: self.networks.with_pool(pool),
+            ..self
+        }
+    }
+
     fn binary(&self) -> PathBuf {
         self.config
             .binary

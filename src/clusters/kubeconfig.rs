@@ -22,6 +22,11 @@ impl Kubeconfig {
         Ok(Self(yaml))
     }
 
+    /// The file's text, for where it must be written (a terminal's read-only volume).
+    pub fn yaml(&self) -> &str {
+        &self.0
+    }
+
     fn parsed(&self) -> KubeconfigFile {
         KubeconfigFile::from_yaml(&self.0).expect("checked when made")
     }

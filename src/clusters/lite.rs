@@ -113,6 +113,14 @@ impl LiteProvider {
         })
     }
 
+    /// Session networks take their subnets from `pool` instead of the default one.
+    pub fn with_subnet_pool(self, pool: super::SubnetPool) -> Self {
+        Self {
+            networks: self.networks.with_pool(pool),
+            ..self
+        }
+    }
+
     fn cluster_dir(&self, name: &ClusterName) -> PathBuf {
         self.workdir.join("clusters").join(name.as_str())
     }

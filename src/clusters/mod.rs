@@ -3,7 +3,7 @@
 //! for operators' VMs). Every cluster and network the platform makes carries its name prefix and
 //! labels, so that the reconciler can find what the database no longer owns.
 
-mod command;
+pub(crate) mod command;
 mod kind;
 mod kubeconfig;
 mod lite;
@@ -19,6 +19,7 @@ pub use kind::{KindConfig, KindProvider};
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
+pub use network::{SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
 
 use crate::{
     configuration::{ClusterSettings, ProviderKind},
@@ -121,13 +122,12 @@ pub fn provider(
             settings.lite_bin_dir.clone(),
             &settings.state_dir,
             &settings.instance,
-        )?),
-        ProviderKind::Kind => Arc::new(KindProvider::new(
-            docker,
-            settings.kind.clone(),
-            &settings.state_dir,
-            &settings.instance,
-        )?),
+        )?
+        .with_subnet_pool(settings.subnet_pool)),
+        ProviderKind::Kind => Arc::new(
+            KindProvider::new(docker, settings.kind.clone(), &settings.state_dir, &settings.instance)?
+                .with_subnet_pool(settings.subnet_pool),
+        ),
     })
 }
 

@@ -21,6 +21,7 @@ use super::{ApiError, ApiJson};
 use crate::{
     auth::{Auth, AuthError, GoogleError, SignedIn, ACCESS_TTL, REFRESH_TTL},
     store::{Store, User},
+    terminals::{CloseReason, TerminalSockets},
     AppState,
 };
 
@@ -233,15 +234,18 @@ async fn refresh(State(auth): State<Auth>, headers: HeaderMap, body: Bytes) -> R
     Ok(signed_in(StatusCode::OK, auth.refresh(&token).await?))
 }
 
+/// Revokes the refresh token and closes the user's terminal sockets.
 async fn logout(
     State(auth): State<Auth>,
-    _user: AuthUser,
+    State(sockets): State<TerminalSockets>,
+    user: AuthUser,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if let Some(token) = presented_refresh(&headers, &body)? {
         auth.logout(&token).await?;
     }
+    sockets.close_user(&user.id, CloseReason::SignedOut);
     let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
@@ -297,6 +301,7 @@ async fn me(user: AuthUser, State(store): State<Store>) -> Result<Json<UserView>
 pub struct PageAccounts {
     pub auth: Auth,
     pub store: Store,
+    pub sockets: TerminalSockets,
 }
 
 impl From<AuthError> for Refusal {
@@ -341,6 +346,10 @@ impl Accounts for PageAccounts {
     }
 
     async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
+        let user = cookie_value(headers, ACCESS_COOKIE).and_then(|t| self.auth.authenticate(t).ok());
+        if let Some(user_id) = user {
+            self.sockets.close_user(&user_id, CloseReason::SignedOut);
+        }
         if let Some(token) = cookie_value(headers, REFRESH_COOKIE) {
             if let Err(error) = self.auth.logout(token).await {
                 tracing::error!(%error, "sign-out could not revoke the refresh token");

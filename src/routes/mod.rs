@@ -1,6 +1,8 @@
 //! The JSON API: thin adapters from HTTP to the domain modules, and the errors they answer with.
 
 pub mod auth;
+pub mod session;
+pub mod terminal;
 
 use axum::{
     extract::{FromRequest, Request},

@@ -1,0 +1,220 @@
+//! The terminal socket. `POST /api/terminal/ticket` mints a single-use ticket for the signed-in
+//! user's started session; `GET /ws/terminal?ticket=…&cols=…&rows=…` spends it and bridges the
+//! socket to a TTY in the session's terminal. Binary frames carry bytes both ways; small JSON
+//! text frames carry `{"type":"resize","cols":…,"rows":…}` and `{"type":"ping"}` (answered
+//! `{"type":"pong"}`). Before the server closes a socket it sends
+//! `{"type":"session_ended"|"signed_out"|"server_shutdown","message":…}`.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        Query, State,
+    },
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{auth::AuthUser, ApiError};
+use crate::{
+    clusters::ClusterName,
+    store::{SessionStatus, Store},
+    terminals::{CloseReason, Grant, TermSize, TerminalIo, TICKET_LIFETIME},
+    AppState,
+};
+
+/// How often the server pings; a socket silent for two of these is dead.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ticket", post(ticket))
+}
+
+#[derive(Serialize)]
+struct TicketView {
+    ticket: String,
+    expires_in: u64,
+}
+
+async fn ticket(user: AuthUser, State(state): State<AppState>) -> Result<Json<TicketView>, ApiError> {
+    let session = state
+        .store
+        .live_session_for_user(&user.id)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|s| s.status == SessionStatus::Started)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "you have no started session"))?;
+    let ticket = state.tickets.mint(Grant {
+        user_id: user.id,
+        session_id: session.id,
+    });
+    Ok(Json(TicketView {
+        ticket,
+        expires_in: TICKET_LIFETIME.as_secs(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct Open {
+    ticket: String,
+    cols: Option<u16>,
+    rows: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Control {
+    Resize { cols: u16, rows: u16 },
+    Ping,
+}
+
+pub async fn open(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    Query(open): Query<Open>,
+    State(state): State<AppState>,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if origin != Some(state.settings.http.public_origin.as_str()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "this socket opens from the site only").into_response();
+    }
+    let Some(grant) = state.tickets.redeem(&open.ticket) else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired").into_response();
+    };
+    let cluster = match started_cluster(&state.store, &grant).await {
+        Ok(cluster) => cluster,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let size = TermSize {
+        cols: open.cols.unwrap_or(80),
+        rows: open.rows.unwrap_or(24),
+    };
+    if !size.is_sane() {
+        return ApiError::new(StatusCode::BAD_REQUEST, "the terminal size is out of range").into_response();
+    }
+    let io = match state.terminals.attach(&cluster, size).await {
+        Ok(io) => io,
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let guard = state.sockets.register(&grant.user_id, &grant.session_id);
+    let stopping = state.stopping.clone();
+    ws.on_upgrade(move |socket| async move {
+        let reason = bridge(socket, io, guard.closed.clone(), stopping).await;
+        tracing::debug!(session = %grant.session_id, ?reason, "terminal socket closed");
+        drop(guard);
+    })
+}
+
+/// The session the grant names, if it is still started and still the grantee's.
+async fn started_cluster(store: &Store, grant: &Grant) -> Result<ClusterName, ApiError> {
+    let session = store
+        .session_by_id(&grant.session_id)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|s| s.user_id == grant.user_id && s.status == SessionStatus::Started)
+        .ok_or_else(|| ApiError::new(StatusCode::GONE, "the session has ended"))?;
+    ClusterName::parse(&session.cluster_name).map_err(ApiError::internal)
+}
+
+/// Why a bridge ended.
+#[derive(Debug)]
+enum Ended {
+    ClientLeft,
+    ShellExited,
+    Silent,
+    Closed(CloseReason),
+    Failed(String),
+}
+
+async fn bridge(
+    socket: WebSocket,
+    mut io: TerminalIo,
+    mut closed: tokio::sync::watch::Receiver<Option<CloseReason>>,
+    stopping: CancellationToken,
+) -> Ended {
+    let (mut to_client, mut from_client) = socket.split();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = Instant::now();
+    let ended = loop {
+        tokio::select! {
+            output = io.output.next() => match output {
+                Some(Ok(bytes)) => {
+                    if to_client.send(Message::Binary(bytes)).await.is_err() {
+                        break Ended::ClientLeft;
+                    }
+                }
+                Some(Err(error)) => break Ended::Failed(error.to_string()),
+                None => break Ended::ShellExited,
+            },
+            message = from_client.next() => {
+                heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Binary(keys))) => {
+                        if let Err(error) = io.input.write_all(&keys).await {
+                            break Ended::Failed(error.to_string());
+                        }
+                    }
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<Control>(&text) {
+                        Ok(Control::Resize { cols, rows }) if (TermSize { cols, rows }).is_sane() => {
+                            if let Err(error) = io.resizer.resize(TermSize { cols, rows }).await {
+                                tracing::warn!(%error, "resize failed");
+                            }
+                        }
+                        Ok(Control::Ping) => {
+                            if to_client.send(Message::Text(r#"{"type":"pong"}"#.into())).await.is_err() {
+                                break Ended::ClientLeft;
+                            }
+                        }
+                        // A malformed or out-of-range control frame is ignored, not fatal.
+                        Ok(Control::Resize { .. }) | Err(_) => {}
+                    },
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Ended::ClientLeft,
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > 2 * PING_EVERY {
+                    break Ended::Silent;
+                }
+                if to_client.send(Message::Ping(Default::default())).await.is_err() {
+                    break Ended::ClientLeft;
+                }
+            }
+            Ok(()) = closed.changed() => {
+                if let Some(reason) = *closed.borrow() {
+                    break Ended::Closed(reason);
+                }
+            }
+            () = stopping.cancelled() => break Ended::Closed(CloseReason::ServerShutdown),
+        }
+    };
+    let close = match &ended {
+        Ended::Closed(reason) => {
+            let goodbye = serde_json::json!({ "type": reason.kind(), "message": reason.message() });
+            let _ = to_client.send(Message::Text(goodbye.to_string().into())).await;
+            Some((reason.code(), reason.kind()))
+        }
+        Ended::ShellExited => Some((1000, "shell_exited")),
+        Ended::Silent => Some((1001, "silent")),
+        Ended::Failed(error) => {
+            tracing::warn!(%error, "terminal bridge failed");
+            Some((1011, "terminal_error"))
+        }
+        Ended::ClientLeft => None,
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = to_client.send(Message::Close(Some(frame))).await;
+    }
+    ended
+}

@@ -1,0 +1,347 @@
+//! Terminals as Docker containers, hardened as measured in `notes/docker-terminal.md`: 512 MB
+//! with no swap beyond it, half a CPU, 100 processes, a read-only root, tmpfs `/tmp` (noexec) and
+//! home, uid 1000, no capabilities, no new privileges, an init process, no Docker socket and no
+//! platform variables. The kubeconfig reaches the container through a per-session volume
+//! filled by the Engine API (never a bind mount of a platform path, which would not resolve when
+//! the platform itself runs in a container) and mounted read-only at `~/.kube`.
+
+use std::collections::HashMap;
+
+use bollard::{
+    container::LogOutput,
+    exec::{CreateExecOptions, StartExecOptions, StartExecResults},
+    models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest},
+    query_parameters::{
+        CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
+        ResizeExecOptions, UploadToContainerOptions,
+    },
+    Docker,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{Resize, TermSize, TerminalError, TerminalIo, TerminalRuntime, TerminalSpec};
+use crate::{
+    clusters::{ClusterName, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL},
+    docker::DockerEngine,
+};
+
+const SESSION_LABEL: &str = "ckad.session";
+const USER_LABEL: &str = "ckad.user";
+const HOME: &str = "/home/ckad";
+/// Every connection attaches to this one tmux session, made by the first.
+const SHELL: [&str; 6] = ["tmux", "-u", "new-session", "-A", "-s", "ckad"];
+
+pub struct DockerTerminals {
+    docker: DockerEngine,
+    image: String,
+    instance: String,
+}
+
+impl DockerTerminals {
+    pub fn new(docker: DockerEngine, image: &str, instance: &str) -> Self {
+        Self {
+            docker,
+            image: image.to_owned(),
+            instance: instance.to_owned(),
+        }
+    }
+
+    fn container(cluster: &ClusterName) -> String {
+        format!("term-{cluster}")
+    }
+
+    fn volume(cluster: &ClusterName) -> String {
+        format!("term-{cluster}-kube")
+    }
+
+    fn labels(&self, spec: &TerminalSpec<'_>) -> HashMap<String, String> {
+        HashMap::from([
+            (PLATFORM_LABEL.to_owned(), "terminal".to_owned()),
+            (INSTANCE_LABEL.to_owned(), self.instance.clone()),
+            (CLUSTER_LABEL.to_owned(), spec.cluster.to_string()),
+            (SESSION_LABEL.to_owned(), spec.session_id.to_owned()),
+            (USER_LABEL.to_owned(), spec.user_id.to_owned()),
+        ])
+    }
+
+    async fn try_create(&self, docker: &Docker, spec: &TerminalSpec<'_>) -> Result<(), TerminalError> {
+        let labels = self.labels(spec);
+        let volume = Self::volume(spec.cluster);
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await?;
+        self.fill_volume(docker, &volume, spec).await?;
+
+        let tmpfs = HashMap::from([
+            ("/tmp".to_owned(), "rw,noexec,nosuid,nodev,size=100m".to_owned()),
+            (HOME.to_owned(), "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700".to_owned()),
+        ]);
+        let host_config = HostConfig {
+            memory: Some(512 * 1024 * 1024),
+            memory_swap: Some(512 * 1024 * 1024),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(100),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(tmpfs),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            init: Some(true),
+            network_mode: Some(spec.network.to_owned()),
+            mounts: Some(vec![Mount {
+                target: Some(format!("{HOME}/.kube")),
+                source: Some(volume),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let name = Self::container(spec.cluster);
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(self.image.clone()),
+                    user: Some("1000:1000".into()),
+                    hostname: Some("ckad".into()),
+                    labels: Some(labels),
+                    host_config: Some(host_config),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        docker.start_container(&name, None).await?;
+        Ok(())
+    }
+
+    /// Writes the kubeconfig into the session's volume through a container that is created,
+    /// never started, and removed: the Engine API refuses to write into a read-only mount.
+    async fn fill_volume(
+        &self,
+        docker: &Docker,
+        volume: &str,
+        spec: &TerminalSpec<'_>,
+    ) -> Result<(), TerminalError> {
+        let filler = format!("{}-fill", Self::container(spec.cluster));
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(filler.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(self.image.clone()),
+                    labels: Some(self.labels(spec)),
+                    network_disabled: Some(true),
+                    host_config: Some(HostConfig {
+                        mounts: Some(vec![Mount {
+                            target: Some("/kube".into()),
+                            source: Some(volume.to_owned()),
+                            typ: Some(MountType::VOLUME),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let uploaded = docker
+            .upload_to_container(
+                &filler,
+                Some(UploadToContainerOptions {
+                    path: "/kube".into(),
+                    ..Default::default()
+                }),
+                bollard::body_full(kubeconfig_archive(spec.kubeconfig.yaml())?.into()),
+            )
+            .await;
+        remove_container(docker, &filler).await?;
+        Ok(uploaded?)
+    }
+}
+
+/// A tar holding `config`, readable by the learner (uid 1000) and writable by no one.
+fn kubeconfig_archive(yaml: &str) -> Result<Vec<u8>, TerminalError> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(yaml.len() as u64);
+    header.set_mode(0o444);
+    header.set_uid(0);
+    header.set_gid(1000);
+    header.set_mtime(0);
+    let mut archive = tar::Builder::new(Vec::new());
+    archive
+        .append_data(&mut header, "config", yaml.as_bytes())
+        .and_then(|()| archive.into_inner())
+        .map_err(|e| TerminalError::Unavailable(format!("packing the kubeconfig: {e}")))
+}
+
+async fn remove_container(docker: &Docker, name: &str) -> Result<(), TerminalError> {
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn remove_volume(docker: &Docker, name: &str) -> Result<(), TerminalError> {
+    let options = RemoveVolumeOptions { force: true };
+    match docker.remove_volume(name, Some(options)).await {
+        Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct ExecResizer {
+    docker: Docker,
+    exec: String,
+}
+
+#[async_trait::async_trait]
+impl Resize for ExecResizer {
+    async fn resize(&self, size: TermSize) -> Result<(), TerminalError> {
+        let options = ResizeExecOptions {
+            h: size.rows.into(),
+            w: size.cols.into(),
+        };
+        Ok(self.docker.resize_exec(&self.exec, options).await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl TerminalRuntime for DockerTerminals {
+    async fn create(&self, spec: &TerminalSpec<'_>) -> Result<(), TerminalError> {
+        let docker = self.docker.client().await?;
+        let created = self.try_create(&docker, spec).await;
+        if let Err(error) = &created {
+            tracing::warn!(cluster = %spec.cluster, %error, "terminal failed; removing what was made");
+            if let Err(cleanup) = self.remove(spec.cluster).await {
+                tracing::error!(cluster = %spec.cluster, error = %cleanup, "could not remove a failed terminal");
+            }
+        }
+        created
+    }
+
+    async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError> {
+        let docker = self.docker.client().await?;
+        let container = Self::container(cluster);
+        let exec = docker
+            .create_exec(
+                &container,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    env: Some(vec!["TERM=xterm-256color"]),
+                    cmd: Some(SHELL.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                    TerminalError::NotFound(cluster.clone())
+                }
+                other => other.into(),
+            })?
+            .id;
+        let options = StartExecOptions {
+            tty: true,
+            ..Default::default()
+        };
+        let StartExecResults::Attached { output, input } = docker.start_exec(&exec, Some(options)).await? else {
+            return Err(TerminalError::Unavailable("the exec started detached".into()));
+        };
+        let resizer = ExecResizer { docker, exec };
+        // Docker ignores a size given at create time (API 1.41): resize right after start.
+        resizer.resize(size).await?;
+        let output = output
+            .map_ok(LogOutput::into_bytes)
+            .map_err(TerminalError::from)
+            .boxed();
+        Ok(TerminalIo {
+            output,
+            input,
+            resizer: Box::new(resizer),
+        })
+    }
+
+    async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError> {
+        let docker = self.docker.client().await?;
+        let container = Self::container(cluster);
+        remove_container(&docker, &format!("{container}-fill")).await?;
+        remove_container(&docker, &container).await?;
+        remove_volume(&docker, &Self::volume(cluster)).await
+    }
+
+    async fn list(&self) -> Result<Vec<ClusterName>, TerminalError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{PLATFORM_LABEL}=terminal"),
+                format!("{INSTANCE_LABEL}={}", self.instance),
+            ],
+        )]);
+        let containers = self
+            .docker
+            .client()
+            .await?
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        let mut clusters: Vec<ClusterName> = containers
+            .into_iter()
+            .filter_map(|c| c.labels?.get(CLUSTER_LABEL).and_then(|n| ClusterName::parse(n).ok()))
+            .collect();
+        clusters.sort();
+        clusters.dedup();
+        Ok(clusters)
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        let docker = self.docker.client().await.map_err(|e| e.to_string())?;
+        match docker.inspect_image(&self.image).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Err(format!(
+                "the terminal image {} is missing (scripts/build-terminal-image.sh builds it)",
+                self.image
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubeconfig_archive_holds_one_read_only_file() {
+        let bytes = kubeconfig_archive("apiVersion: v1\n").unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (e.path().unwrap().display().to_string(), h.mode().unwrap(), h.size().unwrap())
+            })
+            .collect();
+        assert_eq!(entries, [("config".to_owned(), 0o444, 15)]);
+    }
+}

@@ -1,0 +1,94 @@
+//! The learner's terminal: one hardened container per session on the session's network, reached
+//! through `docker exec` with a TTY, and bridged to the browser by `/ws/terminal`.
+//!
+//! The shell runs inside tmux in the container, and every connection attaches to the same tmux
+//! session: closing a socket (a network blip, a reload) never ends the shell, and reconnecting
+//! lands in the same shell with its screen redrawn. tmux over dtach because it redraws the screen
+//! for the new client and keeps scrollback; it is invisible otherwise (no status line).
+
+mod docker;
+mod firewall;
+mod sockets;
+mod tickets;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::AsyncWrite;
+
+pub use docker::DockerTerminals;
+pub use firewall::HostFirewall;
+pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
+pub use tickets::{Grant, Tickets, TICKET_LIFETIME};
+
+use crate::clusters::{ClusterName, Kubeconfig};
+
+/// What a session's terminal needs.
+#[derive(Debug, Clone)]
+pub struct TerminalSpec<'a> {
+    pub cluster: &'a ClusterName,
+    /// The Docker network of the session, where the cluster's API answers.
+    pub network: &'a str,
+    /// Mounted read-only at `~/.kube/config`.
+    pub kubeconfig: &'a Kubeconfig,
+    pub session_id: &'a str,
+    pub user_id: &'a str,
+}
+
+/// Columns and rows of the browser's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct TermSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl TermSize {
+    /// Sizes outside this are a broken or hostile client; the screen is kept as it was.
+    pub fn is_sane(self) -> bool {
+        (2..=1000).contains(&self.cols) && (2..=500).contains(&self.rows)
+    }
+}
+
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Bytes, TerminalError>> + Send>>;
+
+/// One attached shell: the bytes it prints, the keys it reads, and its window size.
+pub struct TerminalIo {
+    pub output: OutputStream,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub resizer: Box<dyn Resize>,
+}
+
+#[async_trait::async_trait]
+pub trait Resize: Send + Sync {
+    async fn resize(&self, size: TermSize) -> Result<(), TerminalError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error("the terminal of cluster {0} does not exist")]
+    NotFound(ClusterName),
+    #[error("the terminal cannot work: {0}")]
+    Unavailable(String),
+    #[error("Docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+}
+
+/// Makes, attaches to and removes sessions' terminals; Docker is the one implementation.
+#[async_trait::async_trait]
+pub trait TerminalRuntime: Send + Sync {
+    /// Creates and starts the terminal; on failure nothing of it is left.
+    async fn create(&self, spec: &TerminalSpec<'_>) -> Result<(), TerminalError>;
+
+    /// Attaches a new TTY to the terminal's shell (the same shell every time), sized `size`.
+    async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError>;
+
+    /// Removes the terminal and its kubeconfig; removing what is gone succeeds.
+    async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError>;
+
+    /// The clusters whose terminals this platform instance holds.
+    async fn list(&self) -> Result<Vec<ClusterName>, TerminalError>;
+
+    /// Whether terminals can be made (the image is present); the reason when not.
+    async fn ready(&self) -> Result<(), String>;
+}
