@@ -52,6 +52,8 @@ _setup_main() {
   command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
   local lite_bin_dir
   lite_bin_dir=$(CKAD_CACHE=$cache "$root/scripts/build-lite.sh")
+  # The learners' terminal image, from Debian packages and the kubectl/helm just built.
+  LITE_BIN_DIR=$lite_bin_dir "$root/scripts/build-terminal-image.sh"
 
   # The tools above come first: npm's binaryen, never Debian's (108 breaks the bundle).
   local path="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
@@ -65,7 +67,7 @@ _say() { printf 'setup: %s\n' "$*" >&2; }
 _setup_debian_packages() {
   # What is missing, by the command each package provides.
   local missing=() pair
-  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables; do
+  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables mmdebstrap:mmdebstrap; do
     command -v "${pair#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair#*:}" ] || missing+=("${pair%%:*}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -101,8 +101,22 @@ pub async fn reconcile(
     Ok(report)
 }
 
-/// A start-up pass, then one every `every` until `stopping` is cancelled. Failures are logged
-/// and retried on the next pass.
+/// One pass, logged; a failure is retried on the next pass.
+pub async fn pass(
+    store: &Store,
+    clusters: &dyn ClusterProvider,
+    terminals: &dyn TerminalRuntime,
+    moment: Moment,
+) {
+    match reconcile(store, clusters, terminals, moment).await {
+        Ok(report) if report == Report::default() => tracing::debug!("reconciled: nothing to do"),
+        Ok(report) => tracing::info!(?report, "reconciled"),
+        Err(error) => tracing::error!(%error, "reconciliation failed"),
+    }
+}
+
+/// A periodic pass every `every` until `stopping` is cancelled (the start-up pass is the
+/// caller's, before it serves).
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
@@ -110,17 +124,11 @@ pub async fn run(
     every: Duration,
     stopping: CancellationToken,
 ) {
-    let mut moment = Moment::StartUp;
     loop {
-        match reconcile(&store, clusters.as_ref(), terminals.as_ref(), moment).await {
-            Ok(report) if report == Report::default() => tracing::debug!("reconciled: nothing to do"),
-            Ok(report) => tracing::info!(?report, "reconciled"),
-            Err(error) => tracing::error!(%error, "reconciliation failed"),
-        }
-        moment = Moment::Periodic;
         tokio::select! {
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+        pass(&store, clusters.as_ref(), terminals.as_ref(), Moment::Periodic).await;
     }
 }

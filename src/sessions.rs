@@ -10,7 +10,7 @@ use chrono::Utc;
 use crate::{
     clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec},
     store::{bound_on_host, NewSession, PortRanges, Session, SessionStatus, Store, StoreError},
-    terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSpec, TerminalSockets},
+    terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSockets, TerminalSpec},
 };
 
 #[derive(Debug, Clone)]
@@ -141,7 +141,8 @@ impl Sessions {
             .live_session_for_user(user_id)
             .await?
             .ok_or(SessionError::NoSession)?;
-        self.destroy(&session, SessionStatus::Ended, "stopped by the user").await;
+        self.destroy(&session, SessionStatus::Ended, "stopped by the user")
+            .await;
         Ok(())
     }
 
@@ -163,7 +164,11 @@ impl Sessions {
         if let Err(error) = self.store.release_ports(&session.id).await {
             notes.push(format!("port release failed: {error}"));
         }
-        match self.store.set_session_status(&session.id, status, &notes.join("; ")).await {
+        match self
+            .store
+            .set_session_status(&session.id, status, &notes.join("; "))
+            .await
+        {
             Ok(_) => tracing::info!(session = %session.id, ?status, "session ended"),
             Err(error) => tracing::error!(session = %session.id, %error, "could not record the end"),
         }

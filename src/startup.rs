@@ -138,6 +138,15 @@ pub async fn run(
             tracing::error!(%error, "session networks can reach the host");
         }
     }
+    // The start-up pass ends before any request is served: it fails sessions left provisioning by
+    // the previous run, and must not mistake a start made by this run for one of those.
+    reconciler::pass(
+        &state.store,
+        state.clusters.as_ref(),
+        state.terminals.as_ref(),
+        reconciler::Moment::StartUp,
+    )
+    .await;
     tracing::info!(address = %listener.local_addr()?, "listening");
     tokio::spawn(reconciler::run(
         state.store.clone(),

@@ -81,7 +81,7 @@ async fn readyz_is_ready_when_the_database_and_docker_answer() {
         .iter()
         .map(|c| c["name"].clone())
         .collect();
-    assert_eq!(names, ["database", "docker", "lite"]);
+    assert_eq!(names, ["database", "docker", "lite", "terminal", "firewall"]);
     app.shut_down().await;
 }
 
@@ -114,6 +114,24 @@ async fn readyz_names_an_engine_that_does_not_answer() {
     assert!(
         lite["reason"].as_str().unwrap().starts_with("Docker engine:"),
         "{lite}"
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn readyz_names_a_missing_terminal_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.terminals.image = "ckad-terminal:never-built".into();
+    let app = TestApp::serve(AppState::build(settings).await.unwrap(), dir).await;
+
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"][3]["name"], "terminal");
+    assert_eq!(
+        body["checks"][3]["reason"],
+        "the terminal image ckad-terminal:never-built is missing (scripts/build-terminal-image.sh builds it)"
     );
     app.shut_down().await;
 }

@@ -14,6 +14,7 @@ use ckad_platform::{
     docker::DockerEngine,
     reconciler::{reconcile, Moment, Report},
     store::{NewSession, PortRanges, SessionStatus, Store},
+    terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
 };
 
 async fn store(dir: &std::path::Path) -> Store {
@@ -70,16 +71,31 @@ async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
         },
     );
     let (a, b) = tokio::join!(provider.create(&kept_spec), provider.create(&stray_spec));
-    a.unwrap();
-    b.unwrap();
+    let terminals = DockerTerminals::new(
+        DockerEngine::new(&settings.docker_host),
+        common::TERMINAL_IMAGE,
+        &settings.clusters.instance,
+    );
+    for cluster in [a.unwrap(), b.unwrap()] {
+        let spec = TerminalSpec {
+            cluster: &cluster.name,
+            network: &cluster.network,
+            kubeconfig: &cluster.terminal_kubeconfig,
+            session_id: "none-yet",
+            user_id: "none",
+        };
+        terminals.create(&spec).await.unwrap();
+    }
     let live = session(&store, 1, &kept, SessionStatus::Started).await;
     let lost = session(&store, 2, &vanished, SessionStatus::Started).await;
     let done = session(&store, 3, &ended, SessionStatus::Ended).await;
 
-    let report = reconcile(&store, provider.as_ref(), Moment::Periodic)
+    let report = reconcile(&store, provider.as_ref(), &terminals, Moment::Periodic)
         .await
         .unwrap();
+    assert_eq!(report.removed_terminals, vec![stray.clone()]);
     assert_eq!(report.removed_clusters, vec![stray.clone()]);
+    assert_eq!(terminals.list().await.unwrap(), vec![kept.clone()]);
     assert_eq!(report.failed_sessions, vec![lost.clone()]);
     assert_eq!(
         report.released_ports, 6,
@@ -100,11 +116,12 @@ async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
 
     // A second pass finds nothing to do.
     assert_eq!(
-        reconcile(&store, provider.as_ref(), Moment::Periodic)
+        reconcile(&store, provider.as_ref(), &terminals, Moment::Periodic)
             .await
             .unwrap(),
         Report::default()
     );
+    terminals.remove(&kept).await.unwrap();
     provider.delete(&kept).await.unwrap();
 }
 

@@ -51,6 +51,33 @@ impl Kubeconfig {
         Self::from_yaml(yaml)
     }
 
+    /// The same file with every certificate and key it names by path carried inline, so that it
+    /// works where those paths do not exist (a terminal container, another host).
+    pub fn with_files_embedded(&self) -> Result<Self, ClusterError> {
+        use base64::{engine::general_purpose::STANDARD, Engine as _};
+        let read = |path: &str| -> Result<String, ClusterError> {
+            let bytes = std::fs::read(path)
+                .map_err(|e| ClusterError::Kubeconfig(format!("cannot read {path}: {e}")))?;
+            Ok(STANDARD.encode(bytes))
+        };
+        let mut file = self.parsed();
+        for cluster in file.clusters.iter_mut().filter_map(|n| n.cluster.as_mut()) {
+            if let Some(path) = cluster.certificate_authority.take() {
+                cluster.certificate_authority_data = Some(read(&path)?);
+            }
+        }
+        for user in file.auth_infos.iter_mut().filter_map(|n| n.auth_info.as_mut()) {
+            if let Some(path) = user.client_certificate.take() {
+                user.client_certificate_data = Some(read(&path)?);
+            }
+            if let Some(path) = user.client_key.take() {
+                user.client_key_data = Some(secrecy::SecretString::from(read(&path)?));
+            }
+        }
+        let yaml = serde_yaml::to_string(&file).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        Self::from_yaml(yaml)
+    }
+
     /// A kube-rs client for its current context.
     pub async fn client(&self) -> Result<kube::Client, ClusterError> {
         let config = kube::Config::from_custom_kubeconfig(self.parsed(), &KubeConfigOptions::default())

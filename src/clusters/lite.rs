@@ -183,7 +183,9 @@ impl LiteProvider {
 
         let written = tokio::fs::read_to_string(self.cluster_dir(name).join("kubeconfig.yaml")).await?;
         let api_endpoint = format!("https://127.0.0.1:{}", spec.ports.api);
-        let admin_kubeconfig = Kubeconfig::from_yaml(written)?.with_server(&api_endpoint)?;
+        let admin_kubeconfig = Kubeconfig::from_yaml(written)?
+            .with_files_embedded()?
+            .with_server(&api_endpoint)?;
         let client = admin_kubeconfig.client().await?;
         wait_until_api_answers(&client).await?;
         add_simulated_node(&client).await?;

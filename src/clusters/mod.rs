@@ -117,16 +117,23 @@ pub fn provider(
     docker: DockerEngine,
 ) -> std::io::Result<Arc<dyn ClusterProvider>> {
     Ok(match settings.provider {
-        ProviderKind::Lite => Arc::new(LiteProvider::new(
-            docker,
-            settings.lite_bin_dir.clone(),
-            &settings.state_dir,
-            &settings.instance,
-        )?
-        .with_subnet_pool(settings.subnet_pool)),
+        ProviderKind::Lite => Arc::new(
+            LiteProvider::new(
+                docker,
+                settings.lite_bin_dir.clone(),
+                &settings.state_dir,
+                &settings.instance,
+            )?
+            .with_subnet_pool(settings.subnet_pool),
+        ),
         ProviderKind::Kind => Arc::new(
-            KindProvider::new(docker, settings.kind.clone(), &settings.state_dir, &settings.instance)?
-                .with_subnet_pool(settings.subnet_pool),
+            KindProvider::new(
+                docker,
+                settings.kind.clone(),
+                &settings.state_dir,
+                &settings.instance,
+            )?
+            .with_subnet_pool(settings.subnet_pool),
         ),
     })
 }

@@ -53,12 +53,16 @@ impl FromStr for SubnetPool {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let net: Ipv4Net = s.parse().map_err(|_| format!("not an IPv4 network like 10.213.0.0/16: {s}"))?;
+        let net: Ipv4Net = s
+            .parse()
+            .map_err(|_| format!("not an IPv4 network like 10.213.0.0/16: {s}"))?;
         if net != net.trunc() {
             return Err(format!("{s} has host bits set; did you mean {}?", net.trunc()));
         }
         if !net.addr().is_private() || net.prefix_len() < 8 {
-            return Err(format!("{s} is not inside a private range (10/8, 172.16/12, 192.168/16)"));
+            return Err(format!(
+                "{s} is not inside a private range (10/8, 172.16/12, 192.168/16)"
+            ));
         }
         if net.prefix_len() > SUBNET_PREFIX - 2 {
             return Err(format!("{s} is too small: use /{} or larger", SUBNET_PREFIX - 2));
@@ -109,11 +113,16 @@ impl Networks {
             (CLUSTER_LABEL.to_owned(), cluster.to_string()),
         ]);
         all_labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let options: HashMap<String, String> =
-            options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let options: HashMap<String, String> = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let docker = self.docker.client().await?;
         let taken = self.subnets_in_use().await?;
-        let free = self.pool.subnets().filter(|s| !taken.iter().any(|t| overlaps(s, t)));
+        let free = self
+            .pool
+            .subnets()
+            .filter(|s| !taken.iter().any(|t| overlaps(s, t)));
         // Another create may take the same subnet between our read and our create: the engine
         // refuses overlaps, and the next free subnet is tried.
         for subnet in free.take(8) {

@@ -86,7 +86,8 @@ pub async fn open(
         return ApiError::new(StatusCode::FORBIDDEN, "this socket opens from the site only").into_response();
     }
     let Some(grant) = state.tickets.redeem(&open.ticket) else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired").into_response();
+        return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired")
+            .into_response();
     };
     let cluster = match started_cluster(&state.store, &grant).await {
         Ok(cluster) => cluster,

@@ -78,7 +78,10 @@ impl DockerTerminals {
 
         let tmpfs = HashMap::from([
             ("/tmp".to_owned(), "rw,noexec,nosuid,nodev,size=100m".to_owned()),
-            (HOME.to_owned(), "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700".to_owned()),
+            (
+                HOME.to_owned(),
+                "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700".to_owned(),
+            ),
         ]);
         let host_config = HostConfig {
             memory: Some(512 * 1024 * 1024),
@@ -260,7 +263,8 @@ impl TerminalRuntime for DockerTerminals {
             tty: true,
             ..Default::default()
         };
-        let StartExecResults::Attached { output, input } = docker.start_exec(&exec, Some(options)).await? else {
+        let StartExecResults::Attached { output, input } = docker.start_exec(&exec, Some(options)).await?
+        else {
             return Err(TerminalError::Unavailable("the exec started detached".into()));
         };
         let resizer = ExecResizer { docker, exec };
@@ -305,7 +309,11 @@ impl TerminalRuntime for DockerTerminals {
             .await?;
         let mut clusters: Vec<ClusterName> = containers
             .into_iter()
-            .filter_map(|c| c.labels?.get(CLUSTER_LABEL).and_then(|n| ClusterName::parse(n).ok()))
+            .filter_map(|c| {
+                c.labels?
+                    .get(CLUSTER_LABEL)
+                    .and_then(|n| ClusterName::parse(n).ok())
+            })
             .collect();
         clusters.sort();
         clusters.dedup();
@@ -339,7 +347,11 @@ mod tests {
             .map(|e| {
                 let e = e.unwrap();
                 let h = e.header();
-                (e.path().unwrap().display().to_string(), h.mode().unwrap(), h.size().unwrap())
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.size().unwrap(),
+                )
             })
             .collect();
         assert_eq!(entries, [("config".to_owned(), 0o444, 15)]);

@@ -21,9 +21,20 @@ impl HostFirewall {
 
     fn rule(&self) -> Vec<String> {
         let pool = self.pool.to_string();
-        ["INPUT", "-s", &pool, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED", "-j", "DROP"]
-            .map(str::to_owned)
-            .to_vec()
+        [
+            "INPUT",
+            "-s",
+            &pool,
+            "-m",
+            "conntrack",
+            "!",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "DROP",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// Whether the rule is in place.
@@ -47,6 +58,9 @@ impl HostFirewall {
 }
 
 async fn iptables(action: &str, rule: &[String]) -> Result<String, crate::clusters::ClusterError> {
-    let args = ["-w", "5", action].into_iter().map(str::to_owned).chain(rule.iter().cloned());
+    let args = ["-w", "5", action]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(rule.iter().cloned());
     command::run(Path::new("iptables"), args, &[], Duration::from_secs(10)).await
 }

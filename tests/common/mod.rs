@@ -10,11 +10,17 @@ use std::{
 
 use ckad_platform::{
     auth::Secret,
+    clusters::SubnetPool,
     configuration::{
-        AuthSettings, ClusterSettings, EmailProvider, HttpSettings, LogFormat, ProviderKind, Settings,
+        AuthSettings, ClusterSettings, EmailProvider, FirewallMode, HttpSettings, LogFormat, ProviderKind,
+        Settings, TerminalSettings,
     },
+    sessions::SessionSettings,
     store::{bound_on_host, PortRanges, PortSet},
 };
+
+/// Built by scripts/build-terminal-image.sh, which scripts/test.sh runs first.
+pub const TERMINAL_IMAGE: &str = "ckad-terminal:latest";
 
 /// `LITE_BIN_DIR` as scripts/setup.sh exports it.
 pub fn lite_bin_dir() -> std::path::PathBuf {
@@ -40,8 +46,29 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             state_dir: dir.join("state"),
             lite_bin_dir: Some(lite_bin_dir()),
             kind: Default::default(),
-            ports: PortRanges::default(),
+            // Sessions of parallel test platforms must not pick the same host ports.
+            ports: {
+                let PortSet {
+                    api,
+                    ingress,
+                    ingress_https,
+                } = ports();
+                PortRanges {
+                    api: api..=api,
+                    ingress: ingress..=ingress,
+                    ingress_https: ingress_https..=ingress_https,
+                }
+            },
             reconcile_every: Duration::from_secs(60),
+            subnet_pool: SubnetPool::default(),
+        },
+        terminals: TerminalSettings {
+            image: TERMINAL_IMAGE.into(),
+            firewall: FirewallMode::Iptables,
+        },
+        sessions: SessionSettings {
+            ttl: Duration::from_secs(60 * 60),
+            max_concurrent: 6,
         },
         auth: AuthSettings {
             secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),

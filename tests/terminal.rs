@@ -1,0 +1,522 @@
+//! The learner's terminal for real: hardened containers on the local Docker engine beside real
+//! `lite` clusters, seen from inside; the isolation between sessions and from the host; and the
+//! WebSocket bridge of a running platform, driven like a browser would drive it.
+
+mod common;
+
+use std::time::Duration;
+
+use bollard::{
+    exec::{CreateExecOptions, StartExecResults},
+    Docker,
+};
+use ckad_platform::{
+    clusters::{self, Cluster, ClusterName, ClusterProvider, ClusterSpec},
+    configuration::Settings,
+    docker::DockerEngine,
+    terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
+    AppState,
+};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::{net::TcpListener, sync::oneshot, time::Instant};
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, protocol::frame::coding::CloseCode, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+const ORIGIN: &str = "http://127.0.0.1:3000";
+
+/// Runs `script` with bash in the container (not through the bridge); exit code and output.
+async fn sh(docker: &Docker, container: &str, script: &str) -> (i64, String) {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(vec!["bash", "-c", script]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut text = String::new();
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await.unwrap() {
+        while let Some(chunk) = output.next().await {
+            text.push_str(&chunk.unwrap().to_string());
+        }
+    }
+    let code = docker.inspect_exec(&exec).await.unwrap().exit_code.unwrap();
+    (code, text)
+}
+
+struct Sandbox {
+    provider: std::sync::Arc<dyn ClusterProvider>,
+    terminals: DockerTerminals,
+    _dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+        let engine = DockerEngine::new(&settings.docker_host);
+        Self {
+            provider: clusters::provider(&settings.clusters, engine.clone()).unwrap(),
+            terminals: DockerTerminals::new(engine, common::TERMINAL_IMAGE, &settings.clusters.instance),
+            _dir: dir,
+        }
+    }
+
+    async fn session(&self) -> Cluster {
+        let spec = ClusterSpec {
+            name: ClusterName::generate(),
+            ports: common::ports(),
+        };
+        let cluster = self.provider.create(&spec).await.unwrap();
+        let spec = TerminalSpec {
+            cluster: &cluster.name,
+            network: &cluster.network,
+            kubeconfig: &cluster.terminal_kubeconfig,
+            session_id: "test-session",
+            user_id: "test-user",
+        };
+        self.terminals.create(&spec).await.unwrap();
+        cluster
+    }
+
+    async fn remove(&self, cluster: &Cluster) {
+        self.terminals.remove(&cluster.name).await.unwrap();
+        self.provider.delete(&cluster.name).await.unwrap();
+    }
+}
+
+/// The container's address on `network`, and that network's gateway (the host).
+async fn addresses_on(docker: &Docker, container: &str, network: &str) -> (String, String) {
+    let inspected = docker.inspect_container(container, None).await.unwrap();
+    let endpoint = &inspected.network_settings.unwrap().networks.unwrap()[network];
+    (endpoint.ip_address.clone().unwrap(), endpoint.gateway.clone().unwrap())
+}
+
+#[tokio::test]
+async fn a_terminal_is_hardened_and_reaches_its_own_api_and_nothing_else() {
+    let sandbox = Sandbox::new();
+    // The rule the platform puts in place at start-up (see terminals::firewall).
+    ckad_platform::terminals::HostFirewall::new(Default::default())
+        .ensure()
+        .await
+        .unwrap();
+    let (mine, theirs) = tokio::join!(sandbox.session(), sandbox.session());
+    let docker = common::docker().await;
+    let term = format!("term-{}", mine.name);
+
+    // Who and what the learner is.
+    assert_eq!(
+        sh(&docker, &term, "id -u; id -g").await,
+        (0, "1000\n1000\n".into())
+    );
+    let (_, status) = sh(
+        &docker,
+        &term,
+        "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
+    )
+    .await;
+    for line in [
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
+        assert!(status.contains(line), "{line} in {status}");
+    }
+    let (code, out) = sh(&docker, &term, "touch /usr/local/bin/x").await;
+    assert_eq!(code, 1);
+    assert!(out.contains("Read-only file system"), "{out}");
+    let (code, out) = sh(&docker, &term, "touch ~/notes && cp /bin/true /tmp/t && /tmp/t").await;
+    assert_eq!(code, 126, "home is writable, /tmp is not executable: {out}");
+    assert_eq!(
+        sh(&docker, &term, "ls /var/run/docker.sock /run/docker.sock")
+            .await
+            .0,
+        2
+    );
+    let (_, env) = sh(&docker, &term, "env").await;
+    for platform_variable in [
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "DOCKER_HOST",
+        "LITE_BIN_DIR",
+        "STATE_DIR",
+    ] {
+        assert!(
+            !env.contains(platform_variable),
+            "{platform_variable} leaked: {env}"
+        );
+    }
+
+    // Its kubeconfig is there, readable, and cannot be changed.
+    let (code, out) = sh(&docker, &term, "kubectl get nodes --no-headers").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("node01") && out.contains(" Ready "), "{out}");
+    let (code, out) = sh(&docker, &term, "echo x >> ~/.kube/config").await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = sh(&docker, &term, "touch ~/.kube/other").await;
+    assert_eq!(code, 1);
+    assert!(out.contains("Read-only file system"), "{out}");
+
+    // Limits: a fork bomb stops at 100 processes, a memory hog dies and the terminal lives.
+    // The container's process count is read from the host's cgroup (cgroup v1, as here) while
+    // 150 sleeps are asked for at once.
+    let id = docker.inspect_container(&term, None).await.unwrap().id.unwrap();
+    let counter = format!("/sys/fs/cgroup/pids/docker/{id}/pids.current");
+    let bomb = sh(&docker, &term, "seq 150 | xargs -P 150 -I{} sleep 2");
+    let watch = async {
+        let mut peak = 0;
+        for _ in 0..40 {
+            let now: usize = std::fs::read_to_string(&counter).unwrap().trim().parse().unwrap();
+            peak = peak.max(now);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peak
+    };
+    let ((code, out), peak) = tokio::join!(bomb, watch);
+    assert_eq!(code, 0, "xargs waits for a free slot when a fork is refused: {out}");
+    assert_eq!(peak, 100, "the process count reached the limit and stayed there");
+    let (code, _) = sh(&docker, &term, "head -c 700m /dev/zero | tail").await;
+    assert_eq!(code, 137, "the hog is killed by the 512 MB limit");
+    let running = docker
+        .inspect_container(&term, None)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .running;
+    assert_eq!(running, Some(true));
+    assert_eq!(sh(&docker, &term, "echo alive").await, (0, "alive\n".into()));
+
+    // Isolation: the other session's API by name and by address, the host, and the platform's
+    // own loopback ports are all out of reach.
+    let their_api = format!("kwok-{}-kube-apiserver", theirs.name);
+    let (their_ip, _) = addresses_on(&docker, &their_api, &theirs.network).await;
+    let host = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let (_, gateway) = addresses_on(&docker, &term, &mine.network).await;
+    let api_port = mine.api_endpoint.rsplit(':').next().unwrap().to_owned();
+    let probes = [
+        format!("https://{their_api}:6443/healthz"),
+        format!("https://{their_ip}:6443/healthz"),
+        format!("http://{gateway}:{host_port}/"),
+        format!("https://{gateway}:{api_port}/healthz"),
+    ];
+    for url in probes {
+        let (code, out) = sh(&docker, &term, &format!("curl -sk --max-time 3 {url}")).await;
+        assert!([6, 7, 28].contains(&code), "{url} answered ({code}): {out}");
+    }
+    let (code, out) = sh(
+        &docker,
+        &term,
+        &format!(
+            "curl -sk --max-time 3 https://kwok-{}-kube-apiserver:6443/healthz",
+            mine.name
+        ),
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "ok"), "its own API answers");
+
+    sandbox.remove(&mine).await;
+    sandbox.remove(&theirs).await;
+    assert!(
+        common::containers_labelled(&format!("ckad.cluster={}", mine.name))
+            .await
+            .is_empty()
+    );
+}
+
+/// A platform on a loopback port with its own database and clusters, stoppable like SIGTERM.
+struct Platform {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Platform {
+    async fn start(settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::build(settings).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(ckad_platform::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            server,
+        }
+    }
+
+    async fn shut_down(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.server.await.unwrap().unwrap();
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, None).await
+    }
+
+    /// A new learner's access token.
+    async fn learner(&self, email: &str) -> String {
+        let account = json!({ "email": email, "password": "correct horse battery", "name": "Ada" });
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/auth/register", "", Some(account))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn ticket(&self, token: &str) -> String {
+        let (status, body) = self.post("/api/terminal/ticket", token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["expires_in"], 30);
+        body["ticket"].as_str().unwrap().to_owned()
+    }
+
+    fn socket_url(&self, ticket: &str) -> String {
+        format!(
+            "{}/ws/terminal?ticket={ticket}&cols=100&rows=30",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
+    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
+        let mut request = self.socket_url(ticket).into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(Shell {
+                socket,
+                seen: String::new(),
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+            Err(other) => panic!("handshake: {other}"),
+        }
+    }
+}
+
+/// The browser's side of one terminal socket.
+struct Shell {
+    socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Everything the terminal printed so far.
+    seen: String,
+}
+
+impl Shell {
+    async fn type_line(&mut self, line: &str) {
+        self.socket
+            .send(Message::binary(format!("{line}\r").into_bytes()))
+            .await
+            .unwrap();
+    }
+
+    async fn control(&mut self, frame: Value) {
+        self.socket.send(Message::text(frame.to_string())).await.unwrap();
+    }
+
+    /// Reads until the screen shows `wanted` (after what was seen before); the text frames met.
+    async fn read_until(&mut self, wanted: &str) -> Vec<Value> {
+        let from = self.seen.len();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut texts = Vec::new();
+        while !self.seen[from..].contains(wanted) {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("{wanted:?} not shown; screen: {:?}", &self.seen[from..]));
+            match message.expect("socket open").unwrap() {
+                Message::Binary(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Message::Text(text) => texts.push(serde_json::from_str(&text).unwrap()),
+                _ => {}
+            }
+        }
+        texts
+    }
+
+    /// Reads to the end: the last JSON text frame and the close frame's code and reason.
+    async fn closing(&mut self) -> (Option<Value>, Option<(CloseCode, String)>) {
+        let mut goodbye = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Text(text))) => goodbye = Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => {
+                    return (goodbye, frame.map(|f| (f.code, f.reason.to_string())));
+                }
+                Some(Ok(_)) => {}
+                None => return (goodbye, None),
+                Some(Err(error)) => panic!("socket failed: {error}; after {goodbye:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    let (status, body) = platform.post("/api/terminal/ticket", &token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("you have no started session"))
+    );
+
+    let (status, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    assert_eq!(session["status"], "started");
+    let spare = platform.ticket(&token).await;
+    let spare_minted = Instant::now();
+
+    // Type a command and read its answer; resize; ping.
+    let first = platform.ticket(&token).await;
+    let mut shell = platform.connect(&first, ORIGIN).await.unwrap();
+    shell.read_until("ckad@ckad").await;
+    shell.type_line("k get nodes --no-headers").await;
+    shell.read_until("node01").await;
+    shell
+        .control(json!({ "type": "resize", "cols": 123, "rows": 45 }))
+        .await;
+    // tmux applies a client's new size to the window after a short timer of its own.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    shell.type_line("stty size").await;
+    shell.read_until("45 123").await;
+    shell.control(json!({ "type": "ping" })).await;
+    shell.type_line("MARK=still-here-$((6*7))").await;
+    let texts = shell.read_until("$ ").await;
+    assert!(
+        texts.is_empty() || texts == [json!({ "type": "pong" })],
+        "{texts:?}"
+    );
+    shell.socket.close(None).await.unwrap();
+
+    // The ticket was spent; made-up tickets and other sites are refused.
+    assert_eq!(
+        platform.connect(&first, ORIGIN).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        platform.connect("made-up", ORIGIN).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    let ticket = platform.ticket(&token).await;
+    assert_eq!(
+        platform.connect(&ticket, "https://evil.example").await.err(),
+        Some(StatusCode::FORBIDDEN)
+    );
+
+    // Reconnecting lands in the same shell.
+    let mut shell = platform.connect(&ticket, ORIGIN).await.unwrap();
+    shell.type_line("echo \"[$MARK]\"").await;
+    shell.read_until("[still-here-42]").await;
+
+    // Signing out closes the user's sockets with a reason.
+    let (status, _) = platform.post("/api/auth/logout", &token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (goodbye, close) = shell.closing().await;
+    assert_eq!(goodbye.unwrap()["type"], "signed_out");
+    assert_eq!(close, Some((CloseCode::Library(4001), "signed_out".into())));
+
+    // A ticket lives 30 seconds.
+    tokio::time::sleep_until(spare_minted + Duration::from_secs(31)).await;
+    assert_eq!(
+        platform.connect(&spare, ORIGIN).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+
+    // Ending the session closes its sockets, and no ticket is given for it any more.
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, ORIGIN)
+        .await
+        .unwrap();
+    shell.read_until("$ ").await;
+    let (status, _) = platform.post("/api/session/stop", &token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (goodbye, close) = shell.closing().await;
+    assert_eq!(goodbye.unwrap()["type"], "session_ended");
+    assert_eq!(close, Some((CloseCode::Library(4000), "session_ended".into())));
+    assert_eq!(
+        platform.post("/api/terminal/ticket", &token).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
+            .await
+            .is_empty()
+    );
+    platform.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_restart_says_goodbye_and_the_shell_waits_for_the_learner() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let platform = Platform::start(settings.clone()).await;
+    let token = platform.learner("bob@example.com").await;
+    let (status, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, ORIGIN)
+        .await
+        .unwrap();
+    shell.type_line("MARK=before-restart").await;
+    shell.read_until("$ ").await;
+
+    let stopped = tokio::spawn(platform.shut_down());
+    let (goodbye, close) = shell.closing().await;
+    assert_eq!(goodbye.unwrap()["type"], "server_shutdown");
+    assert_eq!(close, Some((CloseCode::Away, "server_shutdown".into())));
+    stopped.await.unwrap();
+
+    // The platform comes back on the same database: the same shell is there.
+    let platform = Platform::start(settings).await;
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, ORIGIN)
+        .await
+        .unwrap();
+    shell.type_line("echo \"[$MARK]\"").await;
+    shell.read_until("[before-restart]").await;
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
+            .await
+            .is_empty()
+    );
+    platform.shut_down().await;
+}
