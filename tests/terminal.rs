@@ -98,7 +98,10 @@ impl Sandbox {
 async fn addresses_on(docker: &Docker, container: &str, network: &str) -> (String, String) {
     let inspected = docker.inspect_container(container, None).await.unwrap();
     let endpoint = &inspected.network_settings.unwrap().networks.unwrap()[network];
-    (endpoint.ip_address.clone().unwrap(), endpoint.gateway.clone().unwrap())
+    (
+        endpoint.ip_address.clone().unwrap(),
+        endpoint.gateway.clone().unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -183,7 +186,10 @@ async fn a_terminal_is_hardened_and_reaches_its_own_api_and_nothing_else() {
         peak
     };
     let ((code, out), peak) = tokio::join!(bomb, watch);
-    assert_eq!(code, 0, "xargs waits for a free slot when a fork is refused: {out}");
+    assert_eq!(
+        code, 0,
+        "xargs waits for a free slot when a fork is refused: {out}"
+    );
     assert_eq!(peak, 100, "the process count reached the limit and stayed there");
     let (code, _) = sh(&docker, &term, "head -c 700m /dev/zero | tail").await;
     assert_eq!(code, 137, "the hog is killed by the 512 MB limit");
@@ -312,14 +318,20 @@ impl Platform {
         )
     }
 
+    /// Opens a socket and waits for the prompt, as a learner would before typing (keys sent while
+    /// tmux is still attaching may be taken for its terminal queries' answers).
     async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
         let mut request = self.socket_url(ticket).into_client_request().unwrap();
         request.headers_mut().insert("origin", origin.parse().unwrap());
         match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => Ok(Shell {
-                socket,
-                seen: String::new(),
-            }),
+            Ok((socket, _)) => {
+                let mut shell = Shell {
+                    socket,
+                    seen: String::new(),
+                };
+                shell.read_until("ckad@ckad").await;
+                Ok(shell)
+            }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
             Err(other) => panic!("handshake: {other}"),
         }
@@ -404,7 +416,6 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
     // Type a command and read its answer; resize; ping.
     let first = platform.ticket(&token).await;
     let mut shell = platform.connect(&first, ORIGIN).await.unwrap();
-    shell.read_until("ckad@ckad").await;
     shell.type_line("k get nodes --no-headers").await;
     shell.read_until("node01").await;
     shell
@@ -462,7 +473,6 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
         .connect(&platform.ticket(&token).await, ORIGIN)
         .await
         .unwrap();
-    shell.read_until("$ ").await;
     let (status, _) = platform.post("/api/session/stop", &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (goodbye, close) = shell.closing().await;

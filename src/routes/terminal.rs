@@ -32,6 +32,8 @@ use crate::{
 
 /// How often the server pings; a socket silent for two of these is dead.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long a closing socket waits for the client's Close in answer to ours.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ticket", post(ticket))
@@ -215,7 +217,18 @@ async fn bridge(
             code,
             reason: reason.into(),
         };
-        let _ = to_client.send(Message::Close(Some(frame))).await;
+        if to_client.send(Message::Close(Some(frame))).await.is_ok() {
+            // The closing handshake: wait (briefly) for the client's Close, so that the socket is
+            // not dropped with unread bytes, which resets the connection and loses our frames.
+            let drained = async {
+                while let Some(Ok(message)) = from_client.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drained).await;
+        }
     }
     ended
 }
