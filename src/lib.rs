@@ -15,6 +15,7 @@ pub mod security;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 pub use startup::{app, run, shutdown_signal};
