@@ -280,7 +280,11 @@ impl FieldCheck {
         let passed = match &self.expect {
             Expectation::Equals(wanted) => same(wanted, found),
             Expectation::Contains(wanted) => contains(wanted, found),
-            Expectation::Matches(pattern) => found.as_str().is_some_and(|s| pattern.is_match(s)),
+            Expectation::Matches(pattern) => match found {
+                Value::String(text) => pattern.is_match(text),
+                Value::Number(_) | Value::Bool(_) => pattern.is_match(&found.to_string()),
+                _ => false,
+            },
         };
         if passed {
             Ok(())
@@ -401,7 +405,7 @@ impl ContainerCheck {
                 format!("{} has no {side} named {} (it has {})", self.of, self.name, names.join(", "))
             });
         };
-        holds(&self.has, container, &format!("{side} {}", self.name)).map_err(|m| m.0)
+        holds(&self.has, container, "").map_err(|m| format!("{side} {}: {}", self.name, m.0))
     }
 }
 
