@@ -25,12 +25,16 @@ const CONVERGE: Duration = Duration::from_secs(60);
 async fn every_task_fails_before_its_solution_and_passes_after() {
     let catalog =
         TaskCatalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tasks")).unwrap_or_else(|e| panic!("{e}"));
-    let only: Option<Vec<String>> =
-        std::env::var("TASK_PROOF_ONLY").ok().map(|ids| ids.split(',').map(str::to_owned).collect());
+    let only: Option<Vec<String>> = std::env::var("TASK_PROOF_ONLY")
+        .ok()
+        .map(|ids| ids.split(',').map(str::to_owned).collect());
     let tasks: Vec<&Task> = catalog
         .list()
         .iter()
-        .filter(|task| only.as_ref().is_none_or(|ids| ids.iter().any(|id| id == task.id())))
+        .filter(|task| {
+            only.as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| id == task.id()))
+        })
         .collect();
     assert!(!tasks.is_empty(), "no task to prove");
     let state = tempfile::tempdir().unwrap();
@@ -54,7 +58,12 @@ async fn every_task_fails_before_its_solution_and_passes_after() {
 }
 
 /// One task on its own cluster, which is deleted whatever the outcome.
-async fn prove(provider: &LiteProvider, catalog: &TaskCatalog, task: &Task, state: &Path) -> Result<(), String> {
+async fn prove(
+    provider: &LiteProvider,
+    catalog: &TaskCatalog,
+    task: &Task,
+    state: &Path,
+) -> Result<(), String> {
     let spec = ClusterSpec {
         name: ClusterName::generate(),
         ports: common::ports(),
@@ -69,8 +78,17 @@ async fn prove(provider: &LiteProvider, catalog: &TaskCatalog, task: &Task, stat
     outcome.map_err(|why| format!("task {} ({}): {why}", task.id(), task.file().display()))
 }
 
-async fn fail_then_pass(cluster: &Cluster, catalog: &TaskCatalog, task: &Task, state: &Path) -> Result<(), String> {
-    let client = cluster.admin_kubeconfig.client().await.map_err(|e| e.to_string())?;
+async fn fail_then_pass(
+    cluster: &Cluster,
+    catalog: &TaskCatalog,
+    task: &Task,
+    state: &Path,
+) -> Result<(), String> {
+    let client = cluster
+        .admin_kubeconfig
+        .client()
+        .await
+        .map_err(|e| e.to_string())?;
     task.prepare(&client).await.map_err(|e| format!("setup: {e}"))?;
     tokio::time::sleep(SETTLE).await;
     if task.grade(&client).await.iter().all(|o| o.passed) {
@@ -80,7 +98,10 @@ async fn fail_then_pass(cluster: &Cluster, catalog: &TaskCatalog, task: &Task, s
     let kubeconfig = state.join(format!("{}.kubeconfig", cluster.name));
     write_kubeconfig(cluster, state, &kubeconfig);
     let runner = SolutionRunner::new(common::lite_bin_dir(), &kubeconfig, catalog.charts_dir());
-    runner.run(&client, task).await.map_err(|e| format!("solution: {e}"))?;
+    runner
+        .run(&client, task)
+        .await
+        .map_err(|e| format!("solution: {e}"))?;
 
     let deadline = tokio::time::Instant::now() + CONVERGE;
     loop {
@@ -107,7 +128,10 @@ async fn fail_then_pass(cluster: &Cluster, catalog: &TaskCatalog, task: &Task, s
 /// The admin kubeconfig as a file for kubectl and helm: kwokctl's own, pointed at the address
 /// the platform reaches the API on.
 fn write_kubeconfig(cluster: &Cluster, state: &Path, to: &Path) {
-    let written = state.join("lite/clusters").join(cluster.name.as_str()).join("kubeconfig.yaml");
+    let written = state
+        .join("lite/clusters")
+        .join(cluster.name.as_str())
+        .join("kubeconfig.yaml");
     let mut config = kube::config::Kubeconfig::read_from(written).unwrap();
     for named in &mut config.clusters {
         if let Some(c) = named.cluster.as_mut() {

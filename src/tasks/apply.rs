@@ -88,7 +88,10 @@ impl Manifest {
             }
             "Deployment" => {
                 wait_for(&api, &self.object.name, |deployment| {
-                    let observed = deployment.data.pointer("/status/observedGeneration").and_then(Value::as_i64);
+                    let observed = deployment
+                        .data
+                        .pointer("/status/observedGeneration")
+                        .and_then(Value::as_i64);
                     observed.is_some() && observed >= deployment.metadata.generation
                 })
                 .await
@@ -121,9 +124,12 @@ async fn wait_for(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    tokio::time::timeout(SETTLE_LIMIT, poll)
-        .await
-        .map_err(|_| format!("the cluster did not take it up within {}s", SETTLE_LIMIT.as_secs()))
+    tokio::time::timeout(SETTLE_LIMIT, poll).await.map_err(|_| {
+        format!(
+            "the cluster did not take it up within {}s",
+            SETTLE_LIMIT.as_secs()
+        )
+    })
 }
 
 /// One step of a reference solution: `apply: <manifest>` or `run: [kubectl, ...]`.
@@ -152,7 +158,11 @@ impl<'de> de::Visitor<'de> for StepVisitor {
         let step = match map.next_key::<String>()?.as_deref() {
             Some("apply") => SolutionStep::Apply(map.next_value()?),
             Some("run") => SolutionStep::Run(map.next_value()?),
-            Some(other) => return Err(de::Error::custom(format!("unknown step `{other}`; use `apply` or `run`"))),
+            Some(other) => {
+                return Err(de::Error::custom(format!(
+                    "unknown step `{other}`; use `apply` or `run`"
+                )))
+            }
             None => return Err(de::Error::custom("an empty step; use `apply` or `run`")),
         };
         match map.next_key::<String>()? {
@@ -220,7 +230,9 @@ impl fmt::Display for Command {
         f.write_str(self.tool.name())?;
         for arg in &self.args {
             let plain = !arg.is_empty()
-                && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
             if plain {
                 write!(f, " {arg}")?;
             } else {
@@ -241,7 +253,11 @@ pub struct SolutionRunner {
 }
 
 impl SolutionRunner {
-    pub fn new(tools_dir: impl Into<PathBuf>, kubeconfig: impl Into<PathBuf>, charts_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        tools_dir: impl Into<PathBuf>,
+        kubeconfig: impl Into<PathBuf>,
+        charts_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             tools_dir: tools_dir.into(),
             kubeconfig: kubeconfig.into(),
@@ -300,13 +316,26 @@ mod tests {
 
     #[test]
     fn manifests_name_a_served_kind_and_its_scope() {
-        let ok = manifest("{ apiVersion: apps/v1, kind: Deployment, metadata: { name: web, namespace: shop } }");
+        let ok =
+            manifest("{ apiVersion: apps/v1, kind: Deployment, metadata: { name: web, namespace: shop } }");
         assert_eq!(ok.unwrap().object.to_string(), "Deployment shop/web");
         for (yaml, why) in [
-            ("{ apiVersion: extensions/v1beta1, kind: Ingress, metadata: { name: a, namespace: b } }", "served as `networking.k8s.io/v1`"),
-            ("{ apiVersion: v1, kind: Pod, metadata: { name: a } }", "set `metadata.namespace`"),
-            ("{ apiVersion: v1, kind: Pdo, metadata: { name: a } }", "unknown kind `Pdo`"),
-            ("{ kind: Pod, metadata: { name: a } }", "needs `apiVersion` and `kind`"),
+            (
+                "{ apiVersion: extensions/v1beta1, kind: Ingress, metadata: { name: a, namespace: b } }",
+                "served as `networking.k8s.io/v1`",
+            ),
+            (
+                "{ apiVersion: v1, kind: Pod, metadata: { name: a } }",
+                "set `metadata.namespace`",
+            ),
+            (
+                "{ apiVersion: v1, kind: Pdo, metadata: { name: a } }",
+                "unknown kind `Pdo`",
+            ),
+            (
+                "{ kind: Pod, metadata: { name: a } }",
+                "needs `apiVersion` and `kind`",
+            ),
         ] {
             let error = manifest(yaml).unwrap_err();
             assert!(error.contains(why), "{yaml}: {error}");
@@ -315,12 +344,21 @@ mod tests {
 
     #[test]
     fn commands_are_kubectl_or_helm_and_show_as_a_shell_would_read_them() {
-        let command: Command = serde_yaml::from_str("[kubectl, -n, web, label, pod, front, 'note=it''s here']").unwrap();
-        assert_eq!(command.to_string(), r"kubectl -n web label pod front 'note=it'\''s here'");
-        let error = serde_yaml::from_str::<Command>("[bash, -c, 'rm -rf /']").unwrap_err().to_string();
+        let command: Command =
+            serde_yaml::from_str("[kubectl, -n, web, label, pod, front, 'note=it''s here']").unwrap();
+        assert_eq!(
+            command.to_string(),
+            r"kubectl -n web label pod front 'note=it'\''s here'"
+        );
+        let error = serde_yaml::from_str::<Command>("[bash, -c, 'rm -rf /']")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("runs kubectl or helm, not `bash`"), "{error}");
         let runner = SolutionRunner::new("/tools", "/kubeconfig", "/repo/tasks/charts");
-        assert_eq!(runner.local_path("/opt/charts/webapp"), "/repo/tasks/charts/webapp");
+        assert_eq!(
+            runner.local_path("/opt/charts/webapp"),
+            "/repo/tasks/charts/webapp"
+        );
         assert_eq!(runner.local_path("/opt/chartsx"), "/opt/chartsx");
     }
 }

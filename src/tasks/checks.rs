@@ -23,6 +23,7 @@ use super::{
     kinds::{check_name, ObjectRef},
     matching::{contains, holds, same, show},
     path::FieldPath,
+    text,
 };
 
 /// How long a check may wait for the cluster unless its task says otherwise.
@@ -118,7 +119,9 @@ impl What {
                 for (key, wanted) in &check.include {
                     match object.pointer(&format!("/metadata/labels/{}", key.replace('/', "~1"))) {
                         Some(Value::String(found)) if found == wanted => {}
-                        Some(found) => return Err(format!("label {key}: expected {wanted:?}, found {found}")),
+                        Some(found) => {
+                            return Err(format!("label {key}: expected {wanted:?}, found {found}"))
+                        }
                         None => return Err(format!("label {key}: expected {wanted:?}, found none")),
                     }
                 }
@@ -127,7 +130,10 @@ impl What {
             What::Container(check) => check.judge(&fetch(client, &check.of).await?),
             What::Replicas(check) => {
                 let object = fetch(client, &check.of).await?;
-                let found = object.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+                let found = object
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 expect_count(check.ready, found, "ready replicas")
             }
             What::Pods(check) => {
@@ -142,7 +148,8 @@ impl What {
                 fetch(client, &check.of).await?;
                 let namespace = check.of.namespace.as_deref().expect("a Service is namespaced");
                 let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-                let params = ListParams::default().labels(&format!("kubernetes.io/service-name={}", check.of.name));
+                let params =
+                    ListParams::default().labels(&format!("kubernetes.io/service-name={}", check.of.name));
                 let ready = slices
                     .list(&params)
                     .await
@@ -190,7 +197,11 @@ async fn missing(client: &kube::Client, of: &ObjectRef) -> String {
     let everywhere: Api<DynamicObject> = Api::all_with(client.clone(), &of.kind.api_resource());
     let params = ListParams::default().fields(&format!("metadata.name={}", of.name));
     let elsewhere: Vec<String> = match everywhere.list(&params).await {
-        Ok(list) => list.items.into_iter().filter_map(|o| o.metadata.namespace).collect(),
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.namespace)
+            .collect(),
         Err(_) => Vec::new(),
     };
     match elsewhere.as_slice() {
@@ -216,7 +227,11 @@ fn humanize(limit: Duration) -> String {
 }
 
 fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A value at a path equals, contains or matches what the task expects.
@@ -249,7 +264,13 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
     type Error = String;
 
     fn try_from(file: FieldCheckFile) -> Result<Self, String> {
-        let FieldCheckFile { of, path, equals, contains, matches } = file;
+        let FieldCheckFile {
+            of,
+            path,
+            equals,
+            contains,
+            matches,
+        } = file;
         if !of.kind.has_field(path.first_field()) {
             return Err(format!(
                 "path `{path}` does not start with a field of {} ({})",
@@ -263,7 +284,8 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
             (None, None, Some(pattern)) => {
                 let anchored = format!("^(?:{pattern})$");
                 Expectation::Matches(
-                    regex::Regex::new(&anchored).map_err(|e| format!("`matches` is not a regular expression: {e}"))?,
+                    regex::Regex::new(&anchored)
+                        .map_err(|e| format!("`matches` is not a regular expression: {e}"))?,
                 )
             }
             _ => return Err("a field check needs exactly one of `equals`, `contains`, `matches`".into()),
@@ -289,7 +311,12 @@ impl FieldCheck {
         if passed {
             Ok(())
         } else {
-            Err(format!("{}: expected {}, found {}", self.path, self.expect, show(found)))
+            Err(format!(
+                "{}: expected {}, found {}",
+                self.path,
+                self.expect,
+                show(found)
+            ))
         }
     }
 }
@@ -396,13 +423,23 @@ impl ContainerCheck {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let side = if self.init { "init container" } else { "container" };
-        let Some(container) = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(&self.name))
+        let Some(container) = containers
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(&self.name))
         else {
-            let names: Vec<_> = containers.iter().filter_map(|c| c.get("name")?.as_str()).collect();
+            let names: Vec<_> = containers
+                .iter()
+                .filter_map(|c| c.get("name")?.as_str())
+                .collect();
             return Err(if names.is_empty() {
                 format!("{} has no {side}s", self.of)
             } else {
-                format!("{} has no {side} named {} (it has {})", self.of, self.name, names.join(", "))
+                format!(
+                    "{} has no {side} named {} (it has {})",
+                    self.of,
+                    self.name,
+                    names.join(", ")
+                )
             });
         };
         holds(&self.has, container, "").map_err(|m| format!("{side} {}: {}", self.name, m.0))
@@ -430,7 +467,10 @@ impl TryFrom<ReplicasCheckFile> for ReplicasCheck {
         if !["Deployment", "ReplicaSet", "StatefulSet"].contains(&file.of.kind.name) {
             return Err(format!("a {} has no ready replicas to count", file.of.kind.name));
         }
-        Ok(Self { of: file.of, ready: file.ready })
+        Ok(Self {
+            of: file.of,
+            ready: file.ready,
+        })
     }
 }
 
@@ -442,16 +482,21 @@ struct PodsCheck {
     ready: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone)]
 struct Namespace(String);
 
-impl TryFrom<String> for Namespace {
+impl TryFrom<&str> for Namespace {
     type Error = String;
 
-    fn try_from(name: String) -> Result<Self, String> {
-        check_name("namespace", &name)?;
-        Ok(Self(name))
+    fn try_from(name: &str) -> Result<Self, String> {
+        check_name("namespace", name)?;
+        Ok(Self(name.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Namespace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text::parse(deserializer)
     }
 }
 
@@ -470,14 +515,19 @@ impl fmt::Display for Namespace {
 }
 
 /// Equality-based label selector: `app=web,tier=front`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone)]
 struct Selector(String);
 
-impl TryFrom<String> for Selector {
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text::parse(deserializer)
+    }
+}
+
+impl TryFrom<&str> for Selector {
     type Error = String;
 
-    fn try_from(text: String) -> Result<Self, String> {
+    fn try_from(text: &str) -> Result<Self, String> {
         let valid_part = |part: &str| {
             part.split_once('=').is_some_and(|(k, v)| {
                 !k.is_empty()
@@ -486,7 +536,7 @@ impl TryFrom<String> for Selector {
             })
         };
         if text.split(',').all(valid_part) {
-            Ok(Self(text))
+            Ok(Self(text.to_owned()))
         } else {
             Err(format!("selector `{text}` is not `key=value[,key=value...]`"))
         }
@@ -518,9 +568,15 @@ impl TryFrom<EndpointsCheckFile> for EndpointsCheck {
 
     fn try_from(file: EndpointsCheckFile) -> Result<Self, String> {
         if file.of.kind.name != "Service" {
-            return Err(format!("endpoints belong to a Service, not a {}", file.of.kind.name));
+            return Err(format!(
+                "endpoints belong to a Service, not a {}",
+                file.of.kind.name
+            ));
         }
-        Ok(Self { of: file.of, ready: file.ready })
+        Ok(Self {
+            of: file.of,
+            ready: file.ready,
+        })
     }
 }
 
@@ -561,11 +617,18 @@ impl AccessCheck {
             ..Default::default()
         };
         let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
-        let answer = reviews.create(&PostParams::default(), &review).await.map_err(explain)?;
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(explain)?;
         let allowed = answer.status.is_some_and(|s| s.allowed);
         match (self.allowed, allowed) {
             (true, false) => Err(format!("{} is not allowed to {}", self.user, self.action())),
-            (false, true) => Err(format!("{} is allowed to {}, and should not be", self.user, self.action())),
+            (false, true) => Err(format!(
+                "{} is allowed to {}, and should not be",
+                self.user,
+                self.action()
+            )),
             _ => Ok(()),
         }
     }
@@ -699,7 +762,10 @@ mod tests {
     #[test]
     fn checks_describe_themselves() {
         let described = |yaml: &str| check(yaml).unwrap().description();
-        assert_eq!(described("exists: Deployment shop/catalog"), "Deployment shop/catalog exists");
+        assert_eq!(
+            described("exists: Deployment shop/catalog"),
+            "Deployment shop/catalog exists"
+        );
         assert_eq!(
             described("replicas: { of: Deployment shop/catalog, ready: 3 }"),
             "Deployment shop/catalog has 3 ready replicas"
@@ -722,17 +788,41 @@ mod tests {
     fn mistakes_in_a_check_are_named() {
         for (yaml, why) in [
             ("exist: Pod a/b", "unknown check key `exist`"),
-            ("{ exists: Pod a/b, absent: Pod a/b }", "found both `exists` and `absent`"),
+            (
+                "{ exists: Pod a/b, absent: Pod a/b }",
+                "found both `exists` and `absent`",
+            ),
             ("timeout: 5s", "a check needs one of"),
             ("{ exists: Pod a/b, timeout: 5 minutes }", "timeout `5 minutes`"),
-            ("field: { of: Deployment a/b, path: sepc.replicas, equals: 3 }", "does not start with a field of Deployment"),
-            ("field: { of: Deployment a/b, path: spec.replicas }", "exactly one of"),
-            ("field: { of: Deployment a/b, path: spec..replicas, equals: 1 }", "malformed path"),
-            ("field: { of: Pod a/b, path: spec.x, matches: '(' }", "not a regular expression"),
-            ("container: { of: Service a/b, name: c, has: { image: x } }", "a Service has no containers"),
-            ("container: { of: Pod a/b, name: c, has: { imgae: x } }", "`imgae` is not a container field"),
+            (
+                "field: { of: Deployment a/b, path: sepc.replicas, equals: 3 }",
+                "does not start with a field of Deployment",
+            ),
+            (
+                "field: { of: Deployment a/b, path: spec.replicas }",
+                "exactly one of",
+            ),
+            (
+                "field: { of: Deployment a/b, path: spec..replicas, equals: 1 }",
+                "malformed path",
+            ),
+            (
+                "field: { of: Pod a/b, path: spec.x, matches: '(' }",
+                "not a regular expression",
+            ),
+            (
+                "container: { of: Service a/b, name: c, has: { image: x } }",
+                "a Service has no containers",
+            ),
+            (
+                "container: { of: Pod a/b, name: c, has: { imgae: x } }",
+                "`imgae` is not a container field",
+            ),
             ("replicas: { of: Job a/b, ready: 1 }", "no ready replicas"),
-            ("pods: { namespace: a, selector: 'app in (x)', ready: 1 }", "is not `key=value"),
+            (
+                "pods: { namespace: a, selector: 'app in (x)', ready: 1 }",
+                "is not `key=value",
+            ),
             ("endpoints: { of: Pod a/b, ready: 1 }", "belong to a Service"),
             ("exists: { of: Pod a/b }", "invalid type"),
         ] {
@@ -756,7 +846,10 @@ mod tests {
             judged("field: { of: Deployment a/b, path: spec.paused, equals: true }"),
             Err("spec.paused is not set".into())
         );
-        assert_eq!(judged("field: { of: Service a/b, path: spec.type, matches: 'Cluster.*' }"), Ok(()));
+        assert_eq!(
+            judged("field: { of: Service a/b, path: spec.type, matches: 'Cluster.*' }"),
+            Ok(())
+        );
         assert_eq!(
             judged("field: { of: Service a/b, path: spec.type, matches: 'Node.*' }"),
             Err("spec.type: expected a match for /Node.*/, found \"ClusterIP\"".into())

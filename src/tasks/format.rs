@@ -40,7 +40,9 @@ impl Domain {
             Domain::DesignAndBuild => "Application Design and Build",
             Domain::Deployment => "Application Deployment",
             Domain::ObservabilityAndMaintenance => "Application Observability and Maintenance",
-            Domain::EnvironmentConfigurationAndSecurity => "Application Environment, Configuration and Security",
+            Domain::EnvironmentConfigurationAndSecurity => {
+                "Application Environment, Configuration and Security"
+            }
             Domain::ServicesAndNetworking => "Services and Networking",
         }
     }
@@ -83,22 +85,31 @@ pub(super) struct FrontMatter {
 }
 
 /// A task's id: lowercase letters, digits and dashes, as it appears in URLs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct TaskId(pub String);
 
-impl TryFrom<String> for TaskId {
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::text::parse(deserializer)
+    }
+}
+
+impl TryFrom<&str> for TaskId {
     type Error = String;
 
-    fn try_from(id: String) -> Result<Self, String> {
+    fn try_from(id: &str) -> Result<Self, String> {
         let valid = (3..=60).contains(&id.len())
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !id.starts_with('-')
             && !id.ends_with('-');
         if valid {
-            Ok(Self(id))
+            Ok(Self(id.to_owned()))
         } else {
-            Err(format!("id `{id}` must be 3-60 lowercase letters, digits and inner dashes"))
+            Err(format!(
+                "`{id}` must be 3-60 lowercase letters, digits and inner dashes"
+            ))
         }
     }
 }
@@ -119,13 +130,24 @@ impl TaskFile {
         };
         let mut lines = text.lines();
         if lines.next().map(str::trim_end) != Some("---") {
-            return Err(invalid(1, "a task file starts with `---` and its front matter".into()));
+            return Err(invalid(
+                1,
+                "a task file starts with `---` and its front matter".into(),
+            ));
         }
         let Some(closing) = lines.position(|line| line.trim_end() == "---") else {
-            return Err(invalid(1, "the front matter is never closed by a `---` line".into()));
+            return Err(invalid(
+                1,
+                "the front matter is never closed by a `---` line".into(),
+            ));
         };
         // The front matter is the file's lines 2..=closing+1.
-        let front_text: String = text.lines().skip(1).take(closing).map(|l| format!("{l}\n")).collect();
+        let front_text: String = text
+            .lines()
+            .skip(1)
+            .take(closing)
+            .map(|l| format!("{l}\n"))
+            .collect();
         let body: String = text.lines().skip(closing + 2).map(|l| format!("{l}\n")).collect();
         let front: FrontMatter = serde_yaml::from_str(&front_text).map_err(|e| {
             let line = e.location().map_or(1, |l| l.line() + 1);
@@ -139,16 +161,35 @@ impl TaskFile {
         };
         let rules = [
             ("title", front.title.trim().is_empty(), "a title is needed"),
-            ("weight", !(1..=20).contains(&front.weight), "weight is between 1 and 20"),
-            ("minutes", !(1..=60).contains(&front.minutes), "minutes is between 1 and 60"),
-            ("checks", front.checks.is_empty(), "a task needs at least one check"),
-            ("solution", front.solution.is_empty(), "a task needs a reference solution"),
+            (
+                "weight",
+                !(1..=20).contains(&front.weight),
+                "weight is between 1 and 20",
+            ),
+            (
+                "minutes",
+                !(1..=60).contains(&front.minutes),
+                "minutes is between 1 and 60",
+            ),
+            (
+                "checks",
+                front.checks.is_empty(),
+                "a task needs at least one check",
+            ),
+            (
+                "solution",
+                front.solution.is_empty(),
+                "a task needs a reference solution",
+            ),
         ];
         if let Some((key, _, message)) = rules.into_iter().find(|(_, broken, _)| *broken) {
             return Err(invalid(line_of(key), message.into()));
         }
         if body.trim().is_empty() {
-            return Err(invalid(closing + 2, "the task's text is missing after the front matter".into()));
+            return Err(invalid(
+                closing + 2,
+                "the task's text is missing after the front matter".into(),
+            ));
         }
         Ok(Self { front, body })
     }
@@ -163,7 +204,9 @@ fn without_position(message: &str) -> String {
 
 /// The line of the file on which `id: <id>` is written.
 pub(super) fn id_line(text: &str) -> usize {
-    text.lines().position(|l| l.starts_with("id:")).map_or(1, |i| i + 1)
+    text.lines()
+        .position(|l| l.starts_with("id:"))
+        .map_or(1, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -200,13 +243,41 @@ Create the namespace `shop`.
     #[test]
     fn mistakes_are_reported_with_the_files_line() {
         for (from, to, expected) in [
-            ("domain: Application Deployment", "domain: Deployment", "tasks/x.md:4: domain: unknown variant `Deployment`"),
-            ("weight: 4", "weight: 40", "tasks/x.md:6: weight is between 1 and 20"),
-            ("  - exists: Namespace shop", "  - exists: Namespace Shop", "tasks/x.md:9: checks[0]: `Shop` is not a valid name"),
-            ("minutes: 5", "minutes: 5\ncolour: blue", "tasks/x.md:8: unknown field `colour`"),
-            ("id: sample-task", "id: Sample", "tasks/x.md:2: id `Sample` must be"),
-            ("---\nCreate", "Create", "tasks/x.md:1: the front matter is never closed"),
-            ("solution:\n  - run: [kubectl, create, namespace, shop]\n", "solution: []\n", "tasks/x.md:10: a task needs a reference solution"),
+            (
+                "domain: Application Deployment",
+                "domain: Deployment",
+                "tasks/x.md:4: domain: unknown variant `Deployment`",
+            ),
+            (
+                "weight: 4",
+                "weight: 40",
+                "tasks/x.md:6: weight is between 1 and 20",
+            ),
+            (
+                "  - exists: Namespace shop",
+                "  - exists: Namespace Shop",
+                "tasks/x.md:9: checks[0].exists: `Shop` is not a valid name",
+            ),
+            (
+                "minutes: 5",
+                "minutes: 5\ncolour: blue",
+                "tasks/x.md:8: unknown field `colour`",
+            ),
+            (
+                "id: sample-task",
+                "id: Sample",
+                "tasks/x.md:2: id: `Sample` must be",
+            ),
+            (
+                "---\nCreate",
+                "Create",
+                "tasks/x.md:1: the front matter is never closed",
+            ),
+            (
+                "solution:\n  - run: [kubectl, create, namespace, shop]\n",
+                "solution: []\n",
+                "tasks/x.md:10: a task needs a reference solution",
+            ),
         ] {
             let error = parse(&TASK.replacen(from, to, 1)).unwrap_err();
             assert!(error.starts_with(expected), "{from} -> {to}: {error}");

@@ -2,13 +2,13 @@
 //! A fixed table rather than discovery: a typo in a kind, an apiVersion or a path's first field is
 //! caught when the task loads, not when a learner presses Check.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use kube::{
     api::{Api, DynamicObject},
     core::{ApiResource, GroupVersionKind},
 };
-use serde::{de, Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer};
 
 pub struct Kind {
     pub name: &'static str,
@@ -112,15 +112,29 @@ pub struct ObjectRef {
 impl ObjectRef {
     pub fn new(kind: &'static Kind, namespace: Option<String>, name: String) -> Result<Self, String> {
         match (&namespace, kind.namespaced) {
-            (None, true) => return Err(format!("a {} is namespaced: write `{} <namespace>/{name}`", kind.name, kind.name)),
-            (Some(_), false) => return Err(format!("a {} is not namespaced: write `{} {name}`", kind.name, kind.name)),
+            (None, true) => {
+                return Err(format!(
+                    "a {} is namespaced: write `{} <namespace>/{name}`",
+                    kind.name, kind.name
+                ))
+            }
+            (Some(_), false) => {
+                return Err(format!(
+                    "a {} is not namespaced: write `{} {name}`",
+                    kind.name, kind.name
+                ))
+            }
             _ => {}
         }
         if let Some(namespace) = &namespace {
             check_name("namespace", namespace)?;
         }
         check_name("name", &name)?;
-        Ok(Self { kind, namespace, name })
+        Ok(Self {
+            kind,
+            namespace,
+            name,
+        })
     }
 
     pub fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
@@ -155,10 +169,10 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-impl FromStr for ObjectRef {
-    type Err = String;
+impl TryFrom<&str> for ObjectRef {
+    type Error = String;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn try_from(text: &str) -> Result<Self, String> {
         let Some((kind, object)) = text.trim().split_once(' ') else {
             return Err(format!("`{text}` is not `Kind namespace/name` or `Kind name`"));
         };
@@ -172,7 +186,7 @@ impl FromStr for ObjectRef {
 
 impl<'de> Deserialize<'de> for ObjectRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(de::Error::custom)
+        super::text::parse(deserializer)
     }
 }
 
@@ -182,18 +196,18 @@ mod tests {
 
     #[test]
     fn references_name_a_known_kind_and_the_right_scope() {
-        let deployment: ObjectRef = "Deployment shop/catalog".parse().unwrap();
+        let deployment = ObjectRef::try_from("Deployment shop/catalog").unwrap();
         assert_eq!(deployment.to_string(), "Deployment shop/catalog");
-        let namespace: ObjectRef = "Namespace shop".parse().unwrap();
+        let namespace = ObjectRef::try_from("Namespace shop").unwrap();
         assert_eq!(namespace.namespace, None);
 
-        let typo = "Deploymnet shop/catalog".parse::<ObjectRef>().unwrap_err();
+        let typo = ObjectRef::try_from("Deploymnet shop/catalog").unwrap_err();
         assert!(typo.starts_with("unknown kind `Deploymnet`"), "{typo}");
-        let unscoped = "Pod front".parse::<ObjectRef>().unwrap_err();
+        let unscoped = ObjectRef::try_from("Pod front").unwrap_err();
         assert!(unscoped.contains("namespaced"), "{unscoped}");
-        let scoped = "ClusterRole ns/reader".parse::<ObjectRef>().unwrap_err();
+        let scoped = ObjectRef::try_from("ClusterRole ns/reader").unwrap_err();
         assert!(scoped.contains("not namespaced"), "{scoped}");
-        let bad = "Pod web/Front".parse::<ObjectRef>().unwrap_err();
+        let bad = ObjectRef::try_from("Pod web/Front").unwrap_err();
         assert!(bad.contains("not a valid name"), "{bad}");
     }
 }

@@ -106,26 +106,49 @@ mod tests {
             "ports": [{ "containerPort": 80, "protocol": "TCP" }, { "containerPort": 443 }],
             "resources": { "limits": { "memory": "128Mi" } }
         });
-        assert!(holds(&json!({ "image": "nginx:1.27", "ports": [{ "containerPort": 443 }] }), &container, "").is_ok());
+        assert!(holds(
+            &json!({ "image": "nginx:1.27", "ports": [{ "containerPort": 443 }] }),
+            &container,
+            ""
+        )
+        .is_ok());
         assert_eq!(
-            holds(&json!({ "resources": { "limits": { "memory": "256Mi" } } }), &container, "container app"),
+            holds(
+                &json!({ "resources": { "limits": { "memory": "256Mi" } } }),
+                &container,
+                "container app"
+            ),
             Err(Mismatch(
                 "container app.resources.limits.memory: expected \"256Mi\", found \"128Mi\"".into()
             ))
         );
         assert_eq!(
-            holds(&json!({ "readinessProbe": { "httpGet": { "port": 80 } } }), &container, ""),
-            Err(Mismatch("readinessProbe: expected {\"httpGet\":{\"port\":80}}, found none".into()))
+            holds(
+                &json!({ "readinessProbe": { "httpGet": { "port": 80 } } }),
+                &container,
+                ""
+            ),
+            Err(Mismatch(
+                "readinessProbe: expected {\"httpGet\":{\"port\":80}}, found none".into()
+            ))
         );
         let ports = holds(&json!({ "ports": [{ "containerPort": 8080 }] }), &container, "").unwrap_err();
-        assert!(ports.0.starts_with("ports: no element is {\"containerPort\":8080}; found ["), "{ports:?}");
+        assert!(
+            ports
+                .0
+                .starts_with("ports: no element is {\"containerPort\":8080}; found ["),
+            "{ports:?}"
+        );
     }
 
     #[test]
     fn contains_reads_strings_lists_and_objects() {
         assert!(contains(&json!("prod"), &json!("production")));
         assert!(contains(&json!("b"), &json!(["a", "b"])));
-        assert!(contains(&json!({ "name": "x" }), &json!([{ "name": "x", "value": "1" }])));
+        assert!(contains(
+            &json!({ "name": "x" }),
+            &json!([{ "name": "x", "value": "1" }])
+        ));
         assert!(!contains(&json!(3), &json!("3")));
         assert!(same(&json!(3), &json!(3.0)));
     }

@@ -14,6 +14,7 @@ mod kinds;
 mod matching;
 mod path;
 mod render;
+mod text;
 
 use std::path::PathBuf;
 

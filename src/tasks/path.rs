@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{de, Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +18,16 @@ enum Segment {
     Key(String),
     Index(usize),
     /// The element of a list whose `field` is `value`.
-    Where { field: String, value: String },
+    Where {
+        field: String,
+        value: String,
+    },
 }
 
 impl FieldPath {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let fail = |at: usize, why: &str| Err(format!("malformed path `{text}` at character {}: {why}", at + 1));
+        let fail =
+            |at: usize, why: &str| Err(format!("malformed path `{text}` at character {}: {why}", at + 1));
         let chars: Vec<char> = text.chars().collect();
         let mut segments = Vec::new();
         let mut i = 0;
@@ -35,18 +39,22 @@ impl FieldPath {
                         return fail(i, "`[` is never closed");
                     };
                     let inner: String = chars[i + 1..end].iter().collect();
-                    let segment = if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-                        Segment::Key(quoted.to_owned())
-                    } else if let Ok(index) = inner.parse() {
-                        Segment::Index(index)
-                    } else if let Some((field, value)) = inner.split_once('=') {
-                        if field.is_empty() || !field.chars().all(is_name) || value.is_empty() {
-                            return fail(i, "a selector is `[field=value]`");
-                        }
-                        Segment::Where { field: field.into(), value: value.into() }
-                    } else {
-                        return fail(i, "brackets hold an index, a \"quoted key\" or field=value");
-                    };
+                    let segment =
+                        if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                            Segment::Key(quoted.to_owned())
+                        } else if let Ok(index) = inner.parse() {
+                            Segment::Index(index)
+                        } else if let Some((field, value)) = inner.split_once('=') {
+                            if field.is_empty() || !field.chars().all(is_name) || value.is_empty() {
+                                return fail(i, "a selector is `[field=value]`");
+                            }
+                            Segment::Where {
+                                field: field.into(),
+                                value: value.into(),
+                            }
+                        } else {
+                            return fail(i, "brackets hold an index, a \"quoted key\" or field=value");
+                        };
                     segments.push(segment);
                     i = end + 1;
                 }
@@ -68,7 +76,10 @@ impl FieldPath {
                 }
             }
         }
-        Ok(Self { text: text.to_owned(), segments })
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// The name the path starts with.
@@ -111,9 +122,17 @@ impl fmt::Display for FieldPath {
     }
 }
 
+impl TryFrom<&str> for FieldPath {
+    type Error = String;
+
+    fn try_from(text: &str) -> Result<Self, String> {
+        FieldPath::parse(text)
+    }
+}
+
 impl<'de> Deserialize<'de> for FieldPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        FieldPath::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+        super::text::parse(deserializer)
     }
 }
 
@@ -133,9 +152,15 @@ mod tests {
             ] }
         });
         let at = |path: &str| FieldPath::parse(path).unwrap().lookup(&pod).cloned();
-        assert_eq!(at("spec.containers[name=sidecar].image"), Some(json!("busybox:1.36")));
+        assert_eq!(
+            at("spec.containers[name=sidecar].image"),
+            Some(json!("busybox:1.36"))
+        );
         assert_eq!(at("spec.containers[0].ports[0].containerPort"), Some(json!(80)));
-        assert_eq!(at("metadata.annotations[\"example.com/owner\"]"), Some(json!("team-a")));
+        assert_eq!(
+            at("metadata.annotations[\"example.com/owner\"]"),
+            Some(json!("team-a"))
+        );
         assert_eq!(at("spec.containers[name=missing].image"), None);
         assert_eq!(at("spec.containers[5]"), None);
         assert_eq!(FieldPath::parse("spec.replicas").unwrap().first_field(), "spec");
