@@ -68,6 +68,7 @@ async fn prove(
         name: ClusterName::generate(),
         ports: common::ports(),
     };
+    let started = std::time::Instant::now();
     let outcome = match provider.create(&spec).await {
         Ok(cluster) => fail_then_pass(&cluster, catalog, task, state).await,
         Err(e) => Err(format!("no cluster: {e}")),
@@ -75,6 +76,12 @@ async fn prove(
     if let Err(e) = provider.delete(&spec.name).await {
         eprintln!("cluster {} of {} was not deleted: {e}", spec.name, task.id());
     }
+    eprintln!(
+        "{} ({:?}): {}",
+        task.id(),
+        started.elapsed(),
+        if outcome.is_ok() { "proved" } else { "FAILED" }
+    );
     outcome.map_err(|why| format!("task {} ({}): {why}", task.id(), task.file().display()))
 }
 

@@ -99,7 +99,8 @@ impl FieldPath {
                 Segment::Where { field, value: wanted } => value.as_array()?.iter().find(|element| {
                     element.get(field).is_some_and(|v| match v {
                         Value::String(s) => s == wanted,
-                        other => other.to_string() == *wanted,
+                        // `[containerPort=80]` selects by number.
+                        other => serde_json::from_str::<Value>(wanted).is_ok_and(|w| w == *other),
                     })
                 })?,
             };
@@ -160,6 +161,10 @@ mod tests {
         assert_eq!(
             at("metadata.annotations[\"example.com/owner\"]"),
             Some(json!("team-a"))
+        );
+        assert_eq!(
+            at("spec.containers[0].ports[containerPort=80].containerPort"),
+            Some(json!(80))
         );
         assert_eq!(at("spec.containers[name=missing].image"), None);
         assert_eq!(at("spec.containers[5]"), None);
