@@ -247,7 +247,8 @@ struct FieldCheck {
 enum Expectation {
     Equals(Value),
     Contains(Value),
-    Matches(regex::Regex),
+    /// The pattern as written, and anchored to the whole value.
+    Matches(String, regex::Regex),
 }
 
 #[derive(Deserialize)]
@@ -283,10 +284,9 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
             (None, Some(value), None) => Expectation::Contains(value),
             (None, None, Some(pattern)) => {
                 let anchored = format!("^(?:{pattern})$");
-                Expectation::Matches(
-                    regex::Regex::new(&anchored)
-                        .map_err(|e| format!("`matches` is not a regular expression: {e}"))?,
-                )
+                let regex = regex::Regex::new(&anchored)
+                    .map_err(|e| format!("`matches` is not a regular expression: {e}"))?;
+                Expectation::Matches(pattern, regex)
             }
             _ => return Err("a field check needs exactly one of `equals`, `contains`, `matches`".into()),
         };
@@ -302,7 +302,7 @@ impl FieldCheck {
         let passed = match &self.expect {
             Expectation::Equals(wanted) => same(wanted, found),
             Expectation::Contains(wanted) => contains(wanted, found),
-            Expectation::Matches(pattern) => match found {
+            Expectation::Matches(_, pattern) => match found {
                 Value::String(text) => pattern.is_match(text),
                 Value::Number(_) | Value::Bool(_) => pattern.is_match(&found.to_string()),
                 _ => false,
@@ -326,10 +326,7 @@ impl fmt::Display for Expectation {
         match self {
             Expectation::Equals(value) => write!(f, "{}", show(value)),
             Expectation::Contains(value) => write!(f, "something containing {}", show(value)),
-            Expectation::Matches(pattern) => {
-                let pattern = pattern.as_str();
-                write!(f, "a match for /{}/", &pattern[4..pattern.len() - 2])
-            }
+            Expectation::Matches(pattern, _) => write!(f, "a match for /{pattern}/"),
         }
     }
 }
