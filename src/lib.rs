@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod terminals;
 

@@ -1,0 +1,46 @@
+//! CKAD practice tasks: Markdown files with YAML front matter, loaded and validated once at
+//! start-up ([`TaskCatalog::load`]), and graded from outside the learner's reach by declarative
+//! checks evaluated through kube-rs ([`Task::grade`]).
+//!
+//! What a learner may see is [`TaskView`] (never the checks or the solution); the reference
+//! solution is a separate [`TaskSolution`], for the caller to hand out once it is earned.
+//! The format is described for authors in `docs/tasks.md`.
+
+mod apply;
+mod catalog;
+mod checks;
+mod format;
+mod kinds;
+mod matching;
+mod path;
+mod render;
+mod text;
+
+use std::path::PathBuf;
+
+pub use apply::SolutionRunner;
+pub use catalog::{Task, TaskCatalog, TaskSolution, TaskView};
+pub use checks::{Check, CheckOutcome};
+pub use format::{Difficulty, Domain};
+
+/// Where the terminal image carries `tasks/charts`; task texts and solutions name charts there.
+pub const CHARTS_IN_TERMINAL: &str = "/opt/charts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// A task file is wrong; `line` is the file's own line (1-based).
+    #[error("{}:{line}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A manifest of a task's setup or solution could not be applied.
+    #[error("applying {object}: {message}")]
+    Apply { object: String, message: String },
+    /// A command of a reference solution failed.
+    #[error("`{command}` failed: {message}")]
+    Command { command: String, message: String },
+}
