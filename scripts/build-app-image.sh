@@ -21,7 +21,8 @@ security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 repository=ckad-platform/app
 say() { printf 'build-app-image: %s\n' "$*" >&2; }
 
-# The Debian root, keyed by its inputs.
+# The Debian root, keyed by its inputs. For Debian's later security updates, remove the base image
+# (`docker rmi ckad-platform/app-base:<key>`) and run again.
 packages=$(sed -e 's/#.*//' -e '/^\s*$/d' "$root/docker/app/packages" | paste -sd, -)
 base_key=$(printf '%s\n' "$packages" "$mirror" "$security_mirror" | cat - "$root/docker/app/dpkg-excludes" |
   sha256sum | cut -c1-16)
@@ -40,6 +41,9 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     --change 'LABEL ckad.platform=app-base' "$work/root.tar" "$base" >/dev/null
   rm -rf "$work"
   trap - EXIT
+  # Older roots go once no app image is built on them (the engine refuses while one is).
+  docker image ls --filter label=ckad.platform=app-base --format '{{.Repository}}:{{.Tag}}' |
+    grep -v -x -e "$base" | xargs -r docker rmi >/dev/null 2>&1 || true
 fi
 
 # The release build (a no-op when nothing changed).
