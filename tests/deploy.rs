@@ -191,6 +191,17 @@ fn the_offline_image_serves_the_platform_and_runs_lite_clusters_through_the_host
         restored.contains(&format!("\n_sqlx_migrations {migrations}\n")),
         "{restored}"
     );
+
+    // SIGTERM reaches the server through tini: a graceful stop, well within compose's grace.
+    let stopping = Instant::now();
+    docker(&["stop", "--time", "20", &container.0]);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let exit = docker(&["inspect", "--format", "{{.State.ExitCode}}", &container.0]);
+    assert_eq!(exit.trim(), "0");
 }
 
 /// A compose project of its own, in a fresh directory named after the test, taken down with its
