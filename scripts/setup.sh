@@ -67,7 +67,7 @@ _say() { printf 'setup: %s\n' "$*" >&2; }
 _setup_debian_packages() {
   # What is missing, by the command each package provides.
   local missing=() pair
-  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables mmdebstrap:mmdebstrap; do
+  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables caddy:caddy docker-compose:docker-compose mmdebstrap:mmdebstrap systemd:systemd-analyze; do
     command -v "${pair#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair#*:}" ] || missing+=("${pair%%:*}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -39,6 +39,7 @@ cargo clippy --locked -p app --target wasm32-unknown-unknown --no-default-featur
 step "the wasm bundle holds no server crates"
 scripts/check-wasm-deps.sh
 
+CKAD_APP_IMAGE=$(scripts/build-app-image.sh); export CKAD_APP_IMAGE # the offline app image, for tests/deploy.rs
 step "unit and integration tests"
 status=0
 cargo test --locked --no-fail-fast -p ckad-platform 2>&1 | tee "$logs/cargo.log" || status=$?
