@@ -39,6 +39,17 @@ while IFS=$'\t' read -r network provider cluster; do
   if [ "${#containers[@]}" -gt 0 ]; then
     docker rm -f -v "${containers[@]}" >/dev/null
   fi
+  # The session's terminal sits on the cluster's network: it and its kubeconfig volume go first.
+  terminal=(--filter "label=ckad.platform=terminal" --filter "label=ckad.instance=$instance"
+    --filter "label=ckad.cluster=$cluster")
+  mapfile -t terminals < <(docker ps -aq "${terminal[@]}")
+  if [ "${#terminals[@]}" -gt 0 ]; then
+    docker rm -f "${terminals[@]}" >/dev/null
+  fi
+  mapfile -t volumes < <(docker volume ls -q "${terminal[@]}")
+  if [ "${#volumes[@]}" -gt 0 ]; then
+    docker volume rm -f "${volumes[@]}" >/dev/null
+  fi
   docker network rm "$network" >/dev/null
   rm -rf -- "$state_dir/lite/clusters/$cluster" "$state_dir/kind/$cluster.kind-config.yaml" \
     "$state_dir/kind/$cluster.kubeconfig"

@@ -95,6 +95,8 @@ fn the_offline_image_serves_the_platform_and_runs_lite_clusters_through_the_host
         format!("PLATFORM_INSTANCE={instance}"),
         // The clusters this test makes belong to no session: no reconciliation while it runs.
         "RECONCILE_EVERY_SECS=3600".to_owned(),
+        // As compose sets it: the host, not the container, holds the firewall rule.
+        "HOST_FIREWALL=external".to_owned(),
     ];
     let mut args = vec!["run", "-d", "--name", &name, "--network", "host"];
     let (socket, state) = (
@@ -128,7 +130,7 @@ fn the_offline_image_serves_the_platform_and_runs_lite_clusters_through_the_host
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(checks, ["database", "docker", "lite"], "{readiness}");
+    assert_eq!(checks, ["database", "docker", "lite", "terminal", "firewall"], "{readiness}");
 
     // The hydrated page and its bundle come from the image's site directory.
     let page = reqwest::blocking::get(&base).unwrap();
