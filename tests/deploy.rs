@@ -130,7 +130,11 @@ fn the_offline_image_serves_the_platform_and_runs_lite_clusters_through_the_host
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(checks, ["database", "docker", "lite", "terminal", "firewall"], "{readiness}");
+    assert_eq!(
+        checks,
+        ["database", "docker", "lite", "terminal", "firewall"],
+        "{readiness}"
+    );
 
     // The hydrated page and its bundle come from the image's site directory.
     let page = reqwest::blocking::get(&base).unwrap();
