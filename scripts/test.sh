@@ -51,6 +51,8 @@ step "browser tests (release build, Chromium)"
 LEPTOS_SITE_ADDR=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export LEPTOS_SITE_ADDR
 export DATABASE_URL="sqlite://$logs/browser/ckad.db" RUST_LOG=warn TEST_ARTEFACTS=${TEST_ARTEFACTS:-test-results}
+# Its clusters and terminals are its own: a development server's are never reconciled away.
+export STATE_DIR="$logs/browser/state" PLATFORM_INSTANCE="browser-$$"
 # Sign-in codes go through a real SMTP server; the browser tests read its mailbox.
 smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export MAILBOX="$logs/mailbox.jsonl" EMAIL_PROVIDER=smtp SMTP_HOST=127.0.0.1 SMTP_PORT=$smtp_port SMTP_SECURITY=none

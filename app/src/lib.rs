@@ -3,6 +3,7 @@
 
 pub mod account;
 mod home;
+mod practice;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -21,6 +22,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>
+                <script type="module" src="/terminal.js"></script>
                 <MetaTags/>
             </head>
             <body>
@@ -48,6 +50,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=home::HomePage/>
                     <Route path=StaticSegment("signin") view=account::SignInPage/>
                     <Route path=StaticSegment("signup") view=account::SignUpPage/>
+                    <Route path=StaticSegment("practice") view=practice::PracticePage/>
                 </Routes>
             </main>
         </Router>

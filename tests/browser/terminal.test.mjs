@@ -1,0 +1,70 @@
+// The terminal in Chromium: a learner with a started session (a real `lite` cluster and terminal
+// container) opens the practice page, types into xterm.js and reads the cluster's answer; when the
+// session stops, the page says so.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { artefacts, baseUrl, openBrowser, waitForServer } from './browser.mjs';
+
+let browser;
+before(async () => {
+  await waitForServer();
+  browser = await openBrowser();
+});
+after(() => browser?.close());
+
+/** The text xterm.js shows (its DOM renderer's rows). */
+const screenText = (page) => page.locator('.xterm-rows').innerText();
+
+test('a learner types kubectl into the terminal and reads the node back', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${baseUrl}/signup`);
+  await page.waitForLoadState('networkidle');
+  const email = `terminal${Date.now()}@example.com`;
+  const signedUp = await page.evaluate(async (email) => {
+    const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Ada' });
+    const response = await fetch('/api/auth/register', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body,
+    });
+    return response.status;
+  }, email);
+  assert.equal(signedUp, 201);
+  const started = await page.evaluate(async () => {
+    const response = await fetch('/api/session/start', { method: 'POST' });
+    await response.text(); // read, or leaving the page counts the request as aborted
+    return response.status;
+  });
+  assert.equal(started, 201);
+
+  await page.goto(`${baseUrl}/practice`);
+  const status = page.locator('[data-terminal-status]');
+  await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('ckad@ckad'));
+  assert.equal(await page.evaluate(() => document.activeElement?.classList.contains('xterm-helper-textarea')), true,
+    'the terminal has the focus');
+
+  await page.keyboard.type('k get nodes\n');
+  await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('node01'), null, { timeout: 15_000 });
+  assert.match(await screenText(page), /node01\s+Ready/);
+  await page.screenshot({ path: `${artefacts}/terminal.png` });
+
+  // The terminal follows the window: a narrower page gives the shell fewer columns.
+  await page.keyboard.type('clear; stty size\n');
+  const size = /^(\d+) (\d+)$/m;
+  await page.waitForFunction((source) => new RegExp(source, 'm').test(document.querySelector('.xterm-rows')?.innerText ?? ''), size.source);
+  const wide = (await screenText(page)).match(size).slice(1).map(Number);
+  await page.setViewportSize({ width: 900, height: 700 });
+  await page.waitForTimeout(800); // the fit addon, then tmux's own resize timer
+  await page.keyboard.type('clear; stty size\n');
+  await page.waitForFunction(([source, cols]) => {
+    const m = (document.querySelector('.xterm-rows')?.innerText ?? '').match(new RegExp(source, 'm'));
+    return m && Number(m[2]) < cols;
+  }, [size.source, wide[1]]);
+  await page.screenshot({ path: `${artefacts}/terminal-narrow.png` });
+
+  const stopped = await page.evaluate(async () => (await fetch('/api/session/stop', { method: 'POST' })).status);
+  assert.equal(stopped, 204);
+  await page.locator('.terminal-status[data-state="ended"]').waitFor();
+  assert.equal(await status.innerText(), 'The session has ended.');
+  assert.deepEqual(browser.problems, []);
+  await page.close();
+});
