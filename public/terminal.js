@@ -1,7 +1,8 @@
 // The learner's terminal in the page: xterm.js (with the fit and web-links addons, served from
 // /vendor) attached to every element marked `data-terminal`, now or after client-side navigation,
 // and connected to /ws/terminal with a single-use ticket. It reconnects by itself with backoff and
-// shows its state in the element's `data-state` and in the `[data-terminal-status]` next to it.
+// shows its state in the element's `data-state` and in the `[data-terminal-status]` next to it;
+// when the session is over it fires `terminal-ended` (detail: the sentence shown).
 
 // xterm.js puts its theme and cell sizes in <style> elements it makes itself; the page's policy
 // admits only styles carrying the page's nonce, so each new <style> gets it.
@@ -82,6 +83,8 @@ class LearnerTerminal {
       this.status.dataset.state = state;
       this.status.textContent = message;
     }
+    // The page around the terminal learns that the session is over.
+    if (state === 'ended') this.element.dispatchEvent(new CustomEvent('terminal-ended', { bubbles: true, detail: message }));
   }
 
   send(data) {

@@ -56,7 +56,7 @@ pub mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-mod server {
+pub(crate) mod server {
     //! Reaching the server's `Accounts` and the request from inside a server function.
     use std::sync::Arc;
 
@@ -132,8 +132,8 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     Ok(())
 }
 
-/// A server function's failure as a sentence for the person in front of the form.
-fn error_text(error: &ServerFnError) -> String {
+/// A server function's failure as a sentence for the person in front of the page.
+pub(crate) fn error_text(error: &ServerFnError) -> String {
     let message = match error {
         ServerFnError::ServerError(message) => message.as_str(),
         _ => "something went wrong; try again",
@@ -173,6 +173,7 @@ pub fn UserMenu() -> impl IntoView {
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(user)) => view! {
+                        <A href="/dashboard" attr:class="nav-link">"Dashboard"</A>
                         <span class="user-name">{user.display_name().to_owned()}</span>
                         <ActionForm action=sign_out attr:class="inline">
                             <button type="submit" class="link-button">"Sign out"</button>

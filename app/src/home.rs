@@ -1,6 +1,9 @@
 //! The start page: what the platform is, and the CKAD curriculum it trains for.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::account::current_user;
 
 /// One domain of the CKAD v1.35 curriculum and its share of the exam.
 struct Domain {
@@ -44,6 +47,7 @@ pub fn HomePage() -> impl IntoView {
     // Set once the wasm bundle has taken over the server-rendered page.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    let user = Resource::new(|| (), |_| current_user());
 
     view! {
         <section class="hero">
@@ -53,6 +57,14 @@ pub fn HomePage() -> impl IntoView {
                 "exam-style tasks, a countdown, and a Check button that tells you what is right "
                 "and what is not. When the time is up, everything is gone."
             </p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(_)) => view! { <A href="/dashboard" attr:class="button primary">"Go to your dashboard"</A> },
+                        _ => view! { <A href="/signin" attr:class="button primary">"Sign in to start"</A> },
+                    }
+                })}
+            </Suspense>
         </section>
         <section class="curriculum" data-hydrated=move || hydrated.get().to_string()>
             <h2>"What the exam covers"</h2>

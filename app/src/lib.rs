@@ -2,8 +2,14 @@
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm bundle.
 
 pub mod account;
+mod admin;
+mod dashboard;
 mod home;
+mod live;
+mod modal;
 mod practice;
+pub mod session;
+mod toast;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -35,6 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    toast::provide_toasts();
     view! {
         <Stylesheet id="leptos" href="/pkg/ckad.css"/>
         <Title text="CKAD Practice"/>
@@ -50,9 +57,12 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=home::HomePage/>
                     <Route path=StaticSegment("signin") view=account::SignInPage/>
                     <Route path=StaticSegment("signup") view=account::SignUpPage/>
+                    <Route path=StaticSegment("dashboard") view=dashboard::DashboardPage/>
                     <Route path=StaticSegment("practice") view=practice::PracticePage/>
+                    <Route path=StaticSegment("admin") view=admin::AdminPage/>
                 </Routes>
             </main>
+            <toast::ToastRegion/>
         </Router>
     }
 }

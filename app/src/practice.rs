@@ -1,16 +1,475 @@
-//! The practice page: the learner's terminal. `/terminal.js` attaches xterm.js to the element
-//! marked `data-terminal` and keeps it connected; the status line says how the connection is.
+//! The practice page: the tasks beside the learner's terminal in a split they can resize, the
+//! countdown with its warnings, Extend, Stop, and a Check button per task.
+//!
+//! `/terminal.js` attaches xterm.js to the element marked `data-terminal`, keeps it connected,
+//! shows how the connection is in `[data-terminal-status]`, takes the focus once connected, and
+//! fires `terminal-ended` (with the server's sentence) when the session behind it is over.
 
-use leptos::prelude::*;
+use std::collections::HashMap;
+
+use leptos::{
+    ev,
+    html,
+    prelude::*,
+    task::spawn_local,
+};
+use leptos_router::components::A;
+use wasm_bindgen::JsCast;
+
+use crate::{
+    account::error_text,
+    live::{clock_text, time_left, urgency, SessionEvent, SessionEvents},
+    modal::Modal,
+    session::{
+        check_task, current_session, extend_session, list_tasks, stop_session, read_task, CheckResult,
+        SessionView, TaskSummary,
+    },
+    toast::{use_toasts, Toasts},
+};
+
+/// The task panel's share of the split, in percent: where it starts and how far it may go.
+const SPLIT_START: f64 = 40.0;
+const SPLIT_MIN: f64 = 20.0;
+const SPLIT_MAX: f64 = 75.0;
+/// One arrow-key press moves the divider this far.
+const SPLIT_STEP: f64 = 2.0;
+/// Below this width the tasks sit above the terminal (as in `style/main.css`).
+const STACKED_BELOW_PX: f64 = 1100.0;
 
 #[component]
 pub fn PracticePage() -> impl IntoView {
+    let session = Resource::new(|| (), |_| current_session());
+    let tasks = Resource::new(|| (), |_| list_tasks());
     view! {
         <section class="practice">
+            <Suspense fallback=|| view! { <p class="practice-notice">"Loading your session…"</p> }>
+                {move || Suspend::new(async move {
+                    match (session.await, tasks.await) {
+                        (Err(error), _) | (_, Err(error)) => notice(error_text(&error)).into_any(),
+                        (Ok(Some(session)), Ok(tasks)) if session.is_started() => {
+                            view! { <Workspace session tasks/> }.into_any()
+                        }
+                        (Ok(Some(_)), _) => notice("Your session is still starting.").into_any(),
+                        (Ok(None), _) => notice("No session is running.").into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// Why there is nothing to practise on, and the way to the dashboard.
+fn notice(text: impl Into<String>) -> impl IntoView {
+    view! {
+        <div class="card practice-notice">
+            <p>{text.into()}</p>
+            <A href="/dashboard" attr:class="button primary">"Go to the dashboard"</A>
+        </div>
+    }
+}
+
+/// Which dialog is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialog {
+    ConfirmStop,
+    FiveMinutes,
+    LastMinute,
+}
+
+/// The session's controls, the tasks and the terminal, for a started session.
+#[component]
+fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
+    let toasts = use_toasts();
+    let session = RwSignal::new(Some(session));
+    let left = time_left(session);
+    // Why the session is over, once it is.
+    let ended = RwSignal::new(None::<String>);
+    let dialog = RwSignal::new(None::<Dialog>);
+    // The last warning shown, in minutes left; cleared by an extension.
+    let warned = RwSignal::new(None::<u32>);
+    let busy = RwSignal::new(false);
+
+    let end = move |message: String| {
+        ended.set(Some(message));
+        dialog.set(None);
+    };
+    let warn = move |minutes: u32| {
+        if ended.get_untracked().is_some() || warned.get_untracked().is_some_and(|w| w <= minutes) {
+            return;
+        }
+        warned.set(Some(minutes));
+        match minutes {
+            m if m > 5 => toasts.info(format!("{m} minutes left in your session.")),
+            m if m > 1 => dialog.set(Some(Dialog::FiveMinutes)),
+            _ => dialog.set(Some(Dialog::LastMinute)),
+        }
+    };
+    let reload = move || {
+        spawn_local(async move {
+            match current_session().await {
+                Ok(Some(fresh)) => {
+                    warned.set(None);
+                    session.set(Some(fresh));
+                }
+                Ok(None) => end("The session has ended.".into()),
+                Err(error) => toasts.error(error_text(&error)),
+            }
+        })
+    };
+
+    // The clock warns by itself; the server's warnings (below) say the same if it drifted.
+    Effect::new(move |_| {
+        let Some(ms) = left.get() else { return };
+        if let Some(minutes) = [1, 5, 10].into_iter().find(|m| ms > 0 && ms <= i64::from(*m) * 60_000) {
+            warn(minutes);
+        }
+    });
+    let events = StoredValue::new_local(None::<SessionEvents>);
+    Effect::new(move |_| {
+        let on_event = move |event| match event {
+            SessionEvent::Warning { minutes_left } => warn(minutes_left),
+            SessionEvent::Extended => reload(),
+            SessionEvent::Ended { message } => end(message),
+            _ => {}
+        };
+        events.set_value(SessionEvents::open(|| {}, on_event));
+    });
+    Effect::new(move |_| {
+        let listener = window_event_listener_untyped("terminal-ended", move |event| {
+            let message = event
+                .dyn_ref::<web_sys::CustomEvent>()
+                .and_then(|e| e.detail().as_string())
+                .unwrap_or_else(|| "The session has ended.".into());
+            end(message);
+        });
+        on_cleanup(move || listener.remove());
+    });
+
+    let extend = move |_| {
+        busy.set(true);
+        spawn_local(async move {
+            match extend_session().await {
+                Ok(fresh) => {
+                    warned.set(None);
+                    session.set(Some(fresh));
+                    dialog.set(None);
+                    toasts.info("Your session now has 30 more minutes.");
+                }
+                Err(error) => toasts.error(error_text(&error)),
+            }
+            busy.set(false);
+        });
+    };
+    let stop = move |_| {
+        busy.set(true);
+        spawn_local(async move {
+            match stop_session().await {
+                Ok(()) => end("You stopped the session; its cluster is gone.".into()),
+                Err(error) => {
+                    dialog.set(None);
+                    toasts.error(error_text(&error));
+                }
+            }
+            busy.set(false);
+        });
+    };
+    let extended = move || session.with(|s| s.as_ref().is_some_and(|s| s.extended));
+    let over = move || ended.with(Option::is_some);
+
+    view! {
+        <div class="practice-bar">
+            <div
+                class="countdown"
+                role="timer"
+                data-urgency=move || if over() { "over" } else { left.get().map_or("ok", urgency) }
+            >
+                <span class="countdown-label">"Time left"</span>
+                <span class="countdown-value">
+                    {move || if over() { "00:00".into() } else { left.get().map(clock_text).unwrap_or_default() }}
+                </span>
+            </div>
+            {move || ended.get().map(|message| view! {
+                <p class="session-over" role="alert">
+                    {message} " " <A href="/dashboard">"Back to the dashboard"</A>
+                </p>
+            })}
+            <div class="bar-actions">
+                <button
+                    class="button"
+                    disabled=move || extended() || over() || busy.get()
+                    on:click=extend
+                >
+                    {move || if extended() { "Extended" } else { "Extend +30 min" }}
+                </button>
+                <button
+                    class="button danger"
+                    disabled=move || over() || busy.get()
+                    on:click=move |_| dialog.set(Some(Dialog::ConfirmStop))
+                >
+                    "Stop session"
+                </button>
+            </div>
+        </div>
+        <Split tasks=StoredValue::new(tasks) toasts over/>
+        {move || dialog.get().map(|open| {
+            let close = move || {
+                dialog.set(None);
+                focus_terminal();
+            };
+            match open {
+                Dialog::ConfirmStop => view! {
+                    <Modal title="Stop the session?" on_close=close>
+                        <p>"Your cluster and everything in it will be deleted. This cannot be undone."</p>
+                        <div class="modal-actions">
+                            <button class="button" on:click=move |_| close()>"Keep working"</button>
+                            <button class="button danger" data-primary disabled=move || busy.get() on:click=stop>
+                                "Stop session"
+                            </button>
+                        </div>
+                    </Modal>
+                }
+                .into_any(),
+                Dialog::FiveMinutes | Dialog::LastMinute => {
+                    let (title, text) = if open == Dialog::FiveMinutes {
+                        ("5 minutes left", "Your session ends in 5 minutes, and its cluster with it.")
+                    } else {
+                        ("1 minute left", "This is the last minute of your session.")
+                    };
+                    view! {
+                        <Modal title on_close=close>
+                            <p>{text}</p>
+                            <div class="modal-actions">
+                                <Show when=move || !extended()>
+                                    <button class="button" disabled=move || busy.get() on:click=extend>
+                                        "Extend +30 min"
+                                    </button>
+                                </Show>
+                                <button class="button primary" data-primary on:click=move |_| close()>
+                                    "Back to work"
+                                </button>
+                            </div>
+                        </Modal>
+                    }
+                    .into_any()
+                }
+            }
+        })}
+    }
+}
+
+/// Gives the terminal the keyboard back.
+fn focus_terminal() {
+    if let Some(input) = document()
+        .query_selector("[data-terminal] textarea")
+        .ok()
+        .flatten()
+        .and_then(|input| input.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
+    }
+}
+
+/// The tasks and the terminal side by side (or stacked on narrow screens), with a divider that
+/// moves with the pointer or the arrow keys.
+#[component]
+fn Split(
+    tasks: StoredValue<Vec<TaskSummary>>,
+    toasts: Toasts,
+    over: impl Fn() -> bool + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let workspace = NodeRef::<html::Div>::new();
+    let split = RwSignal::new(SPLIT_START);
+    let stacked = RwSignal::new(false);
+    let dragging = RwSignal::new(false);
+
+    // The split is a CSS variable set through the DOM: the page's policy refuses style attributes.
+    Effect::new(move |_| {
+        if let Some(element) = workspace.get() {
+            let _ = web_sys::HtmlElement::style(&element).set_property("--split", &format!("{:.1}%", split.get()));
+        }
+    });
+    Effect::new(move |_| {
+        let measure = move || stacked.set(window().inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(0.0) < STACKED_BELOW_PX);
+        measure();
+        let listener = window_event_listener(ev::resize, move |_| measure());
+        on_cleanup(move || listener.remove());
+    });
+    let move_to = move |x: i32, y: i32| {
+        let Some(element) = workspace.get_untracked() else { return };
+        let area = element.get_bounding_client_rect();
+        let percent = if stacked.get_untracked() {
+            (f64::from(y) - area.top()) / area.height()
+        } else {
+            (f64::from(x) - area.left()) / area.width()
+        } * 100.0;
+        split.set(percent.clamp(SPLIT_MIN, SPLIT_MAX));
+    };
+
+    let selected = RwSignal::new(tasks.with_value(|tasks| tasks.first().map(|t| t.id.clone())));
+    view! {
+        <div class="workspace" node_ref=workspace class:dragging=move || dragging.get()>
+            <aside class="task-pane" aria-label="Tasks">
+                <nav class="task-list" aria-label="Task list">
+                    <ol>
+                        {tasks.with_value(|tasks| {
+                            tasks
+                                .iter()
+                                .enumerate()
+                                .map(|(index, task)| {
+                                    let id = task.id.clone();
+                                    let is_selected = {
+                                        let id = id.clone();
+                                        move || selected.with(|s| s.as_ref() == Some(&id))
+                                    };
+                                    view! {
+                                        <li>
+                                            <button
+                                                class="task-item"
+                                                aria-current=move || is_selected().then_some("true")
+                                                on:click=move |_| selected.set(Some(id.clone()))
+                                            >
+                                                <span class="task-number">{index + 1}</span>
+                                                <span class="task-name">{task.title.clone()}</span>
+                                                <span class="task-points">{format!("{} pts", task.weight)}</span>
+                                            </button>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                        })}
+                    </ol>
+                </nav>
+                <TaskPanel tasks selected toasts over/>
+            </aside>
+            <div
+                class="divider"
+                role="separator"
+                tabindex="0"
+                aria-label="Resize the task panel"
+                aria-orientation=move || if stacked.get() { "horizontal" } else { "vertical" }
+                aria-valuemin=SPLIT_MIN
+                aria-valuemax=SPLIT_MAX
+                aria-valuenow=move || split.get().round()
+                on:pointerdown=move |event: ev::PointerEvent| {
+                    event.prevent_default();
+                    if let Some(divider) = event.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
+                        let _ = divider.set_pointer_capture(event.pointer_id());
+                    }
+                    dragging.set(true);
+                }
+                on:pointermove=move |event: ev::PointerEvent| {
+                    if dragging.get_untracked() {
+                        move_to(event.client_x(), event.client_y());
+                    }
+                }
+                on:pointerup=move |_| dragging.set(false)
+                on:pointercancel=move |_| dragging.set(false)
+                on:keydown=move |event: ev::KeyboardEvent| {
+                    let to = match event.key().as_str() {
+                        "ArrowLeft" | "ArrowUp" => split.get_untracked() - SPLIT_STEP,
+                        "ArrowRight" | "ArrowDown" => split.get_untracked() + SPLIT_STEP,
+                        "Home" => SPLIT_MIN,
+                        "End" => SPLIT_MAX,
+                        _ => return,
+                    };
+                    event.prevent_default();
+                    split.set(to.clamp(SPLIT_MIN, SPLIT_MAX));
+                }
+            ></div>
             <div class="terminal-pane">
                 <p class="terminal-status" data-terminal-status role="status">"Connecting…"</p>
                 <div class="terminal" data-terminal></div>
             </div>
-        </section>
+        </div>
+    }
+}
+
+/// The selected task's text, its Check button and the last results.
+#[component]
+fn TaskPanel(
+    tasks: StoredValue<Vec<TaskSummary>>,
+    selected: RwSignal<Option<String>>,
+    toasts: Toasts,
+    over: impl Fn() -> bool + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let text = Resource::new(
+        move || selected.get(),
+        |id| async move {
+            match id {
+                Some(id) => read_task(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    // The last results of each task checked, kept while the learner moves between tasks.
+    let results = RwSignal::new(HashMap::<String, Vec<CheckResult>>::new());
+    let checking = RwSignal::new(false);
+    let check = move |_| {
+        let Some(id) = selected.get_untracked() else { return };
+        checking.set(true);
+        spawn_local(async move {
+            match check_task(id.clone()).await {
+                Ok(outcome) => results.update(|results| {
+                    results.insert(id, outcome);
+                }),
+                Err(error) => toasts.error(error_text(&error)),
+            }
+            checking.set(false);
+        });
+    };
+    let summary = move || {
+        selected.with(|id| tasks.with_value(|tasks| tasks.iter().find(|t| Some(&t.id) == id.as_ref()).cloned()))
+    };
+    let shown = move || selected.with(|id| id.as_ref().and_then(|id| results.with(|r| r.get(id).cloned())));
+
+    view! {
+        <article class="task-text">
+            {move || summary().map(|task| view! {
+                <header>
+                    <h2>{task.title}</h2>
+                    <p class="task-meta">
+                        {task.domain} " · " {task.difficulty} " · " {format!("{} points · about {} min", task.weight, task.minutes)}
+                    </p>
+                </header>
+            })}
+            <Transition fallback=|| view! { <p class="hint">"Loading the task…"</p> }>
+                {move || Suspend::new(async move {
+                    match text.await {
+                        Ok(Some(task)) => view! { <div class="markdown" inner_html=task.body_html></div> }.into_any(),
+                        Ok(None) => view! { <p class="hint">"There are no tasks."</p> }.into_any(),
+                        Err(error) => view! { <p class="form-error">{error_text(&error)}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <div class="check-panel">
+                <button
+                    class="button primary"
+                    disabled=move || checking.get() || over() || selected.with(Option::is_none)
+                    on:click=check
+                >
+                    {move || if checking.get() { "Checking…" } else { "Check" }}
+                </button>
+                {move || shown().map(|outcome| {
+                    let passing = outcome.iter().filter(|c| c.passed).count();
+                    view! {
+                        <p class="check-summary" data-all-passed=(passing == outcome.len()).to_string()>
+                            {format!("{passing} of {} checks pass", outcome.len())}
+                        </p>
+                        <ul class="check-results">
+                            {outcome
+                                .into_iter()
+                                .map(|check| view! {
+                                    <li class="check" data-passed=check.passed.to_string()>
+                                        <span class="check-mark" aria-hidden="true">{if check.passed { "✓" } else { "✗" }}</span>
+                                        <span class="check-description">{check.description}</span>
+                                        {check.reason.map(|reason| view! { <span class="check-reason">{reason}</span> })}
+                                    </li>
+                                })
+                                .collect_view()}
+                        </ul>
+                    }
+                })}
+            </div>
+        </article>
     }
 }

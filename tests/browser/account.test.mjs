@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { artefacts, baseUrl, openBrowser, waitForServer } from './browser.mjs';
+import { artefacts, baseUrl, hydrated, openBrowser, waitForServer } from './browser.mjs';
 
 let browser;
 before(async () => {
@@ -13,12 +13,6 @@ before(async () => {
 after(() => browser?.close());
 
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
-
-/** Waits until the wasm bundle has loaded, so forms are driven by their actions. */
-async function hydrated(page) {
-  await page.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
-  await page.waitForLoadState('networkidle');
-}
 
 test('a learner signs up, sees their name, signs out and back in with the password', async () => {
   const page = await browser.context.newPage();

@@ -26,6 +26,38 @@ export async function waitForServer(timeoutMs = 60_000) {
   }
 }
 
+/** Waits until the wasm bundle has loaded, so buttons and forms are driven by the app. */
+export async function hydrated(page) {
+  await page.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
+  await page.waitForLoadState('networkidle');
+}
+
+/** Signs the page's browser up as a new learner (the cookies stay in its context). */
+export async function signUp(page, email, name = 'Learner') {
+  const status = await page.evaluate(async ([email, name]) => {
+    const body = JSON.stringify({ email, password: 'correct horse battery', name });
+    const response = await fetch('/api/auth/register', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body,
+    });
+    return response.status;
+  }, [email, name]);
+  if (status !== 201) throw new Error(`signing up ${email} answered ${status}`);
+}
+
+/** Polls the JSON API until the page's user has a started session; returns it. */
+export async function sessionStarted(page, timeoutMs = 90_000) {
+  return page.evaluate(async (timeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const response = await fetch('/api/session/status');
+      const session = response.ok ? await response.json() : null;
+      if (session?.status === 'started') return session;
+      if (Date.now() > deadline) throw new Error(`no started session: ${JSON.stringify(session)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }, timeoutMs);
+}
+
 /** A browser with a fresh profile; `problems` collects console errors and failed requests. */
 export async function openBrowser() {
   const profile = mkdtempSync(join(tmpdir(), 'ckad-chromium-'));

@@ -3,7 +3,7 @@
 // session stops, the page says so.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { artefacts, baseUrl, openBrowser, waitForServer } from './browser.mjs';
+import { artefacts, baseUrl, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
 
 let browser;
 before(async () => {
@@ -19,21 +19,14 @@ test('a learner types kubectl into the terminal and reads the node back', async 
   const page = await browser.context.newPage();
   await page.goto(`${baseUrl}/signup`);
   await page.waitForLoadState('networkidle');
-  const email = `terminal${Date.now()}@example.com`;
-  const signedUp = await page.evaluate(async (email) => {
-    const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Ada' });
-    const response = await fetch('/api/auth/register', {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body,
-    });
-    return response.status;
-  }, email);
-  assert.equal(signedUp, 201);
+  await signUp(page, `terminal${Date.now()}@example.com`, 'Ada');
   const started = await page.evaluate(async () => {
     const response = await fetch('/api/session/start', { method: 'POST' });
     await response.text(); // read, or leaving the page counts the request as aborted
     return response.status;
   });
-  assert.equal(started, 201);
+  assert.equal(started, 202);
+  await sessionStarted(page);
 
   await page.goto(`${baseUrl}/practice`);
   const status = page.locator('[data-terminal-status]');

@@ -1,0 +1,234 @@
+//! The dashboard: the learner's current session (or a Start button that shows the start as it
+//! happens), and the sessions they had before.
+
+use std::cell::Cell;
+
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_navigate, NavigateOptions};
+
+use crate::{
+    account::error_text,
+    live::{clock_text, time_left, SessionEvent, SessionEvents},
+    session::{current_session, past_sessions, start_session, PastSession, SessionView},
+    toast::use_toasts,
+};
+
+/// The steps of a start, in order, as the server names them and as the learner reads them.
+const STEPS: [(&str, &str); 3] = [
+    ("cluster", "Creating your Kubernetes cluster"),
+    ("tasks", "Preparing the tasks"),
+    ("terminal", "Opening your terminal"),
+];
+
+/// Where a start is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    Idle,
+    /// Steps that are `running` or `done`, by name.
+    Running(Vec<(String, String)>),
+    Failed(String),
+}
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let session = Resource::new(|| (), |_| current_session());
+    let history = Resource::new(|| (), |_| past_sessions());
+    view! {
+        <section class="dashboard">
+            <h1>"Your practice"</h1>
+            <Suspense fallback=|| view! { <p class="hint">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match session.await {
+                        Ok(current) => view! { <CurrentSession current history/> }.into_any(),
+                        Err(error) => view! {
+                            <div class="card">
+                                <p class="form-error" role="alert">{error_text(&error)}</p>
+                                <p><A href="/signin">"Sign in"</A></p>
+                            </div>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+            <h2>"Past sessions"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    history.await.map(|past| view! { <PastSessions past/> })
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// The running session with the way back to it, or Start.
+#[component]
+fn CurrentSession(
+    current: Option<SessionView>,
+    history: Resource<Result<Vec<PastSession>, ServerFnError>>,
+) -> impl IntoView {
+    let toasts = use_toasts();
+    let navigate = use_navigate();
+    let starting = current.as_ref().is_some_and(|s| !s.is_started());
+    let session = RwSignal::new(current.filter(SessionView::is_started));
+    let left = time_left(session);
+    let start = RwSignal::new(if starting {
+        Start::Running(Vec::new())
+    } else {
+        Start::Idle
+    });
+    // Open while a start is followed; dropped (closed) with the page.
+    let events = StoredValue::new_local(None::<SessionEvents>);
+
+    let follow = move |then_start: bool| {
+        let navigate = navigate.clone();
+        // The stream opens again after a reconnection: the start is asked for once.
+        let asked = Cell::new(!then_start);
+        let on_open = move || {
+            if !asked.replace(true) {
+                spawn_local(async move {
+                    if let Err(error) = start_session().await {
+                        start.set(Start::Failed(error_text(&error)));
+                        events.set_value(None);
+                    }
+                });
+            }
+        };
+        let on_event = move |event| match event {
+            SessionEvent::Progress { step, state } => start.update(|start| {
+                if let Start::Running(steps) = start {
+                    steps.retain(|(name, _)| *name != step);
+                    steps.push((step, state));
+                }
+            }),
+            SessionEvent::Started => navigate("/practice", NavigateOptions::default()),
+            SessionEvent::Failed { message } => {
+                start.set(Start::Failed(message));
+                events.set_value(None);
+                history.refetch();
+            }
+            _ => {}
+        };
+        match SessionEvents::open(on_open, on_event) {
+            Some(opened) => events.set_value(Some(opened)),
+            None => toasts.error("Your browser could not follow the start; reload the page."),
+        }
+    };
+    // A start already under way (the page was reloaded): follow it.
+    let follow_now = follow.clone();
+    Effect::new(move |_| {
+        if starting {
+            follow_now(false);
+        }
+    });
+
+    let on_start = move |_| {
+        start.set(Start::Running(Vec::new()));
+        follow(true);
+    };
+
+    view! {
+        <div class="card current-session">
+            {move || match (session.get(), start.get()) {
+                (Some(running), _) => view! {
+                    <h2>"Your session is running"</h2>
+                    <p class="session-facts">
+                        "Started " {running.started.clone()} ". "
+                        <span class="time-left">
+                            {move || left.get().map(|ms| format!("{} left", clock_text(ms)))}
+                        </span>
+                    </p>
+                    <A href="/practice" attr:class="button primary">"Continue"</A>
+                }
+                .into_any(),
+                (None, Start::Running(steps)) => view! {
+                    <h2>"Starting your session"</h2>
+                    <StartProgress steps/>
+                }
+                .into_any(),
+                (None, idle_or_failed) => view! {
+                    <h2>"Ready when you are"</h2>
+                    <p class="hint">
+                        "A session gives you your own cluster and a terminal for 60 minutes, "
+                        "extendable once by 30."
+                    </p>
+                    {match idle_or_failed {
+                        Start::Failed(message) => Some(view! {
+                            <p class="form-error" role="alert">"The session could not start: " {message}</p>
+                        }),
+                        _ => None,
+                    }}
+                    <button class="button primary" on:click=on_start.clone()>"Start a session"</button>
+                }
+                .into_any(),
+            }}
+        </div>
+    }
+}
+
+/// Each step of the start: waiting, running or done.
+#[component]
+fn StartProgress(steps: Vec<(String, String)>) -> impl IntoView {
+    let state_of = move |name: &str| {
+        steps
+            .iter()
+            .find(|(step, _)| step == name)
+            .map_or("waiting".to_owned(), |(_, state)| state.clone())
+    };
+    view! {
+        <ol class="start-steps" aria-live="polite">
+            {STEPS
+                .iter()
+                .map(|(name, label)| {
+                    let state = state_of(name);
+                    let said = match state.as_str() {
+                        "done" => "done",
+                        "running" => "in progress",
+                        _ => "waiting",
+                    };
+                    view! {
+                        <li class="start-step" data-step=*name data-state=state>
+                            <span class="step-label">{*label}</span>
+                            <span class="step-state">{said}</span>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ol>
+    }
+}
+
+#[component]
+fn PastSessions(past: Vec<PastSession>) -> impl IntoView {
+    if past.is_empty() {
+        return view! { <p class="hint">"None yet."</p> }.into_any();
+    }
+    view! {
+        <table class="sessions-table">
+            <thead>
+                <tr><th>"Started"</th><th>"Length"</th><th>"How it ended"</th></tr>
+            </thead>
+            <tbody>
+                {past
+                    .into_iter()
+                    .map(|session| {
+                        let ending = match session.status.as_str() {
+                            "ended" => "Stopped",
+                            "timeout" => "Time ran out",
+                            "failed" => "Could not start",
+                            other => other,
+                        }
+                        .to_owned();
+                        view! {
+                            <tr data-status=session.status.clone()>
+                                <td>{session.started}</td>
+                                <td>{session.length.unwrap_or_else(|| "–".into())}</td>
+                                <td>{ending}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

@@ -1,0 +1,60 @@
+// The admin page in Chromium: a learner is refused; an administrator (an email in ADMIN_EMAILS, set
+// by scripts/test.sh) sees the learner's live session on a real cluster and terminates it.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { artefacts, baseUrl, hydrated, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
+
+const ADMIN = process.env.ADMIN_EMAILS?.split(',')[0]?.trim() || 'admin@example.com';
+
+let browser;
+before(async () => {
+  await waitForServer();
+  browser = await openBrowser();
+});
+after(() => browser?.close());
+
+test('an administrator sees a live session and terminates it; a learner may not', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${baseUrl}/signup`);
+  await page.waitForLoadState('networkidle');
+  await signUp(page, `learner${Date.now()}@example.com`, 'Sam');
+  const started = await page.evaluate(async () => (await fetch('/api/session/start', { method: 'POST' })).status);
+  assert.equal(started, 202);
+  const session = await sessionStarted(page);
+
+  const refused = await page.goto(`${baseUrl}/admin`);
+  assert.equal(refused.status(), 403);
+  await page.getByRole('alert').filter({ hasText: 'Only administrators' }).waitFor();
+  await page.screenshot({ path: `${artefacts}/admin-refused.png` });
+
+  // The administrator signs in in the same browser (the account exists after a first run).
+  await page.evaluate(async () => (await fetch('/api/auth/logout', { method: 'POST' })).status);
+  const admin = await page.evaluate(async (email) => {
+    const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Admin' });
+    const headers = { 'content-type': 'application/json' };
+    const created = await fetch('/api/auth/register', { method: 'POST', headers, body });
+    if (created.status !== 409) return created.status;
+    return (await fetch('/api/auth/login', { method: 'POST', headers, body })).status;
+  }, ADMIN);
+  assert.ok([200, 201].includes(admin), `the administrator signs in (${admin})`);
+
+  const response = await page.goto(`${baseUrl}/admin`);
+  assert.equal(response.status(), 200);
+  await hydrated(page);
+  const row = page.locator(`tr[data-session="${session.id}"]`);
+  await row.waitFor();
+  assert.match(await row.innerText(), /started/);
+  assert.match(await page.locator('.capacity-figure').innerText(), /^\d+ of \d+ seats in use$/);
+  await page.screenshot({ path: `${artefacts}/admin.png` });
+
+  await row.getByRole('button', { name: 'Terminate' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Terminate this session?' });
+  await dialog.waitFor();
+  await page.screenshot({ path: `${artefacts}/admin-terminate-dialog.png` });
+  await dialog.getByRole('button', { name: 'Terminate' }).click();
+  await row.waitFor({ state: 'detached', timeout: 60_000 });
+  await page.getByText('The session was terminated.').waitFor();
+  // The one refusal provoked on purpose is the learner's 403.
+  assert.deepEqual(browser.problems.filter((p) => !p.includes('status of 403')), []);
+  await page.close();
+});
