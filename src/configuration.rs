@@ -132,8 +132,31 @@ pub struct Settings {
     pub clusters: ClusterSettings,
     pub terminals: TerminalSettings,
     pub sessions: SessionSettings,
+    /// `TASKS_DIR`: the task files, loaded and checked at start-up.
+    pub tasks_dir: PathBuf,
+    /// `ADMIN_EMAILS`: who may see and end everyone's sessions (comma-separated).
+    pub admin_emails: Vec<String>,
     pub auth: AuthSettings,
     pub http: HttpSettings,
+}
+
+/// A comma-separated list of email addresses, compared in lower case.
+#[derive(Debug, Clone, Default)]
+pub struct EmailList(pub Vec<String>);
+
+impl FromStr for EmailList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let emails: Vec<String> = s
+            .split(',')
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        match emails.iter().find(|e| !e.contains('@')) {
+            Some(bad) => Err(format!("{bad:?} is not an email address")),
+            None => Ok(Self(emails)),
+        }
+    }
 }
 
 /// The learners' terminal containers.
@@ -244,7 +267,11 @@ impl Settings {
             sessions: SessionSettings {
                 ttl: Duration::from_secs(60 * var("SESSION_TTL_MINUTES", 60u64)?),
                 max_concurrent: var("MAX_CONCURRENT_SESSIONS", 6)?,
+                warnings: [10, 5, 1].map(|m| Duration::from_secs(60 * m)).to_vec(),
+                sweep_every: Duration::from_secs(var("SWEEP_EVERY_SECS", 30)?),
             },
+            tasks_dir: var("TASKS_DIR", PathBuf::from("tasks"))?,
+            admin_emails: var("ADMIN_EMAILS", EmailList::default())?.0,
             auth: AuthSettings {
                 secret: jwt_secret()?,
                 email: email_provider()?,

@@ -57,6 +57,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::export))
         .nest("/api/auth", routes::auth::router())
         .nest("/api/session", routes::session::router())
+        .nest("/api/tasks", routes::session::tasks_router())
+        .nest("/api/v1/sessions", routes::admin::router())
         .nest("/api/terminal", routes::terminal::router())
         .route("/ws/terminal", get(routes::terminal::open))
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
@@ -147,6 +149,10 @@ pub async fn run(
         reconciler::Moment::StartUp,
     )
     .await;
+    tokio::spawn({
+        let sessions = state.sessions.clone();
+        async move { sessions.run_clock().await }
+    });
     tracing::info!(address = %listener.local_addr()?, "listening");
     tokio::spawn(reconciler::run(
         state.store.clone(),

@@ -13,8 +13,9 @@ use crate::{
     docker::DockerEngine,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
-    sessions::Sessions,
+    sessions::{SessionParts, Sessions},
     store::Store,
+    tasks::TaskCatalog,
     terminals::{DockerTerminals, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
 };
 
@@ -73,14 +74,20 @@ impl AppState {
             &settings.clusters.instance,
         ));
         let sockets = TerminalSockets::default();
-        let sessions = Sessions::new(
-            store.clone(),
-            clusters.clone(),
-            terminals.clone(),
-            sockets.clone(),
-            settings.sessions.clone(),
-            settings.clusters.ports.clone(),
-        );
+        let tasks = TaskCatalog::load(&settings.tasks_dir).context("loading the tasks")?;
+        let stopping = CancellationToken::new();
+        let sessions = Sessions::new(SessionParts {
+            store: store.clone(),
+            clusters: clusters.clone(),
+            terminals: terminals.clone(),
+            sockets: sockets.clone(),
+            tasks: Arc::new(tasks),
+            settings: settings.sessions.clone(),
+            ports: settings.clusters.ports.clone(),
+            state_dir: settings.clusters.state_dir.clone(),
+            stopping: stopping.clone(),
+        })
+        .context("preparing the sessions' directory")?;
         Ok(Self {
             auth,
             terminals,
@@ -94,7 +101,7 @@ impl AppState {
             settings: Arc::new(settings),
             store,
             metrics: Arc::default(),
-            stopping: CancellationToken::new(),
+            stopping,
         })
     }
 }

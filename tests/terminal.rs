@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Platform;
+
 use std::time::Duration;
 
 use bollard::{
@@ -12,15 +14,13 @@ use bollard::{
 };
 use ckad_platform::{
     clusters::{self, Cluster, ClusterName, ClusterProvider, ClusterSpec},
-    configuration::Settings,
     docker::DockerEngine,
     terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
-    AppState,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::{net::TcpListener, sync::oneshot, time::Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, protocol::frame::coding::CloseCode, Message},
     MaybeTlsStream, WebSocketStream,
@@ -241,69 +241,14 @@ async fn a_terminal_is_hardened_and_reaches_its_own_api_and_nothing_else() {
     );
 }
 
-/// A platform on a loopback port with its own database and clusters, stoppable like SIGTERM.
-struct Platform {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+/// What these tests do with a platform: tickets and sockets.
+trait Terminals {
+    async fn ticket(&self, token: &str) -> String;
+    fn socket_url(&self, ticket: &str) -> String;
+    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode>;
 }
 
-impl Platform {
-    async fn start(settings: Settings) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::build(settings).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(ckad_platform::run(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            server,
-        }
-    }
-
-    async fn shut_down(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.server.await.unwrap().unwrap();
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, None).await
-    }
-
-    /// A new learner's access token.
-    async fn learner(&self, email: &str) -> String {
-        let account = json!({ "email": email, "password": "correct horse battery", "name": "Ada" });
-        let (status, body) = self
-            .call(reqwest::Method::POST, "/api/auth/register", "", Some(account))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
+impl Terminals for Platform {
     async fn ticket(&self, token: &str) -> String {
         let (status, body) = self.post("/api/terminal/ticket", token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -407,9 +352,7 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
         (StatusCode::NOT_FOUND, Some("you have no started session"))
     );
 
-    let (status, session) = platform.post("/api/session/start", &token).await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    assert_eq!(session["status"], "started");
+    let session = platform.start_session(&token).await;
     let spare = platform.ticket(&token).await;
     let spare_minted = Instant::now();
 
@@ -496,8 +439,7 @@ async fn a_restart_says_goodbye_and_the_shell_waits_for_the_learner() {
     let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
     let platform = Platform::start(settings.clone()).await;
     let token = platform.learner("bob@example.com").await;
-    let (status, session) = platform.post("/api/session/start", &token).await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let session = platform.start_session(&token).await;
     let mut shell = platform
         .connect(&platform.ticket(&token).await, ORIGIN)
         .await

@@ -1,5 +1,6 @@
 //! The JSON API: thin adapters from HTTP to the domain modules, and the errors they answer with.
 
+pub mod admin;
 pub mod auth;
 pub mod session;
 pub mod terminal;

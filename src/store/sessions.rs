@@ -96,6 +96,97 @@ impl Store {
         .await?)
     }
 
+    /// Marks a provisioning session started, with its kubeconfig file, its terminal and the
+    /// expiry counted from now. False when it was stopped meanwhile.
+    pub async fn mark_session_started(
+        &self,
+        id: &str,
+        kubeconfig_path: &str,
+        terminal: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'started', kubeconfig_path = ?, terminal_container_id = ?,
+                 expires_at = ?
+             WHERE id = ? AND status = 'provisioning'",
+        )
+        .bind(kubeconfig_path)
+        .bind(terminal)
+        .bind(expires_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Pushes a started session's expiry back by `by`, once; `None` when it is not started or
+    /// was extended before.
+    pub async fn extend_session(
+        &self,
+        id: &str,
+        by: chrono::Duration,
+    ) -> Result<Option<Session>, StoreError> {
+        let session: Option<Session> = self.session_by_id(id).await?;
+        let Some(session) = session else { return Ok(None) };
+        Ok(sqlx::query_as(&format!(
+            "UPDATE sessions SET expires_at = ?, extended = 1
+             WHERE id = ? AND status = 'started' AND extended = 0 RETURNING {COLUMNS}"
+        ))
+        .bind(session.expires_at + by)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Started sessions whose time is up at `now`. (Times are compared as times, not as the
+    /// text they are stored as.)
+    pub async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+        let started: Vec<Session> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE status = 'started'"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(started.into_iter().filter(|s| s.expires_at <= now).collect())
+    }
+
+    /// The user's sessions that have ended, newest first.
+    pub async fn session_history(&self, user_id: &str, limit: i64) -> Result<Vec<Session>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions
+             WHERE user_id = ? AND status NOT IN ('provisioning', 'started')
+             ORDER BY start_time DESC LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// When the user's sessions started since `since`, oldest first (the start rate limit).
+    pub async fn session_starts_since(
+        &self,
+        user_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let starts: Vec<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT start_time FROM sessions WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut recent: Vec<_> = starts.into_iter().filter(|t| *t > since).collect();
+        recent.sort();
+        Ok(recent)
+    }
+
+    /// Every session's count by status.
+    pub async fn count_sessions_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM sessions GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn count_live_sessions(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')")

@@ -17,7 +17,11 @@ use ckad_platform::{
     },
     sessions::SessionSettings,
     store::{bound_on_host, PortRanges, PortSet},
+    AppState,
 };
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::{net::TcpListener, sync::oneshot};
 
 /// Built by scripts/build-terminal-image.sh, which scripts/test.sh runs first.
 pub const TERMINAL_IMAGE: &str = "ckad-terminal:latest";
@@ -69,7 +73,11 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
         sessions: SessionSettings {
             ttl: Duration::from_secs(60 * 60),
             max_concurrent: 6,
+            warnings: [10, 5, 1].map(|m| Duration::from_secs(60 * m)).to_vec(),
+            sweep_every: Duration::from_secs(30),
         },
+        tasks_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tasks").into(),
+        admin_emails: vec!["admin@example.com".into()],
         auth: AuthSettings {
             secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),
             email: EmailProvider::Outbox,
@@ -171,4 +179,131 @@ pub async fn network_exists(name: &str) -> bool {
         .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
         .await
         .is_ok()
+}
+
+/// The clusters whose networks carry `instance`'s label.
+pub async fn clusters_of_instance(instance: &str) -> Vec<String> {
+    use std::collections::HashMap;
+    let filters = HashMap::from([("label".to_owned(), vec![format!("ckad.instance={instance}")])]);
+    let options = bollard::query_parameters::ListNetworksOptions {
+        filters: Some(filters),
+    };
+    let networks = docker().await.list_networks(Some(options)).await.unwrap();
+    networks
+        .into_iter()
+        .filter_map(|n| n.labels?.get("ckad.cluster").cloned())
+        .collect()
+}
+
+/// A platform on a loopback port with its own database and clusters: in this process (stoppable
+/// like SIGTERM), or a process of the real binary at an address.
+pub struct Platform {
+    pub base: String,
+    pub client: reqwest::Client,
+    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Platform {
+    pub async fn start(settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::build(settings).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(ckad_platform::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            running: Some((stop, server)),
+        }
+    }
+
+    /// A platform running elsewhere (a process of the binary) at `base`.
+    pub fn at(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+            running: None,
+        }
+    }
+
+    /// Waits until `/readyz` says ready.
+    pub async fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self.client.get(format!("{}/readyz", self.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never became ready",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn shut_down(self) {
+        let (stop, server) = self.running.expect("a platform of this process");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, None).await
+    }
+
+    /// A new learner's access token.
+    pub async fn learner(&self, email: &str) -> String {
+        let account = json!({ "email": email, "password": "correct horse battery", "name": "Ada" });
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/auth/register", "", Some(account))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// Starts the learner's session and waits until it is started; its JSON.
+    pub async fn start_session(&self, token: &str) -> Value {
+        let (status, session) = self.post("/api/session/start", token).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{session}");
+        assert_eq!(session["status"], "provisioning");
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let (status, now) = self.get("/api/session/status", token).await;
+            assert_eq!(status, StatusCode::OK, "{now}");
+            match now["status"].as_str() {
+                Some("started") => return now,
+                Some("provisioning") if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await
+                }
+                _ => panic!("the session did not start: {now}"),
+            }
+        }
+    }
 }

@@ -1,0 +1,449 @@
+//! A practice session's life: recorded before anything is made, then its cluster, the tasks'
+//! setup, its terminal, then `started`; destroyed in the reverse order by whoever ends it first
+//! (the user, the clock, an admin). Any failure on the way rolls back what was made and leaves the
+//! row `failed` with the reason. Each step is pushed to the user's pages as it happens.
+
+mod clock;
+mod events;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+pub use events::{status_name, SessionEvent, SessionEvents, SessionView, Step, StepState};
+
+use crate::{
+    clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
+    store::{bound_on_host, NewSession, PortRanges, Session, SessionStatus, Store, StoreError},
+    tasks::{CheckOutcome, TaskCatalog},
+    terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSockets, TerminalSpec},
+};
+
+/// How many starts a user may make in an hour (the first seed's limit).
+pub const STARTS_PER_HOUR: usize = 3;
+/// An extension adds this much, once.
+pub const EXTENSION: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// `SESSION_TTL_MINUTES`: how long a session lives before its extension.
+    pub ttl: Duration,
+    /// `MAX_CONCURRENT_SESSIONS`: live sessions on this host at most.
+    pub max_concurrent: usize,
+    /// When the learner is warned, as time left (10, 5 and 1 minutes).
+    pub warnings: Vec<Duration>,
+    /// How often the sweeper looks for sessions whose time is up (`SWEEP_EVERY_SECS`).
+    pub sweep_every: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("you already have a session running")]
+    AlreadyRunning,
+    #[error("all {0} practice seats are taken; try again in a few minutes")]
+    Full(usize),
+    #[error("you can start {STARTS_PER_HOUR} sessions an hour; try again later")]
+    TooManyStarts { retry_after: Duration },
+    #[error("you have no session running")]
+    NoSession,
+    #[error("your session is still starting")]
+    NotStarted,
+    #[error("the session was extended already")]
+    AlreadyExtended,
+    #[error("there is no task {0}")]
+    UnknownTask(String),
+    #[error("the cluster could not start: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("the tasks could not be set up: {0}")]
+    Tasks(#[from] crate::tasks::TaskError),
+    #[error("the terminal could not start: {0}")]
+    Terminal(#[from] TerminalError),
+    #[error("the session's files: {0}")]
+    Files(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Live sessions and capacity, for admins.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionStats {
+    pub live: usize,
+    pub capacity: usize,
+    pub by_status: Vec<(&'static str, i64)>,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    clusters: Arc<dyn ClusterProvider>,
+    terminals: Arc<dyn TerminalRuntime>,
+    sockets: TerminalSockets,
+    tasks: Arc<TaskCatalog>,
+    events: SessionEvents,
+    settings: Arc<SessionSettings>,
+    ports: Arc<PortRanges>,
+    /// Each session's admin kubeconfig, private to the platform, for grading.
+    files: Arc<PathBuf>,
+    /// The server's shutdown: clocks stop watching (sessions outlive the process).
+    stopping: tokio_util::sync::CancellationToken,
+}
+
+/// What a `Sessions` is made of.
+pub struct SessionParts {
+    pub store: Store,
+    pub clusters: Arc<dyn ClusterProvider>,
+    pub terminals: Arc<dyn TerminalRuntime>,
+    pub sockets: TerminalSockets,
+    pub tasks: Arc<TaskCatalog>,
+    pub settings: SessionSettings,
+    pub ports: PortRanges,
+    pub state_dir: PathBuf,
+    pub stopping: tokio_util::sync::CancellationToken,
+}
+
+impl Sessions {
+    pub fn new(parts: SessionParts) -> std::io::Result<Self> {
+        let files = parts.state_dir.join("sessions");
+        crate::clusters::create_private_dir(&files)?;
+        Ok(Self {
+            store: parts.store,
+            clusters: parts.clusters,
+            terminals: parts.terminals,
+            sockets: parts.sockets,
+            tasks: parts.tasks,
+            events: SessionEvents::default(),
+            settings: Arc::new(parts.settings),
+            ports: Arc::new(parts.ports),
+            files: Arc::new(files),
+            stopping: parts.stopping,
+        })
+    }
+
+    pub fn subscribe(&self, user_id: &str) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+        self.events.subscribe(user_id)
+    }
+
+    pub fn tasks(&self) -> &TaskCatalog {
+        &self.tasks
+    }
+
+    /// Checks that the user may start, records the session `provisioning`, and makes it in the
+    /// background; returns the recorded session at once. Progress goes to the user's pages.
+    pub async fn begin(&self, user_id: &str) -> Result<Session, SessionError> {
+        let session = self.record(user_id).await?;
+        let this = self.clone();
+        let recorded = session.clone();
+        tokio::spawn(async move { this.provision_or_roll_back(recorded).await });
+        Ok(session)
+    }
+
+    /// As [`Sessions::begin`], but returns once the session is started (or has failed).
+    pub async fn start(&self, user_id: &str) -> Result<Session, SessionError> {
+        let session = self.record(user_id).await?;
+        self.provision_or_roll_back(session).await
+    }
+
+    async fn record(&self, user_id: &str) -> Result<Session, SessionError> {
+        if self.store.live_session_for_user(user_id).await?.is_some() {
+            return Err(SessionError::AlreadyRunning);
+        }
+        let hour = chrono::Duration::hours(1);
+        let starts = self
+            .store
+            .session_starts_since(user_id, Utc::now() - hour)
+            .await?;
+        if starts.len() >= STARTS_PER_HOUR {
+            let next = starts[starts.len() - STARTS_PER_HOUR] + hour;
+            let retry_after = (next - Utc::now()).to_std().unwrap_or_default();
+            return Err(SessionError::TooManyStarts { retry_after });
+        }
+        let cap = self.settings.max_concurrent;
+        if self.store.count_live_sessions().await? >= cap as i64 {
+            return Err(SessionError::Full(cap));
+        }
+        let start_time = Utc::now();
+        let session = self
+            .store
+            .insert_session(NewSession {
+                user_id,
+                cluster_name: ClusterName::generate().as_str(),
+                start_time,
+                expires_at: start_time + self.ttl(),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => SessionError::AlreadyRunning,
+                other => other.into(),
+            })?;
+        tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, "session recorded");
+        Ok(session)
+    }
+
+    fn ttl(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::hours(1))
+    }
+
+    async fn provision_or_roll_back(&self, session: Session) -> Result<Session, SessionError> {
+        let started = std::time::Instant::now();
+        match self.provision(&session).await {
+            Ok(started_session) => {
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(session = %session.id, elapsed_ms, "session started");
+                self.events.publish(
+                    &session.user_id,
+                    SessionEvent::Started {
+                        session: (&started_session).into(),
+                    },
+                );
+                clock::watch(self.clone(), started_session.clone());
+                Ok(started_session)
+            }
+            Err(error) => {
+                tracing::warn!(session = %session.id, %error, "start failed; rolling back");
+                self.destroy(&session, SessionStatus::Failed, &format!("start failed: {error}"))
+                    .await;
+                self.events.publish(
+                    &session.user_id,
+                    SessionEvent::Failed {
+                        message: format!("Your practice environment could not start ({error}). Nothing was kept; try again."),
+                    },
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn progress(&self, session: &Session, step: Step, state: StepState) {
+        self.events
+            .publish(&session.user_id, SessionEvent::Progress { step, state });
+    }
+
+    async fn provision(&self, session: &Session) -> Result<Session, SessionError> {
+        let name = ClusterName::parse(&session.cluster_name)
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let ports = self
+            .store
+            .allocate_ports(&session.id, &self.ports, bound_on_host)
+            .await?;
+        self.progress(session, Step::Cluster, StepState::Running);
+        let cluster = self
+            .clusters
+            .create(&ClusterSpec {
+                name: name.clone(),
+                ports,
+            })
+            .await?;
+        let kubeconfig_path = self.kubeconfig_file(&session.id);
+        write_private(&kubeconfig_path, cluster.admin_kubeconfig.yaml()).await?;
+        self.progress(session, Step::Cluster, StepState::Done);
+
+        self.progress(session, Step::Tasks, StepState::Running);
+        let client = cluster.admin_kubeconfig.client().await?;
+        futures_util::future::try_join_all(self.tasks.list().iter().map(|task| task.prepare(&client)))
+            .await?;
+        self.progress(session, Step::Tasks, StepState::Done);
+
+        self.progress(session, Step::Terminal, StepState::Running);
+        self.terminals
+            .create(&TerminalSpec {
+                cluster: &name,
+                network: &cluster.network,
+                kubeconfig: &cluster.terminal_kubeconfig,
+                session_id: &session.id,
+                user_id: &session.user_id,
+            })
+            .await?;
+        self.progress(session, Step::Terminal, StepState::Done);
+
+        let expires_at = Utc::now() + self.ttl();
+        let terminal = format!("term-{name}");
+        if !self
+            .store
+            .mark_session_started(
+                &session.id,
+                &kubeconfig_path.to_string_lossy(),
+                &terminal,
+                expires_at,
+            )
+            .await?
+        {
+            // Stopped while starting: whoever stopped it could not see what we were making.
+            return Err(SessionError::NoSession);
+        }
+        self.store
+            .session_by_id(&session.id)
+            .await?
+            .ok_or(SessionError::NoSession)
+    }
+
+    fn kubeconfig_file(&self, session_id: &str) -> PathBuf {
+        self.files.join(format!("{session_id}.kubeconfig"))
+    }
+
+    /// The user's provisioning or started session.
+    pub async fn live_for_user(&self, user_id: &str) -> Result<Option<Session>, SessionError> {
+        Ok(self.store.live_session_for_user(user_id).await?)
+    }
+
+    /// The user's sessions that have ended, newest first.
+    pub async fn history(&self, user_id: &str) -> Result<Vec<Session>, SessionError> {
+        Ok(self.store.session_history(user_id, 20).await?)
+    }
+
+    async fn started_for_user(&self, user_id: &str) -> Result<Session, SessionError> {
+        let session = self
+            .store
+            .live_session_for_user(user_id)
+            .await?
+            .ok_or(SessionError::NoSession)?;
+        if session.status != SessionStatus::Started {
+            return Err(SessionError::NotStarted);
+        }
+        Ok(session)
+    }
+
+    /// Adds [`EXTENSION`] to the user's started session, once.
+    pub async fn extend_for_user(&self, user_id: &str) -> Result<Session, SessionError> {
+        let session = self.started_for_user(user_id).await?;
+        let by = chrono::Duration::from_std(EXTENSION).unwrap_or_default();
+        let extended = self
+            .store
+            .extend_session(&session.id, by)
+            .await?
+            .ok_or(SessionError::AlreadyExtended)?;
+        self.events.publish(
+            user_id,
+            SessionEvent::Extended {
+                session: (&extended).into(),
+            },
+        );
+        Ok(extended)
+    }
+
+    /// Grades `task_id` against the user's started session.
+    pub async fn check(&self, user_id: &str, task_id: &str) -> Result<Vec<CheckOutcome>, SessionError> {
+        let task = self
+            .tasks
+            .get(task_id)
+            .ok_or_else(|| SessionError::UnknownTask(task_id.to_owned()))?;
+        let session = self.started_for_user(user_id).await?;
+        let yaml = tokio::fs::read_to_string(self.kubeconfig_file(&session.id)).await?;
+        let client = Kubeconfig::from_yaml(yaml)?.client().await?;
+        Ok(task.grade(&client).await)
+    }
+
+    /// Ends the user's live session (stopped by the user).
+    pub async fn stop_for_user(&self, user_id: &str) -> Result<(), SessionError> {
+        let session = self
+            .store
+            .live_session_for_user(user_id)
+            .await?
+            .ok_or(SessionError::NoSession)?;
+        self.destroy(&session, SessionStatus::Ended, "stopped by the user")
+            .await;
+        Ok(())
+    }
+
+    /// Ends a live session on an admin's word.
+    pub async fn terminate(&self, session_id: &str) -> Result<Session, SessionError> {
+        let session = self
+            .store
+            .session_by_id(session_id)
+            .await?
+            .filter(|s| s.status.is_live())
+            .ok_or(SessionError::NoSession)?;
+        self.destroy(&session, SessionStatus::Ended, "terminated by an admin")
+            .await;
+        Ok(self.store.session_by_id(session_id).await?.unwrap_or(session))
+    }
+
+    pub async fn list_live(&self) -> Result<Vec<Session>, SessionError> {
+        Ok(self.store.live_sessions().await?)
+    }
+
+    pub async fn stats(&self) -> Result<SessionStats, SessionError> {
+        Ok(SessionStats {
+            live: self.store.count_live_sessions().await? as usize,
+            capacity: self.settings.max_concurrent,
+            by_status: self
+                .store
+                .count_sessions_by_status()
+                .await?
+                .into_iter()
+                .map(|(status, count)| (status_name(status), count))
+                .collect(),
+        })
+    }
+
+    /// Closes sockets, removes the terminal and the cluster, the session's files and its
+    /// ports, and records how it ended. Every step is idempotent; a step that fails is noted and
+    /// the rest still run (the reconciler removes whatever is left).
+    pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
+        self.sockets.close_session(&session.id, CloseReason::SessionEnded);
+        let mut notes = vec![note.to_owned()];
+        if let Ok(name) = ClusterName::parse(&session.cluster_name) {
+            if let Err(error) = self.terminals.remove(&name).await {
+                notes.push(format!("terminal removal failed: {error}"));
+            }
+            if let Err(error) = self.clusters.delete(&name).await {
+                notes.push(format!("cluster removal failed: {error}"));
+            }
+        }
+        match tokio::fs::remove_file(self.kubeconfig_file(&session.id)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                notes.push(format!("kubeconfig removal failed: {error}"));
+            }
+            _ => {}
+        }
+        if let Err(error) = self.store.release_ports(&session.id).await {
+            notes.push(format!("port release failed: {error}"));
+        }
+        match self
+            .store
+            .set_session_status(&session.id, status, &notes.join("; "))
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(session = %session.id, status = status_name(status), "session ended");
+                self.events.publish(
+                    &session.user_id,
+                    SessionEvent::Ended {
+                        status: status_name(status),
+                        message: ending_message(status).into(),
+                    },
+                );
+            }
+            Ok(false) => {}
+            Err(error) => tracing::error!(session = %session.id, %error, "could not record the end"),
+        }
+    }
+
+    /// Takes up the clocks of started sessions (after a restart) and sweeps expired ones until
+    /// the server stops.
+    pub async fn run_clock(&self) {
+        clock::run(self.clone(), self.stopping.clone()).await
+    }
+}
+
+fn ending_message(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Timeout => "Time is up: the session has ended.",
+        SessionStatus::Failed => "The session failed and was removed.",
+        _ => "The session has ended.",
+    }
+}
+
+async fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true).mode(0o600);
+    let (path, text) = (path.to_owned(), text.to_owned());
+    tokio::task::spawn_blocking(move || std::io::Write::write_all(&mut options.open(path)?, text.as_bytes()))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Time left on a session at `now`.
+fn time_left(session: &Session, now: DateTime<Utc>) -> Duration {
+    (session.expires_at - now).to_std().unwrap_or_default()
+}
