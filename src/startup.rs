@@ -46,9 +46,11 @@ pub fn app(state: AppState) -> Router {
         store: state.store.clone(),
         sockets: state.sockets.clone(),
     });
+    let practice = routes::pages::practice(&state, accounts.clone());
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
+        provide_context(practice.clone());
     };
 
     let mut router = Router::new()

@@ -46,8 +46,8 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
                 Ok(()) => toasts.info("The session was terminated."),
                 Err(error) => toasts.error(error_text(&error)),
             }
-            busy.set(false);
-            confirming.set(None);
+            busy.try_set(false);
+            confirming.try_set(None);
             reload();
         });
     };

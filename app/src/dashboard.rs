@@ -1,10 +1,9 @@
 //! The dashboard: the learner's current session (or a Start button that shows the start as it
 //! happens), and the sessions they had before.
 
-use std::cell::Cell;
-
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate, NavigateOptions};
+use send_wrapper::SendWrapper;
 
 use crate::{
     account::error_text,
@@ -53,14 +52,16 @@ pub fn DashboardPage() -> impl IntoView {
             <h2>"Past sessions"</h2>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    history.await.map(|past| view! { <PastSessions past/> })
+                    // Without a sign-in there is nothing to list; the card above says why.
+                    history.await.ok().map(|past| view! { <PastSessions past/> })
                 })}
             </Suspense>
         </section>
     }
 }
 
-/// The running session with the way back to it, or Start.
+/// The running session with the way back to it, or Start. The page listens to the session's
+/// events all along: a start's steps, and the end of a running session however it comes.
 #[component]
 fn CurrentSession(
     current: Option<SessionView>,
@@ -76,23 +77,11 @@ fn CurrentSession(
     } else {
         Start::Idle
     });
-    // Open while a start is followed; dropped (closed) with the page.
-    let events = StoredValue::new_local(None::<SessionEvents>);
+    // Start waits for the server to listen, so that no step goes unseen.
+    let listening = RwSignal::new(false);
 
-    let follow = move |then_start: bool| {
+    Effect::new(move |_| {
         let navigate = navigate.clone();
-        // The stream opens again after a reconnection: the start is asked for once.
-        let asked = Cell::new(!then_start);
-        let on_open = move || {
-            if !asked.replace(true) {
-                spawn_local(async move {
-                    if let Err(error) = start_session().await {
-                        start.set(Start::Failed(error_text(&error)));
-                        events.set_value(None);
-                    }
-                });
-            }
-        };
         let on_event = move |event| match event {
             SessionEvent::Progress { step, state } => start.update(|start| {
                 if let Start::Running(steps) = start {
@@ -103,27 +92,37 @@ fn CurrentSession(
             SessionEvent::Started => navigate("/practice", NavigateOptions::default()),
             SessionEvent::Failed { message } => {
                 start.set(Start::Failed(message));
-                events.set_value(None);
                 history.refetch();
             }
-            _ => {}
+            SessionEvent::Extended => spawn_local(async move {
+                if let Ok(fresh) = current_session().await {
+                    session.try_set(fresh);
+                }
+            }),
+            SessionEvent::Ended { .. } => {
+                session.set(None);
+                start.set(Start::Idle);
+                history.refetch();
+            }
+            SessionEvent::Warning { .. } => {}
         };
-        match SessionEvents::open(on_open, on_event) {
-            Some(opened) => events.set_value(Some(opened)),
-            None => toasts.error("Your browser could not follow the start; reload the page."),
-        }
-    };
-    // A start already under way (the page was reloaded): follow it.
-    let follow_now = follow.clone();
-    Effect::new(move |_| {
-        if starting {
-            follow_now(false);
+        // Closed with the page (effects run in the browser only, on its one thread).
+        match SessionEvents::open(move || listening.set(true), on_event) {
+            Some(events) => {
+                let events = SendWrapper::new(events);
+                on_cleanup(move || drop(events));
+            }
+            None => toasts.error("Your browser cannot follow the session; reload the page."),
         }
     });
 
     let on_start = move |_| {
         start.set(Start::Running(Vec::new()));
-        follow(true);
+        spawn_local(async move {
+            if let Err(error) = start_session().await {
+                start.try_set(Start::Failed(error_text(&error)));
+            }
+        });
     };
 
     view! {
@@ -148,8 +147,8 @@ fn CurrentSession(
                 (None, idle_or_failed) => view! {
                     <h2>"Ready when you are"</h2>
                     <p class="hint">
-                        "A session gives you your own cluster and a terminal for 60 minutes, "
-                        "extendable once by 30."
+                        "A session gives you your own Kubernetes cluster and a terminal beside the "
+                        "tasks, against the clock; you can extend it once by 30 minutes."
                     </p>
                     {match idle_or_failed {
                         Start::Failed(message) => Some(view! {
@@ -157,7 +156,9 @@ fn CurrentSession(
                         }),
                         _ => None,
                     }}
-                    <button class="button primary" on:click=on_start.clone()>"Start a session"</button>
+                    <button class="button primary" disabled=move || !listening.get() on:click=on_start>
+                        "Start a session"
+                    </button>
                 }
                 .into_any(),
             }}

@@ -15,7 +15,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 /// The HTML document around the app. Rendered on the server only.
@@ -59,7 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("signup") view=account::SignUpPage/>
                     <Route path=StaticSegment("dashboard") view=dashboard::DashboardPage/>
                     <Route path=StaticSegment("practice") view=practice::PracticePage/>
-                    <Route path=StaticSegment("admin") view=admin::AdminPage/>
+                    // Rendered whole before answering, so that a refusal answers 403.
+                    <Route path=StaticSegment("admin") view=admin::AdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <toast::ToastRegion/>

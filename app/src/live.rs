@@ -14,12 +14,21 @@ use crate::session::SessionView;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
     /// A step of the start (`cluster`, `tasks`, `terminal`) is `running` or `done`.
-    Progress { step: String, state: String },
+    Progress {
+        step: String,
+        state: String,
+    },
     Started,
-    Failed { message: String },
-    Warning { minutes_left: u32 },
+    Failed {
+        message: String,
+    },
+    Warning {
+        minutes_left: u32,
+    },
     Extended,
-    Ended { message: String },
+    Ended {
+        message: String,
+    },
 }
 
 impl SessionEvent {
@@ -120,7 +129,9 @@ fn browser_now() -> f64 {
 
 /// Milliseconds left in `session`, counted down once a second from what the server said was left
 /// when it answered (so a browser whose clock is wrong still counts right).
-pub fn time_left(session: impl Get<Value = Option<SessionView>> + Send + Sync + 'static) -> Signal<Option<i64>> {
+pub fn time_left(
+    session: impl Get<Value = Option<SessionView>> + Send + Sync + 'static,
+) -> Signal<Option<i64>> {
     let now = RwSignal::new(browser_now());
     Effect::new(move |_| {
         if let Ok(ticker) = set_interval_with_handle(move || now.set(browser_now()), Duration::from_secs(1)) {

@@ -7,13 +7,9 @@
 
 use std::collections::HashMap;
 
-use leptos::{
-    ev,
-    html,
-    prelude::*,
-    task::spawn_local,
-};
+use leptos::{ev, html, prelude::*, task::spawn_local};
 use leptos_router::components::A;
+use send_wrapper::SendWrapper;
 use wasm_bindgen::JsCast;
 
 use crate::{
@@ -21,7 +17,7 @@ use crate::{
     live::{clock_text, time_left, urgency, SessionEvent, SessionEvents},
     modal::Modal,
     session::{
-        check_task, current_session, extend_session, list_tasks, stop_session, read_task, CheckResult,
+        check_task, current_session, extend_session, list_tasks, read_task, stop_session, CheckResult,
         SessionView, TaskSummary,
     },
     toast::{use_toasts, Toasts},
@@ -88,10 +84,16 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     // The last warning shown, in minutes left; cleared by an extension.
     let warned = RwSignal::new(None::<u32>);
     let busy = RwSignal::new(false);
+    // From Stop until the server has removed everything (the terminal closes first).
+    let stopping = RwSignal::new(false);
 
+    // The first to tell wins: the server's event, the terminal, or the Stop button's answer.
+    // Answers and events may arrive after the learner has left the page: hence `try_`.
     let end = move |message: String| {
-        ended.set(Some(message));
-        dialog.set(None);
+        ended.try_update(|ended| {
+            ended.get_or_insert(message);
+        });
+        dialog.try_set(None);
     };
     let warn = move |minutes: u32| {
         if ended.get_untracked().is_some() || warned.get_untracked().is_some_and(|w| w <= minutes) {
@@ -108,8 +110,8 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
         spawn_local(async move {
             match current_session().await {
                 Ok(Some(fresh)) => {
-                    warned.set(None);
-                    session.set(Some(fresh));
+                    warned.try_set(None);
+                    session.try_set(Some(fresh));
                 }
                 Ok(None) => end("The session has ended.".into()),
                 Err(error) => toasts.error(error_text(&error)),
@@ -120,11 +122,13 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     // The clock warns by itself; the server's warnings (below) say the same if it drifted.
     Effect::new(move |_| {
         let Some(ms) = left.get() else { return };
-        if let Some(minutes) = [1, 5, 10].into_iter().find(|m| ms > 0 && ms <= i64::from(*m) * 60_000) {
+        if let Some(minutes) = [1, 5, 10]
+            .into_iter()
+            .find(|m| ms > 0 && ms <= i64::from(*m) * 60_000)
+        {
             warn(minutes);
         }
     });
-    let events = StoredValue::new_local(None::<SessionEvents>);
     Effect::new(move |_| {
         let on_event = move |event| match event {
             SessionEvent::Warning { minutes_left } => warn(minutes_left),
@@ -132,7 +136,11 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
             SessionEvent::Ended { message } => end(message),
             _ => {}
         };
-        events.set_value(SessionEvents::open(|| {}, on_event));
+        // Closed with the page (effects run in the browser only, on its one thread).
+        if let Some(events) = SessionEvents::open(|| {}, on_event) {
+            let events = SendWrapper::new(events);
+            on_cleanup(move || drop(events));
+        }
     });
     Effect::new(move |_| {
         let listener = window_event_listener_untyped("terminal-ended", move |event| {
@@ -150,31 +158,29 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
         spawn_local(async move {
             match extend_session().await {
                 Ok(fresh) => {
-                    warned.set(None);
-                    session.set(Some(fresh));
-                    dialog.set(None);
+                    warned.try_set(None);
+                    session.try_set(Some(fresh));
+                    dialog.try_set(None);
                     toasts.info("Your session now has 30 more minutes.");
                 }
                 Err(error) => toasts.error(error_text(&error)),
             }
-            busy.set(false);
+            busy.try_set(false);
         });
     };
     let stop = move |_| {
-        busy.set(true);
+        dialog.set(None);
+        stopping.set(true);
         spawn_local(async move {
             match stop_session().await {
                 Ok(()) => end("You stopped the session; its cluster is gone.".into()),
-                Err(error) => {
-                    dialog.set(None);
-                    toasts.error(error_text(&error));
-                }
+                Err(error) => toasts.error(error_text(&error)),
             }
-            busy.set(false);
+            stopping.try_set(false);
         });
     };
     let extended = move || session.with(|s| s.as_ref().is_some_and(|s| s.extended));
-    let over = move || ended.with(Option::is_some);
+    let over = move || stopping.get() || ended.with(Option::is_some);
 
     view! {
         <div class="practice-bar">
@@ -188,11 +194,15 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                     {move || if over() { "00:00".into() } else { left.get().map(clock_text).unwrap_or_default() }}
                 </span>
             </div>
-            {move || ended.get().map(|message| view! {
-                <p class="session-over" role="alert">
-                    {message} " " <A href="/dashboard">"Back to the dashboard"</A>
-                </p>
-            })}
+            {move || if stopping.get() {
+                Some(view! { <p class="session-over" role="status">"Stopping the session…"</p> }.into_any())
+            } else {
+                ended.get().map(|message| view! {
+                    <p class="session-over" role="alert">
+                        {message} " " <A href="/dashboard">"Back to the dashboard"</A>
+                    </p>
+                }.into_any())
+            }}
             <div class="bar-actions">
                 <button
                     class="button"
@@ -255,6 +265,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
             }
         })}
     }
+    .into_any()
 }
 
 /// Gives the terminal the keyboard back.
@@ -285,17 +296,29 @@ fn Split(
     // The split is a CSS variable set through the DOM: the page's policy refuses style attributes.
     Effect::new(move |_| {
         if let Some(element) = workspace.get() {
-            let _ = web_sys::HtmlElement::style(&element).set_property("--split", &format!("{:.1}%", split.get()));
+            let _ = web_sys::HtmlElement::style(&element)
+                .set_property("--split", &format!("{:.1}%", split.get()));
         }
     });
     Effect::new(move |_| {
-        let measure = move || stacked.set(window().inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(0.0) < STACKED_BELOW_PX);
+        let measure = move || {
+            stacked.set(
+                window()
+                    .inner_width()
+                    .ok()
+                    .and_then(|w| w.as_f64())
+                    .unwrap_or(0.0)
+                    < STACKED_BELOW_PX,
+            )
+        };
         measure();
         let listener = window_event_listener(ev::resize, move |_| measure());
         on_cleanup(move || listener.remove());
     });
     let move_to = move |x: i32, y: i32| {
-        let Some(element) = workspace.get_untracked() else { return };
+        let Some(element) = workspace.get_untracked() else {
+            return;
+        };
         let area = element.get_bounding_client_rect();
         let percent = if stacked.get_untracked() {
             (f64::from(y) - area.top()) / area.height()
@@ -382,6 +405,7 @@ fn Split(
             </div>
         </div>
     }
+    .into_any()
 }
 
 /// The selected task's text, its Check button and the last results.
@@ -405,20 +429,23 @@ fn TaskPanel(
     let results = RwSignal::new(HashMap::<String, Vec<CheckResult>>::new());
     let checking = RwSignal::new(false);
     let check = move |_| {
-        let Some(id) = selected.get_untracked() else { return };
+        let Some(id) = selected.get_untracked() else {
+            return;
+        };
         checking.set(true);
         spawn_local(async move {
             match check_task(id.clone()).await {
-                Ok(outcome) => results.update(|results| {
-                    results.insert(id, outcome);
-                }),
+                Ok(outcome) => {
+                    results.try_update(|results| results.insert(id, outcome));
+                }
                 Err(error) => toasts.error(error_text(&error)),
             }
-            checking.set(false);
+            checking.try_set(false);
         });
     };
     let summary = move || {
-        selected.with(|id| tasks.with_value(|tasks| tasks.iter().find(|t| Some(&t.id) == id.as_ref()).cloned()))
+        selected
+            .with(|id| tasks.with_value(|tasks| tasks.iter().find(|t| Some(&t.id) == id.as_ref()).cloned()))
     };
     let shown = move || selected.with(|id| id.as_ref().and_then(|id| results.with(|r| r.get(id).cloned())));
 
@@ -472,4 +499,5 @@ fn TaskPanel(
             </div>
         </article>
     }
+    .into_any()
 }

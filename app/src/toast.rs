@@ -39,7 +39,8 @@ impl Toasts {
     }
 
     fn dismiss(&self, id: u64) {
-        self.shown.try_update(|shown| shown.retain(|toast| toast.id != id));
+        self.shown
+            .try_update(|shown| shown.retain(|toast| toast.id != id));
     }
 }
 

@@ -19,29 +19,31 @@ use app::{
 
 use super::ApiError;
 use crate::{
-    sessions::{SessionError, Sessions},
-    store::Session,
-    tasks::TaskCatalog,
+    configuration::Settings,
+    sessions::{status_name, SessionError, Sessions},
+    store::{Session, Store},
     AppState,
 };
 
-pub struct PagePractice {
+struct PagePractice {
     accounts: Arc<dyn Accounts>,
     sessions: Sessions,
-    tasks: Arc<TaskCatalog>,
-    admins: Arc<Vec<String>>,
+    /// For the admin page: whose each session is.
+    store: Store,
+    settings: Arc<Settings>,
+}
+
+/// What the pages' server functions call, as `startup` provides it to them.
+pub fn practice(state: &AppState, accounts: Arc<dyn Accounts>) -> Arc<dyn Practice> {
+    Arc::new(PagePractice {
+        accounts,
+        sessions: state.sessions.clone(),
+        store: state.store.clone(),
+        settings: state.settings.clone(),
+    })
 }
 
 impl PagePractice {
-    pub fn new(state: &AppState, accounts: Arc<dyn Accounts>) -> Arc<dyn Practice> {
-        Arc::new(Self {
-            accounts,
-            sessions: state.sessions.clone(),
-            tasks: state.tasks.clone(),
-            admins: Arc::new(state.settings.admin_emails.clone()),
-        })
-    }
-
     async fn user(&self, headers: &HeaderMap) -> Result<UserView, Refusal> {
         self.accounts.current_user(headers).await.ok_or_else(|| Refusal {
             status: StatusCode::UNAUTHORIZED,
@@ -51,7 +53,7 @@ impl PagePractice {
 
     async fn admin(&self, headers: &HeaderMap) -> Result<UserView, Refusal> {
         let user = self.user(headers).await?;
-        if !self.admins.iter().any(|admin| admin.eq_ignore_ascii_case(&user.email)) {
+        if !self.settings.admin_emails.contains(&user.email.to_lowercase()) {
             return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
                 message: "only administrators can see the sessions of others".into(),
@@ -73,7 +75,7 @@ fn time_of_day(at: DateTime<Utc>) -> String {
 
 fn session_view(session: Session) -> SessionView {
     SessionView {
-        status: session.status.as_str().to_owned(),
+        status: status_name(session.status).to_owned(),
         started: time_of_day(session.start_time),
         expires_at_ms: session.expires_at.timestamp_millis(),
         server_time_ms: Utc::now().timestamp_millis(),
@@ -84,7 +86,7 @@ fn session_view(session: Session) -> SessionView {
 
 fn past_session(session: Session) -> PastSession {
     PastSession {
-        status: session.status.as_str().to_owned(),
+        status: status_name(session.status).to_owned(),
         started: session.start_time.format("%-d %b %Y, %H:%M UTC").to_string(),
         length: session
             .end_time
@@ -109,7 +111,9 @@ impl Practice for PagePractice {
 
     async fn start_session(&self, headers: &HeaderMap) -> Result<SessionView, Refusal> {
         let user = self.user(headers).await?;
-        Ok(session_view(self.sessions.begin(&user.id).await.map_err(refusal)?))
+        Ok(session_view(
+            self.sessions.begin(&user.id).await.map_err(refusal)?,
+        ))
     }
 
     async fn extend_session(&self, headers: &HeaderMap) -> Result<SessionView, Refusal> {
@@ -127,7 +131,8 @@ impl Practice for PagePractice {
     async fn list_tasks(&self, headers: &HeaderMap) -> Result<Vec<TaskSummary>, Refusal> {
         self.user(headers).await?;
         Ok(self
-            .tasks
+            .sessions
+            .tasks()
             .list()
             .iter()
             .map(|task| {
@@ -146,7 +151,7 @@ impl Practice for PagePractice {
 
     async fn read_task(&self, headers: &HeaderMap, task_id: &str) -> Result<TaskText, Refusal> {
         self.user(headers).await?;
-        let task = self.tasks.get(task_id).ok_or_else(|| Refusal {
+        let task = self.sessions.tasks().get(task_id).ok_or_else(|| Refusal {
             status: StatusCode::NOT_FOUND,
             message: format!("there is no task {task_id:?}"),
         })?;
@@ -172,25 +177,30 @@ impl Practice for PagePractice {
     async fn list_live_sessions(&self, headers: &HeaderMap) -> Result<AdminOverview, Refusal> {
         self.admin(headers).await?;
         let now = Utc::now();
-        let live = self.sessions.list_live().await.map_err(refusal)?;
+        let mut live = Vec::new();
+        for session in self.sessions.list_live().await.map_err(refusal)? {
+            let user = match self.store.user_by_id(&session.user_id).await {
+                Ok(Some(user)) => user.email,
+                _ => session.user_id.clone(),
+            };
+            live.push(LiveSession {
+                user,
+                status: status_name(session.status).to_owned(),
+                started: time_of_day(session.start_time),
+                minutes_left: (session.expires_at - now).num_minutes().max(0),
+                extended: session.extended,
+                id: session.id,
+            });
+        }
         Ok(AdminOverview {
+            live,
             capacity: self.sessions.stats().await.map_err(refusal)?.capacity,
-            live: live
-                .into_iter()
-                .map(|session| LiveSession {
-                    user: session.user_id.clone(),
-                    status: session.status.as_str().to_owned(),
-                    started: time_of_day(session.start_time),
-                    minutes_left: (session.expires_at - now).num_minutes().max(0),
-                    extended: session.extended,
-                    id: session.id,
-                })
-                .collect(),
         })
     }
 
     async fn terminate_session(&self, headers: &HeaderMap, session_id: &str) -> Result<(), Refusal> {
         self.admin(headers).await?;
-        self.sessions.terminate(session_id).await.map_err(refusal)
+        self.sessions.terminate(session_id).await.map_err(refusal)?;
+        Ok(())
     }
 }

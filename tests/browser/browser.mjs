@@ -58,6 +58,9 @@ export async function sessionStarted(page, timeoutMs = 90_000) {
   }, timeoutMs);
 }
 
+/** Problems every page that follows its session has: leaving it aborts its event stream. */
+export const expectedProblems = (problem) => problem.includes('/api/session/events net::ERR_ABORTED');
+
 /** A browser with a fresh profile; `problems` collects console errors and failed requests. */
 export async function openBrowser() {
   const profile = mkdtempSync(join(tmpdir(), 'ckad-chromium-'));
