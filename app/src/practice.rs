@@ -486,7 +486,7 @@ fn TaskPanel(
                             {outcome
                                 .into_iter()
                                 .map(|check| view! {
-                                    <li class="check" data-passed=check.passed.to_string()>
+                                    <li class="check-result" data-passed=check.passed.to_string()>
                                         <span class="check-mark" aria-hidden="true">{if check.passed { "✓" } else { "✗" }}</span>
                                         <span class="check-description">{check.description}</span>
                                         {check.reason.map(|reason| view! { <span class="check-reason">{reason}</span> })}

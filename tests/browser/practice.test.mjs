@@ -63,7 +63,7 @@ test('a learner starts from the dashboard, checks a task before and after doing 
   const check = page.getByRole('button', { name: 'Check', exact: true });
   await check.click();
   await page.locator('.check-summary', { hasText: '0 of 3 checks pass' }).waitFor();
-  const reasons = await page.locator('.check[data-passed="false"] .check-reason').allInnerTexts();
+  const reasons = await page.locator('.check-result[data-passed="false"] .check-reason').allInnerTexts();
   assert.equal(reasons.length, 3);
   assert.match(reasons[0], /Pod web\/front does not exist/);
   await page.screenshot({ path: `${artefacts}/practice-check-failing.png` });
@@ -80,7 +80,7 @@ test('a learner starts from the dashboard, checks a task before and after doing 
     assert.ok(Date.now() < deadline, `the checks did not pass: ${await page.locator('.check-results').innerText()}`);
     await page.waitForTimeout(1000);
   }
-  assert.equal(await page.locator('.check[data-passed="true"]').count(), 3);
+  assert.equal(await page.locator('.check-result[data-passed="true"]').count(), 3);
   assert.match(await screenText(page), /pod\/front created/);
   await page.screenshot({ path: `${artefacts}/practice-check-passing.png` });
 
