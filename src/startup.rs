@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/sessions", routes::admin::router())
         .nest("/api/terminal", routes::terminal::router())
         .route("/ws/terminal", get(routes::terminal::open))
+        .route("/api/openapi.json", get(routes::openapi))
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -140,15 +141,6 @@ pub async fn run(
             tracing::error!(%error, "session networks can reach the host");
         }
     }
-    // The start-up pass ends before any request is served: it fails sessions left provisioning by
-    // the previous run, and must not mistake a start made by this run for one of those.
-    reconciler::pass(
-        &state.store,
-        state.clusters.as_ref(),
-        state.terminals.as_ref(),
-        reconciler::Moment::StartUp,
-    )
-    .await;
     tokio::spawn({
         let sessions = state.sessions.clone();
         async move { sessions.run_clock().await }
