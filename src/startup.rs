@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/auth", routes::auth::router())
         .nest("/api/session", routes::session::router())
         .nest("/api/tasks", routes::session::tasks_router())
+        .nest("/api/exams", routes::session::exams_router())
         .nest("/api/v1/sessions", routes::admin::router())
         .nest("/api/terminal", routes::terminal::router())
         .route("/ws/terminal", get(routes::terminal::open))
