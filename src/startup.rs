@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use app::account::ssr::Accounts;
+use app::{account::ssr::Accounts, exams::ssr::ExamPages};
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
@@ -46,9 +46,14 @@ pub fn app(state: AppState) -> Router {
         store: state.store.clone(),
         sockets: state.sockets.clone(),
     });
+    let exams: Arc<dyn ExamPages> = Arc::new(routes::exam_pages::PageExams {
+        auth: state.auth.clone(),
+        sessions: state.sessions.clone(),
+    });
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
+        provide_context(exams.clone());
     };
 
     let mut router = Router::new()
