@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use app::account::ssr::Accounts;
+use app::{account::ssr::Accounts, exams::ssr::ExamPages};
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
@@ -46,9 +46,14 @@ pub fn app(state: AppState) -> Router {
         store: state.store.clone(),
         sockets: state.sockets.clone(),
     });
+    let exams: Arc<dyn ExamPages> = Arc::new(routes::exam_pages::PageExams {
+        auth: state.auth.clone(),
+        sessions: state.sessions.clone(),
+    });
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
+        provide_context(exams.clone());
     };
 
     let mut router = Router::new()
@@ -58,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/auth", routes::auth::router())
         .nest("/api/session", routes::session::router())
         .nest("/api/tasks", routes::session::tasks_router())
+        .nest("/api/exams", routes::session::exams_router())
         .nest("/api/v1/sessions", routes::admin::router())
         .nest("/api/terminal", routes::terminal::router())
         .route("/ws/terminal", get(routes::terminal::open))

@@ -128,8 +128,8 @@ async fn the_openapi_document_lists_operations_the_server_has() {
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
-        operations, 28,
-        "auth 9, session 6, tasks 3, terminal 2, admin 7, this one"
+        operations, 32,
+        "auth 9, session 6, tasks 3, exams 4, terminal 2, admin 7, this one"
     );
     // Every listed operation reaches a handler: an answer in JSON (or the socket's own refusal),
     // never the method-not-allowed or the site's HTML page for unknown paths.
@@ -139,7 +139,11 @@ async fn the_openapi_document_lists_operations_the_server_has() {
         .unwrap();
     for (path, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
-            let url = format!("{}{}", app.base, path.replace("{id}", "x"));
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{id}", "x").replace("{session_id}", "x")
+            );
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let response = client.request(method.clone(), &url).send().await.unwrap();
             let status = response.status().as_u16();

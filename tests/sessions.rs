@@ -225,6 +225,7 @@ async fn the_seats_are_capped_starts_are_rate_limited_and_admins_see_and_end_ses
             cluster_name: &format!("ckad-past{minutes_ago}"),
             start_time,
             expires_at: start_time + chrono::Duration::minutes(5),
+            exam_id: None,
         };
         let id = store.insert_session(past).await.unwrap().id;
         store

@@ -2,6 +2,7 @@
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm bundle.
 
 pub mod account;
+pub mod exams;
 mod home;
 mod practice;
 
@@ -9,7 +10,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 /// The HTML document around the app. Rendered on the server only.
@@ -41,6 +42,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"CKAD Practice"</a>
+                <a class="nav-link" href="/exams">"Mock exams"</a>
                 <nav class="user-menu">
                     <account::UserMenu/>
                 </nav>
@@ -51,6 +53,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("signin") view=account::SignInPage/>
                     <Route path=StaticSegment("signup") view=account::SignUpPage/>
                     <Route path=StaticSegment("practice") view=practice::PracticePage/>
+                    <Route path=StaticSegment("exams") view=exams::ExamsPage/>
+                    <Route path=(StaticSegment("exams"), StaticSegment("results"), ParamSegment("session")) view=exams::ExamResultPage/>
                 </Routes>
             </main>
         </Router>

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod exam_pages;
 pub mod session;
 pub mod terminal;
 
