@@ -29,7 +29,10 @@ const CLEAR_LINE: u8 = 0x15;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let terminals = args.first().copied().unwrap_or(100).max(1);
     let keys = args.get(1).copied().unwrap_or(300).max(10);
 
@@ -38,32 +41,61 @@ async fn main() -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
     let listener = tokio::net::TcpListener::bind(state.leptos_options.site_addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(ckad_platform::run(listener, state.clone(), std::future::pending()));
+    tokio::spawn(ckad_platform::run(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
     let http = reqwest::Client::new();
 
     // One real session, started through the API like a learner's.
     let account = json!({ "email": "bench@example.com", "password": "a bench password", "name": "Bench" });
-    let signed: Value = http.post(format!("{base}/api/auth/register")).json(&account).send().await?.json().await?;
+    let signed: Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&account)
+        .send()
+        .await?
+        .json()
+        .await?;
     let token = signed["access_token"].as_str().context("no token")?.to_owned();
-    http.post(format!("{base}/api/session/start")).bearer_auth(&token).send().await?.error_for_status()?;
+    http.post(format!("{base}/api/session/start"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?;
     let session = loop {
-        let status: Value = http.get(format!("{base}/api/session/status")).bearer_auth(&token).send().await?.json().await?;
+        let status: Value = http
+            .get(format!("{base}/api/session/status"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
         match status["status"].as_str() {
             Some("started") => break status,
             Some("provisioning") => tokio::time::sleep(Duration::from_millis(200)).await,
             _ => bail!("the session did not start: {status}"),
         }
     };
-    let row = state.store.session_by_id(session["id"].as_str().unwrap()).await?.context("no row")?;
+    let row = state
+        .store
+        .session_by_id(session["id"].as_str().unwrap())
+        .await?
+        .context("no row")?;
     let cluster = ClusterName::parse(&row.cluster_name)?;
 
     let raw = raw_round_trips(state.terminals.attach(&cluster, SIZE).await?, keys).await?;
-    let grant = Grant { user_id: row.user_id.clone(), session_id: row.id.clone() };
+    let grant = Grant {
+        user_id: row.user_id.clone(),
+        session_id: row.id.clone(),
+    };
     let one = socket_round_trips(connect(&base, &origin, &state.tickets.mint(grant)).await?, keys).await?;
 
     // More terminals on the same session network, each recorded as a started session of its own
     // learner so that the bridge serves it exactly as it serves real ones.
-    let kubeconfig = Kubeconfig::from_yaml(std::fs::read_to_string(row.kubeconfig_path.as_deref().context("no kubeconfig")?)?)?;
+    let kubeconfig = Kubeconfig::from_yaml(std::fs::read_to_string(
+        row.kubeconfig_path.as_deref().context("no kubeconfig")?,
+    )?)?;
     let network = format!("kwok-{cluster}");
     let extra: Vec<(ClusterName, String, String)> = futures_util::stream::iter(1..terminals)
         .map(|i| {
@@ -75,16 +107,37 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let mut sockets = vec![connect(&base, &origin, &state.tickets.mint(Grant { user_id: row.user_id.clone(), session_id: row.id.clone() })).await?];
+    let mut sockets = vec![
+        connect(
+            &base,
+            &origin,
+            &state.tickets.mint(Grant {
+                user_id: row.user_id.clone(),
+                session_id: row.id.clone(),
+            }),
+        )
+        .await?,
+    ];
     for (_, user_id, session_id) in &extra {
-        sockets.push(connect(&base, &origin, &state.tickets.mint(Grant { user_id: user_id.clone(), session_id: session_id.clone() })).await?);
+        sockets.push(
+            connect(
+                &base,
+                &origin,
+                &state.tickets.mint(Grant {
+                    user_id: user_id.clone(),
+                    session_id: session_id.clone(),
+                }),
+            )
+            .await?,
+        );
     }
     let per_socket = (keys / 10).max(10);
-    let many: Vec<Duration> = futures_util::future::try_join_all(sockets.into_iter().map(|s| socket_round_trips(s, per_socket)))
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+    let many: Vec<Duration> =
+        futures_util::future::try_join_all(sockets.into_iter().map(|s| socket_round_trips(s, per_socket)))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
 
     println!("\nkeystroke round trip (send one key, wait for its echo), one terminal = {cluster}\n");
     println!("| path | terminals open | samples | median ms | p99 ms |");
@@ -101,9 +154,16 @@ async fn main() -> anyhow::Result<()> {
     // Clean up: the extra terminals and their rows, then the real session through the API.
     for (name, _, session_id) in &extra {
         state.terminals.remove(name).await?;
-        state.store.set_session_status(session_id, ckad_platform::store::SessionStatus::Ended, "bench").await?;
+        state
+            .store
+            .set_session_status(session_id, ckad_platform::store::SessionStatus::Ended, "bench")
+            .await?;
     }
-    http.post(format!("{base}/api/session/stop")).bearer_auth(&token).send().await?.error_for_status()?;
+    http.post(format!("{base}/api/session/stop"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?;
     Ok(())
 }
 
@@ -113,7 +173,10 @@ async fn extra_terminal(
     kubeconfig: &Kubeconfig,
     network: &str,
 ) -> anyhow::Result<(ClusterName, String, String)> {
-    let user = state.store.insert_user(&format!("bench{i}@example.com"), "").await?;
+    let user = state
+        .store
+        .insert_user(&format!("bench{i}@example.com"), "")
+        .await?;
     let name = ClusterName::generate();
     let now = chrono::Utc::now();
     let new = NewSession {
@@ -124,14 +187,33 @@ async fn extra_terminal(
         exam_id: None,
     };
     let session = state.store.insert_session(new).await?;
-    let spec = TerminalSpec { cluster: &name, network, kubeconfig, session_id: &session.id, user_id: &user.id };
+    let spec = TerminalSpec {
+        cluster: &name,
+        network,
+        kubeconfig,
+        session_id: &session.id,
+        user_id: &user.id,
+    };
     state.terminals.create(&spec).await?;
-    state.store.mark_session_started(&session.id, "", &format!("term-{name}"), now + chrono::Duration::hours(1)).await?;
+    state
+        .store
+        .mark_session_started(
+            &session.id,
+            "",
+            &format!("term-{name}"),
+            now + chrono::Duration::hours(1),
+        )
+        .await?;
     Ok((name, user.id, session.id))
 }
 
 async fn connect(base: &str, origin: &str, ticket: &str) -> anyhow::Result<Socket> {
-    let url = format!("{}/ws/terminal?ticket={ticket}&cols={}&rows={}", base.replace("http://", "ws://"), SIZE.cols, SIZE.rows);
+    let url = format!(
+        "{}/ws/terminal?ticket={ticket}&cols={}&rows={}",
+        base.replace("http://", "ws://"),
+        SIZE.cols,
+        SIZE.rows
+    );
     let mut request = url.into_client_request()?;
     request.headers_mut().insert("origin", origin.parse()?);
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
@@ -192,7 +274,9 @@ async fn socket_round_trips(mut socket: Socket, keys: usize) -> anyhow::Result<V
         samples.push(started.elapsed());
         if i % 50 == 49 {
             socket.send(Message::binary(vec![CLEAR_LINE])).await?;
-            while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(150), socket.next()).await {
+            while let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(150), socket.next()).await
+            {
                 message?;
             }
         }

@@ -100,7 +100,10 @@ pub async fn exam_results() -> Result<Vec<ResultSummary>, ServerFnError> {
 #[server(prefix = "/api/pages")]
 pub async fn exam_result(session_id: String) -> Result<ExamResultView, ServerFnError> {
     let (pages, headers) = pages()?;
-    pages.result(&headers, &session_id).await.map_err(ServerFnError::new)
+    pages
+        .result(&headers, &session_id)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 fn message(error: &ServerFnError) -> String {

@@ -44,8 +44,17 @@ impl ExamPages for PageExams {
                 title: exam.title.clone(),
                 minutes: exam.minutes,
                 tasks: exam.tasks.len(),
-                max_score: exam.tasks.iter().filter_map(|t| tasks.get(t)).map(|t| t.view().weight).sum(),
-                allowed: self.sessions.may_take(&user, exam).await.map_err(|e| e.to_string())?,
+                max_score: exam
+                    .tasks
+                    .iter()
+                    .filter_map(|t| tasks.get(t))
+                    .map(|t| t.view().weight)
+                    .sum(),
+                allowed: self
+                    .sessions
+                    .may_take(&user, exam)
+                    .await
+                    .map_err(|e| e.to_string())?,
             });
         }
         Ok(listed)
@@ -53,12 +62,20 @@ impl ExamPages for PageExams {
 
     async fn start(&self, headers: &HeaderMap, exam_id: &str) -> Result<(), String> {
         let user = self.user(headers)?;
-        self.sessions.begin_exam(&user, exam_id).await.map(drop).map_err(|e| e.to_string())
+        self.sessions
+            .begin_exam(&user, exam_id)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     async fn results(&self, headers: &HeaderMap) -> Result<Vec<ResultSummary>, String> {
         let user = self.user(headers)?;
-        let results = self.sessions.exam_results(&user).await.map_err(|e| e.to_string())?;
+        let results = self
+            .sessions
+            .exam_results(&user)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(results.iter().map(|r| self.summary(r)).collect())
     }
 
