@@ -91,16 +91,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let one = socket_round_trips(connect(&base, &origin, &state.tickets.mint(grant)).await?, keys).await?;
 
-    // More terminals on the same session network, each recorded as a started session of its own
-    // learner so that the bridge serves it exactly as it serves real ones.
+    // More terminals, each on a small network of its own (as sessions have) and recorded as a
+    // started session of its own learner, so that the bridge serves it as it serves real ones.
     let kubeconfig = Kubeconfig::from_yaml(std::fs::read_to_string(
         row.kubeconfig_path.as_deref().context("no kubeconfig")?,
     )?)?;
-    let network = format!("kwok-{cluster}");
     let extra: Vec<(ClusterName, String, String)> = futures_util::stream::iter(1..terminals)
         .map(|i| {
-            let (state, kubeconfig, network) = (state.clone(), kubeconfig.clone(), network.clone());
-            async move { extra_terminal(&state, i, &kubeconfig, &network).await }
+            let (state, kubeconfig) = (state.clone(), kubeconfig.clone());
+            async move { extra_terminal(&state, i, &kubeconfig).await }
         })
         .buffer_unordered(8)
         .collect::<Vec<_>>()
@@ -152,8 +151,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Clean up: the extra terminals and their rows, then the real session through the API.
+    let docker = state.docker.client().await?;
     for (name, _, session_id) in &extra {
         state.terminals.remove(name).await?;
+        docker.remove_network(&format!("bench-{name}")).await?;
         state
             .store
             .set_session_status(session_id, ckad_platform::store::SessionStatus::Ended, "bench")
@@ -171,13 +172,29 @@ async fn extra_terminal(
     state: &AppState,
     i: usize,
     kubeconfig: &Kubeconfig,
-    network: &str,
 ) -> anyhow::Result<(ClusterName, String, String)> {
     let user = state
         .store
         .insert_user(&format!("bench{i}@example.com"), "")
         .await?;
     let name = ClusterName::generate();
+    // The top of the default session pool (10.213.240.0/20): a /28 each, clear of real sessions.
+    let network = format!("bench-{name}");
+    let subnet = format!("10.213.{}.{}/28", 240 + i / 16, (i % 16) * 16);
+    let request = bollard::models::NetworkCreateRequest {
+        name: network.clone(),
+        labels: Some([("ckad.platform".to_owned(), "bench".to_owned())].into()),
+        ipam: Some(bollard::models::Ipam {
+            config: Some(vec![bollard::models::IpamConfig {
+                subnet: Some(subnet),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    state.docker.client().await?.create_network(request).await?;
+    let network = network.as_str();
     let now = chrono::Utc::now();
     let new = NewSession {
         user_id: &user.id,
