@@ -36,10 +36,11 @@ pub struct Report {
     pub released_ports: u64,
 }
 
-/// When the pass runs: at start-up no create of ours can be in flight.
+/// When the pass runs. At start-up, a session left provisioning by an earlier run (recorded
+/// before `since`, when this run began) was interrupted; one recorded since is this run's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moment {
-    StartUp,
+    StartUp { since: chrono::DateTime<Utc> },
     Periodic,
 }
 
@@ -61,7 +62,7 @@ pub async fn reconcile(
         let stuck = Utc::now() - session.start_time
             > chrono::Duration::from_std(PROVISIONING_LIMIT).unwrap_or_default();
         let failure = match session.status {
-            SessionStatus::Provisioning if moment == Moment::StartUp => {
+            SessionStatus::Provisioning if matches!(moment, Moment::StartUp { since } if session.start_time < since) => {
                 Some("start interrupted by a platform restart")
             }
             SessionStatus::Provisioning if stuck => Some("start took too long"),
@@ -102,7 +103,7 @@ pub async fn reconcile(
 }
 
 /// One pass, logged; a failure is retried on the next pass.
-pub async fn pass(
+async fn pass(
     store: &Store,
     clusters: &dyn ClusterProvider,
     terminals: &dyn TerminalRuntime,
@@ -115,8 +116,7 @@ pub async fn pass(
     }
 }
 
-/// A periodic pass every `every` until `stopping` is cancelled (the start-up pass is the
-/// caller's, before it serves).
+/// A start-up pass, then one every `every` until `stopping` is cancelled.
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
@@ -124,11 +124,13 @@ pub async fn run(
     every: Duration,
     stopping: CancellationToken,
 ) {
+    let mut moment = Moment::StartUp { since: Utc::now() };
     loop {
+        pass(&store, clusters.as_ref(), terminals.as_ref(), moment).await;
+        moment = Moment::Periodic;
         tokio::select! {
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        pass(&store, clusters.as_ref(), terminals.as_ref(), Moment::Periodic).await;
     }
 }

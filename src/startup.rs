@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use app::account::ssr::Accounts;
+use app::{account::ssr::Accounts, exams::ssr::ExamPages};
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
@@ -46,10 +46,15 @@ pub fn app(state: AppState) -> Router {
         store: state.store.clone(),
         sockets: state.sockets.clone(),
     });
+    let exams: Arc<dyn ExamPages> = Arc::new(routes::exam_pages::PageExams {
+        auth: state.auth.clone(),
+        sessions: state.sessions.clone(),
+    });
     let practice = routes::pages::practice(&state, accounts.clone());
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
+        provide_context(exams.clone());
         provide_context(practice.clone());
     };
 
@@ -60,9 +65,11 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/auth", routes::auth::router())
         .nest("/api/session", routes::session::router())
         .nest("/api/tasks", routes::session::tasks_router())
+        .nest("/api/exams", routes::session::exams_router())
         .nest("/api/v1/sessions", routes::admin::router())
         .nest("/api/terminal", routes::terminal::router())
         .route("/ws/terminal", get(routes::terminal::open))
+        .route("/api/openapi.json", get(routes::openapi))
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -142,15 +149,6 @@ pub async fn run(
             tracing::error!(%error, "session networks can reach the host");
         }
     }
-    // The start-up pass ends before any request is served: it fails sessions left provisioning by
-    // the previous run, and must not mistake a start made by this run for one of those.
-    reconciler::pass(
-        &state.store,
-        state.clusters.as_ref(),
-        state.terminals.as_ref(),
-        reconciler::Moment::StartUp,
-    )
-    .await;
     tokio::spawn({
         let sessions = state.sessions.clone();
         async move { sessions.run_clock().await }

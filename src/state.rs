@@ -11,6 +11,7 @@ use crate::{
     clusters::{self, ClusterProvider},
     configuration::{EmailProvider, Settings},
     docker::DockerEngine,
+    exams::{AccessPasses, ExamCatalog},
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
     sessions::{SessionParts, Sessions},
@@ -81,6 +82,9 @@ impl AppState {
             clusters: clusters.clone(),
             terminals: terminals.clone(),
             sockets: sockets.clone(),
+            exams: ExamCatalog::load(&settings.tasks_dir.join("exams.yaml"), &tasks)
+                .context("loading the exams")?,
+            access: Arc::new(AccessPasses(store.clone())),
             tasks: Arc::new(tasks),
             settings: settings.sessions.clone(),
             ports: settings.clusters.ports.clone(),

@@ -119,6 +119,73 @@ async fn readyz_names_an_engine_that_does_not_answer() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_lists_operations_the_server_has() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        operations, 32,
+        "auth 9, session 6, tasks 3, exams 4, terminal 2, admin 7, this one"
+    );
+    // Every listed operation reaches a handler: an answer in JSON (or the socket's own refusal),
+    // never the method-not-allowed or the site's HTML page for unknown paths.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{id}", "x").replace("{session_id}", "x")
+            );
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let response = client.request(method.clone(), &url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            assert_ne!(status, 405, "{method} {path}");
+            assert!(
+                !kind.starts_with("text/html"),
+                "{method} {path} answered {status} with a page"
+            );
+        }
+    }
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn tasks_are_served_without_their_checks_or_solutions() {
+    let app = TestApp::spawn().await;
+    let tasks: serde_json::Value = app.get("/api/tasks").await.json().await.unwrap();
+    let tasks = tasks.as_array().unwrap();
+    assert!(tasks.len() >= 24, "{} tasks", tasks.len());
+    for task in tasks {
+        let keys: Vec<_> = task.as_object().unwrap().keys().cloned().collect();
+        assert!(
+            !keys.iter().any(|k| k.contains("solution") || k.contains("check")),
+            "{keys:?}"
+        );
+    }
+    let one = app.get("/api/tasks/pod-with-labels").await;
+    assert_eq!(one.status(), 200);
+    let one: serde_json::Value = one.json().await.unwrap();
+    assert_eq!(one["title"], "Run a labelled pod");
+    assert!(one["body_html"].as_str().unwrap().contains("<code>web</code>"));
+    let missing = app.get("/api/tasks/no-such-task").await;
+    assert_eq!(missing.status(), 404);
+    app.shut_down().await;
+}
+
+#[tokio::test]
 async fn readyz_names_a_missing_terminal_image() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(dir.path(), "unix:///var/run/docker.sock");

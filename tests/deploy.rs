@@ -261,12 +261,30 @@ fn stdout_of(out: &Output) -> String {
 }
 
 /// The value of `key=` in the unit file (the first such line).
-fn unit_setting(key: &str) -> String {
+/// The unit's `key=` lines' values, in order.
+fn unit_settings(key: &str) -> Vec<String> {
     let unit = std::fs::read_to_string(format!("{REPO}/deploy/ckad-platform.service")).unwrap();
-    unit.lines()
-        .find_map(|line| line.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key}= missing from the unit"))
-        .to_owned()
+    let values: Vec<String> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(str::to_owned)
+        .collect();
+    assert!(!values.is_empty(), "{key}= missing from the unit");
+    values
+}
+
+fn unit_setting(key: &str) -> String {
+    let mut values = unit_settings(key);
+    assert_eq!(values.len(), 1, "one {key}= in the unit");
+    values.remove(0)
+}
+
+/// The unit's start-up step that runs `what`.
+fn unit_step(what: &str) -> String {
+    unit_settings("ExecStartPre")
+        .into_iter()
+        .find(|line| line.contains(what))
+        .unwrap_or_else(|| panic!("no ExecStartPre runs {what}"))
 }
 
 #[test]
@@ -332,7 +350,36 @@ fn the_unit_file_verifies_with_systemd() {
     let complaints = String::from_utf8_lossy(&verified.stderr);
     assert!(verified.status.success() && complaints.is_empty(), "{complaints}");
     assert_eq!(unit_setting("Restart"), "always");
-    assert!(unit_setting("ExecStartPre").ends_with("/app/scripts/cleanup-orphans.sh"));
+    assert!(unit_step("cleanup-orphans").ends_with("/app/scripts/cleanup-orphans.sh"));
+    // The host keeps session networks away from itself; the step is idempotent (run twice).
+    let firewall = unit_step("iptables");
+    for _ in 0..2 {
+        let added = output(
+            Command::new("sh")
+                .arg("-c")
+                .arg(firewall.trim_start_matches("/bin/sh -c ").trim_matches('\'')),
+        );
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    let pool = ckad_platform::clusters::SubnetPool::default().to_string();
+    let rule = [
+        "-C",
+        "INPUT",
+        "-s",
+        &pool,
+        "-m",
+        "conntrack",
+        "!",
+        "--ctstate",
+        "ESTABLISHED,RELATED",
+        "-j",
+        "DROP",
+    ];
+    assert!(output(Command::new("iptables").args(rule)).status.success());
 }
 
 #[test]
@@ -349,7 +396,7 @@ fn the_compose_project_runs_healthy_with_the_units_cleanup_and_the_crons_backup(
 
     // systemd's start: the clean-up first (nothing to remove on a fresh project), then the app.
     // (Caddy's image cannot be pulled here; the Caddy test runs Debian's caddy instead.)
-    let cleaned = stdout_of(&project.shell(&unit_setting("ExecStartPre")));
+    let cleaned = stdout_of(&project.shell(&unit_step("cleanup-orphans")));
     assert!(
         cleaned.ends_with("cleanup-orphans: 0 orphaned clusters removed\n"),
         "{cleaned}"

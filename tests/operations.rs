@@ -171,6 +171,7 @@ async fn the_cleanup_removes_orphans_and_leaves_owned_and_unlabelled_things_alon
         cluster_name: owned.as_str(),
         start_time: now,
         expires_at: now + chrono::Duration::hours(1),
+        exam_id: None,
     };
     let session = store.insert_session(new).await.unwrap();
     store

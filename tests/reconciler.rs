@@ -35,6 +35,7 @@ async fn session(store: &Store, n: u32, cluster: &ClusterName, status: SessionSt
         cluster_name: cluster.as_str(),
         start_time: now,
         expires_at: now + chrono::Duration::hours(1),
+        exam_id: None,
     };
     let id = store.insert_session(new).await.unwrap().id;
     store

@@ -168,7 +168,7 @@ fn CurrentSession(
 
 /// Each step of the start: waiting, running or done.
 #[component]
-fn StartProgress(steps: Vec<(String, String)>) -> impl IntoView {
+pub(crate) fn StartProgress(steps: Vec<(String, String)>) -> impl IntoView {
     let state_of = move |name: &str| {
         steps
             .iter()

@@ -4,6 +4,7 @@
 pub mod account;
 mod admin;
 mod dashboard;
+pub mod exams;
 mod home;
 mod live;
 mod modal;
@@ -15,7 +16,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 /// The HTML document around the app. Rendered on the server only.
@@ -48,6 +49,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"CKAD Practice"</a>
+                <a class="nav-link" href="/exams">"Mock exams"</a>
                 <nav class="user-menu">
                     <account::UserMenu/>
                 </nav>
@@ -61,6 +63,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("practice") view=practice::PracticePage/>
                     // Rendered whole before answering, so that a refusal answers 403.
                     <Route path=StaticSegment("admin") view=admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("exams") view=exams::ExamsPage/>
+                    <Route path=(StaticSegment("exams"), StaticSegment("results"), ParamSegment("session")) view=exams::ExamResultPage/>
                 </Routes>
             </main>
             <toast::ToastRegion/>

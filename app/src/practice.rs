@@ -14,6 +14,7 @@ use wasm_bindgen::JsCast;
 
 use crate::{
     account::error_text,
+    dashboard::StartProgress,
     live::{clock_text, time_left, urgency, SessionEvent, SessionEvents},
     modal::Modal,
     session::{
@@ -45,7 +46,7 @@ pub fn PracticePage() -> impl IntoView {
                         (Ok(Some(session)), Ok(tasks)) if session.is_started() => {
                             view! { <Workspace session tasks/> }.into_any()
                         }
-                        (Ok(Some(_)), _) => notice("Your session is still starting.").into_any(),
+                        (Ok(Some(_)), _) => view! { <Starting on_started=move || session.refetch()/> }.into_any(),
                         (Ok(None), _) => notice("No session is running.").into_any(),
                     }
                 })}
@@ -60,6 +61,55 @@ fn notice(text: impl Into<String>) -> impl IntoView {
         <div class="card practice-notice">
             <p>{text.into()}</p>
             <A href="/dashboard" attr:class="button primary">"Go to the dashboard"</A>
+        </div>
+    }
+}
+
+/// A session still being made (starting a mock exam comes here at once): its steps as they
+/// happen, then the workspace.
+#[component]
+fn Starting(on_started: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+    let steps = RwSignal::new(Vec::<(String, String)>::new());
+    let failed = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let on_event = move |event| match event {
+            SessionEvent::Progress { step, state } => steps.update(|steps| {
+                steps.retain(|(name, _)| *name != step);
+                steps.push((step, state));
+            }),
+            SessionEvent::Started => on_started(),
+            SessionEvent::Failed { message } => failed.set(Some(message)),
+            _ => {}
+        };
+        // It may have started before the server listened.
+        let on_open = move || {
+            spawn_local(async move {
+                if let Ok(Some(session)) = current_session().await {
+                    if session.is_started() {
+                        on_started();
+                    }
+                }
+            })
+        };
+        if let Some(events) = SessionEvents::open(on_open, on_event) {
+            let events = SendWrapper::new(events);
+            on_cleanup(move || drop(events));
+        }
+    });
+    view! {
+        <div class="card practice-notice">
+            {move || match failed.get() {
+                Some(message) => view! {
+                    <p class="form-error" role="alert">"The session could not start: " {message}</p>
+                    <A href="/dashboard" attr:class="button primary">"Go to the dashboard"</A>
+                }
+                .into_any(),
+                None => view! {
+                    <h2>"Starting your session"</h2>
+                    <StartProgress steps=steps.get()/>
+                }
+                .into_any(),
+            }}
         </div>
     }
 }

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         Some("reconcile") => {
             let store = Store::open(&settings.database_url).await?;
             let terminals = DockerTerminals::new(docker, &settings.terminals.image, &settings.clusters.instance);
-            let report = reconciler::reconcile(&store, provider.as_ref(), &terminals, Moment::StartUp).await?;
+            let report = reconciler::reconcile(&store, provider.as_ref(), &terminals, Moment::StartUp { since: chrono::Utc::now() }).await?;
             println!("{report:?}");
         }
         _ => bail!("usage: ckad-clusters list | create NAME API INGRESS INGRESS_HTTPS | health NAME | delete NAME | reconcile"),

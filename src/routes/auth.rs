@@ -133,6 +133,11 @@ fn cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     .expect("tokens are URL-safe")
 }
 
+/// The user a page request's access cookie signs in, if any.
+pub(crate) fn page_user(auth: &Auth, headers: &HeaderMap) -> Option<String> {
+    auth.authenticate(cookie_value(headers, ACCESS_COOKIE)?).ok()
+}
+
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -322,10 +327,7 @@ fn page_signed_in(signed: Result<SignedIn, AuthError>) -> Result<PageSignedIn, R
 #[async_trait::async_trait]
 impl Accounts for PageAccounts {
     async fn current_user(&self, headers: &HeaderMap) -> Option<UserView> {
-        let id = self
-            .auth
-            .authenticate(cookie_value(headers, ACCESS_COOKIE)?)
-            .ok()?;
+        let id = page_user(&self.auth, headers)?;
         Some(self.store.user_by_id(&id).await.ok()??.into())
     }
 

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod exam_pages;
 pub mod pages;
 pub mod session;
 pub mod terminal;
@@ -43,6 +44,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
     }
+}
+
+/// The OpenAPI 3 document of every JSON endpoint (`/api/openapi.json`), written by hand and
+/// held to the router by a test that calls every operation it lists.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 /// A JSON body whose rejections (wrong type, malformed, too large) answer in JSON too.

@@ -20,8 +20,9 @@ use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use super::{auth::AuthUser, ApiError};
 use crate::{
+    exams::ExamResult,
     sessions::{SessionError, SessionView, Sessions},
-    tasks::{CheckOutcome, TaskView},
+    tasks::{CheckOutcome, TaskSolution, TaskView},
     AppState,
 };
 
@@ -33,6 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/extend", post(extend))
         .route("/stop", post(stop))
         .route("/history", get(history))
+}
+
+pub fn exams_router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list_exams))
+        .route("/{id}/start", post(start_exam))
+        .route("/results", get(results))
+        .route("/results/{session_id}", get(result))
 }
 
 pub fn tasks_router() -> Router<AppState> {
@@ -50,7 +59,11 @@ impl From<SessionError> for ApiError {
             }
             SessionError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::TooManyStarts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SessionError::NoSession | SessionError::UnknownTask(_) => StatusCode::NOT_FOUND,
+            SessionError::NoSession | SessionError::UnknownTask(_) | SessionError::UnknownExam(_) => {
+                StatusCode::NOT_FOUND
+            }
+            SessionError::NoAccess => StatusCode::FORBIDDEN,
+            SessionError::ExamRules(_) => StatusCode::CONFLICT,
             SessionError::Cluster(_)
             | SessionError::Tasks(_)
             | SessionError::Terminal(_)
@@ -69,7 +82,12 @@ impl From<SessionError> for ApiError {
 
 /// Records the session and answers 202 at once; the start's steps follow on `/events`.
 async fn start(user: AuthUser, State(sessions): State<Sessions>) -> Result<Response, ApiError> {
-    match sessions.begin(&user.id).await {
+    started(sessions.begin(&user.id).await)
+}
+
+/// 202 with the recorded session, or the refusal (with `Retry-After` when rate limited).
+fn started(begun: Result<crate::store::Session, SessionError>) -> Result<Response, ApiError> {
+    match begun {
         Ok(session) => Ok((StatusCode::ACCEPTED, Json(SessionView::from(&session))).into_response()),
         Err(SessionError::TooManyStarts { retry_after }) => {
             let mut response = ApiError::from(SessionError::TooManyStarts { retry_after }).into_response();
@@ -165,4 +183,82 @@ async fn check(
         task: id,
         checks,
     }))
+}
+
+/// An exam as a learner sees it before taking it.
+#[derive(Serialize)]
+struct ExamView {
+    id: String,
+    title: String,
+    minutes: u32,
+    tasks: usize,
+    max_score: u32,
+    access: crate::exams::Access,
+    /// Whether this learner may take it now.
+    allowed: bool,
+}
+
+async fn list_exams(
+    user: AuthUser,
+    State(sessions): State<Sessions>,
+) -> Result<Json<Vec<ExamView>>, ApiError> {
+    let mut views = Vec::new();
+    for exam in sessions.exams().list() {
+        views.push(ExamView {
+            id: exam.id.clone(),
+            title: exam.title.clone(),
+            minutes: exam.minutes,
+            tasks: exam.tasks.len(),
+            max_score: exam
+                .tasks
+                .iter()
+                .filter_map(|t| sessions.tasks().get(t))
+                .map(|t| t.view().weight)
+                .sum(),
+            access: exam.access,
+            allowed: sessions.may_take(&user.id, exam).await?,
+        });
+    }
+    Ok(Json(views))
+}
+
+async fn start_exam(
+    user: AuthUser,
+    Path(id): Path<String>,
+    State(sessions): State<Sessions>,
+) -> Result<Response, ApiError> {
+    started(sessions.begin_exam(&user.id, &id).await)
+}
+
+async fn results(
+    user: AuthUser,
+    State(sessions): State<Sessions>,
+) -> Result<Json<Vec<ExamResult>>, ApiError> {
+    Ok(Json(sessions.exam_results(&user.id).await?))
+}
+
+/// A graded exam with every check's outcome and, now earned, each task's reference solution.
+#[derive(Serialize)]
+struct ResultView {
+    #[serde(flatten)]
+    result: ExamResult,
+    solutions: Vec<TaskSolution>,
+}
+
+async fn result(
+    user: AuthUser,
+    Path(session_id): Path<String>,
+    State(sessions): State<Sessions>,
+) -> Result<Json<ResultView>, ApiError> {
+    let result = sessions
+        .exam_result(&user.id, &session_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no graded exam with that id"))?;
+    let solutions = result
+        .tasks
+        .iter()
+        .filter_map(|t| sessions.tasks().get(&t.task))
+        .map(|t| t.solution())
+        .collect();
+    Ok(Json(ResultView { result, solutions }))
 }

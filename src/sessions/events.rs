@@ -21,6 +21,8 @@ pub struct SessionView {
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub extended: bool,
+    /// The mock exam this session is; `None` for practice.
+    pub exam: Option<String>,
     pub server_time: DateTime<Utc>,
 }
 
@@ -43,6 +45,7 @@ impl From<&Session> for SessionView {
             expires_at: session.expires_at,
             ended_at: session.end_time,
             extended: session.extended,
+            exam: session.exam_id.clone(),
             server_time: Utc::now(),
         }
     }

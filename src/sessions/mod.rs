@@ -14,6 +14,7 @@ pub use events::{status_name, SessionEvent, SessionEvents, SessionView, Step, St
 
 use crate::{
     clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
+    exams::{self, Exam, ExamAccess, ExamCatalog, ExamResult},
     store::{bound_on_host, NewSession, PortRanges, Session, SessionStatus, Store, StoreError},
     tasks::{CheckOutcome, TaskCatalog},
     terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSockets, TerminalSpec},
@@ -52,6 +53,12 @@ pub enum SessionError {
     AlreadyExtended,
     #[error("there is no task {0}")]
     UnknownTask(String),
+    #[error("there is no exam {0}")]
+    UnknownExam(String),
+    #[error("this exam needs an access pass")]
+    NoAccess,
+    #[error("{0} during an exam")]
+    ExamRules(&'static str),
     #[error("the cluster could not start: {0}")]
     Cluster(#[from] ClusterError),
     #[error("the tasks could not be set up: {0}")]
@@ -79,6 +86,8 @@ pub struct Sessions {
     terminals: Arc<dyn TerminalRuntime>,
     sockets: TerminalSockets,
     tasks: Arc<TaskCatalog>,
+    exams: Arc<ExamCatalog>,
+    access: Arc<dyn ExamAccess>,
     events: SessionEvents,
     settings: Arc<SessionSettings>,
     ports: Arc<PortRanges>,
@@ -95,6 +104,8 @@ pub struct SessionParts {
     pub terminals: Arc<dyn TerminalRuntime>,
     pub sockets: TerminalSockets,
     pub tasks: Arc<TaskCatalog>,
+    pub exams: ExamCatalog,
+    pub access: Arc<dyn ExamAccess>,
     pub settings: SessionSettings,
     pub ports: PortRanges,
     pub state_dir: PathBuf,
@@ -111,6 +122,8 @@ impl Sessions {
             terminals: parts.terminals,
             sockets: parts.sockets,
             tasks: parts.tasks,
+            exams: Arc::new(parts.exams),
+            access: parts.access,
             events: SessionEvents::default(),
             settings: Arc::new(parts.settings),
             ports: Arc::new(parts.ports),
@@ -127,10 +140,62 @@ impl Sessions {
         &self.tasks
     }
 
+    pub fn exams(&self) -> &ExamCatalog {
+        &self.exams
+    }
+
+    /// Whether the user may take `exam` (the access hook).
+    pub async fn may_take(&self, user_id: &str, exam: &Exam) -> Result<bool, SessionError> {
+        Ok(self.access.may_take(user_id, exam).await?)
+    }
+
+    /// As [`Sessions::begin`], for a mock exam: its tasks only, its time limit, no Check and no
+    /// extension, graded when it ends.
+    pub async fn begin_exam(&self, user_id: &str, exam_id: &str) -> Result<Session, SessionError> {
+        let exam = self
+            .exams
+            .get(exam_id)
+            .ok_or_else(|| SessionError::UnknownExam(exam_id.to_owned()))?;
+        if !self.may_take(user_id, exam).await? {
+            return Err(SessionError::NoAccess);
+        }
+        let session = self.record(user_id, Some(exam)).await?;
+        let this = self.clone();
+        let recorded = session.clone();
+        tokio::spawn(async move { this.provision_or_roll_back(recorded).await });
+        Ok(session)
+    }
+
+    /// The user's graded exam of `session_id`.
+    pub async fn exam_result(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<ExamResult>, SessionError> {
+        Ok(self.store.exam_result(user_id, session_id).await?)
+    }
+
+    /// The user's graded exams, newest first.
+    pub async fn exam_results(&self, user_id: &str) -> Result<Vec<ExamResult>, SessionError> {
+        Ok(self.store.exam_results(user_id).await?)
+    }
+
+    fn exam_of(&self, session: &Session) -> Option<&Exam> {
+        session.exam_id.as_deref().and_then(|id| self.exams.get(id))
+    }
+
+    /// The tasks a session holds: its exam's, or all of them for practice.
+    fn tasks_of(&self, session: &Session) -> Vec<&crate::tasks::Task> {
+        match self.exam_of(session) {
+            Some(exam) => exam.tasks.iter().filter_map(|id| self.tasks.get(id)).collect(),
+            None => self.tasks.list().iter().collect(),
+        }
+    }
+
     /// Checks that the user may start, records the session `provisioning`, and makes it in the
     /// background; returns the recorded session at once. Progress goes to the user's pages.
     pub async fn begin(&self, user_id: &str) -> Result<Session, SessionError> {
-        let session = self.record(user_id).await?;
+        let session = self.record(user_id, None).await?;
         let this = self.clone();
         let recorded = session.clone();
         tokio::spawn(async move { this.provision_or_roll_back(recorded).await });
@@ -139,11 +204,11 @@ impl Sessions {
 
     /// As [`Sessions::begin`], but returns once the session is started (or has failed).
     pub async fn start(&self, user_id: &str) -> Result<Session, SessionError> {
-        let session = self.record(user_id).await?;
+        let session = self.record(user_id, None).await?;
         self.provision_or_roll_back(session).await
     }
 
-    async fn record(&self, user_id: &str) -> Result<Session, SessionError> {
+    async fn record(&self, user_id: &str, exam: Option<&Exam>) -> Result<Session, SessionError> {
         if self.store.live_session_for_user(user_id).await?.is_some() {
             return Err(SessionError::AlreadyRunning);
         }
@@ -168,7 +233,8 @@ impl Sessions {
                 user_id,
                 cluster_name: ClusterName::generate().as_str(),
                 start_time,
-                expires_at: start_time + self.ttl(),
+                expires_at: start_time + self.ttl(exam),
+                exam_id: exam.map(|e| e.id.as_str()),
             })
             .await
             .map_err(|e| match e {
@@ -179,8 +245,12 @@ impl Sessions {
         Ok(session)
     }
 
-    fn ttl(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::hours(1))
+    /// A practice session's configured life, or the exam's time limit.
+    fn ttl(&self, exam: Option<&Exam>) -> chrono::Duration {
+        match exam {
+            Some(exam) => chrono::Duration::minutes(exam.minutes.into()),
+            None => chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::hours(1)),
+        }
     }
 
     async fn provision_or_roll_back(&self, session: Session) -> Result<Session, SessionError> {
@@ -239,8 +309,12 @@ impl Sessions {
 
         self.progress(session, Step::Tasks, StepState::Running);
         let client = cluster.admin_kubeconfig.client().await?;
-        futures_util::future::try_join_all(self.tasks.list().iter().map(|task| task.prepare(&client)))
-            .await?;
+        futures_util::future::try_join_all(
+            self.tasks_of(session)
+                .into_iter()
+                .map(|task| task.prepare(&client)),
+        )
+        .await?;
         self.progress(session, Step::Tasks, StepState::Done);
 
         self.progress(session, Step::Terminal, StepState::Running);
@@ -255,7 +329,7 @@ impl Sessions {
             .await?;
         self.progress(session, Step::Terminal, StepState::Done);
 
-        let expires_at = Utc::now() + self.ttl();
+        let expires_at = Utc::now() + self.ttl(self.exam_of(session));
         let terminal = format!("term-{name}");
         if !self
             .store
@@ -305,6 +379,9 @@ impl Sessions {
     /// Adds [`EXTENSION`] to the user's started session, once.
     pub async fn extend_for_user(&self, user_id: &str) -> Result<Session, SessionError> {
         let session = self.started_for_user(user_id).await?;
+        if session.exam_id.is_some() {
+            return Err(SessionError::ExamRules("no extension"));
+        }
         let by = chrono::Duration::from_std(EXTENSION).unwrap_or_default();
         let extended = self
             .store
@@ -327,9 +404,24 @@ impl Sessions {
             .get(task_id)
             .ok_or_else(|| SessionError::UnknownTask(task_id.to_owned()))?;
         let session = self.started_for_user(user_id).await?;
+        if session.exam_id.is_some() {
+            return Err(SessionError::ExamRules("no Check"));
+        }
+        Ok(task.grade(&self.client_of(&session).await?).await)
+    }
+
+    async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
         let yaml = tokio::fs::read_to_string(self.kubeconfig_file(&session.id)).await?;
-        let client = Kubeconfig::from_yaml(yaml)?.client().await?;
-        Ok(task.grade(&client).await)
+        Ok(Kubeconfig::from_yaml(yaml)?.client().await?)
+    }
+
+    /// Grades a finished exam while its cluster still stands, and keeps the result.
+    async fn grade_exam(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
+        let client = self.client_of(session).await?;
+        let result = exams::grade(exam, &self.tasks, &client, &session.id).await;
+        self.store.insert_exam_result(&result).await?;
+        tracing::info!(session = %session.id, exam = %exam.id, score = result.score, max = result.max_score, "exam graded");
+        Ok(())
     }
 
     /// Ends the user's live session (stopped by the user).
@@ -381,6 +473,13 @@ impl Sessions {
     pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
         self.sockets.close_session(&session.id, CloseReason::SessionEnded);
         let mut notes = vec![note.to_owned()];
+        // An exam that ran (stopped or timed out, not failed) is graded before anything goes.
+        let ran = session.status == SessionStatus::Started && status != SessionStatus::Failed;
+        if let Some(exam) = self.exam_of(session).filter(|_| ran) {
+            if let Err(error) = self.grade_exam(session, exam).await {
+                notes.push(format!("grading failed: {error}"));
+            }
+        }
         if let Ok(name) = ClusterName::parse(&session.cluster_name) {
             if let Err(error) = self.terminals.remove(&name).await {
                 notes.push(format!("terminal removal failed: {error}"));

@@ -2,6 +2,7 @@
 //! functions per table. Nothing outside this module writes SQL.
 
 mod accounts;
+mod exams;
 mod ports;
 mod sessions;
 mod users;
@@ -34,6 +35,8 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("no free {0} port left in its range")]
     Exhausted(&'static str),
+    #[error("a stored value cannot be read back: {0}")]
+    Corrupt(String),
 }
 
 /// A uniqueness violation becomes [`StoreError::Conflict`] naming what collided.

@@ -145,6 +145,7 @@ mod tests {
             cluster_name: &name,
             start_time: now,
             expires_at: now + Duration::hours(1),
+            exam_id: None,
         };
         store.insert_session(new).await.unwrap().id
     }

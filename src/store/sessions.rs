@@ -36,6 +36,8 @@ pub struct Session {
     pub terminal_container_id: Option<String>,
     pub extended: bool,
     pub notes: String,
+    /// The exam this session is; `None` for practice.
+    pub exam_id: Option<String>,
 }
 
 /// What is known about a session before anything is created for it.
@@ -45,23 +47,25 @@ pub struct NewSession<'a> {
     pub cluster_name: &'a str,
     pub start_time: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub exam_id: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
-                       kubeconfig_path, terminal_container_id, extended, notes";
+                       kubeconfig_path, terminal_container_id, extended, notes, exam_id";
 
 impl Store {
     /// Records a `provisioning` session; refused while the user has a live one.
     pub async fn insert_session(&self, new: NewSession<'_>) -> Result<Session, StoreError> {
         sqlx::query_as(&format!(
-            "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name)
-             VALUES (?, ?, 'provisioning', ?, ?, ?) RETURNING {COLUMNS}"
+            "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name, exam_id)
+             VALUES (?, ?, 'provisioning', ?, ?, ?, ?) RETURNING {COLUMNS}"
         ))
         .bind(Uuid::new_v4().to_string())
         .bind(new.user_id)
         .bind(new.start_time)
         .bind(new.expires_at)
         .bind(new.cluster_name)
+        .bind(new.exam_id)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict("a live session for this user"))
@@ -240,6 +244,7 @@ mod tests {
             cluster_name,
             start_time,
             expires_at: start_time + Duration::minutes(60),
+            exam_id: None,
         }
     }
 

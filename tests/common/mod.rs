@@ -293,6 +293,11 @@ impl Platform {
         let (status, session) = self.post("/api/session/start", token).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{session}");
         assert_eq!(session["status"], "provisioning");
+        self.wait_started(token).await
+    }
+
+    /// Waits until the learner's session is started; its JSON.
+    pub async fn wait_started(&self, token: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             let (status, now) = self.get("/api/session/status", token).await;

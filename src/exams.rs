@@ -1,0 +1,235 @@
+//! Mock exams (`tasks/exams.yaml`): a named set of tasks and a time limit. During an exam there
+//! is no Check and no extension; when it ends (stopped or timed out) every task is graded before
+//! the cluster goes, with partial credit by weight, and the result keeps every check's outcome.
+//! Who may take an exam is the [`ExamAccess`] hook's answer: free exams are open to all, others
+//! need an access pass (payments will grant those later).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    store::{Store, StoreError},
+    tasks::{CheckOutcome, TaskCatalog},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Free,
+    Pass,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exam {
+    pub id: String,
+    pub title: String,
+    pub minutes: u32,
+    pub access: Access,
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExamError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The exams, checked against the tasks when loaded.
+#[derive(Debug, Clone, Default)]
+pub struct ExamCatalog {
+    exams: Vec<Exam>,
+}
+
+impl ExamCatalog {
+    /// Reads `path`; a missing file means no exams. Every exam must name known tasks, once, and
+    /// last at least a minute; ids are unique.
+    pub fn load(path: &Path, tasks: &TaskCatalog) -> Result<Self, ExamError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ExamError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        let invalid = |message: String| ExamError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let exams: Vec<Exam> = serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        for (i, exam) in exams.iter().enumerate() {
+            if exams[..i].iter().any(|e| e.id == exam.id) {
+                return Err(invalid(format!("exam {} is defined twice", exam.id)));
+            }
+            if exam.minutes == 0 || exam.tasks.is_empty() {
+                return Err(invalid(format!("exam {} needs minutes and tasks", exam.id)));
+            }
+            for (j, task) in exam.tasks.iter().enumerate() {
+                if tasks.get(task).is_none() {
+                    return Err(invalid(format!("exam {} names an unknown task {task}", exam.id)));
+                }
+                if exam.tasks[..j].contains(task) {
+                    return Err(invalid(format!("exam {} names task {task} twice", exam.id)));
+                }
+            }
+        }
+        Ok(Self { exams })
+    }
+
+    pub fn list(&self) -> &[Exam] {
+        &self.exams
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Exam> {
+        self.exams.iter().find(|e| e.id == id)
+    }
+}
+
+/// One task of a graded exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: String,
+    pub title: String,
+    pub weight: u32,
+    /// The weight times the share of checks passed, rounded.
+    pub points: u32,
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// A graded exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExamResult {
+    pub session_id: String,
+    pub exam_id: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub graded_at: chrono::DateTime<chrono::Utc>,
+    pub tasks: Vec<TaskResult>,
+}
+
+/// Grades every task of `exam` on the session's cluster.
+pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, session_id: &str) -> ExamResult {
+    let graded = futures_util::future::join_all(exam.tasks.iter().filter_map(|id| tasks.get(id)).map(
+        |task| async move {
+            let checks = task.grade(client).await;
+            let view = task.view();
+            TaskResult {
+                task: view.id.clone(),
+                title: view.title.clone(),
+                weight: view.weight,
+                points: points(view.weight, &checks),
+                checks,
+            }
+        },
+    ))
+    .await;
+    ExamResult {
+        session_id: session_id.to_owned(),
+        exam_id: exam.id.clone(),
+        score: graded.iter().map(|t| t.points).sum(),
+        max_score: graded.iter().map(|t| t.weight).sum(),
+        graded_at: chrono::Utc::now(),
+        tasks: graded,
+    }
+}
+
+/// Partial credit: the task's weight in proportion to the checks passed.
+fn points(weight: u32, checks: &[CheckOutcome]) -> u32 {
+    if checks.is_empty() {
+        return 0;
+    }
+    let passed = checks.iter().filter(|c| c.passed).count() as u32;
+    (weight * passed * 2 + checks.len() as u32) / (checks.len() as u32 * 2)
+}
+
+/// Whether a user may take an exam: the hook payments will plug into.
+#[async_trait::async_trait]
+pub trait ExamAccess: Send + Sync {
+    async fn may_take(&self, user_id: &str, exam: &Exam) -> Result<bool, StoreError>;
+}
+
+/// Free exams for all; the others for holders of an unexpired access pass.
+pub struct AccessPasses(pub Store);
+
+#[async_trait::async_trait]
+impl ExamAccess for AccessPasses {
+    async fn may_take(&self, user_id: &str, exam: &Exam) -> Result<bool, StoreError> {
+        match exam.access {
+            Access::Free => Ok(true),
+            Access::Pass => self.0.has_access_pass(user_id, &exam.id).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(passed: bool) -> CheckOutcome {
+        CheckOutcome {
+            description: "a check".into(),
+            passed,
+            reason: (!passed).then(|| "why".into()),
+        }
+    }
+
+    #[test]
+    fn credit_is_the_weight_in_proportion_to_the_checks_passed() {
+        assert_eq!(points(6, &[outcome(true), outcome(true), outcome(true)]), 6);
+        assert_eq!(points(6, &[outcome(true), outcome(false), outcome(false)]), 2);
+        assert_eq!(points(5, &[outcome(true), outcome(false)]), 3, "halves round up");
+        assert_eq!(points(4, &[outcome(false)]), 0);
+        assert_eq!(points(4, &[]), 0);
+    }
+
+    #[test]
+    fn the_shipped_exams_name_known_tasks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tasks = TaskCatalog::load(root.join("tasks")).unwrap();
+        let exams = ExamCatalog::load(&root.join("tasks/exams.yaml"), &tasks).unwrap();
+        let free = exams.get("ckad-mock-free").unwrap();
+        assert_eq!(
+            (free.minutes, free.tasks.len(), free.access),
+            (30, 5, Access::Free)
+        );
+        assert!(exams.list().iter().any(|e| e.access == Access::Pass));
+    }
+
+    #[test]
+    fn a_bad_exam_file_is_refused_with_the_reason() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tasks = TaskCatalog::load(root.join("tasks")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exams.yaml");
+        let cases = [
+            (
+                "- {id: a, title: A, minutes: 30, access: free, tasks: [nope]}",
+                "unknown task nope",
+            ),
+            (
+                "- {id: a, title: A, minutes: 0, access: free, tasks: [pod-with-labels]}",
+                "needs minutes",
+            ),
+            (
+                "- {id: a, title: A, minutes: 9, access: gold, tasks: [pod-with-labels]}",
+                "unknown variant",
+            ),
+            (
+                "- {id: a, title: A, minutes: 9, access: free, tasks: [pod-with-labels]}\n\
+                 - {id: a, title: B, minutes: 9, access: free, tasks: [pod-with-labels]}",
+                "defined twice",
+            ),
+        ];
+        for (text, reason) in cases {
+            std::fs::write(&file, text).unwrap();
+            let error = ExamCatalog::load(&file, &tasks).unwrap_err().to_string();
+            assert!(error.contains(reason) && error.contains("exams.yaml"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `exam_results` and `access_passes`.
+
+use chrono::Utc;
+
+use super::{Store, StoreError};
+use crate::exams::{ExamResult, TaskResult};
+
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    session_id: String,
+    exam_id: String,
+    score: i64,
+    max_score: i64,
+    graded_at: chrono::DateTime<Utc>,
+    tasks: String,
+}
+
+impl TryFrom<ResultRow> for ExamResult {
+    type Error = StoreError;
+
+    fn try_from(row: ResultRow) -> Result<Self, StoreError> {
+        let tasks: Vec<TaskResult> = serde_json::from_str(&row.tasks)
+            .map_err(|e| StoreError::Corrupt(format!("exam result tasks: {e}")))?;
+        Ok(Self {
+            session_id: row.session_id,
+            exam_id: row.exam_id,
+            score: row.score as u32,
+            max_score: row.max_score as u32,
+            graded_at: row.graded_at,
+            tasks,
+        })
+    }
+}
+
+impl Store {
+    /// Keeps a graded exam; grading the same session twice keeps the first.
+    pub async fn insert_exam_result(&self, result: &ExamResult) -> Result<(), StoreError> {
+        let tasks = serde_json::to_string(&result.tasks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO exam_results (session_id, exam_id, score, max_score, graded_at, tasks)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(&result.session_id)
+        .bind(&result.exam_id)
+        .bind(result.score as i64)
+        .bind(result.max_score as i64)
+        .bind(result.graded_at)
+        .bind(tasks)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user's exam result for `session_id`.
+    pub async fn exam_result(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<ExamResult>, StoreError> {
+        let row: Option<ResultRow> = sqlx::query_as(
+            "SELECT r.session_id, r.exam_id, r.score, r.max_score, r.graded_at, r.tasks
+             FROM exam_results r JOIN sessions s ON s.id = r.session_id
+             WHERE r.session_id = ? AND s.user_id = ?",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ExamResult::try_from).transpose()
+    }
+
+    /// The user's exam results, newest first.
+    pub async fn exam_results(&self, user_id: &str) -> Result<Vec<ExamResult>, StoreError> {
+        let rows: Vec<ResultRow> = sqlx::query_as(
+            "SELECT r.session_id, r.exam_id, r.score, r.max_score, r.graded_at, r.tasks
+             FROM exam_results r JOIN sessions s ON s.id = r.session_id
+             WHERE s.user_id = ? ORDER BY s.start_time DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ExamResult::try_from).collect()
+    }
+
+    /// Lets the user take `exam_id` (until `expires_at`, if given).
+    pub async fn grant_access_pass(
+        &self,
+        user_id: &str,
+        exam_id: &str,
+        expires_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_passes (user_id, exam_id, granted_at, expires_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id, exam_id) DO UPDATE SET granted_at = excluded.granted_at,
+                 expires_at = excluded.expires_at",
+        )
+        .bind(user_id)
+        .bind(exam_id)
+        .bind(Utc::now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn has_access_pass(&self, user_id: &str, exam_id: &str) -> Result<bool, StoreError> {
+        let expiry: Option<Option<chrono::DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT expires_at FROM access_passes WHERE user_id = ? AND exam_id = ?")
+                .bind(user_id)
+                .bind(exam_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(expiry, Some(None)) || matches!(expiry, Some(Some(t)) if t > Utc::now()))
+    }
+}

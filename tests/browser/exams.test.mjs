@@ -1,0 +1,72 @@
+// The free mock exam in Chromium: a learner starts it from the exams page, the session comes up
+// with the exam's tasks, they stop it, and the graded result shows every check with its reason
+// and the reference solutions.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { artefacts, baseUrl, openBrowser, waitForServer } from './browser.mjs';
+
+let browser;
+before(async () => {
+  await waitForServer();
+  browser = await openBrowser();
+});
+after(() => browser?.close());
+
+test('a learner takes the free mock exam and reads the graded result', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${baseUrl}/signup`);
+  await page.waitForLoadState('networkidle');
+  const email = `exam${Date.now()}@example.com`;
+  const signedUp = await page.evaluate(async (email) => {
+    const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Exam Taker' });
+    const response = await fetch('/api/auth/register', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body,
+    });
+    await response.text();
+    return response.status;
+  }, email);
+  assert.equal(signedUp, 201);
+
+  await page.goto(`${baseUrl}/exams`);
+  await page.getByRole('heading', { name: 'Mock exams' }).waitFor();
+  await page.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
+  await page.waitForLoadState('networkidle');
+  const free = page.locator('.exam-card', { hasText: 'CKAD mock exam (free)' });
+  await free.getByText('5 tasks · 30 minutes').waitFor();
+  assert.equal(await page.locator('.exam-card', { hasText: 'Needs an access pass.' }).count(), 1);
+  await page.screenshot({ path: `${artefacts}/exams.png` });
+  await free.getByRole('button', { name: 'Start this exam' }).click();
+  await page.waitForURL(`${baseUrl}/practice`);
+
+  const status = await page.evaluate(async () => {
+    for (let i = 0; i < 240; i += 1) {
+      const s = await (await fetch('/api/session/status')).json();
+      if (s.status !== 'provisioning') return s;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return null;
+  });
+  assert.equal(status.status, 'started');
+  assert.equal(status.exam, 'ckad-mock-free');
+  const stopped = await page.evaluate(async () => {
+    const response = await fetch('/api/session/stop', { method: 'POST' });
+    await response.text();
+    return response.status;
+  });
+  assert.equal(stopped, 204);
+
+  await page.goto(`${baseUrl}/exams`);
+  await page.getByRole('link', { name: 'CKAD mock exam (free)' }).click();
+  await page.waitForURL(new RegExp(`${baseUrl}/exams/results/`));
+  await page.locator('.score').waitFor();
+  assert.match(await page.locator('.score').innerText(), /^0 \/ \d+ points \(0%\)/);
+  assert.equal(await page.locator('.graded-task').count(), 5);
+  const failed = page.locator('.check.failed');
+  assert.ok(await failed.count() >= 5, 'every task has a failing check');
+  assert.match(await failed.first().locator('.reason').innerText(), /\S/);
+  await page.locator('.graded-task').first().getByText('Reference solution').click();
+  await page.locator('.graded-task').first().locator('.solution pre').waitFor();
+  await page.screenshot({ path: `${artefacts}/exam-result.png`, fullPage: true });
+  assert.deepEqual(browser.problems, []);
+  await page.close();
+});

@@ -1,0 +1,161 @@
+//! Mock exams on a running platform with a real `lite` cluster: the free exam starts with its own
+//! tasks and time, refuses Check and extension, and when stopped grades every task (one solved
+//! with its reference solution, the others not) with each check's outcome and the solutions; a
+//! full exam needs an access pass.
+
+mod common;
+
+use std::time::Duration;
+
+use ckad_platform::{
+    clusters::Kubeconfig,
+    store::Store,
+    tasks::{SolutionRunner, TaskCatalog},
+};
+use common::Platform;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let platform = Platform::start(settings.clone()).await;
+    let token = platform.learner("ada@example.com").await;
+
+    let (code, exams) = platform.get("/api/exams", &token).await;
+    assert_eq!(code, StatusCode::OK, "{exams}");
+    let free = exams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "ckad-mock-free")
+        .unwrap();
+    assert_eq!(
+        (
+            free["minutes"].as_u64(),
+            free["tasks"].as_u64(),
+            free["allowed"].as_bool()
+        ),
+        (Some(30), Some(5), Some(true))
+    );
+    let full = exams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["access"] == "pass")
+        .unwrap();
+    assert_eq!(full["allowed"], false);
+    let full_start = format!("/api/exams/{}/start", full["id"].as_str().unwrap());
+    let (code, refused) = platform.post(&full_start, &token).await;
+    assert_eq!(
+        (code, refused["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("this exam needs an access pass"))
+    );
+    assert_eq!(
+        platform.post("/api/exams/no-such-exam/start", &token).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (code, session) = platform.post("/api/exams/ckad-mock-free/start", &token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{session}");
+    assert_eq!(session["exam"], "ckad-mock-free");
+    let session = platform.wait_started(&token).await;
+    let expires = chrono::DateTime::parse_from_rfc3339(session["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires.to_utc() - chrono::Utc::now();
+    assert!((29..=30).contains(&left.num_minutes()), "{left}");
+
+    // The exam's rules: no Check, no extension.
+    let (code, body) = platform.post("/api/tasks/pod-with-labels/check", &token).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("no Check during an exam"))
+    );
+    let (code, body) = platform.post("/api/session/extend", &token).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("no extension during an exam"))
+    );
+
+    // The learner solves one task (as its reference solution does) and stops.
+    let id = session["id"].as_str().unwrap();
+    let kubeconfig = settings
+        .clusters
+        .state_dir
+        .join(format!("sessions/{id}.kubeconfig"));
+    let client = Kubeconfig::from_yaml(std::fs::read_to_string(&kubeconfig).unwrap())
+        .unwrap()
+        .client()
+        .await
+        .unwrap();
+    let catalog = TaskCatalog::load(&settings.tasks_dir).unwrap();
+    let solved = catalog.get("pod-with-labels").unwrap();
+    SolutionRunner::new(common::lite_bin_dir(), &kubeconfig, catalog.charts_dir())
+        .run(&client, solved)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // kwok marks the pod ready
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+
+    let (code, result) = platform.get(&format!("/api/exams/results/{id}"), &token).await;
+    assert_eq!(code, StatusCode::OK, "{result}");
+    let tasks = result["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 5);
+    let pod = tasks.iter().find(|t| t["task"] == "pod-with-labels").unwrap();
+    assert_eq!(pod["points"], pod["weight"], "{pod}");
+    assert!(pod["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["passed"] == true));
+    let others: Vec<_> = tasks.iter().filter(|t| t["task"] != "pod-with-labels").collect();
+    assert!(others.iter().all(|t| t["points"] == 0), "{others:?}");
+    let reasons: Vec<_> = others
+        .iter()
+        .flat_map(|t| t["checks"].as_array().unwrap())
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| !r.is_empty()),
+        "every failed check says why"
+    );
+    assert_eq!(result["score"], pod["weight"]);
+    let max: u64 = tasks.iter().map(|t| t["weight"].as_u64().unwrap()).sum();
+    assert_eq!(result["max_score"].as_u64(), Some(max));
+    let solutions = result["solutions"].as_array().unwrap();
+    assert_eq!(solutions.len(), 5);
+    assert!(
+        solutions
+            .iter()
+            .all(|s| s["html"].as_str().unwrap().contains("<pre>")),
+        "{solutions:?}"
+    );
+    let (_, history) = platform.get("/api/exams/results", &token).await;
+    assert_eq!(history[0]["session_id"], id);
+    let other = platform.learner("bob@example.com").await;
+    assert_eq!(
+        platform.get(&format!("/api/exams/results/{id}"), &other).await.0,
+        StatusCode::NOT_FOUND,
+        "not someone else's"
+    );
+
+    // An access pass opens the full exam.
+    let store = Store::open(&settings.database_url).await.unwrap();
+    let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
+    store
+        .grant_access_pass(&ada.id, full["id"].as_str().unwrap(), None)
+        .await
+        .unwrap();
+    let (_, exams) = platform.get("/api/exams", &token).await;
+    let full = exams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["access"] == "pass")
+        .unwrap();
+    assert_eq!(full["allowed"], true);
+    platform.shut_down().await;
+}
