@@ -230,6 +230,8 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
         });
     };
     let extended = move || session.with(|s| s.as_ref().is_some_and(|s| s.extended));
+    // A mock exam is graded at its end: no Check, no extension.
+    let exam = session.with_untracked(|s| s.as_ref().is_some_and(|s| s.exam));
     let over = move || stopping.get() || ended.with(Option::is_some);
 
     view! {
@@ -254,13 +256,15 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                 }.into_any())
             }}
             <div class="bar-actions">
-                <button
-                    class="button"
-                    disabled=move || extended() || over() || busy.get()
-                    on:click=extend
-                >
-                    {move || if extended() { "Extended" } else { "Extend +30 min" }}
-                </button>
+                {(!exam).then(|| view! {
+                    <button
+                        class="button"
+                        disabled=move || extended() || over() || busy.get()
+                        on:click=extend
+                    >
+                        {move || if extended() { "Extended" } else { "Extend +30 min" }}
+                    </button>
+                })}
                 <button
                     class="button danger"
                     disabled=move || over() || busy.get()
@@ -270,7 +274,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                 </button>
             </div>
         </div>
-        <Split tasks=StoredValue::new(tasks) toasts over/>
+        <Split tasks=StoredValue::new(tasks) toasts over exam/>
         {move || dialog.get().map(|open| {
             let close = move || {
                 dialog.set(None);
@@ -299,7 +303,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                         <Modal title on_close=close>
                             <p>{text}</p>
                             <div class="modal-actions">
-                                <Show when=move || !extended()>
+                                <Show when=move || !exam && !extended()>
                                     <button class="button" disabled=move || busy.get() on:click=extend>
                                         "Extend +30 min"
                                     </button>
@@ -337,6 +341,7 @@ fn Split(
     tasks: StoredValue<Vec<TaskSummary>>,
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
+    exam: bool,
 ) -> impl IntoView {
     let workspace = NodeRef::<html::Div>::new();
     let split = RwSignal::new(SPLIT_START);
@@ -412,7 +417,7 @@ fn Split(
                         })}
                     </ol>
                 </nav>
-                <TaskPanel tasks selected toasts over/>
+                <TaskPanel tasks selected toasts over exam/>
             </aside>
             <div
                 class="divider"
@@ -465,6 +470,7 @@ fn TaskPanel(
     selected: RwSignal<Option<String>>,
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
+    exam: bool,
 ) -> impl IntoView {
     let text = Resource::new(
         move || selected.get(),
@@ -518,35 +524,45 @@ fn TaskPanel(
                     }
                 })}
             </Transition>
-            <div class="check-panel">
-                <button
-                    class="button primary"
-                    disabled=move || checking.get() || over() || selected.with(Option::is_none)
-                    on:click=check
-                >
-                    {move || if checking.get() { "Checking…" } else { "Check" }}
-                </button>
-                {move || shown().map(|outcome| {
-                    let passing = outcome.iter().filter(|c| c.passed).count();
-                    view! {
-                        <p class="check-summary" data-all-passed=(passing == outcome.len()).to_string()>
-                            {format!("{passing} of {} checks pass", outcome.len())}
-                        </p>
-                        <ul class="check-results">
-                            {outcome
-                                .into_iter()
-                                .map(|check| view! {
-                                    <li class="check-result" data-passed=check.passed.to_string()>
-                                        <span class="check-mark" aria-hidden="true">{if check.passed { "✓" } else { "✗" }}</span>
-                                        <span class="check-description">{check.description}</span>
-                                        {check.reason.map(|reason| view! { <span class="check-reason">{reason}</span> })}
-                                    </li>
-                                })
-                                .collect_view()}
-                        </ul>
-                    }
-                })}
-            </div>
+            {if exam {
+                view! {
+                    <p class="hint check-panel">"A mock exam is graded when the time is up or you stop."</p>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <div class="check-panel">
+                        <button
+                            class="button primary"
+                            disabled=move || checking.get() || over() || selected.with(Option::is_none)
+                            on:click=check
+                        >
+                            {move || if checking.get() { "Checking…" } else { "Check" }}
+                        </button>
+                        {move || shown().map(|outcome| {
+                            let passing = outcome.iter().filter(|c| c.passed).count();
+                            view! {
+                                <p class="check-summary" data-all-passed=(passing == outcome.len()).to_string()>
+                                    {format!("{passing} of {} checks pass", outcome.len())}
+                                </p>
+                                <ul class="check-results">
+                                    {outcome
+                                        .into_iter()
+                                        .map(|check| view! {
+                                            <li class="check-result" data-passed=check.passed.to_string()>
+                                                <span class="check-mark" aria-hidden="true">{if check.passed { "✓" } else { "✗" }}</span>
+                                                <span class="check-description">{check.description}</span>
+                                                {check.reason.map(|reason| view! { <span class="check-reason">{reason}</span> })}
+                                            </li>
+                                        })
+                                        .collect_view()}
+                                </ul>
+                            }
+                        })}
+                    </div>
+                }
+                .into_any()
+            }}
         </article>
     }
     .into_any()

@@ -20,6 +20,8 @@ pub struct SessionView {
     pub server_time_ms: i64,
     /// Whether its one extension has been used.
     pub extended: bool,
+    /// A mock exam: its own tasks, no Check, no extension.
+    pub exam: bool,
 }
 
 impl SessionView {

@@ -80,6 +80,7 @@ fn session_view(session: Session) -> SessionView {
         expires_at_ms: session.expires_at.timestamp_millis(),
         server_time_ms: Utc::now().timestamp_millis(),
         extended: session.extended,
+        exam: session.exam_id.is_some(),
         id: session.id,
     }
 }
@@ -128,13 +129,20 @@ impl Practice for PagePractice {
         self.sessions.stop_for_user(&user.id).await.map_err(refusal)
     }
 
+    /// Every task, or during a mock exam the exam's, in its order.
     async fn list_tasks(&self, headers: &HeaderMap) -> Result<Vec<TaskSummary>, Refusal> {
-        self.user(headers).await?;
-        Ok(self
-            .sessions
-            .tasks()
-            .list()
-            .iter()
+        let user = self.user(headers).await?;
+        let live = self.sessions.live_for_user(&user.id).await.map_err(refusal)?;
+        let catalog = self.sessions.tasks();
+        let tasks: Vec<_> = match live
+            .and_then(|session| session.exam_id)
+            .and_then(|exam| self.sessions.exams().get(&exam))
+        {
+            Some(exam) => exam.tasks.iter().filter_map(|id| catalog.get(id)).collect(),
+            None => catalog.list().iter().collect(),
+        };
+        Ok(tasks
+            .into_iter()
             .map(|task| {
                 let view = task.view();
                 TaskSummary {
