@@ -243,7 +243,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
             >
                 <span class="countdown-label">"Time left"</span>
                 <span class="countdown-value">
-                    {move || if over() { "00:00".into() } else { left.get().map(clock_text).unwrap_or_default() }}
+                    {move || if over() { "--:--".into() } else { left.get().map(clock_text).unwrap_or_default() }}
                 </span>
             </div>
             {move || if stopping.get() {

@@ -18,7 +18,11 @@ test('an administrator sees a live session and terminates it; a learner may not'
   await page.goto(`${baseUrl}/signup`);
   await page.waitForLoadState('networkidle');
   await signUp(page, `learner${Date.now()}@example.com`, 'Sam');
-  const started = await page.evaluate(async () => (await fetch('/api/session/start', { method: 'POST' })).status);
+  const started = await page.evaluate(async () => {
+    const response = await fetch('/api/session/start', { method: 'POST' });
+    await response.text();
+    return response.status;
+  });
   assert.equal(started, 202);
   const session = await sessionStarted(page);
 
@@ -28,13 +32,16 @@ test('an administrator sees a live session and terminates it; a learner may not'
   await page.screenshot({ path: `${artefacts}/admin-refused.png` });
 
   // The administrator signs in in the same browser (the account exists after a first run).
-  await page.evaluate(async () => (await fetch('/api/auth/logout', { method: 'POST' })).status);
+  await page.evaluate(async () => (await fetch('/api/auth/logout', { method: 'POST' })).text());
   const admin = await page.evaluate(async (email) => {
     const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Admin' });
     const headers = { 'content-type': 'application/json' };
     const created = await fetch('/api/auth/register', { method: 'POST', headers, body });
+    await created.text();
     if (created.status !== 409) return created.status;
-    return (await fetch('/api/auth/login', { method: 'POST', headers, body })).status;
+    const loggedIn = await fetch('/api/auth/login', { method: 'POST', headers, body });
+    await loggedIn.text();
+    return loggedIn.status;
   }, ADMIN);
   assert.ok([200, 201].includes(admin), `the administrator signs in (${admin})`);
 
@@ -54,7 +61,9 @@ test('an administrator sees a live session and terminates it; a learner may not'
   await dialog.getByRole('button', { name: 'Terminate' }).click();
   await row.waitFor({ state: 'detached', timeout: 60_000 });
   await page.getByText('The session was terminated.').waitFor();
-  // The one refusal provoked on purpose is the learner's 403.
-  assert.deepEqual(browser.problems.filter((p) => !p.includes('status of 403') && !expectedProblems(p)), []);
+  // Refusals on purpose: the learner's 403, and the 409 of an administrator who exists already
+  // (when the tests run twice against one server).
+  const refusals = /status of (403|409)/;
+  assert.deepEqual(browser.problems.filter((p) => !refusals.test(p) && !expectedProblems(p)), []);
   await page.close();
 });

@@ -48,6 +48,12 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   });
   assert.equal(status.status, 'started');
   assert.equal(status.exam, 'ckad-mock-free');
+  // The practice page shows the exam's tasks, without Check or Extend, beside its terminal.
+  await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('.task-item').count(), 5);
+  assert.equal(await page.getByRole('button', { name: 'Check', exact: true }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Extend/ }).count(), 0);
+  await page.screenshot({ path: `${artefacts}/exam-practice.png` });
   const stopped = await page.evaluate(async () => {
     const response = await fetch('/api/session/stop', { method: 'POST' });
     await response.text();
