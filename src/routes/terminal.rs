@@ -26,7 +26,7 @@ use super::{auth::AuthUser, ApiError};
 use crate::{
     clusters::ClusterName,
     store::{SessionStatus, Store},
-    terminals::{CloseReason, Grant, TermSize, TerminalIo, TICKET_LIFETIME},
+    terminals::{CloseReason, Grant, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
 };
 
@@ -104,6 +104,10 @@ pub async fn open(
     }
     let io = match state.terminals.attach(&cluster, size).await {
         Ok(io) => io,
+        // Ended between the ticket and now: its terminal is gone.
+        Err(TerminalError::NotFound(_)) => {
+            return ApiError::new(StatusCode::GONE, "the session has ended").into_response()
+        }
         Err(error) => return ApiError::internal(error).into_response(),
     };
     let guard = state.sockets.register(&grant.user_id, &grant.session_id);

@@ -48,6 +48,7 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   });
   assert.equal(status.status, 'started');
   assert.equal(status.exam, 'ckad-mock-free');
+  await page.locator('[data-terminal-status][data-state="connected"]').waitFor({ timeout: 20_000 });
   const stopped = await page.evaluate(async () => {
     const response = await fetch('/api/session/stop', { method: 'POST' });
     await response.text();
