@@ -202,6 +202,9 @@ async fn bridge(
             () = stopping.cancelled() => break Ended::Closed(CloseReason::ServerShutdown),
         }
     };
+    if !matches!(ended, Ended::ShellExited) {
+        io.detach().await;
+    }
     let close = match &ended {
         Ended::Closed(reason) => {
             let goodbye = serde_json::json!({ "type": reason.kind(), "message": reason.message() });
