@@ -95,12 +95,19 @@ class LearnerTerminal {
     this.show(this.attempt ? 'reconnecting' : 'connecting', this.attempt ? 'Reconnecting…' : 'Connecting…');
     let response;
     try {
+      // A session still starting has no terminal yet: wait for it rather than ask for a ticket.
+      const status = await fetch('/api/session/status', { credentials: 'same-origin' });
+      if (status.status === 404) return this.show('ended', 'No session is running.');
+      if (status.status === 401) return this.show('ended', 'Sign in to use the terminal.');
+      if (status.ok && (await status.json()).status === 'provisioning') {
+        this.show('connecting', 'Your session is starting…');
+        return setTimeout(() => this.element.isConnected && this.connect(), 1000);
+      }
       response = await fetch('/api/terminal/ticket', { method: 'POST', credentials: 'same-origin' });
     } catch {
       return this.retry();
     }
     if (response.status === 404) return this.show('ended', 'No session is running.');
-    if (response.status === 401) return this.show('ended', 'Sign in to use the terminal.');
     if (!response.ok) return this.retry();
     const { ticket } = await response.json();
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';

@@ -30,6 +30,17 @@ pub struct Exam {
     pub tasks: Vec<String>,
 }
 
+impl Exam {
+    /// The points the exam is worth: its tasks' weights.
+    pub fn max_score(&self, tasks: &TaskCatalog) -> u32 {
+        self.tasks
+            .iter()
+            .filter_map(|t| tasks.get(t))
+            .map(|t| t.view().weight)
+            .sum()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExamError {
     #[error("cannot read {}: {source}", path.display())]

@@ -417,3 +417,53 @@ async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
     assert_eq!(history[0]["id"], session["id"]);
     assert_eq!(history[0]["status"], "failed");
 }
+
+#[tokio::test]
+async fn a_stop_during_the_start_wins_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    let instance = common::instance(dir.path());
+    let (code, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{session}");
+    // Stopped once its cluster has begun to appear.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cluster = loop {
+        if let Some(cluster) = common::clusters_of_instance(&instance).await.pop() {
+            break cluster;
+        }
+        assert!(Instant::now() < deadline, "the start never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Whatever the start was making when the stop came is removed, and stays removed once the
+    // start has had time to finish.
+    let project = format!("com.docker.compose.project=kwok-{cluster}");
+    let left = || async {
+        let mut left = common::containers_labelled(&project).await;
+        left.extend(common::containers_labelled(&containers_of(&session)).await);
+        if common::network_exists(&format!("kwok-{cluster}")).await {
+            left.push(format!("network kwok-{cluster}"));
+        }
+        left
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !left().await.is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", left().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(left().await, Vec::<String>::new());
+    let (_, history) = platform.get("/api/session/history", &token).await;
+    assert_eq!(history[0]["id"], session["id"]);
+    assert_eq!(history[0]["status"], "ended");
+    platform.shut_down().await;
+}

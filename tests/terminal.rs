@@ -392,10 +392,20 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
         Some(StatusCode::FORBIDDEN)
     );
 
-    // Reconnecting lands in the same shell.
+    // Reconnecting lands in the same shell, and the closed socket left no tmux client behind.
     let mut shell = platform.connect(&ticket, ORIGIN).await.unwrap();
     shell.type_line("echo \"[$MARK]\"").await;
     shell.read_until("[still-here-42]").await;
+    let term = common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
+        .await
+        .remove(0);
+    let (_, clients) = sh(
+        &common::docker().await,
+        term.trim_start_matches('/'),
+        "tmux list-clients",
+    )
+    .await;
+    assert_eq!(clients.lines().count(), 1, "{clients}");
 
     // Signing out closes the user's sockets with a reason.
     let (status, _) = platform.post("/api/auth/logout", &token).await;

@@ -38,18 +38,12 @@ impl ExamPages for PageExams {
         let user = self.user(headers)?;
         let mut listed = Vec::new();
         for exam in self.sessions.exams().list() {
-            let tasks = self.sessions.tasks();
             listed.push(ExamSummary {
                 id: exam.id.clone(),
                 title: exam.title.clone(),
                 minutes: exam.minutes,
                 tasks: exam.tasks.len(),
-                max_score: exam
-                    .tasks
-                    .iter()
-                    .filter_map(|t| tasks.get(t))
-                    .map(|t| t.view().weight)
-                    .sum(),
+                max_score: exam.max_score(self.sessions.tasks()),
                 allowed: self
                     .sessions
                     .may_take(&user, exam)

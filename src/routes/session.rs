@@ -209,12 +209,7 @@ async fn list_exams(
             title: exam.title.clone(),
             minutes: exam.minutes,
             tasks: exam.tasks.len(),
-            max_score: exam
-                .tasks
-                .iter()
-                .filter_map(|t| sessions.tasks().get(t))
-                .map(|t| t.view().weight)
-                .sum(),
+            max_score: exam.max_score(sessions.tasks()),
             access: exam.access,
             allowed: sessions.may_take(&user.id, exam).await?,
         });

@@ -26,7 +26,7 @@ use super::{auth::AuthUser, ApiError};
 use crate::{
     clusters::ClusterName,
     store::{SessionStatus, Store},
-    terminals::{CloseReason, Grant, TermSize, TerminalIo, TICKET_LIFETIME},
+    terminals::{CloseReason, Grant, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
 };
 
@@ -104,6 +104,10 @@ pub async fn open(
     }
     let io = match state.terminals.attach(&cluster, size).await {
         Ok(io) => io,
+        // Ended between the ticket and now: its terminal is gone.
+        Err(TerminalError::NotFound(_)) => {
+            return ApiError::new(StatusCode::GONE, "the session has ended").into_response()
+        }
         Err(error) => return ApiError::internal(error).into_response(),
     };
     let guard = state.sockets.register(&grant.user_id, &grant.session_id);
@@ -198,6 +202,9 @@ async fn bridge(
             () = stopping.cancelled() => break Ended::Closed(CloseReason::ServerShutdown),
         }
     };
+    if !matches!(ended, Ended::ShellExited) {
+        io.detach().await;
+    }
     let close = match &ended {
         Ended::Closed(reason) => {
             let goodbye = serde_json::json!({ "type": reason.kind(), "message": reason.message() });

@@ -160,9 +160,7 @@ impl Sessions {
             return Err(SessionError::NoAccess);
         }
         let session = self.record(user_id, Some(exam)).await?;
-        let this = self.clone();
-        let recorded = session.clone();
-        tokio::spawn(async move { this.provision_or_roll_back(recorded).await });
+        self.provision_in_background(session.clone());
         Ok(session)
     }
 
@@ -196,16 +194,8 @@ impl Sessions {
     /// background; returns the recorded session at once. Progress goes to the user's pages.
     pub async fn begin(&self, user_id: &str) -> Result<Session, SessionError> {
         let session = self.record(user_id, None).await?;
-        let this = self.clone();
-        let recorded = session.clone();
-        tokio::spawn(async move { this.provision_or_roll_back(recorded).await });
+        self.provision_in_background(session.clone());
         Ok(session)
-    }
-
-    /// As [`Sessions::begin`], but returns once the session is started (or has failed).
-    pub async fn start(&self, user_id: &str) -> Result<Session, SessionError> {
-        let session = self.record(user_id, None).await?;
-        self.provision_or_roll_back(session).await
     }
 
     async fn record(&self, user_id: &str, exam: Option<&Exam>) -> Result<Session, SessionError> {
@@ -253,7 +243,12 @@ impl Sessions {
         }
     }
 
-    async fn provision_or_roll_back(&self, session: Session) -> Result<Session, SessionError> {
+    fn provision_in_background(&self, session: Session) {
+        let this = self.clone();
+        tokio::spawn(async move { this.provision_or_roll_back(session).await });
+    }
+
+    async fn provision_or_roll_back(&self, session: Session) {
         let started = std::time::Instant::now();
         match self.provision(&session).await {
             Ok(started_session) => {
@@ -265,8 +260,12 @@ impl Sessions {
                         session: (&started_session).into(),
                     },
                 );
-                clock::watch(self.clone(), started_session.clone());
-                Ok(started_session)
+                clock::watch(self.clone(), started_session);
+            }
+            // Stopped while it was being made: the stop has told the pages; what was made goes.
+            Err(SessionError::NoSession) => {
+                self.destroy(&session, SessionStatus::Ended, "stopped while starting")
+                    .await;
             }
             Err(error) => {
                 tracing::warn!(session = %session.id, %error, "start failed; rolling back");
@@ -278,7 +277,6 @@ impl Sessions {
                         message: format!("Your practice environment could not start ({error}). Nothing was kept; try again."),
                     },
                 );
-                Err(error)
             }
         }
     }

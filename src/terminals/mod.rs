@@ -59,6 +59,18 @@ pub struct TerminalIo {
     pub resizer: Box<dyn Resize>,
 }
 
+impl TerminalIo {
+    /// Detaches this connection's tmux client (its prefix, Ctrl-B, then `d`) so that it exits now:
+    /// dropping the stream leaves a process on a TTY running, and each reconnect would leave one
+    /// more behind, counted against the terminal's 100 processes. The shell stays.
+    pub async fn detach(&mut self) {
+        use tokio::io::AsyncWriteExt as _;
+        if self.input.write_all(b"\x02d").await.is_ok() {
+            let _ = self.input.flush().await;
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Resize: Send + Sync {
     async fn resize(&self, size: TermSize) -> Result<(), TerminalError>;

@@ -109,10 +109,6 @@ impl TerminalSockets {
     pub fn close_session(&self, session_id: &str, reason: CloseReason) -> usize {
         self.close_where(reason, |e| e.session_id == session_id)
     }
-
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 #[cfg(test)]
@@ -130,7 +126,11 @@ mod tests {
         assert_eq!(sockets.close_session("s2", CloseReason::SessionEnded), 1);
         assert_eq!(*bob.closed.borrow(), Some(CloseReason::SessionEnded));
         drop(ada);
-        assert_eq!(sockets.count(), 1);
-        assert_eq!(sockets.close_user("ada", CloseReason::SignedOut), 0);
+        assert_eq!(
+            sockets.close_user("ada", CloseReason::SignedOut),
+            0,
+            "a dropped socket has left"
+        );
+        assert_eq!(sockets.close_user("bob", CloseReason::SignedOut), 1);
     }
 }
