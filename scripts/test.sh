@@ -42,7 +42,9 @@ scripts/check-wasm-deps.sh
 CKAD_APP_IMAGE=$(scripts/build-app-image.sh); export CKAD_APP_IMAGE # the offline app image, for tests/deploy.rs
 step "unit and integration tests"
 status=0
-cargo test --locked --no-fail-fast -p ckad-platform 2>&1 | tee "$logs/cargo.log" || status=$?
+# The server's tests, and the app crate's own unit tests (built for the server side).
+{ cargo test --locked --no-fail-fast -p ckad-platform && cargo test --locked -p app --features ssr --lib; } 2>&1 |
+  tee "$logs/cargo.log" || status=$?
 tally "$logs/cargo.log"
 [ "$status" -eq 0 ] || failed=$((failed + 1))
 

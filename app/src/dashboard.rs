@@ -56,6 +56,9 @@ pub fn DashboardPage() -> impl IntoView {
                     history.await.ok().map(|past| view! { <PastSessions past/> })
                 })}
             </Suspense>
+            <h2>"Mock exam results"</h2>
+            <crate::exams::ExamHistory/>
+            <p><A href="/exams">"Take a mock exam"</A></p>
         </section>
     }
 }

@@ -116,7 +116,6 @@ fn message(error: &ServerFnError) -> String {
 #[component]
 pub fn ExamsPage() -> impl IntoView {
     let exams = Resource::new(|| (), |_| list_exams());
-    let results = Resource::new(|| (), |_| exam_results());
     let start = ServerAction::<StartExam>::new();
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
@@ -164,23 +163,33 @@ pub fn ExamsPage() -> impl IntoView {
                 })}
             </Suspense>
             <h2>"Your results"</h2>
-            <Suspense fallback=|| view! { <p>"Loading your results…"</p> }>
-                {move || results.get().map(|listed| match listed {
-                    Err(e) => view! { <p class="form-error" role="alert">{message(&e)}</p> }.into_any(),
-                    Ok(listed) if listed.is_empty() => view! { <p class="muted">"No exam taken yet."</p> }.into_any(),
-                    Ok(listed) => view! {
-                        <ul class="result-list">
-                            {listed.into_iter().map(|r| view! {
-                                <li>
-                                    <A href=format!("/exams/results/{}", r.session_id)>{r.title.clone()}</A>
-                                    {format!(" — {} / {} points, {}", r.score, r.max_score, r.graded)}
-                                </li>
-                            }).collect_view()}
-                        </ul>
-                    }.into_any(),
-                })}
-            </Suspense>
+            <ExamHistory/>
         </section>
+    }
+}
+
+/// The learner's graded exams, newest first, each linking to its result (the exams page and the
+/// dashboard show it).
+#[component]
+pub fn ExamHistory() -> impl IntoView {
+    let results = Resource::new(|| (), |_| exam_results());
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading your results…"</p> }>
+            {move || results.get().map(|listed| match listed {
+                Err(e) => view! { <p class="form-error" role="alert">{message(&e)}</p> }.into_any(),
+                Ok(listed) if listed.is_empty() => view! { <p class="muted">"No exam taken yet."</p> }.into_any(),
+                Ok(listed) => view! {
+                    <ul class="result-list">
+                        {listed.into_iter().map(|r| view! {
+                            <li>
+                                <A href=format!("/exams/results/{}", r.session_id)>{r.title.clone()}</A>
+                                {format!(" — {} / {} points, {}", r.score, r.max_score, r.graded)}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any(),
+            })}
+        </Suspense>
     }
 }
 

@@ -61,7 +61,9 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   });
   assert.equal(stopped, 204);
 
-  await page.goto(`${baseUrl}/exams`);
+  // The dashboard keeps the exam history.
+  await page.goto(`${baseUrl}/dashboard`);
+  await page.getByRole('heading', { name: 'Mock exam results' }).waitFor();
   await page.getByRole('link', { name: 'CKAD mock exam (free)' }).click();
   await page.waitForURL(new RegExp(`${baseUrl}/exams/results/`));
   await page.locator('.score').waitFor();
