@@ -14,6 +14,17 @@ use ckad_platform::{
 };
 use common::Platform;
 use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The listed exam whose `key` is `value`.
+fn the_exam<'a>(exams: &'a Value, key: &str, value: &str) -> &'a Value {
+    exams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap()
+}
 
 #[tokio::test]
 async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() {
@@ -24,12 +35,7 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
 
     let (code, exams) = platform.get("/api/exams", &token).await;
     assert_eq!(code, StatusCode::OK, "{exams}");
-    let free = exams
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == "ckad-mock-free")
-        .unwrap();
+    let free = the_exam(&exams, "id", "ckad-mock-free");
     assert_eq!(
         (
             free["minutes"].as_u64(),
@@ -38,12 +44,7 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
         ),
         (Some(30), Some(5), Some(true))
     );
-    let full = exams
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["access"] == "pass")
-        .unwrap();
+    let full = the_exam(&exams, "access", "pass");
     assert_eq!(full["allowed"], false);
     let full_start = format!("/api/exams/{}/start", full["id"].as_str().unwrap());
     let (code, refused) = platform.post(&full_start, &token).await;
@@ -150,12 +151,7 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
         .await
         .unwrap();
     let (_, exams) = platform.get("/api/exams", &token).await;
-    let full = exams
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["access"] == "pass")
-        .unwrap();
+    let full = the_exam(&exams, "access", "pass");
     assert_eq!(full["allowed"], true);
     platform.shut_down().await;
 }

@@ -7,6 +7,8 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
+use crate::account::error_text;
+
 /// An exam a learner may take (or may not, without a pass).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExamSummary {
@@ -106,13 +108,6 @@ pub async fn exam_result(session_id: String) -> Result<ExamResultView, ServerFnE
         .map_err(ServerFnError::new)
 }
 
-fn message(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        _ => "something went wrong; try again".into(),
-    }
-}
-
 #[component]
 pub fn ExamsPage() -> impl IntoView {
     let exams = Resource::new(|| (), |_| list_exams());
@@ -132,11 +127,11 @@ pub fn ExamsPage() -> impl IntoView {
                 "and the results show each check and the reference solutions."
             </p>
             {move || start.value().get().and_then(Result::err).map(|e| view! {
-                <p class="form-error" role="alert">{message(&e)}</p>
+                <p class="form-error" role="alert">{error_text(&e)}</p>
             })}
             <Suspense fallback=|| view! { <p>"Loading the exams…"</p> }>
                 {move || exams.get().map(|listed| match listed {
-                    Err(e) => view! { <p class="form-error" role="alert">{message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{error_text(&e)}</p> }.into_any(),
                     Ok(listed) => view! {
                         <ul class="exam-list">
                             {listed.into_iter().map(|exam| {
@@ -176,7 +171,7 @@ pub fn ExamHistory() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p>"Loading your results…"</p> }>
             {move || results.get().map(|listed| match listed {
-                Err(e) => view! { <p class="form-error" role="alert">{message(&e)}</p> }.into_any(),
+                Err(e) => view! { <p class="form-error" role="alert">{error_text(&e)}</p> }.into_any(),
                 Ok(listed) if listed.is_empty() => view! { <p class="muted">"No exam taken yet."</p> }.into_any(),
                 Ok(listed) => view! {
                     <ul class="result-list">
@@ -204,7 +199,7 @@ pub fn ExamResultPage() -> impl IntoView {
         <section class="exam-result">
             <Suspense fallback=|| view! { <p>"Loading the result…"</p> }>
                 {move || result.get().map(|graded| match graded {
-                    Err(e) => view! { <p class="form-error" role="alert">{message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{error_text(&e)}</p> }.into_any(),
                     Ok(graded) => {
                         let s = &graded.summary;
                         let percent = (s.score * 100).checked_div(s.max_score).unwrap_or(0);

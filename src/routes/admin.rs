@@ -119,7 +119,7 @@ async fn status(
     let session = find(&store, &id).await?;
     Ok(Json(StatusView {
         id: session.id,
-        status: crate::sessions::status_name(session.status),
+        status: session.status.as_str(),
     }))
 }
 

@@ -20,7 +20,7 @@ use app::{
 use super::ApiError;
 use crate::{
     configuration::Settings,
-    sessions::{status_name, SessionError, Sessions},
+    sessions::{SessionError, Sessions},
     store::{Session, Store},
     AppState,
 };
@@ -75,7 +75,7 @@ fn time_of_day(at: DateTime<Utc>) -> String {
 
 fn session_view(session: Session) -> SessionView {
     SessionView {
-        status: status_name(session.status).to_owned(),
+        status: session.status.as_str().to_owned(),
         started: time_of_day(session.start_time),
         expires_at_ms: session.expires_at.timestamp_millis(),
         server_time_ms: Utc::now().timestamp_millis(),
@@ -87,7 +87,7 @@ fn session_view(session: Session) -> SessionView {
 
 fn past_session(session: Session) -> PastSession {
     PastSession {
-        status: status_name(session.status).to_owned(),
+        status: session.status.as_str().to_owned(),
         started: session.start_time.format("%-d %b %Y, %H:%M UTC").to_string(),
         length: session
             .end_time
@@ -193,7 +193,7 @@ impl Practice for PagePractice {
             };
             live.push(LiveSession {
                 user,
-                status: status_name(session.status).to_owned(),
+                status: session.status.as_str().to_owned(),
                 started: time_of_day(session.start_time),
                 minutes_left: (session.expires_at - now).num_minutes().max(0),
                 extended: session.extended,

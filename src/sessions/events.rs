@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::store::{Session, SessionStatus};
+use crate::store::Session;
 
 /// A session as its learner sees it. `server_time` lets a page count down from the server's
 /// clock, whatever the browser's says.
@@ -26,21 +26,11 @@ pub struct SessionView {
     pub server_time: DateTime<Utc>,
 }
 
-pub fn status_name(status: SessionStatus) -> &'static str {
-    match status {
-        SessionStatus::Provisioning => "provisioning",
-        SessionStatus::Started => "started",
-        SessionStatus::Ended => "ended",
-        SessionStatus::Timeout => "timeout",
-        SessionStatus::Failed => "failed",
-    }
-}
-
 impl From<&Session> for SessionView {
     fn from(session: &Session) -> Self {
         Self {
             id: session.id.clone(),
-            status: status_name(session.status),
+            status: session.status.as_str(),
             started_at: session.start_time,
             expires_at: session.expires_at,
             ended_at: session.end_time,

@@ -10,7 +10,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-pub use events::{status_name, SessionEvent, SessionEvents, SessionView, Step, StepState};
+pub use events::{SessionEvent, SessionEvents, SessionView, Step, StepState};
 
 use crate::{
     clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
@@ -460,7 +460,7 @@ impl Sessions {
                 .count_sessions_by_status()
                 .await?
                 .into_iter()
-                .map(|(status, count)| (status_name(status), count))
+                .map(|(status, count)| (status.as_str(), count))
                 .collect(),
         })
     }
@@ -501,11 +501,11 @@ impl Sessions {
             .await
         {
             Ok(true) => {
-                tracing::info!(session = %session.id, status = status_name(status), "session ended");
+                tracing::info!(session = %session.id, status = status.as_str(), "session ended");
                 self.events.publish(
                     &session.user_id,
                     SessionEvent::Ended {
-                        status: status_name(status),
+                        status: status.as_str(),
                         message: ending_message(status).into(),
                     },
                 );

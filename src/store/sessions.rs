@@ -17,6 +17,17 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
+    /// The name stored in the database, and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Started => "started",
+            Self::Ended => "ended",
+            Self::Timeout => "timeout",
+            Self::Failed => "failed",
+        }
+    }
+
     /// Whether the session still owns (or is acquiring) a cluster and a terminal.
     pub fn is_live(self) -> bool {
         matches!(self, Self::Provisioning | Self::Started)
