@@ -25,6 +25,10 @@ have_all() {
 }
 say() { printf 'build-lite: %s\n' "$*" >&2; }
 work="$out/src"
+# One build at a time per cache: a second caller (another clone's set-up) waits, then finds it done.
+mkdir -p "$cache/lite"
+exec 9>"$cache/lite/.lock"
+flock 9
 export CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
 
 # A module in $work/$1 requiring $2@$3; extra lines of go.mod follow on stdin.

@@ -26,7 +26,7 @@ _setup_main() {
   [ -n "$wasm_bindgen_version" ] || { echo "setup: no exact wasm-bindgen pin in Cargo.toml" >&2; return 1; }
 
   _setup_debian_packages
-  _setup_docker_engine "$cache"
+  _setup_docker_engine "$cache" "$root"
 
   local installed
   installed=$(rustup target list --installed)
@@ -67,7 +67,7 @@ _say() { printf 'setup: %s\n' "$*" >&2; }
 _setup_debian_packages() {
   # What is missing, by the command each package provides.
   local missing=() pair
-  for pair in docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables caddy:caddy docker-compose:docker-compose mmdebstrap:mmdebstrap systemd:systemd-analyze; do
+  for pair in jq:jq docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables caddy:caddy docker-compose:docker-compose mmdebstrap:mmdebstrap systemd:systemd-analyze; do
     command -v "${pair#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair#*:}" ] || missing+=("${pair%%:*}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -81,15 +81,40 @@ _setup_debian_packages() {
 }
 
 _setup_docker_engine() {
-  local cache=$1
-  docker info >/dev/null 2>&1 && return 0
+  local cache=$1 root=$2 runtime_args=()
+  # Hosts that withhold CAP_SYS_RESOURCE (bit 24 of the bounding set) cannot run privileged
+  # containers, so kind's nodes fail; an engine whose default runtime drops that one capability
+  # runs them (docker/engine/runc-without-sys-resource). Ordinary hosts are left as they are.
+  if ! _setup_host_has_cap_sys_resource; then
+    local wrapper="$cache/engine/runc-without-sys-resource"
+    mkdir -p "$cache/engine"
+    cmp -s "$root/docker/engine/runc-without-sys-resource" "$wrapper" ||
+      install -m 0755 "$root/docker/engine/runc-without-sys-resource" "$wrapper"
+    runtime_args=(--add-runtime "ckad-runc=$wrapper" --default-runtime ckad-runc)
+  fi
+  if docker info >/dev/null 2>&1; then
+    [ ${#runtime_args[@]} -eq 0 ] && return 0
+    [ "$(docker info --format '{{.DefaultRuntime}}')" = ckad-runc ] && return 0
+    # An engine this script started earlier is restarted with the runtime; anyone else's is theirs.
+    if [ "$(cat "$cache/dockerd.pid" 2>/dev/null)" != "$(pidof dockerd)" ]; then
+      _say "warning: this host withholds CAP_SYS_RESOURCE and the running Docker engine has no runtime"
+      _say "  for it, so kind clusters cannot start; add to daemon.json: \"runtimes\": {\"ckad-runc\":"
+      _say "  {\"path\": \"${runtime_args[1]#ckad-runc=}\"}}, \"default-runtime\": \"ckad-runc\", and restart it"
+      return 0
+    fi
+    _say "restarting dockerd with a runtime for this host (it withholds CAP_SYS_RESOURCE)"
+    kill "$(cat "$cache/dockerd.pid")"
+    local i
+    for i in $(seq 1 60); do pidof dockerd >/dev/null || break; sleep 0.5; done
+  fi
   if [ "$(id -u)" -ne 0 ]; then
     _say "no Docker engine answers and only root can start one"
     return 1
   fi
   _say "starting dockerd (log: $cache/dockerd.log)"
   # Its own session, and none of our descriptors: the export pipe (fd 3) must reach EOF.
-  setsid nohup dockerd </dev/null >"$cache/dockerd.log" 2>&1 3>&- &
+  setsid nohup dockerd "${runtime_args[@]}" </dev/null >"$cache/dockerd.log" 2>&1 3>&- &
+  echo $! >"$cache/dockerd.pid"
   local i
   for i in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
@@ -97,6 +122,12 @@ _setup_docker_engine() {
   done
   _say "dockerd did not answer within 30 s; see $cache/dockerd.log"
   return 1
+}
+
+_setup_host_has_cap_sys_resource() {
+  local bounding
+  bounding=$(sed -n 's/^CapBnd:\t//p' /proc/self/status)
+  (( (16#$bounding >> 24) & 1 ))
 }
 
 # _setup_cargo_tool CACHE CRATE VERSION BINARY [cargo install flags...]
