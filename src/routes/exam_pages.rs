@@ -4,7 +4,7 @@
 use app::exams::{ssr::ExamPages, ExamResultView, ExamSummary, GradedCheck, GradedTask, ResultSummary};
 use axum::http::HeaderMap;
 
-use super::auth::page_user;
+use super::{auth::page_user, ApiError};
 use crate::{auth::Auth, exams::ExamResult, sessions::Sessions};
 
 pub struct PageExams {
@@ -48,7 +48,7 @@ impl ExamPages for PageExams {
                     .sessions
                     .may_take(&user, exam)
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| ApiError::from(e).message)?,
             });
         }
         Ok(listed)
@@ -60,7 +60,7 @@ impl ExamPages for PageExams {
             .begin_exam(&user, exam_id)
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| ApiError::from(e).message)
     }
 
     async fn results(&self, headers: &HeaderMap) -> Result<Vec<ResultSummary>, String> {
@@ -69,7 +69,7 @@ impl ExamPages for PageExams {
             .sessions
             .exam_results(&user)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ApiError::from(e).message)?;
         Ok(results.iter().map(|r| self.summary(r)).collect())
     }
 
@@ -79,7 +79,7 @@ impl ExamPages for PageExams {
             .sessions
             .exam_result(&user, session_id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ApiError::from(e).message)?
             .ok_or_else(|| "There is no graded exam with that id.".to_owned())?;
         let tasks = result
             .tasks

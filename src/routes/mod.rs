@@ -32,10 +32,11 @@ impl ApiError {
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "request failed");
+        let reference = crate::telemetry::reference();
+        tracing::error!(%error, %reference, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "something went wrong on our side; try again",
+            format!("something went wrong on our side; try again (reference {reference})"),
         )
     }
 }

@@ -68,10 +68,11 @@ impl From<SessionError> for ApiError {
             | SessionError::Tasks(_)
             | SessionError::Terminal(_)
             | SessionError::Files(_) => {
-                tracing::error!(%error, "session failed");
+                let reference = crate::telemetry::reference();
+                tracing::error!(%error, %reference, "session failed");
                 return ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "your practice environment could not start; nothing was kept, try again",
+                    format!("your practice environment could not start; nothing was kept, try again (reference {reference})"),
                 );
             }
             SessionError::Store(store) => return ApiError::internal(store),

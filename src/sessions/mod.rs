@@ -268,13 +268,17 @@ impl Sessions {
                     .await;
             }
             Err(error) => {
-                tracing::warn!(session = %session.id, %error, "start failed; rolling back");
+                // The learner gets a sentence and a reference; the details stay in the log.
+                let reference = crate::telemetry::reference();
+                tracing::warn!(session = %session.id, %error, %reference, "start failed; rolling back");
                 self.destroy(&session, SessionStatus::Failed, &format!("start failed: {error}"))
                     .await;
                 self.events.publish(
                     &session.user_id,
                     SessionEvent::Failed {
-                        message: format!("Your practice environment could not start ({error}). Nothing was kept; try again."),
+                        message: format!(
+                            "Your practice environment could not start. Nothing was kept; try again (reference {reference})."
+                        ),
                     },
                 );
             }
