@@ -227,7 +227,7 @@ async fn the_seats_are_capped_starts_are_rate_limited_and_admins_see_and_end_ses
             expires_at: start_time + chrono::Duration::minutes(5),
             exam_id: None,
         };
-        let id = store.insert_session(past).await.unwrap().id;
+        let id = store.insert_session(past, 10).await.unwrap().unwrap().id;
         store
             .set_session_status(&id, SessionStatus::Ended, "")
             .await

@@ -212,25 +212,26 @@ impl Sessions {
             let retry_after = (next - Utc::now()).to_std().unwrap_or_default();
             return Err(SessionError::TooManyStarts { retry_after });
         }
-        let cap = self.settings.max_concurrent;
-        if self.store.count_live_sessions().await? >= cap as i64 {
-            return Err(SessionError::Full(cap));
-        }
+        let seats = self.settings.max_concurrent;
         let start_time = Utc::now();
         let session = self
             .store
-            .insert_session(NewSession {
-                user_id,
-                cluster_name: ClusterName::generate().as_str(),
-                start_time,
-                expires_at: start_time + self.ttl(exam),
-                exam_id: exam.map(|e| e.id.as_str()),
-            })
+            .insert_session(
+                NewSession {
+                    user_id,
+                    cluster_name: ClusterName::generate().as_str(),
+                    start_time,
+                    expires_at: start_time + self.ttl(exam),
+                    exam_id: exam.map(|e| e.id.as_str()),
+                },
+                seats.try_into().unwrap_or(u32::MAX),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => SessionError::AlreadyRunning,
                 other => other.into(),
-            })?;
+            })?
+            .ok_or(SessionError::Full(seats))?;
         tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, "session recorded");
         Ok(session)
     }
