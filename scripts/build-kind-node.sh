@@ -15,8 +15,8 @@
 #                   httpd, redis, postgres: docker/kind-node/workloads/), preloaded likewise and
 #                   served by a read-only registry on the node's loopback that containerd mirrors
 #                   docker.io to, so that `:latest` and `imagePullPolicy: Always` pull offline
-# Pieces are cached under $CKAD_CACHE/kind-node/<versions>/; the image is assembled from them when
-# the engine lacks it. Every stage says how long it took.
+# Pieces are cached under $CKAD_CACHE/kind-node/<versions>/ (the images archive per revision);
+# the image is assembled from them when the engine lacks it. Every stage says how long it took.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -193,7 +193,7 @@ derive() {
 
 # The images a cluster runs, saved as one archive for containerd.
 component_images() {
-  [ -s "$out/images.tar" ] && return 0
+  [ -s "$out/images-r$KIND_NODE_REVISION.tar" ] && return 0
   local r="$work/images" path='ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
   mkdir -p "$r/control-plane/usr/local/bin" "$r/etcd/usr/local/bin" "$r/proxy" "$r/coredns" \
     "$r/pause" "$r/lpp/usr/local/bin" "$r/busybox"
@@ -219,9 +219,9 @@ component_images() {
 
   local tags=() final stage
   while read -r final stage; do tags+=("$stage"); done < <(node_images)
-  docker save -o "$out/images.part.tar" "${tags[@]}"
+  docker save -o "$out/images-r$KIND_NODE_REVISION.part.tar" "${tags[@]}"
   docker rmi "${tags[@]}" >/dev/null
-  mv "$out/images.part.tar" "$out/images.tar"
+  mv "$out/images-r$KIND_NODE_REVISION.part.tar" "$out/images-r$KIND_NODE_REVISION.tar"
 }
 
 # Every image the node holds: `final-name staged-name` lines.
@@ -271,6 +271,7 @@ workload_images() {
 busybox_rootfs() {
   local dir=$1 applet
   tar -C "$dir" -xf "$out/busybox-glibc.tar"
+  install -m 0755 "$root/docker/kind-node/workloads/busybox-wget" "$dir/bin/wget"
   for applet in $(chroot "$dir" /bin/busybox --list); do
     [ -e "$dir/bin/$applet" ] || ln -s busybox "$dir/bin/$applet"
   done
@@ -345,7 +346,7 @@ node_image() {
     sleep 0.2
   done
   docker exec -i "$build" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
-    --all-platforms --no-unpack --digests - <"$out/images.tar" >/dev/null
+    --all-platforms --no-unpack --digests - <"$out/images-r$KIND_NODE_REVISION.tar" >/dev/null
   local final stage loaded
   while read -r final stage; do
     printf 'ctr -n k8s.io images tag --force docker.io/%s %s\n' "$stage" "$final"
