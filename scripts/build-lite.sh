@@ -6,6 +6,8 @@
 #   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
 #   kind                                                              (sigs.k8s.io/kind, for the `kind` provider's own tests)
 #   helm                                                              (helm.sh/helm/v3, for the terminal image and Helm tasks)
+# With the argument `node`, also kubelet, kubeadm and kube-proxy for the kind node image
+# (scripts/build-kind-node.sh): same module, same Go build cache, so only they are compiled.
 # Each tool is built in a module of its own so that their library versions never meet.
 # Then it makes sure the local Docker engine holds the control-plane images kwokctl runs, built
 # from the same binaries (no registry is needed): ckad-lite/<component>:<version>.
@@ -17,7 +19,9 @@ source "$(dirname "$0")/lite-versions.env"
 cache=${CKAD_CACHE:-$HOME/.cache/ckad-platform}
 out="$cache/lite/k8s-$KUBERNETES-etcd-$ETCD-kwok-$KWOK-kind-$KIND"
 bin="$out/bin"
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl kind)
+kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[ "${1:-}" = node ] && kube_cmds+=(kubelet kubeadm kube-proxy)
+want=("${kube_cmds[@]}" etcd kwok kwokctl kind)
 
 have_all() {
   local b
@@ -40,9 +44,10 @@ module() {
 }
 
 kubernetes() {
-  [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/kube-scheduler" ] &&
-    [ -x "$bin/kube-controller-manager" ] && return 0
-  say "building Kubernetes $KUBERNETES (several minutes, once)"
+  local missing=() c
+  for c in "${kube_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+  [ "${#missing[@]}" = 0 ] && return 0
+  say "building Kubernetes $KUBERNETES: ${missing[*]} (several minutes, once)"
   # k8s.io/kubernetes points its staging modules at ./staging; map each to its published twin.
   local gomod minor replaces
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
@@ -57,18 +62,17 @@ godebug default=go1.25
 
 $replaces
 MOD
-  local pkg=k8s.io/kubernetes/cmd version_flags=() minor_number
+  local pkg=k8s.io/kubernetes/cmd version_flags=() minor_number pkgs=()
   minor_number=${KUBERNETES#v1.}
   minor_number=${minor_number%%.*}
   for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     version_flags+=("-X $v.gitVersion=$KUBERNETES" "-X $v.gitMajor=1" "-X $v.gitMinor=$minor_number"
       "-X $v.gitTreeState=clean")
   done
+  for c in "${missing[@]}"; do pkgs+=("$pkg/$c"); done
   (cd "$work/kubernetes" &&
-    go get "$pkg/kube-apiserver@$KUBERNETES" "$pkg/kube-controller-manager@$KUBERNETES" \
-      "$pkg/kube-scheduler@$KUBERNETES" "$pkg/kubectl@$KUBERNETES" &&
-    go build -ldflags "-s -w ${version_flags[*]}" -o "$bin/" \
-      "$pkg/kube-apiserver" "$pkg/kube-controller-manager" "$pkg/kube-scheduler" "$pkg/kubectl")
+    go get "${pkgs[@]/%/@$KUBERNETES}" &&
+    go build -ldflags "-s -w ${version_flags[*]}" -o "$bin/" "${pkgs[@]}")
 }
 
 etcd() {

@@ -52,6 +52,8 @@ _setup_main() {
   command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
   local lite_bin_dir
   lite_bin_dir=$(CKAD_CACHE=$cache "$root/scripts/build-lite.sh")
+  # The offline node image of `kind` clusters, from the same Kubernetes build.
+  CKAD_CACHE=$cache "$root/scripts/build-kind-node.sh" >/dev/null
   # The learners' terminal image, from Debian packages and the kubectl/helm just built.
   LITE_BIN_DIR=$lite_bin_dir "$root/scripts/build-terminal-image.sh"
 

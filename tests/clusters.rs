@@ -1,15 +1,12 @@
 //! Real `lite` clusters (kube-apiserver, etcd, controller-manager, scheduler and kwok in
-//! containers on the local Docker engine), driven through kube-rs; and the `kind` provider's
-//! failure path with a real `kind` binary.
+//! containers on the local Docker engine), driven through kube-rs. `kind` has tests/kind.rs.
 
 mod common;
 
 use std::time::Duration;
 
 use ckad_platform::{
-    clusters::{
-        ClusterName, ClusterProvider, ClusterSpec, KindConfig, KindProvider, Kubeconfig, LiteProvider,
-    },
+    clusters::{ClusterName, ClusterProvider, ClusterSpec, Kubeconfig, LiteProvider},
     docker::DockerEngine,
     store::bound_on_host,
 };
@@ -238,62 +235,6 @@ async fn the_lite_state_directory_is_private() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
-}
-
-/// KIND cannot start here: its node container must be privileged, and this VM refuses that
-/// (`unable to apply caps`). kind's own node image cannot be pulled here either, so a local image
-/// with a command stands in for it: enough for the real `kind` binary to reach its privileged
-/// `docker run` and fail there for real. The test checks the error and the rollback.
-#[tokio::test]
-async fn a_failed_kind_create_is_explained_and_rolled_back() {
-    let state = tempfile::tempdir().unwrap();
-    let base = format!(
-        "ckad-lite/etcd:{}",
-        ckad_platform::clusters::LiteVersions::pinned().etcd
-    );
-    let node_image = "ckad-test/kind-node-stand-in:latest";
-    let mut build = std::process::Command::new("docker")
-        .args(["build", "--quiet", "--tag", node_image, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    write!(build.stdin.take().unwrap(), "FROM {base}\nCMD [\"etcd\"]\n").unwrap();
-    assert!(build.wait().unwrap().success());
-    let config = KindConfig {
-        binary: Some(common::lite_bin_dir().join("kind")),
-        node_image: Some(node_image.into()),
-    };
-    let docker = DockerEngine::new("unix:///var/run/docker.sock");
-    let provider = KindProvider::new(docker, config, state.path(), &common::instance(state.path())).unwrap();
-    provider.ready().await.unwrap();
-    let spec = spec();
-
-    let error = provider.create(&spec).await.unwrap_err().to_string();
-    assert!(error.starts_with("kind failed"), "{error}");
-    assert!(error.contains("failed to create cluster"), "{error}");
-    assert!(
-        error.contains("unable to apply caps"),
-        "the privileged node is what fails here: {error}"
-    );
-    assert!(
-        error.contains("unable to apply caps"),
-        "the privileged node is what fails here: {error}"
-    );
-
-    let label = format!("io.x-k8s.kind.cluster={}", spec.name);
-    assert_eq!(common::containers_labelled(&label).await, Vec::<String>::new());
-    assert!(!common::network_exists(&format!("kind-{}", spec.name)).await);
-    assert_eq!(
-        std::fs::read_dir(state.path().join("kind")).unwrap().count(),
-        0,
-        "files left behind"
-    );
-    for port in [spec.ports.api, spec.ports.ingress, spec.ports.ingress_https] {
-        assert!(!bound_on_host(port), "port {port} left bound");
-    }
-    assert!(!provider.list().await.unwrap().contains(&spec.name));
 }
 
 /// A learner's control plane is bounded: every container has memory, CPU and process limits, and

@@ -1,7 +1,10 @@
-//! `kind`: a full single-node KIND cluster per session, for operators' VMs (it needs privileged
-//! containers and, unless the node image is already loaded, a registry to pull it from).
-//! Follows the first seed's section 5: its config template, ports from the pool, the cluster on
-//! its own Docker network, kubeconfigs written 0600, the `--internal` one for the terminal.
+//! `kind`: a full single-node KIND cluster per session: real pods, logs, exec, Services and DNS.
+//! It needs privileged containers. The node image is the offline one scripts/build-kind-node.sh
+//! builds (`ckad-kind/node:<version>`) unless `KIND_NODE_IMAGE` names another.
+//! Follows the first seed's section 5: its config template, ports from the pool (published on
+//! 127.0.0.1 only), the cluster on its own Docker network, kubeconfigs written 0600, the
+//! `--internal` one for the terminal. On hosts with cgroup v1 or without CAP_SYS_RESOURCE the
+//! config carries what the node then needs (see [`HostQuirks`]).
 
 use std::{
     ffi::OsStr,
@@ -9,6 +12,8 @@ use std::{
     time::Duration,
 };
 
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
+use kube::api::Api;
 use tokio::sync::Mutex;
 
 use super::{
@@ -21,17 +26,69 @@ const CREATE_LIMIT: Duration = Duration::from_secs(300);
 /// The seed's validation: nodes listed within 30 s.
 const VALIDATE_LIMIT: Duration = Duration::from_secs(30);
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+/// For the `default` ServiceAccount and CoreDNS after the node is Ready.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const NETWORK_PREFIX: &str = "kind-";
 
 #[derive(Debug, Clone, Default)]
 pub struct KindConfig {
     /// `kind` binary; found on PATH when unset.
     pub binary: Option<PathBuf>,
-    /// A node image to use instead of kind's default (e.g. one loaded ahead of time).
+    /// A node image to use instead of [`default_node_image`] (e.g. kind's official one).
     pub node_image: Option<String>,
 }
 
+/// The node image scripts/build-kind-node.sh builds for the versions this server was built with.
+pub fn default_node_image() -> String {
+    let versions = [
+        include_str!("../../scripts/lite-versions.env"),
+        include_str!("../../scripts/kind-node-versions.env"),
+    ];
+    let get = |key: &str| {
+        versions
+            .iter()
+            .flat_map(|file| file.lines())
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .expect("the version files name every version")
+    };
+    format!(
+        "ckad-kind/node:{}-r{}",
+        get("KUBERNETES"),
+        get("KIND_NODE_REVISION")
+    )
+}
+
+/// What this host withholds from a node container, which the node's config must then allow for.
+/// Neither is needed on an ordinary VM with cgroup v2.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostQuirks {
+    /// Kubernetes 1.35's kubelet refuses cgroup v1 unless told `failCgroupV1: false`.
+    pub cgroup_v1: bool,
+    /// Without CAP_SYS_RESOURCE nothing may lower an oom_score_adj, so containerd must not try
+    /// for pod sandboxes (`restrict_oom_score_adj`).
+    pub no_sys_resource: bool,
+}
+
+impl HostQuirks {
+    /// Read from this host: the cgroup mount and the capability bounding set.
+    pub fn detect() -> Self {
+        const CAP_SYS_RESOURCE: u32 = 24;
+        let bounding = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+                u64::from_str_radix(hex.trim(), 16).ok()
+            });
+        Self {
+            cgroup_v1: !Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            no_sys_resource: bounding.is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) == 0),
+        }
+    }
+}
+
 pub struct KindProvider {
+    docker: DockerEngine,
     networks: Networks,
     config: KindConfig,
     /// Config files and kubeconfigs, one set per cluster, private to the platform.
@@ -39,24 +96,28 @@ pub struct KindProvider {
     /// kind reads its network from the environment of each create; one create at a time keeps
     /// a shared Docker daemon's view simple and memory bounded.
     creating: Mutex<()>,
+    quirks: HostQuirks,
 }
 
-/// The seed's `kind-config-template.yaml`, with the pool's ports.
-pub fn render_config(ports: &PortSet) -> String {
-    format!(
+/// The seed's `kind-config-template.yaml`, with the pool's ports on 127.0.0.1 (the API through
+/// kind's own `apiServerPort`), and what the host's quirks ask for.
+pub fn render_config(ports: &PortSet, quirks: HostQuirks) -> String {
+    let mut config = format!(
         r#"kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  apiServerAddress: 127.0.0.1
+  apiServerPort: {api}
 nodes:
   - role: control-plane
     extraPortMappings:
-      - containerPort: 6443
-        hostPort: {api}
-        protocol: TCP
       - containerPort: 80
         hostPort: {ingress}
+        listenAddress: 127.0.0.1
         protocol: TCP
       - containerPort: 443
         hostPort: {ingress_https}
+        listenAddress: 127.0.0.1
         protocol: TCP
     kubeadmConfigPatches:
       - |
@@ -69,7 +130,25 @@ nodes:
         api = ports.api,
         ingress = ports.ingress,
         ingress_https = ports.ingress_https,
-    )
+    );
+    if quirks.cgroup_v1 {
+        config.push_str(
+            r#"      - |
+        kind: KubeletConfiguration
+        failCgroupV1: false
+"#,
+        );
+    }
+    if quirks.no_sys_resource {
+        config.push_str(
+            r#"containerdConfigPatches:
+  - |
+    [plugins."io.containerd.grpc.v1.cri"]
+      restrict_oom_score_adj = true
+"#,
+        );
+    }
+    config
 }
 
 impl KindProvider {
@@ -81,12 +160,14 @@ impl KindProvider {
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("kind");
         super::create_private_dir(&dir)?;
-        let networks = Networks::new(docker, "kind", instance);
+        let networks = Networks::new(docker.clone(), "kind", instance);
         Ok(Self {
+            docker,
             networks,
             config,
             dir,
             creating: Mutex::new(()),
+            quirks: HostQuirks::detect(),
         })
     }
 
@@ -103,6 +184,10 @@ impl KindProvider {
             .binary
             .clone()
             .unwrap_or_else(|| PathBuf::from("kind"))
+    }
+
+    fn node_image(&self) -> String {
+        self.config.node_image.clone().unwrap_or_else(default_node_image)
     }
 
     fn file(&self, name: &ClusterName, suffix: &str) -> PathBuf {
@@ -123,27 +208,28 @@ impl KindProvider {
         self.networks.create(network, &spec.name, &[], &[]).await?;
 
         let config = self.file(&spec.name, ".kind-config.yaml");
-        write_private(&config, &render_config(&spec.ports)).await?;
-        let config_arg = config.to_string_lossy();
-        let mut args = vec![
+        write_private(&config, &render_config(&spec.ports, self.quirks)).await?;
+        // kind writes the admin kubeconfig here (0600), never into the operator's ~/.kube.
+        let kubeconfig = self.file(&spec.name, ".kubeconfig");
+        let (config_arg, kubeconfig_arg) = (config.to_string_lossy(), kubeconfig.to_string_lossy());
+        let image = self.node_image();
+        let args = [
             "create",
             "cluster",
             "--name",
             name,
             "--config",
             &config_arg,
+            "--kubeconfig",
+            &kubeconfig_arg,
+            "--image",
+            &image,
             "--wait",
             "0s",
         ];
-        if let Some(image) = &self.config.node_image {
-            args.extend(["--image", image]);
-        }
         let envs: [(&str, &OsStr); 1] = [("KIND_EXPERIMENTAL_DOCKER_NETWORK", OsStr::new(network))];
         self.kind(&args, &envs, CREATE_LIMIT).await?;
 
-        let admin = self
-            .kind(&["get", "kubeconfig", "--name", name], &[], COMMAND_LIMIT)
-            .await?;
         let internal = self
             .kind(
                 &["get", "kubeconfig", "--internal", "--name", name],
@@ -151,11 +237,11 @@ impl KindProvider {
                 COMMAND_LIMIT,
             )
             .await?;
-        write_private(&self.file(&spec.name, ".kubeconfig"), &admin).await?;
-        let admin_kubeconfig = Kubeconfig::from_yaml(admin)?;
+        let admin_kubeconfig = Kubeconfig::from_yaml(tokio::fs::read_to_string(&kubeconfig).await?)?;
         let terminal_kubeconfig = Kubeconfig::from_yaml(internal)?;
         let client = admin_kubeconfig.client().await?;
         wait_until_healthy(&client, VALIDATE_LIMIT).await?;
+        wait_for_accounts_and_dns(&client).await?;
         Ok(Cluster {
             name: spec.name.clone(),
             api_endpoint: admin_kubeconfig.server().unwrap_or_default(),
@@ -183,8 +269,17 @@ impl ClusterProvider for KindProvider {
 
     async fn delete(&self, name: &ClusterName) -> Result<(), ClusterError> {
         // kind deletes a cluster that does not exist without complaint.
+        let kubeconfig = self.file(name, ".kubeconfig");
+        let kubeconfig_arg = kubeconfig.to_string_lossy();
         self.kind(
-            &["delete", "cluster", "--name", name.as_str()],
+            &[
+                "delete",
+                "cluster",
+                "--name",
+                name.as_str(),
+                "--kubeconfig",
+                &kubeconfig_arg,
+            ],
             &[],
             COMMAND_LIMIT,
         )
@@ -233,9 +328,42 @@ impl ClusterProvider for KindProvider {
         self.networks
             .clusters()
             .await
-            .map(drop)
-            .map_err(|e| format!("Docker engine: {e}"))
+            .map_err(|e| format!("Docker engine: {e}"))?;
+        let image = self.node_image();
+        match self.docker.client().await {
+            Ok(docker) if docker.inspect_image(&image).await.is_ok() => Ok(()),
+            Ok(_) => Err(format!(
+                "node image {image} is missing (run scripts/build-kind-node.sh, or load it)"
+            )),
+            Err(e) => Err(format!("Docker engine: {e}")),
+        }
     }
+}
+
+/// Polls until the `default` ServiceAccount of `default` exists (pods are refused before it)
+/// and CoreDNS answers (a learner's first pod may look a Service up by name).
+async fn wait_for_accounts_and_dns(client: &kube::Client) -> Result<(), ClusterError> {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "default");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "kube-system");
+    let poll = async {
+        loop {
+            let account = matches!(accounts.get_opt("default").await, Ok(Some(_)));
+            let dns = deployments.get_opt("coredns").await.is_ok_and(|d| {
+                d.and_then(|d| d.status?.available_replicas)
+                    .is_some_and(|n| n > 0)
+            });
+            if account && dns {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(SETTLE_LIMIT, poll)
+        .await
+        .map_err(|_| ClusterError::Timeout {
+            what: "the default ServiceAccount and CoreDNS".into(),
+            limit: SETTLE_LIMIT,
+        })
 }
 
 /// Writes a file only its owner can read (configs and kubeconfigs carry keys and ports).
@@ -257,18 +385,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_config_is_the_seeds_template_with_the_pools_ports() {
-        let config = render_config(&PortSet {
+    fn the_config_is_the_seeds_template_with_the_pools_ports_on_loopback() {
+        let ports = PortSet {
             api: 30001,
             ingress: 40002,
             ingress_https: 45003,
-        });
+        };
+        let config = render_config(&ports, HostQuirks::default());
         let doc: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
         assert_eq!(doc["kind"], "Cluster");
         assert_eq!(doc["apiVersion"], "kind.x-k8s.io/v1alpha4");
+        assert_eq!(doc["networking"]["apiServerAddress"], "127.0.0.1");
+        assert_eq!(doc["networking"]["apiServerPort"], 30001);
         let node = &doc["nodes"][0];
         assert_eq!(node["role"], "control-plane");
-        let mappings: Vec<(u64, u64)> = node["extraPortMappings"]
+        let mappings: Vec<(u64, u64, &str)> = node["extraPortMappings"]
             .as_sequence()
             .unwrap()
             .iter()
@@ -276,12 +407,50 @@ mod tests {
                 (
                     m["containerPort"].as_u64().unwrap(),
                     m["hostPort"].as_u64().unwrap(),
+                    m["listenAddress"].as_str().unwrap(),
                 )
             })
             .collect();
-        assert_eq!(mappings, [(6443, 30001), (80, 40002), (443, 45003)]);
-        let patch = node["kubeadmConfigPatches"][0].as_str().unwrap();
+        assert_eq!(mappings, [(80, 40002, "127.0.0.1"), (443, 45003, "127.0.0.1")]);
+        let patches = node["kubeadmConfigPatches"].as_sequence().unwrap();
+        assert_eq!(patches.len(), 1);
+        let patch = patches[0].as_str().unwrap();
         assert!(patch.contains("system-reserved: memory=256Mi"));
         assert!(patch.contains("eviction-hard: memory.available<100Mi"));
+        assert!(doc.get("containerdConfigPatches").is_none());
+    }
+
+    #[test]
+    fn a_host_with_quirks_gets_what_its_nodes_need() {
+        let ports = PortSet {
+            api: 1,
+            ingress: 2,
+            ingress_https: 3,
+        };
+        let quirks = HostQuirks {
+            cgroup_v1: true,
+            no_sys_resource: true,
+        };
+        let doc: serde_yaml::Value = serde_yaml::from_str(&render_config(&ports, quirks)).unwrap();
+        let kubelet: serde_yaml::Value =
+            serde_yaml::from_str(doc["nodes"][0]["kubeadmConfigPatches"][1].as_str().unwrap()).unwrap();
+        assert_eq!(kubelet["kind"], "KubeletConfiguration");
+        assert_eq!(kubelet["failCgroupV1"], false);
+        let containerd = doc["containerdConfigPatches"][0].as_str().unwrap();
+        assert!(
+            containerd.contains("restrict_oom_score_adj = true"),
+            "{containerd}"
+        );
+    }
+
+    #[test]
+    fn the_default_node_image_is_the_one_the_build_script_tags() {
+        assert_eq!(
+            default_node_image(),
+            format!(
+                "ckad-kind/node:{}-r2",
+                super::super::LiteVersions::pinned().kubernetes
+            )
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! One Kubernetes cluster per session, behind [`ClusterProvider`]: `lite` (a real control plane
 //! with kwok-simulated nodes, in containers on the session's network) and `kind` (full clusters
-//! for operators' VMs). Every cluster and network the platform makes carries its name prefix and
+//! whose pods run, from an offline node image). Every cluster and network the platform makes carries its name prefix and
 //! labels, so that the reconciler can find what the database no longer owns.
 
 pub(crate) mod command;
@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-pub use kind::{KindConfig, KindProvider};
+pub use kind::{default_node_image, HostQuirks, KindConfig, KindProvider};
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
