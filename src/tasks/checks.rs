@@ -108,7 +108,7 @@ impl Check {
     }
 
     /// The points the check states, if it states any (a guard must not).
-    pub fn stated_points(&self) -> Option<u32> {
+    pub(super) fn stated_points(&self) -> Option<u32> {
         self.points
     }
 
@@ -768,7 +768,7 @@ fn parse_limit(text: &str) -> Result<Duration, String> {
     }
 }
 
-pub const CHECK_KINDS: &[&str] = &[
+const CHECK_KINDS: &[&str] = &[
     "exists",
     "absent",
     "field",
