@@ -1,9 +1,10 @@
-//! The proof of the graders, not just of the solutions. For every task in `tasks/`, on a fresh
-//! `lite` cluster each: its setup alone scores 0; its reference solution and each of its
-//! `accept:` answers pass every check and guard and earn every point; each of its `reject:`
-//! answers settles at exactly the points it states and does not pass. Then once more with every
-//! task's setup in one cluster, as a mock exam has them: all score 0, and after every reference
-//! solution all pass. Each cluster is deleted whatever happens.
+//! The proof of the graders, not just of the solutions. For every task in `tasks/`, each of its
+//! `accept:` answers and each of its `reject:` answers goes on a fresh `lite` cluster of its own:
+//! the setup alone scores 0; an accepted answer then passes every check and guard and earns every
+//! point; a rejected answer settles at exactly the points it states and does not pass. Then every
+//! task's setup goes into one cluster, as a mock exam has them: each scores 0, and after every
+//! reference solution each passes (so the solutions are proven among all the other tasks' objects,
+//! which is stricter than alone). Each cluster is deleted whatever happens.
 //!
 //! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
 //! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
@@ -30,7 +31,6 @@ const CONVERGE: Duration = Duration::from_secs(60);
 /// What one proof applies after the setup.
 #[derive(Clone, Copy)]
 enum Trial<'t> {
-    Solution,
     Accepted(&'t Answer),
     Rejected(&'t Answer),
 }
@@ -38,7 +38,6 @@ enum Trial<'t> {
 impl Trial<'_> {
     fn name(&self) -> String {
         match self {
-            Trial::Solution => "the reference solution".into(),
             Trial::Accepted(answer) => format!("accepted answer \"{}\"", answer.name),
             Trial::Rejected(answer) => format!("rejected answer \"{}\"", answer.name),
         }
@@ -91,10 +90,7 @@ async fn every_answer_is_graded_as_its_task_says() {
         .flat_map(|&task| {
             let accepted = task.accepted().iter().map(Trial::Accepted);
             let rejected = task.rejected().iter().map(Trial::Rejected);
-            std::iter::once(Trial::Solution)
-                .chain(accepted)
-                .chain(rejected)
-                .map(move |trial| (task, trial))
+            accepted.chain(rejected).map(move |trial| (task, trial))
         })
         .collect();
     let started = std::time::Instant::now();
@@ -121,18 +117,17 @@ async fn on_a_fresh_cluster(
     trial: Trial<'_>,
     state: &Path,
 ) -> Result<(), String> {
-    let spec = ClusterSpec {
-        name: ClusterName::generate(),
-        ports: common::ports(),
-    };
     let started = std::time::Instant::now();
-    let outcome = match provider.create(&spec).await {
-        Ok(cluster) => prove(&cluster, catalog, task, trial, state).await,
-        Err(e) => Err(format!("no cluster: {e}")),
+    let outcome = match fresh_cluster(provider).await {
+        Ok((name, cluster)) => {
+            let outcome = prove(&cluster, catalog, task, trial, state).await;
+            if let Err(e) = provider.delete(&name).await {
+                eprintln!("cluster {name} of {} was not deleted: {e}", task.id());
+            }
+            outcome
+        }
+        Err(e) => Err(e),
     };
-    if let Err(e) = provider.delete(&spec.name).await {
-        eprintln!("cluster {} of {} was not deleted: {e}", spec.name, task.id());
-    }
     eprintln!(
         "{}, {} ({:?}): {}",
         task.id(),
@@ -148,6 +143,28 @@ async fn on_a_fresh_cluster(
             trial.name()
         )
     })
+}
+
+/// A new cluster. A port found free may be taken by another process on the machine before the
+/// cluster binds it, so a failed start is tried once more on other ports.
+async fn fresh_cluster(provider: &LiteProvider) -> Result<(ClusterName, Cluster), String> {
+    let mut failure = String::new();
+    for _ in 0..2 {
+        let spec = ClusterSpec {
+            name: ClusterName::generate(),
+            ports: common::ports(),
+        };
+        match provider.create(&spec).await {
+            Ok(cluster) => return Ok((spec.name, cluster)),
+            Err(e) => {
+                failure = e.to_string();
+                if let Err(e) = provider.delete(&spec.name).await {
+                    eprintln!("cluster {} that did not start was not deleted: {e}", spec.name);
+                }
+            }
+        }
+    }
+    Err(format!("no cluster: {failure}"))
 }
 
 async fn prove(
@@ -173,14 +190,13 @@ async fn prove(
         ));
     }
 
-    let runner = runner(cluster, catalog, state);
-    let applied = match trial {
-        Trial::Solution => runner.run(&client, task).await,
-        Trial::Accepted(answer) | Trial::Rejected(answer) => runner.run_answer(&client, answer).await,
-    };
-    applied.map_err(|e| format!("applying it: {e}"))?;
+    let (Trial::Accepted(answer) | Trial::Rejected(answer)) = trial;
+    runner(cluster, catalog, state)
+        .run_answer(&client, answer)
+        .await
+        .map_err(|e| format!("applying it: {e}"))?;
     match trial {
-        Trial::Solution | Trial::Accepted(_) => passes(&client, task).await,
+        Trial::Accepted(_) => passes(&client, task).await,
         Trial::Rejected(answer) => settles_at(&client, task, answer.points.unwrap_or(0)).await,
     }
 }
@@ -266,21 +282,17 @@ fn runner(cluster: &Cluster, catalog: &TaskCatalog, state: &Path) -> SolutionRun
 }
 
 /// Every task's setup in one cluster, as a mock exam has them: each scores 0; after every
-/// reference solution, each passes.
+/// reference solution, each passes and earns every point.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn all_tasks_side_by_side_score_nothing_at_setup_and_pass_when_solved() {
     let catalog = catalog();
     let tasks = chosen(&catalog);
     let state = tempfile::tempdir().unwrap();
     let provider = provider(state.path());
-    let spec = ClusterSpec {
-        name: ClusterName::generate(),
-        ports: common::ports(),
-    };
     let started = std::time::Instant::now();
-    let cluster = provider.create(&spec).await.unwrap();
+    let (name, cluster) = fresh_cluster(&provider).await.unwrap();
     let outcome = side_by_side(&cluster, &catalog, &tasks, state.path()).await;
-    provider.delete(&spec.name).await.unwrap();
+    provider.delete(&name).await.unwrap();
     eprintln!("{} tasks side by side in {:?}", tasks.len(), started.elapsed());
     if let Err(failures) = outcome {
         panic!("\n{failures}");

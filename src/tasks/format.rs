@@ -99,7 +99,7 @@ pub(super) struct FrontMatter {
 pub struct Answer {
     /// What makes it different, in a few words (`args instead of command`, `wrong namespace`).
     pub name: String,
-    pub steps: Vec<SolutionStep>,
+    pub(super) steps: Vec<SolutionStep>,
     /// For a rejected answer, the points it earns (0 unless stated).
     pub points: Option<u32>,
 }
