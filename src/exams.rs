@@ -108,7 +108,7 @@ pub struct TaskResult {
     pub task: String,
     pub title: String,
     pub weight: u32,
-    /// The weight times the share of checks passed, rounded.
+    /// The points of the checks passed (none when a guard failed).
     pub points: u32,
     pub checks: Vec<CheckOutcome>,
 }
@@ -134,7 +134,7 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, sess
                 task: view.id.clone(),
                 title: view.title.clone(),
                 weight: view.weight,
-                points: points(view.weight, &checks),
+                points: crate::tasks::score(&checks),
                 checks,
             }
         },
@@ -148,15 +148,6 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, sess
         graded_at: chrono::Utc::now(),
         tasks: graded,
     }
-}
-
-/// Partial credit: the task's weight in proportion to the checks passed.
-fn points(weight: u32, checks: &[CheckOutcome]) -> u32 {
-    if checks.is_empty() {
-        return 0;
-    }
-    let passed = checks.iter().filter(|c| c.passed).count() as u32;
-    (weight * passed * 2 + checks.len() as u32) / (checks.len() as u32 * 2)
 }
 
 /// Whether a user may take an exam: the hook payments will plug into.
@@ -181,23 +172,6 @@ impl ExamAccess for AccessPasses {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn outcome(passed: bool) -> CheckOutcome {
-        CheckOutcome {
-            description: "a check".into(),
-            passed,
-            reason: (!passed).then(|| "why".into()),
-        }
-    }
-
-    #[test]
-    fn credit_is_the_weight_in_proportion_to_the_checks_passed() {
-        assert_eq!(points(6, &[outcome(true), outcome(true), outcome(true)]), 6);
-        assert_eq!(points(6, &[outcome(true), outcome(false), outcome(false)]), 2);
-        assert_eq!(points(5, &[outcome(true), outcome(false)]), 3, "halves round up");
-        assert_eq!(points(4, &[outcome(false)]), 0);
-        assert_eq!(points(4, &[]), 0);
-    }
 
     #[test]
     fn the_shipped_exams_name_known_tasks() {

@@ -1,7 +1,13 @@
-//! The proof that every task in `tasks/` is solvable and honestly graded: on a fresh `lite`
-//! cluster its setup is applied and its checks must not all pass; then its reference solution is
-//! applied and every check must pass. A few clusters run at once; each is deleted whatever happens.
-//! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one.
+//! The proof of the graders, not just of the solutions. For every task in `tasks/`, each of its
+//! `accept:` answers and each of its `reject:` answers goes on a fresh `lite` cluster of its own:
+//! the setup alone scores 0; an accepted answer then passes every check and guard and earns every
+//! point; a rejected answer settles at exactly the points it states and does not pass. Then every
+//! task's setup goes into one cluster, as a mock exam has them: each scores 0, and after every
+//! reference solution each passes (so the solutions are proven among all the other tasks' objects,
+//! which is stricter than alone). Each cluster is deleted whatever happens.
+//!
+//! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
+//! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
 
 mod common;
 
@@ -10,21 +16,39 @@ use std::{path::Path, time::Duration};
 use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
     docker::DockerEngine,
-    tasks::{CheckOutcome, SolutionRunner, Task, TaskCatalog},
+    tasks::{score, Answer, CheckOutcome, SolutionRunner, Task, TaskCatalog},
 };
 use futures_util::StreamExt;
 
-/// Clusters at once: 2 shared cores hold three comfortably.
-const PARALLEL: usize = 3;
-/// Controllers finish what the setup started (revisions, pods) within this.
+/// Clusters at once unless `TASK_PROOF_PARALLEL` says otherwise: most of a proof is waiting for
+/// controllers, so 2 shared cores hold four.
+const PARALLEL: usize = 4;
+/// Controllers finish what a setup or an answer started (revisions, pods) within this.
 const SETTLE: Duration = Duration::from_secs(2);
-/// After the solution, pods and endpoints take a moment to become ready.
+/// After an answer, pods and endpoints take a moment to become ready.
 const CONVERGE: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_task_fails_before_its_solution_and_passes_after() {
-    let catalog =
-        TaskCatalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tasks")).unwrap_or_else(|e| panic!("{e}"));
+/// What one proof applies after the setup.
+#[derive(Clone, Copy)]
+enum Trial<'t> {
+    Accepted(&'t Answer),
+    Rejected(&'t Answer),
+}
+
+impl Trial<'_> {
+    fn name(&self) -> String {
+        match self {
+            Trial::Accepted(answer) => format!("accepted answer \"{}\"", answer.name),
+            Trial::Rejected(answer) => format!("rejected answer \"{}\"", answer.name),
+        }
+    }
+}
+
+fn catalog() -> TaskCatalog {
+    TaskCatalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tasks")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn chosen(catalog: &TaskCatalog) -> Vec<&Task> {
     let only: Option<Vec<String>> = std::env::var("TASK_PROOF_ONLY")
         .ok()
         .map(|ids| ids.split(',').map(str::to_owned).collect());
@@ -37,58 +61,117 @@ async fn every_task_fails_before_its_solution_and_passes_after() {
         })
         .collect();
     assert!(!tasks.is_empty(), "no task to prove");
-    let state = tempfile::tempdir().unwrap();
-    let provider = LiteProvider::new(
+    tasks
+}
+
+fn provider(state: &Path) -> LiteProvider {
+    LiteProvider::new(
         DockerEngine::new("unix:///var/run/docker.sock"),
         Some(common::lite_bin_dir()),
-        state.path(),
-        &common::instance(state.path()),
+        state,
+        &common::instance(state),
     )
-    .unwrap();
+    .unwrap()
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answer_is_graded_as_its_task_says() {
+    let catalog = catalog();
+    let tasks = chosen(&catalog);
+    let state = tempfile::tempdir().unwrap();
+    let provider = provider(state.path());
+    let parallel = std::env::var("TASK_PROOF_PARALLEL")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PARALLEL);
+
+    let trials: Vec<(&Task, Trial)> = tasks
+        .iter()
+        .flat_map(|&task| {
+            let accepted = task.accepted().iter().map(Trial::Accepted);
+            let rejected = task.rejected().iter().map(Trial::Rejected);
+            accepted.chain(rejected).map(move |trial| (task, trial))
+        })
+        .collect();
     let started = std::time::Instant::now();
-    let failures: Vec<String> = futures_util::stream::iter(tasks.iter().copied())
-        .map(|task| prove(&provider, &catalog, task, state.path()))
-        .buffer_unordered(PARALLEL)
+    let failures: Vec<String> = futures_util::stream::iter(trials.iter().copied())
+        .map(|(task, trial)| on_a_fresh_cluster(&provider, &catalog, task, trial, state.path()))
+        .buffer_unordered(parallel)
         .filter_map(|result| async move { result.err() })
         .collect()
         .await;
-    eprintln!("proved {} tasks in {:?}", tasks.len(), started.elapsed());
+    eprintln!(
+        "proved {} answers of {} tasks in {:?}, {parallel} clusters at a time",
+        trials.len(),
+        tasks.len(),
+        started.elapsed()
+    );
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
-/// One task on its own cluster, which is deleted whatever the outcome.
-async fn prove(
+/// One answer to one task on its own cluster, which is deleted whatever the outcome.
+async fn on_a_fresh_cluster(
     provider: &LiteProvider,
     catalog: &TaskCatalog,
     task: &Task,
+    trial: Trial<'_>,
     state: &Path,
 ) -> Result<(), String> {
-    let spec = ClusterSpec {
-        name: ClusterName::generate(),
-        ports: common::ports(),
-    };
     let started = std::time::Instant::now();
-    let outcome = match provider.create(&spec).await {
-        Ok(cluster) => fail_then_pass(&cluster, catalog, task, state).await,
-        Err(e) => Err(format!("no cluster: {e}")),
+    let outcome = match fresh_cluster(provider).await {
+        Ok((name, cluster)) => {
+            let outcome = prove(&cluster, catalog, task, trial, state).await;
+            if let Err(e) = provider.delete(&name).await {
+                eprintln!("cluster {name} of {} was not deleted: {e}", task.id());
+            }
+            outcome
+        }
+        Err(e) => Err(e),
     };
-    if let Err(e) = provider.delete(&spec.name).await {
-        eprintln!("cluster {} of {} was not deleted: {e}", spec.name, task.id());
-    }
     eprintln!(
-        "{} ({:?}): {}",
+        "{}, {} ({:?}): {}",
         task.id(),
+        trial.name(),
         started.elapsed(),
         if outcome.is_ok() { "proved" } else { "FAILED" }
     );
-    outcome.map_err(|why| format!("task {} ({}): {why}", task.id(), task.file().display()))
+    outcome.map_err(|why| {
+        format!(
+            "task {} ({}), {}: {why}",
+            task.id(),
+            task.file().display(),
+            trial.name()
+        )
+    })
 }
 
-async fn fail_then_pass(
+/// A new cluster. A port found free may be taken by another process on the machine before the
+/// cluster binds it, so a failed start is tried once more on other ports.
+async fn fresh_cluster(provider: &LiteProvider) -> Result<(ClusterName, Cluster), String> {
+    let mut failure = String::new();
+    for _ in 0..2 {
+        let spec = ClusterSpec {
+            name: ClusterName::generate(),
+            ports: common::ports(),
+        };
+        match provider.create(&spec).await {
+            Ok(cluster) => return Ok((spec.name, cluster)),
+            Err(e) => {
+                failure = e.to_string();
+                if let Err(e) = provider.delete(&spec.name).await {
+                    eprintln!("cluster {} that did not start was not deleted: {e}", spec.name);
+                }
+            }
+        }
+    }
+    Err(format!("no cluster: {failure}"))
+}
+
+async fn prove(
     cluster: &Cluster,
     catalog: &TaskCatalog,
     task: &Task,
+    trial: Trial<'_>,
     state: &Path,
 ) -> Result<(), String> {
     let client = cluster
@@ -98,37 +181,165 @@ async fn fail_then_pass(
         .map_err(|e| e.to_string())?;
     task.prepare(&client).await.map_err(|e| format!("setup: {e}"))?;
     tokio::time::sleep(SETTLE).await;
-    if task.grade(&client).await.iter().all(|o| o.passed) {
-        return Err("every check passes before the solution is applied".into());
+    let at_setup = task.grade(&client).await;
+    if score(&at_setup) != 0 {
+        return Err(format!(
+            "the setup alone scores {}:\n{}",
+            score(&at_setup),
+            report(&at_setup)
+        ));
     }
 
-    let kubeconfig = state.join(format!("{}.kubeconfig", cluster.name));
-    write_kubeconfig(cluster, state, &kubeconfig);
-    let runner = SolutionRunner::new(common::lite_bin_dir(), &kubeconfig, catalog.charts_dir());
-    runner
-        .run(&client, task)
+    let (Trial::Accepted(answer) | Trial::Rejected(answer)) = trial;
+    runner(cluster, catalog, state)
+        .run_answer(&client, answer)
         .await
-        .map_err(|e| format!("solution: {e}"))?;
+        .map_err(|e| format!("applying it: {e}"))?;
+    match trial {
+        Trial::Accepted(_) => passes(&client, task).await,
+        Trial::Rejected(answer) => settles_at(&client, task, answer.points.unwrap_or(0)).await,
+    }
+}
 
+/// Grades until every check and guard passes and the task earns its weight, or a minute is up.
+async fn passes(client: &kube::Client, task: &Task) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + CONVERGE;
     loop {
-        let outcomes = task.grade(&client).await;
-        let failing: Vec<&CheckOutcome> = outcomes.iter().filter(|o| !o.passed).collect();
-        if failing.is_empty() {
-            return Ok(());
+        let outcomes = task.grade(client).await;
+        if outcomes.iter().all(|o| o.passed) {
+            let earned = score(&outcomes);
+            return if earned == task.view().weight {
+                Ok(())
+            } else {
+                Err(format!(
+                    "every check passes but it earns {earned} of {}",
+                    task.view().weight
+                ))
+            };
         }
         if tokio::time::Instant::now() > deadline {
-            let reasons: Vec<String> = failing
-                .iter()
-                .map(|o| format!("  - {}: {}", o.description, o.reason.as_deref().unwrap_or("")))
-                .collect();
+            return Err(format!("some checks still fail:\n{}", report(&outcomes)));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Grades until the task earns exactly `points` without passing, then once more a moment later
+/// to see that it stays there.
+async fn settles_at(client: &kube::Client, task: &Task, points: u32) -> Result<(), String> {
+    tokio::time::sleep(SETTLE).await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let rejected =
+        |outcomes: &[CheckOutcome]| score(outcomes) == points && !outcomes.iter().all(|o| o.passed);
+    loop {
+        let outcomes = task.grade(client).await;
+        if rejected(&outcomes) {
+            tokio::time::sleep(SETTLE).await;
+            let again = task.grade(client).await;
+            return if rejected(&again) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "it earned {points} points, then {}:\n{}",
+                    score(&again),
+                    report(&again)
+                ))
+            };
+        }
+        if tokio::time::Instant::now() > deadline {
             return Err(format!(
-                "after the solution, {} checks still fail:\n{}",
-                failing.len(),
-                reasons.join("\n")
+                "it earns {} points, not {points}:\n{}",
+                score(&outcomes),
+                report(&outcomes)
             ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn report(outcomes: &[CheckOutcome]) -> String {
+    outcomes
+        .iter()
+        .map(|o| {
+            let role = if o.guard {
+                "guard".to_owned()
+            } else {
+                format!("{} pt", o.points)
+            };
+            match &o.reason {
+                None => format!("  + [{role}] {}", o.description),
+                Some(reason) => format!("  - [{role}] {}: {reason}", o.description),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn runner(cluster: &Cluster, catalog: &TaskCatalog, state: &Path) -> SolutionRunner {
+    let kubeconfig = state.join(format!("{}.kubeconfig", cluster.name));
+    write_kubeconfig(cluster, state, &kubeconfig);
+    SolutionRunner::new(common::lite_bin_dir(), &kubeconfig, catalog.charts_dir())
+}
+
+/// Every task's setup in one cluster, as a mock exam has them: each scores 0; after every
+/// reference solution, each passes and earns every point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_tasks_side_by_side_score_nothing_at_setup_and_pass_when_solved() {
+    let catalog = catalog();
+    let tasks = chosen(&catalog);
+    let state = tempfile::tempdir().unwrap();
+    let provider = provider(state.path());
+    let started = std::time::Instant::now();
+    let (name, cluster) = fresh_cluster(&provider).await.unwrap();
+    let outcome = side_by_side(&cluster, &catalog, &tasks, state.path()).await;
+    provider.delete(&name).await.unwrap();
+    eprintln!("{} tasks side by side in {:?}", tasks.len(), started.elapsed());
+    if let Err(failures) = outcome {
+        panic!("\n{failures}");
+    }
+}
+
+async fn side_by_side(
+    cluster: &Cluster,
+    catalog: &TaskCatalog,
+    tasks: &[&Task],
+    state: &Path,
+) -> Result<(), String> {
+    let client = cluster.admin_kubeconfig.client().await.unwrap();
+    for task in tasks {
+        task.prepare(&client)
+            .await
+            .map_err(|e| format!("setup of {}: {e}", task.id()))?;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let mut failures = Vec::new();
+    for task in tasks {
+        let outcomes = task.grade(&client).await;
+        if score(&outcomes) != 0 {
+            failures.push(format!(
+                "{} scores {} at setup:\n{}",
+                task.id(),
+                score(&outcomes),
+                report(&outcomes)
+            ));
+        }
+    }
+    let runner = runner(cluster, catalog, state);
+    for task in tasks {
+        runner
+            .run(&client, task)
+            .await
+            .map_err(|e| format!("solution of {}: {e}", task.id()))?;
+    }
+    for task in tasks {
+        if let Err(why) = passes(&client, task).await {
+            failures.push(format!("{} after its solution: {why}", task.id()));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n\n"))
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     kinds::{Kind, ObjectRef},
-    Task, TaskError, CHARTS_IN_TERMINAL,
+    Answer, Task, TaskError, CHARTS_IN_TERMINAL,
 };
 
 const FIELD_MANAGER: &str = "ckad-platform";
@@ -265,8 +265,18 @@ impl SolutionRunner {
         }
     }
 
+    /// Runs the task's reference solution.
     pub async fn run(&self, client: &kube::Client, task: &Task) -> Result<(), TaskError> {
-        for step in task.solution_steps() {
+        self.run_steps(client, task.solution_steps()).await
+    }
+
+    /// Runs one of the task's accepted or rejected answers.
+    pub async fn run_answer(&self, client: &kube::Client, answer: &Answer) -> Result<(), TaskError> {
+        self.run_steps(client, &answer.steps).await
+    }
+
+    async fn run_steps(&self, client: &kube::Client, steps: &[SolutionStep]) -> Result<(), TaskError> {
+        for step in steps {
             match step {
                 SolutionStep::Apply(manifest) => manifest.apply(client).await?,
                 SolutionStep::Run(command) => self.execute(command).await?,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     apply::{Manifest, SolutionStep},
     checks::{Check, CheckOutcome},
-    format::{id_line, Difficulty, Domain, TaskFile},
+    format::{id_line, Answer, Difficulty, Domain, TaskFile},
     render, TaskError,
 };
 
@@ -19,7 +19,7 @@ pub struct TaskView {
     pub title: String,
     pub domain: Domain,
     pub difficulty: Difficulty,
-    /// Points in an exam.
+    /// Points in an exam: the sum of its checks' points.
     pub weight: u32,
     /// How long a prepared learner needs.
     pub minutes: u32,
@@ -44,7 +44,10 @@ pub struct Task {
     view: TaskView,
     setup: Vec<Manifest>,
     checks: Vec<Check>,
+    guards: Vec<Check>,
     solution: Vec<SolutionStep>,
+    accept: Vec<Answer>,
+    reject: Vec<Answer>,
     file: PathBuf,
 }
 
@@ -64,6 +67,16 @@ impl Task {
 
     pub fn checks(&self) -> &[Check] {
         &self.checks
+    }
+
+    /// Answers besides the reference solution that must pass (for the proof).
+    pub fn accepted(&self) -> &[Answer] {
+        &self.accept
+    }
+
+    /// Answers that must not pass, each with the points it earns (for the proof).
+    pub fn rejected(&self) -> &[Answer] {
+        &self.reject
     }
 
     pub fn solution(&self) -> TaskSolution {
@@ -88,9 +101,12 @@ impl Task {
         Ok(())
     }
 
-    /// Runs every check at once against the cluster; one outcome per check, in the task's order.
+    /// Runs every check and guard at once against the cluster; one outcome each, checks first,
+    /// in the task's order. [`super::score`] turns them into points.
     pub async fn grade(&self, client: &kube::Client) -> Vec<CheckOutcome> {
-        futures_util::future::join_all(self.checks.iter().map(|check| check.run(client))).await
+        let checks = self.checks.iter().map(|check| check.run(client, false));
+        let guards = self.guards.iter().map(|guard| guard.run(client, true));
+        futures_util::future::join_all(checks.chain(guards)).await
     }
 }
 
@@ -156,18 +172,21 @@ fn load_task(file: &Path, text: &str) -> Result<Task, TaskError> {
     let TaskFile { front, body } = TaskFile::parse(file, text)?;
     Ok(Task {
         view: TaskView {
+            weight: front.weight(),
             id: front.id.0,
             title: front.title,
             domain: front.domain,
             difficulty: front.difficulty,
-            weight: front.weight,
             minutes: front.minutes,
             body_html: render::markdown(&body),
             hints_html: front.hints.iter().map(|hint| render::markdown(hint)).collect(),
         },
         setup: front.setup,
         checks: front.checks,
+        guards: front.guards,
         solution: front.solution,
+        accept: front.accept,
+        reject: front.reject,
         file: file.to_owned(),
     })
 }

@@ -1,9 +1,10 @@
 //! Declarative checks, evaluated by the server through kube-rs. Each check reads the cluster once
-//! within its time limit and, when it fails, says why in words a learner can act on.
+//! within its time limit and, when it fails, says what it found, in words a learner can act on,
+//! never the value it expected (that may be the answer the learner must find).
 //!
-//! In a task file a check is a map with one key naming what it checks (`exists`, `absent`,
-//! `field`, `labels`, `container`, `replicas`, `pods`, `endpoints`, `access`), and optionally
-//! `timeout` and `describe`. Everything a check names is validated when the task loads.
+//! In a task file a check is a map with one key naming what it checks (see [`CHECK_KINDS`]), and
+//! optionally `points`, `timeout`, `describe` and `secret`. Everything a check names is
+//! validated when the task loads.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
@@ -20,9 +21,11 @@ use serde::{
 use serde_json::Value;
 
 use super::{
+    container::ContainerCheck,
     kinds::{check_name, ObjectRef},
-    matching::{contains, holds, same, show},
+    matching::{contains, same, show, with_canonical_selectors},
     path::FieldPath,
+    service::PortCheck,
     text,
 };
 
@@ -35,8 +38,24 @@ const MAX_LIMIT: Duration = Duration::from_secs(60);
 pub struct CheckOutcome {
     pub description: String,
     pub passed: bool,
-    /// Why it failed; `None` when it passed.
+    /// Why it failed (what was found); `None` when it passed.
     pub reason: Option<String>,
+    /// What the check is worth when it passes; 0 for a guard.
+    #[serde(default)]
+    pub points: u32,
+    /// A guard ("left as set up", "not allowed") is worth nothing, and when it fails the task
+    /// scores nothing.
+    #[serde(default)]
+    pub guard: bool,
+}
+
+/// A task's score from its graded checks: the points of the checks that pass, or nothing when a
+/// guard fails.
+pub fn score(outcomes: &[CheckOutcome]) -> u32 {
+    if outcomes.iter().any(|o| o.guard && !o.passed) {
+        return 0;
+    }
+    outcomes.iter().filter(|o| o.passed).map(|o| o.points).sum()
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +63,7 @@ pub struct Check {
     what: What,
     limit: Duration,
     describe: Option<String>,
+    points: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +73,10 @@ enum What {
     Field(FieldCheck),
     Labels(LabelsCheck),
     Container(ContainerCheck),
+    Port(PortCheck),
     Replicas(ReplicasCheck),
+    RolledOut(RolledOut),
+    Revision(RevisionCheck),
     Pods(PodsCheck),
     Endpoints(EndpointsCheck),
     Access(AccessCheck),
@@ -70,11 +93,11 @@ impl Check {
             What::Absent(of) => format!("{of} does not exist"),
             What::Field(check) => check.to_string(),
             What::Labels(check) => format!("{} is labelled {}", check.of, labels_text(&check.include)),
-            What::Container(check) => {
-                let side = if check.init { "init container" } else { "container" };
-                format!("{}: {side} {} has {}", check.of, check.name, show(&check.has))
-            }
+            What::Container(check) => check.to_string(),
+            What::Port(check) => check.to_string(),
             What::Replicas(check) => format!("{} has {} ready replicas", check.of, check.ready),
+            What::RolledOut(check) => format!("{} is rolled out", check.0),
+            What::Revision(check) => format!("{} is at revision {}", check.of, check.is),
             What::Pods(check) => format!(
                 "{} Ready pods match {} in namespace {}",
                 check.ready, check.selector, check.namespace
@@ -84,8 +107,19 @@ impl Check {
         }
     }
 
-    /// Reads the cluster and judges; a cluster that does not answer within the limit fails the check.
-    pub async fn run(&self, client: &kube::Client) -> CheckOutcome {
+    /// The points the check states, if it states any (a guard must not).
+    pub(super) fn stated_points(&self) -> Option<u32> {
+        self.points
+    }
+
+    /// What the check is worth when it passes.
+    pub fn points(&self) -> u32 {
+        self.points.unwrap_or(1)
+    }
+
+    /// Reads the cluster and judges; a cluster that does not answer within the limit fails the
+    /// check. A guard's outcome is worth no points.
+    pub async fn run(&self, client: &kube::Client, guard: bool) -> CheckOutcome {
         let verdict = match tokio::time::timeout(self.limit, self.what.evaluate(client)).await {
             Ok(verdict) => verdict,
             Err(_) => Err(format!(
@@ -97,6 +131,8 @@ impl Check {
             description: self.description(),
             passed: verdict.is_ok(),
             reason: verdict.err(),
+            points: if guard { 0 } else { self.points() },
+            guard,
         }
     }
 
@@ -114,34 +150,38 @@ impl What {
                 Some(_) => Err(format!("{of} still exists")),
             },
             What::Field(check) => check.judge(&fetch(client, &check.of).await?),
-            What::Labels(check) => {
-                let object = fetch(client, &check.of).await?;
-                for (key, wanted) in &check.include {
-                    match object.pointer(&format!("/metadata/labels/{}", key.replace('/', "~1"))) {
-                        Some(Value::String(found)) if found == wanted => {}
-                        Some(found) => {
-                            return Err(format!("label {key}: expected {wanted:?}, found {found}"))
-                        }
-                        None => return Err(format!("label {key}: expected {wanted:?}, found none")),
-                    }
-                }
-                Ok(())
-            }
+            What::Labels(check) => check.judge(&fetch(client, &check.of).await?),
             What::Container(check) => check.judge(&fetch(client, &check.of).await?),
+            What::Port(check) => check.judge(client).await,
             What::Replicas(check) => {
                 let object = fetch(client, &check.of).await?;
                 let found = object
                     .pointer("/status/readyReplicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
-                expect_count(check.ready, found, "ready replicas")
+                check.ready.judge(found, "ready replicas")
+            }
+            What::RolledOut(check) => check.judge(&fetch(client, &check.0).await?),
+            What::Revision(check) => {
+                let object = fetch(client, &check.of).await?;
+                let revision = object
+                    .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                check
+                    .is
+                    .judge(revision, "")
+                    .map_err(|_| format!("{} is at revision {revision}", check.of))
             }
             What::Pods(check) => {
                 let pods: Api<Pod> = Api::namespaced(client.clone(), &check.namespace);
                 let params = ListParams::default().labels(&check.selector.to_string());
                 let pods = pods.list(&params).await.map_err(explain)?.items;
                 let ready = pods.iter().filter(|pod| is_ready(pod)).count() as i64;
-                expect_count(check.ready, ready, "Ready pods")
+                check
+                    .ready
+                    .judge(ready, "Ready pods")
                     .map_err(|reason| format!("{reason} (of {} matching pods)", pods.len()))
             }
             What::Endpoints(check) => {
@@ -159,18 +199,75 @@ impl What {
                     .flat_map(|slice| &slice.endpoints)
                     .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
                     .count() as i64;
-                expect_count(check.ready, ready, "ready endpoints")
+                check.ready.judge(ready, "ready endpoints")
             }
             What::Access(check) => check.judge(client).await,
         }
     }
 }
 
-fn expect_count(wanted: i64, found: i64, what: &str) -> Result<(), String> {
-    if wanted == found {
-        Ok(())
-    } else {
-        Err(format!("expected {wanted} {what}, found {found}"))
+/// A number a check wants: exactly `3`, or a range written `{ at_least: 2, at_most: 5 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    at_least: Option<i64>,
+    at_most: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountFile {
+    Exactly(i64),
+    Range {
+        at_least: Option<i64>,
+        at_most: Option<i64>,
+    },
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let count = match CountFile::deserialize(deserializer)
+            .map_err(|_| de::Error::custom("a count is a number or `{ at_least: N, at_most: M }`"))?
+        {
+            CountFile::Exactly(n) => Count {
+                at_least: Some(n),
+                at_most: Some(n),
+            },
+            CountFile::Range { at_least, at_most } => Count { at_least, at_most },
+        };
+        match (count.at_least, count.at_most) {
+            (None, None) => Err(de::Error::custom("a range needs `at_least` or `at_most`")),
+            (Some(low), Some(high)) if low > high => Err(de::Error::custom(format!(
+                "at_least {low} is above at_most {high}"
+            ))),
+            _ => Ok(count),
+        }
+    }
+}
+
+impl Count {
+    fn holds(self, found: i64) -> bool {
+        self.at_least.is_none_or(|low| found >= low) && self.at_most.is_none_or(|high| found <= high)
+    }
+
+    /// Passes, or says what was found: `found 2 ready replicas`.
+    fn judge(self, found: i64, what: &str) -> Result<(), String> {
+        if self.holds(found) {
+            Ok(())
+        } else {
+            Err(format!("found {found} {what}"))
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.at_least, self.at_most) {
+            (Some(low), Some(high)) if low == high => write!(f, "{low}"),
+            (Some(low), Some(high)) => write!(f, "between {low} and {high}"),
+            (Some(low), None) => write!(f, "at least {low}"),
+            (None, Some(high)) => write!(f, "at most {high}"),
+            (None, None) => f.write_str("any number of"),
+        }
     }
 }
 
@@ -180,7 +277,7 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 /// The object as JSON, or why it cannot be had.
-async fn fetch(client: &kube::Client, of: &ObjectRef) -> Result<Value, String> {
+pub(super) async fn fetch(client: &kube::Client, of: &ObjectRef) -> Result<Value, String> {
     match of.api(client).get_opt(&of.name).await.map_err(explain)? {
         Some(object) => Ok(serde_json::to_value(object).expect("an object from the API is JSON")),
         None => Err(missing(client, of).await),
@@ -211,7 +308,7 @@ async fn missing(client: &kube::Client, of: &ObjectRef) -> String {
     }
 }
 
-fn explain(error: kube::Error) -> String {
+pub(super) fn explain(error: kube::Error) -> String {
     match error {
         kube::Error::Api(status) => format!("the cluster refused to answer: {}", status.message),
         other => format!("the cluster could not be reached: {other}"),
@@ -234,7 +331,8 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
-/// A value at a path equals, contains or matches what the task expects.
+/// A value at a path equals, contains or matches what the task expects. Label selectors on both
+/// sides are compared by what they select.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "FieldCheckFile")]
 struct FieldCheck {
@@ -249,6 +347,8 @@ enum Expectation {
     Contains(Value),
     /// The pattern as written, and anchored to the whole value.
     Matches(String, regex::Regex),
+    /// Nothing at the path: absent, `null`, or an empty list or map.
+    Unset,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +359,7 @@ struct FieldCheckFile {
     equals: Option<Value>,
     contains: Option<Value>,
     matches: Option<String>,
+    unset: Option<bool>,
 }
 
 impl TryFrom<FieldCheckFile> for FieldCheck {
@@ -271,6 +372,7 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
             equals,
             contains,
             matches,
+            unset,
         } = file;
         if !of.kind.has_field(path.first_field()) {
             return Err(format!(
@@ -279,16 +381,23 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
                 of.kind.top_level_fields()
             ));
         }
-        let expect = match (equals, contains, matches) {
-            (Some(value), None, None) => Expectation::Equals(value),
-            (None, Some(value), None) => Expectation::Contains(value),
-            (None, None, Some(pattern)) => {
+        let canonical = |value: Value| with_canonical_selectors(&value, path.last_key());
+        let expect = match (equals, contains, matches, unset) {
+            (Some(value), None, None, None) => Expectation::Equals(canonical(value)),
+            (None, Some(value), None, None) => Expectation::Contains(canonical(value)),
+            (None, None, None, Some(true)) => Expectation::Unset,
+            (None, None, Some(pattern), None) => {
                 let anchored = format!("^(?:{pattern})$");
                 let regex = regex::Regex::new(&anchored)
                     .map_err(|e| format!("`matches` is not a regular expression: {e}"))?;
                 Expectation::Matches(pattern, regex)
             }
-            _ => return Err("a field check needs exactly one of `equals`, `contains`, `matches`".into()),
+            _ => {
+                return Err(
+                    "a field check needs exactly one of `equals`, `contains`, `matches`, `unset: true`"
+                        .into(),
+                )
+            }
         };
         Ok(Self { of, path, expect })
     }
@@ -296,27 +405,37 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
 
 impl FieldCheck {
     fn judge(&self, object: &Value) -> Result<(), String> {
-        let Some(found) = self.path.lookup(object) else {
+        let found = self.path.lookup(object);
+        let empty = |v: &Value| match v {
+            Value::Null => true,
+            Value::Array(list) => list.is_empty(),
+            Value::Object(map) => map.is_empty(),
+            _ => false,
+        };
+        if let Expectation::Unset = self.expect {
+            return match found {
+                Some(found) if !empty(found) => Err(format!("{} is {}", self.path, show(found))),
+                _ => Ok(()),
+            };
+        }
+        let Some(found) = found.filter(|v| !v.is_null()) else {
             return Err(format!("{} is not set", self.path));
         };
+        let found = with_canonical_selectors(found, self.path.last_key());
         let passed = match &self.expect {
-            Expectation::Equals(wanted) => same(wanted, found),
-            Expectation::Contains(wanted) => contains(wanted, found),
-            Expectation::Matches(_, pattern) => match found {
+            Expectation::Equals(wanted) => same(wanted, &found),
+            Expectation::Contains(wanted) => contains(wanted, &found),
+            Expectation::Matches(_, pattern) => match &found {
                 Value::String(text) => pattern.is_match(text),
                 Value::Number(_) | Value::Bool(_) => pattern.is_match(&found.to_string()),
                 _ => false,
             },
+            Expectation::Unset => unreachable!("judged above"),
         };
         if passed {
             Ok(())
         } else {
-            Err(format!(
-                "{}: expected {}, found {}",
-                self.path,
-                self.expect,
-                show(found)
-            ))
+            Err(format!("{} is {}", self.path, show(&found)))
         }
     }
 }
@@ -327,6 +446,7 @@ impl fmt::Display for Expectation {
             Expectation::Equals(value) => write!(f, "{}", show(value)),
             Expectation::Contains(value) => write!(f, "something containing {}", show(value)),
             Expectation::Matches(pattern, _) => write!(f, "a match for /{pattern}/"),
+            Expectation::Unset => f.write_str("not set"),
         }
     }
 }
@@ -337,6 +457,7 @@ impl fmt::Display for FieldCheck {
     }
 }
 
+/// An object carries (at least) these labels.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LabelsCheck {
@@ -344,102 +465,16 @@ struct LabelsCheck {
     include: BTreeMap<String, String>,
 }
 
-/// The fields of a container a check may state; anything else is a typo.
-const CONTAINER_FIELDS: &[&str] = &[
-    "args",
-    "command",
-    "env",
-    "envFrom",
-    "image",
-    "imagePullPolicy",
-    "lifecycle",
-    "livenessProbe",
-    "ports",
-    "readinessProbe",
-    "resources",
-    "restartPolicy",
-    "securityContext",
-    "startupProbe",
-    "volumeMounts",
-    "workingDir",
-];
-
-/// A container of a workload holds (at least) the fields given in `has`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "ContainerCheckFile")]
-struct ContainerCheck {
-    of: ObjectRef,
-    name: String,
-    init: bool,
-    has: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContainerCheckFile {
-    of: ObjectRef,
-    name: String,
-    #[serde(default)]
-    init: bool,
-    has: serde_json::Map<String, Value>,
-}
-
-impl TryFrom<ContainerCheckFile> for ContainerCheck {
-    type Error = String;
-
-    fn try_from(file: ContainerCheckFile) -> Result<Self, String> {
-        if file.of.kind.pod_spec.is_none() {
-            return Err(format!("a {} has no containers", file.of.kind.name));
-        }
-        if let Some(unknown) = file.has.keys().find(|k| !CONTAINER_FIELDS.contains(&k.as_str())) {
-            return Err(format!(
-                "`{unknown}` is not a container field; use one of {}",
-                CONTAINER_FIELDS.join(", ")
-            ));
-        }
-        if file.has.is_empty() {
-            return Err("`has` states at least one field".into());
-        }
-        Ok(Self {
-            of: file.of,
-            name: file.name,
-            init: file.init,
-            has: Value::Object(file.has),
-        })
-    }
-}
-
-impl ContainerCheck {
+impl LabelsCheck {
     fn judge(&self, object: &Value) -> Result<(), String> {
-        let pod_spec = FieldPath::of_fields(self.of.kind.pod_spec.expect("checked at load"));
-        let list = if self.init { "initContainers" } else { "containers" };
-        let containers = pod_spec
-            .lookup(object)
-            .and_then(|spec| spec.get(list))
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let side = if self.init { "init container" } else { "container" };
-        let Some(container) = containers
-            .iter()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(&self.name))
-        else {
-            let names: Vec<_> = containers
-                .iter()
-                .filter_map(|c| c.get("name")?.as_str())
-                .collect();
-            return Err(if names.is_empty() {
-                format!("{} has no {side}s", self.of)
-            } else {
-                format!(
-                    "{} has no {side} named {} (it has {})",
-                    self.of,
-                    self.name,
-                    names.join(", ")
-                )
-            });
-        };
-        holds(&self.has, container, "").map_err(|m| format!("{side} {}: {}", self.name, m.0))
+        for (key, wanted) in &self.include {
+            match object.pointer(&format!("/metadata/labels/{}", key.replace('/', "~1"))) {
+                Some(Value::String(found)) if found == wanted => {}
+                Some(found) => return Err(format!("label {key} is {found}")),
+                None => return Err(format!("label {key} is not set")),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -447,21 +482,23 @@ impl ContainerCheck {
 #[serde(try_from = "ReplicasCheckFile")]
 struct ReplicasCheck {
     of: ObjectRef,
-    ready: i64,
+    ready: Count,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplicasCheckFile {
     of: ObjectRef,
-    ready: i64,
+    ready: Count,
 }
+
+const SCALED_KINDS: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet"];
 
 impl TryFrom<ReplicasCheckFile> for ReplicasCheck {
     type Error = String;
 
     fn try_from(file: ReplicasCheckFile) -> Result<Self, String> {
-        if !["Deployment", "ReplicaSet", "StatefulSet"].contains(&file.of.kind.name) {
+        if !SCALED_KINDS.contains(&file.of.kind.name) {
             return Err(format!("a {} has no ready replicas to count", file.of.kind.name));
         }
         Ok(Self {
@@ -471,12 +508,79 @@ impl TryFrom<ReplicasCheckFile> for ReplicasCheck {
     }
 }
 
+/// A Deployment or StatefulSet whose latest change has fully rolled out: the controller has seen
+/// it, and every wanted replica is updated and available.
+#[derive(Debug, Clone)]
+struct RolledOut(ObjectRef);
+
+impl<'de> Deserialize<'de> for RolledOut {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let of = ObjectRef::deserialize(deserializer)?;
+        if !["Deployment", "StatefulSet"].contains(&of.kind.name) {
+            return Err(de::Error::custom(format!("a {} does not roll out", of.kind.name)));
+        }
+        Ok(Self(of))
+    }
+}
+
+impl RolledOut {
+    fn judge(&self, object: &Value) -> Result<(), String> {
+        let number = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64);
+        let status = |field: &str| number(&format!("/status/{field}")).unwrap_or(0);
+        if number("/status/observedGeneration") < number("/metadata/generation") {
+            return Err("the controller has not yet taken up its latest change".into());
+        }
+        let wanted = number("/spec/replicas").unwrap_or(1);
+        let (replicas, updated, available) = (
+            status("replicas"),
+            status("updatedReplicas"),
+            status("availableReplicas"),
+        );
+        if replicas == wanted && updated == wanted && available == wanted {
+            Ok(())
+        } else {
+            Err(format!(
+                "{updated} of {wanted} replicas are updated, {available} available, {replicas} in all"
+            ))
+        }
+    }
+}
+
+/// A Deployment's revision (`deployment.kubernetes.io/revision`): how many rollouts it has had.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RevisionCheckFile")]
+struct RevisionCheck {
+    of: ObjectRef,
+    is: Count,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevisionCheckFile {
+    of: ObjectRef,
+    is: Count,
+}
+
+impl TryFrom<RevisionCheckFile> for RevisionCheck {
+    type Error = String;
+
+    fn try_from(file: RevisionCheckFile) -> Result<Self, String> {
+        if file.of.kind.name != "Deployment" {
+            return Err(format!("a {} has no revision annotation", file.of.kind.name));
+        }
+        Ok(Self {
+            of: file.of,
+            is: file.is,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PodsCheck {
     namespace: Namespace,
     selector: Selector,
-    ready: i64,
+    ready: Count,
 }
 
 #[derive(Debug, Clone)]
@@ -550,14 +654,14 @@ impl fmt::Display for Selector {
 #[serde(try_from = "EndpointsCheckFile")]
 struct EndpointsCheck {
     of: ObjectRef,
-    ready: i64,
+    ready: Count,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EndpointsCheckFile {
     of: ObjectRef,
-    ready: i64,
+    ready: Count,
 }
 
 impl TryFrom<EndpointsCheckFile> for EndpointsCheck {
@@ -621,11 +725,7 @@ impl AccessCheck {
         let allowed = answer.status.is_some_and(|s| s.allowed);
         match (self.allowed, allowed) {
             (true, false) => Err(format!("{} is not allowed to {}", self.user, self.action())),
-            (false, true) => Err(format!(
-                "{} is allowed to {}, and should not be",
-                self.user,
-                self.action()
-            )),
+            (false, true) => Err(format!("{} is allowed to {}", self.user, self.action())),
             _ => Ok(()),
         }
     }
@@ -674,11 +774,15 @@ const CHECK_KINDS: &[&str] = &[
     "field",
     "labels",
     "container",
+    "port",
     "replicas",
+    "rolled_out",
+    "revision",
     "pods",
     "endpoints",
     "access",
 ];
+const CHECK_OPTIONS: &[&str] = &["points", "timeout", "describe", "secret"];
 
 impl<'de> Deserialize<'de> for Check {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -697,6 +801,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Check, A::Error> {
         let (mut what, mut limit, mut describe) = (None::<(String, What)>, None, None);
+        let (mut points, mut secret) = (None, false);
         while let Some(key) = map.next_key::<String>()? {
             let found = match key.as_str() {
                 "timeout" => {
@@ -707,18 +812,35 @@ impl<'de> Visitor<'de> for CheckVisitor {
                     describe = Some(map.next_value::<String>()?);
                     continue;
                 }
+                "points" => {
+                    let worth: u32 = map.next_value()?;
+                    if !(1..=20).contains(&worth) {
+                        return Err(de::Error::custom(
+                            "a check is worth 1 to 20 points (a check worth nothing is a guard)",
+                        ));
+                    }
+                    points = Some(worth);
+                    continue;
+                }
+                "secret" => {
+                    secret = map.next_value()?;
+                    continue;
+                }
                 "exists" => What::Exists(map.next_value()?),
                 "absent" => What::Absent(map.next_value()?),
                 "field" => What::Field(map.next_value()?),
                 "labels" => What::Labels(map.next_value()?),
                 "container" => What::Container(map.next_value()?),
+                "port" => What::Port(map.next_value()?),
                 "replicas" => What::Replicas(map.next_value()?),
+                "rolled_out" => What::RolledOut(map.next_value()?),
+                "revision" => What::Revision(map.next_value()?),
                 "pods" => What::Pods(map.next_value()?),
                 "endpoints" => What::Endpoints(map.next_value()?),
                 "access" => What::Access(map.next_value()?),
                 other => {
                     let mut keys = CHECK_KINDS.to_vec();
-                    keys.extend(["timeout", "describe"]);
+                    keys.extend(CHECK_OPTIONS);
                     return Err(de::Error::custom(format!(
                         "unknown check key `{other}`; expected one of {}",
                         keys.join(", ")
@@ -738,10 +860,16 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 CHECK_KINDS.join(", ")
             )));
         };
+        if secret && describe.is_none() {
+            return Err(de::Error::custom(
+                "a secret check needs `describe`: its generated description would give the answer away",
+            ));
+        }
         Ok(Check {
             what,
             limit: limit.unwrap_or(DEFAULT_LIMIT),
             describe,
+            points,
         })
     }
 }
@@ -768,6 +896,18 @@ mod tests {
             "Deployment shop/catalog has 3 ready replicas"
         );
         assert_eq!(
+            described("replicas: { of: Deployment shop/catalog, ready: { at_least: 2 } }"),
+            "Deployment shop/catalog has at least 2 ready replicas"
+        );
+        assert_eq!(
+            described("revision: { of: Deployment shop/catalog, is: { at_least: 2, at_most: 4 } }"),
+            "Deployment shop/catalog is at revision between 2 and 4"
+        );
+        assert_eq!(
+            described("rolled_out: Deployment shop/catalog"),
+            "Deployment shop/catalog is rolled out"
+        );
+        assert_eq!(
             described("field: { of: Service web/front, path: spec.type, equals: NodePort }"),
             "Service web/front: spec.type is \"NodePort\""
         );
@@ -792,12 +932,24 @@ mod tests {
             ("timeout: 5s", "a check needs one of"),
             ("{ exists: Pod a/b, timeout: 5 minutes }", "timeout `5 minutes`"),
             (
+                "{ exists: Pod a/b, points: 0 }",
+                "a check worth nothing is a guard",
+            ),
+            (
+                "{ exists: Pod a/b, secret: true }",
+                "a secret check needs `describe`",
+            ),
+            (
                 "field: { of: Deployment a/b, path: sepc.replicas, equals: 3 }",
                 "does not start with a field of Deployment",
             ),
             (
                 "field: { of: Deployment a/b, path: spec.replicas }",
                 "exactly one of",
+            ),
+            (
+                "field: { of: Deployment a/b, path: spec.replicas, unset: false }",
+                "`unset: true`",
             ),
             (
                 "field: { of: Deployment a/b, path: spec..replicas, equals: 1 }",
@@ -807,15 +959,24 @@ mod tests {
                 "field: { of: Pod a/b, path: spec.x, matches: '(' }",
                 "not a regular expression",
             ),
-            (
-                "container: { of: Service a/b, name: c, has: { image: x } }",
-                "a Service has no containers",
-            ),
-            (
-                "container: { of: Pod a/b, name: c, has: { imgae: x } }",
-                "`imgae` is not a container field",
-            ),
             ("replicas: { of: Job a/b, ready: 1 }", "no ready replicas"),
+            (
+                "replicas: { of: Deployment a/b, ready: { at_least: 3, at_most: 2 } }",
+                "above at_most",
+            ),
+            (
+                "replicas: { of: Deployment a/b, ready: {} }",
+                "needs `at_least` or `at_most`",
+            ),
+            (
+                "replicas: { of: Deployment a/b, ready: many }",
+                "a count is a number",
+            ),
+            ("rolled_out: Job a/b", "a Job does not roll out"),
+            (
+                "revision: { of: StatefulSet a/b, is: 2 }",
+                "no revision annotation",
+            ),
             (
                 "pods: { namespace: a, selector: 'app in (x)', ready: 1 }",
                 "is not `key=value",
@@ -829,15 +990,17 @@ mod tests {
     }
 
     #[test]
-    fn field_checks_explain_what_they_found() {
-        let object = json!({ "spec": { "replicas": 2, "type": "ClusterIP" } });
+    fn field_checks_say_what_they_found_and_never_what_they_expected() {
+        let object = json!({ "spec": { "replicas": 2, "type": "ClusterIP", "podSelector": {
+            "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["db"] }]
+        } } });
         let judged = |yaml: &str| match check(yaml).unwrap().what {
             What::Field(field) => field.judge(&object),
             _ => unreachable!(),
         };
         assert_eq!(
             judged("field: { of: Deployment a/b, path: spec.replicas, equals: 3 }"),
-            Err("spec.replicas: expected 3, found 2".into())
+            Err("spec.replicas is 2".into())
         );
         assert_eq!(
             judged("field: { of: Deployment a/b, path: spec.paused, equals: true }"),
@@ -848,8 +1011,90 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            judged("field: { of: Service a/b, path: spec.type, matches: 'Node.*' }"),
-            Err("spec.type: expected a match for /Node.*/, found \"ClusterIP\"".into())
+            judged("field: { of: Deployment a/b, path: spec.paused, unset: true }"),
+            Ok(())
         );
+        assert_eq!(
+            judged("field: { of: Deployment a/b, path: spec.replicas, unset: true }"),
+            Err("spec.replicas is 2".into())
+        );
+        assert_eq!(
+            judged("field: { of: Service a/b, path: spec.type, matches: 'Node.*' }"),
+            Err("spec.type is \"ClusterIP\"".into())
+        );
+        assert_eq!(
+            judged("field: { of: NetworkPolicy a/b, path: spec.podSelector, equals: { matchLabels: { tier: db } } }"),
+            Ok(())
+        );
+        assert_eq!(
+            judged("field: { of: NetworkPolicy a/b, path: spec, contains: { podSelector: { matchLabels: { tier: db } } } }"),
+            Ok(())
+        );
+        assert_eq!(
+            judged("field: { of: NetworkPolicy a/b, path: spec.podSelector, equals: { matchLabels: { tier: api } } }"),
+            Err("spec.podSelector is \"tier=db\"".into())
+        );
+    }
+
+    #[test]
+    fn counts_are_exact_or_ranges() {
+        let count = |yaml: &str| serde_yaml::from_str::<Count>(yaml).unwrap();
+        assert!(count("3").holds(3) && !count("3").holds(4));
+        let at_least = count("{ at_least: 2 }");
+        assert!(at_least.holds(2) && at_least.holds(9) && !at_least.holds(1));
+        let at_most = count("{ at_most: 1 }");
+        assert!(at_most.holds(0) && !at_most.holds(2));
+        assert_eq!(
+            count("{ at_least: 2 }").judge(1, "ready pods"),
+            Err("found 1 ready pods".into())
+        );
+    }
+
+    #[test]
+    fn a_rollout_is_done_when_every_replica_is_updated_and_available() {
+        let rolled = RolledOut(ObjectRef::try_from("Deployment a/b").unwrap());
+        let deployment = |generation: i64, observed: i64, updated: i64, available: i64| {
+            json!({ "metadata": { "generation": generation }, "spec": { "replicas": 3 },
+                "status": { "observedGeneration": observed, "replicas": 3,
+                    "updatedReplicas": updated, "availableReplicas": available } })
+        };
+        assert_eq!(rolled.judge(&deployment(2, 2, 3, 3)), Ok(()));
+        assert_eq!(
+            rolled.judge(&deployment(3, 2, 3, 3)),
+            Err("the controller has not yet taken up its latest change".into())
+        );
+        assert_eq!(
+            rolled.judge(&deployment(2, 2, 1, 3)),
+            Err("1 of 3 replicas are updated, 3 available, 3 in all".into())
+        );
+    }
+
+    #[test]
+    fn a_failed_guard_takes_every_point_and_guards_are_worth_none() {
+        let outcome = |passed: bool, points: u32, guard: bool| CheckOutcome {
+            description: "a check".into(),
+            passed,
+            reason: (!passed).then(|| "found something else".into()),
+            points,
+            guard,
+        };
+        assert_eq!(
+            score(&[
+                outcome(true, 2, false),
+                outcome(false, 3, false),
+                outcome(true, 0, true)
+            ]),
+            2
+        );
+        assert_eq!(
+            score(&[
+                outcome(true, 2, false),
+                outcome(true, 3, false),
+                outcome(false, 0, true)
+            ]),
+            0
+        );
+        assert_eq!(score(&[outcome(false, 2, false), outcome(true, 0, true)]), 0);
+        assert_eq!(score(&[]), 0);
     }
 }

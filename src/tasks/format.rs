@@ -72,16 +72,43 @@ pub(super) struct FrontMatter {
     pub title: String,
     pub domain: Domain,
     pub difficulty: Difficulty,
-    /// Points in an exam, for partial credit.
-    pub weight: u32,
     /// How long a prepared learner needs.
     pub minutes: u32,
     #[serde(default)]
     pub setup: Vec<Manifest>,
+    /// What the learner must achieve; each check is worth its points.
     pub checks: Vec<Check>,
+    /// What must stay true ("left as set up", "not allowed"): worth nothing, and a failed guard
+    /// makes the task score nothing.
+    #[serde(default)]
+    pub guards: Vec<Check>,
     #[serde(default)]
     pub hints: Vec<String>,
     pub solution: Vec<SolutionStep>,
+    /// Other answers that must pass, for the proof.
+    #[serde(default)]
+    pub accept: Vec<Answer>,
+    /// Answers that must not pass, for the proof, with the points they earn.
+    #[serde(default)]
+    pub reject: Vec<Answer>,
+}
+
+/// One answer to a task, as a learner might give it: steps applied after the setup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// What makes it different, in a few words (`args instead of command`, `wrong namespace`).
+    pub name: String,
+    pub(super) steps: Vec<SolutionStep>,
+    /// For a rejected answer, the points it earns (0 unless stated).
+    pub points: Option<u32>,
+}
+
+impl FrontMatter {
+    /// The task's points in an exam: the sum of its checks' points.
+    pub fn weight(&self) -> u32 {
+        self.checks.iter().map(Check::points).sum()
+    }
 }
 
 /// A task's id: lowercase letters, digits and dashes, as it appears in URLs.
@@ -159,12 +186,28 @@ impl TaskFile {
                 .position(|l| l.starts_with(&format!("{key}:")))
                 .map_or(1, |i| i + 2)
         };
+        let weight = front.weight();
         let rules = [
             ("title", front.title.trim().is_empty(), "a title is needed"),
             (
-                "weight",
-                !(1..=20).contains(&front.weight),
-                "weight is between 1 and 20",
+                "checks",
+                !(1..=20).contains(&weight),
+                "the checks' points add up to 1-20",
+            ),
+            (
+                "guards",
+                front.guards.iter().any(|g| g.stated_points().is_some()),
+                "a guard carries no points",
+            ),
+            (
+                "accept",
+                front.accept.iter().any(|a| a.points.is_some()),
+                "an accepted answer earns every point: give `points` to rejected answers only",
+            ),
+            (
+                "reject",
+                front.reject.iter().any(|a| a.points.unwrap_or(0) >= weight),
+                "a rejected answer earns fewer points than the task is worth",
             ),
             (
                 "minutes",
@@ -218,7 +261,6 @@ id: sample-task
 title: A sample
 domain: Application Deployment
 difficulty: easy
-weight: 4
 minutes: 5
 checks:
   - exists: Namespace shop
@@ -242,26 +284,38 @@ Create the namespace `shop`.
 
     #[test]
     fn mistakes_are_reported_with_the_files_line() {
+        let guarded = "  - exists: Namespace shop\nguards:\n  - { absent: Namespace other, points: 2 }\n";
+        let rejected = "solution:\n  - run: [kubectl, create, namespace, shop]\nreject:\n  - name: all of it\n    points: 1\n    steps: [{ run: [kubectl, create, namespace, shop] }]\n";
         for (from, to, expected) in [
+            (
+                "  - exists: Namespace shop\n",
+                guarded,
+                "tasks/x.md:9: a guard carries no points",
+            ),
+            (
+                "  - exists: Namespace shop\n",
+                "  - { exists: Namespace shop, points: 20 }\n  - exists: Namespace other\n",
+                "tasks/x.md:7: the checks' points add up to 1-20",
+            ),
+            (
+                "solution:\n  - run: [kubectl, create, namespace, shop]\n",
+                rejected,
+                "tasks/x.md:11: a rejected answer earns fewer points",
+            ),
             (
                 "domain: Application Deployment",
                 "domain: Deployment",
                 "tasks/x.md:4: domain: unknown variant `Deployment`",
             ),
             (
-                "weight: 4",
-                "weight: 40",
-                "tasks/x.md:6: weight is between 1 and 20",
-            ),
-            (
                 "  - exists: Namespace shop",
                 "  - exists: Namespace Shop",
-                "tasks/x.md:9: checks[0].exists: `Shop` is not a valid name",
+                "tasks/x.md:8: checks[0].exists: `Shop` is not a valid name",
             ),
             (
                 "minutes: 5",
                 "minutes: 5\ncolour: blue",
-                "tasks/x.md:8: unknown field `colour`",
+                "tasks/x.md:7: unknown field `colour`",
             ),
             (
                 "id: sample-task",
@@ -276,7 +330,7 @@ Create the namespace `shop`.
             (
                 "solution:\n  - run: [kubectl, create, namespace, shop]\n",
                 "solution: []\n",
-                "tasks/x.md:10: a task needs a reference solution",
+                "tasks/x.md:9: a task needs a reference solution",
             ),
         ] {
             let error = parse(&TASK.replacen(from, to, 1)).unwrap_err();

@@ -1,4 +1,7 @@
-//! Comparing what a task expects with what the cluster holds, and saying how they differ.
+//! Comparing what a task expects with what the cluster holds, and saying what was found (never
+//! what was expected: the learner reads these reasons, and the expected value may be the answer).
+
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -28,31 +31,23 @@ pub fn holds(expected: &Value, actual: &Value, at: &str) -> Result<(), Mismatch>
                 let here = join(at, key);
                 match found.get(key) {
                     Some(found) => holds(wanted, found, &here)?,
-                    None => return Err(Mismatch(format!("{here}: expected {}, found none", show(wanted)))),
+                    None => return Err(Mismatch(format!("{here} is not set"))),
                 }
             }
             Ok(())
         }
         (Value::Array(wanted), Value::Array(found)) => {
-            for wanted in wanted {
-                if !found.iter().any(|found| holds(wanted, found, at).is_ok()) {
-                    return Err(Mismatch(format!(
-                        "{}no element is {}; found {}",
-                        prefix(at),
-                        show(wanted),
-                        show(actual)
-                    )));
-                }
+            if wanted
+                .iter()
+                .all(|wanted| found.iter().any(|found| holds(wanted, found, at).is_ok()))
+            {
+                Ok(())
+            } else {
+                Err(Mismatch(format!("{}{}", prefix(at), show(actual))))
             }
-            Ok(())
         }
         (wanted, found) if same(wanted, found) => Ok(()),
-        (wanted, found) => Err(Mismatch(format!(
-            "{}expected {}, found {}",
-            prefix(at),
-            show(wanted),
-            show(found)
-        ))),
+        (_, found) => Err(Mismatch(format!("{}{}", prefix(at), show(found)))),
     }
 }
 
@@ -76,9 +71,9 @@ fn join(at: &str, key: &str) -> String {
 
 fn prefix(at: &str) -> String {
     if at.is_empty() {
-        String::new()
+        "found ".into()
     } else {
-        format!("{at}: ")
+        format!("{at} is ")
     }
 }
 
@@ -93,6 +88,78 @@ pub fn show(value: &Value) -> String {
     }
 }
 
+/// Keys whose value is a label selector (`matchLabels`, `matchExpressions`).
+const SELECTOR_KEYS: &[&str] = &["selector", "podSelector", "namespaceSelector", "labelSelector"];
+
+/// `value` (found under `key`) with every label selector in it replaced by its canonical text,
+/// so that selectors that select the same pods compare equal: `matchLabels: {tier: db}` and
+/// `matchExpressions: [{key: tier, operator: In, values: [db]}]` both become `"tier=db"`.
+/// An empty `podSelector`/`namespaceSelector` (everything) becomes `""`. A Service's plain map
+/// selector is left as it is.
+pub fn with_canonical_selectors(value: &Value, key: Option<&str>) -> Value {
+    if let Some(key) = key.filter(|k| SELECTOR_KEYS.contains(k)) {
+        if let Some(text) = selector_text(value, key != "selector") {
+            return Value::String(text);
+        }
+    }
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_canonical_selectors(v, Some(k))))
+                .collect(),
+        ),
+        Value::Array(list) => Value::Array(list.iter().map(|v| with_canonical_selectors(v, None)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The requirements of a label selector, sorted, as `kubectl` writes them; `None` when the value
+/// is not a label selector (or is empty and `empty_selects_all` is false).
+fn selector_text(value: &Value, empty_selects_all: bool) -> Option<String> {
+    let map = value.as_object()?;
+    if map.keys().any(|k| k != "matchLabels" && k != "matchExpressions")
+        || (map.is_empty() && !empty_selects_all)
+    {
+        return None;
+    }
+    let mut requirements = BTreeSet::new();
+    for (key, value) in map
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        requirements.insert(format!("{key}={}", value.as_str()?));
+    }
+    for expression in map
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = expression.get("key")?.as_str()?;
+        let mut values: Vec<&str> = expression
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        let requirement = match (expression.get("operator")?.as_str()?, values.as_slice()) {
+            ("In", [one]) => format!("{key}={one}"),
+            ("In", many) => format!("{key} in ({})", many.join(",")),
+            ("NotIn", many) => format!("{key} notin ({})", many.join(",")),
+            ("Exists", _) => key.to_owned(),
+            ("DoesNotExist", _) => format!("!{key}"),
+            _ => return None,
+        };
+        requirements.insert(requirement);
+    }
+    Some(requirements.into_iter().collect::<Vec<_>>().join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -100,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_object_holds_a_part_of_itself_and_says_where_it_differs() {
+    fn an_object_holds_a_part_of_itself_and_says_what_it_found() {
         let container = json!({
             "name": "app", "image": "nginx:1.27",
             "ports": [{ "containerPort": 80, "protocol": "TCP" }, { "containerPort": 443 }],
@@ -119,7 +186,7 @@ mod tests {
                 "container app"
             ),
             Err(Mismatch(
-                "container app.resources.limits.memory: expected \"256Mi\", found \"128Mi\"".into()
+                "container app.resources.limits.memory is \"128Mi\"".into()
             ))
         );
         assert_eq!(
@@ -128,16 +195,16 @@ mod tests {
                 &container,
                 ""
             ),
-            Err(Mismatch(
-                "readinessProbe: expected {\"httpGet\":{\"port\":80}}, found none".into()
-            ))
+            Err(Mismatch("readinessProbe is not set".into()))
         );
         let ports = holds(&json!({ "ports": [{ "containerPort": 8080 }] }), &container, "").unwrap_err();
         assert!(
-            ports
-                .0
-                .starts_with("ports: no element is {\"containerPort\":8080}; found ["),
+            ports.0.starts_with("ports is [{\"containerPort\":80"),
             "{ports:?}"
+        );
+        assert!(
+            !ports.0.contains("8080"),
+            "the expected value stays secret: {ports:?}"
         );
     }
 
@@ -151,5 +218,45 @@ mod tests {
         ));
         assert!(!contains(&json!(3), &json!("3")));
         assert!(same(&json!(3), &json!(3.0)));
+    }
+
+    #[test]
+    fn selectors_that_select_the_same_pods_compare_equal() {
+        let canonical = |v: Value| with_canonical_selectors(&v, None);
+        let by_labels = canonical(json!({ "podSelector": { "matchLabels": { "tier": "db", "app": "x" } } }));
+        let by_expressions = canonical(json!({ "podSelector": { "matchExpressions": [
+            { "key": "app", "operator": "In", "values": ["x"] },
+            { "key": "tier", "operator": "In", "values": ["db"] }
+        ] } }));
+        let mixed = canonical(json!({ "podSelector": {
+            "matchLabels": { "tier": "db" },
+            "matchExpressions": [{ "key": "app", "operator": "In", "values": ["x"] }]
+        } }));
+        assert_eq!(by_labels, json!({ "podSelector": "app=x,tier=db" }));
+        assert_eq!(by_expressions, by_labels);
+        assert_eq!(mixed, by_labels);
+        assert_eq!(
+            canonical(
+                json!({ "ingress": [{ "from": [{ "podSelector": { "matchLabels": { "tier": "api" } } }] }] })
+            ),
+            json!({ "ingress": [{ "from": [{ "podSelector": "tier=api" }] }] })
+        );
+        assert_eq!(
+            canonical(json!({ "podSelector": {} })),
+            json!({ "podSelector": "" })
+        );
+        assert_ne!(
+            canonical(
+                json!({ "podSelector": { "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["db", "api"] }] } })
+            ),
+            canonical(json!({ "podSelector": { "matchLabels": { "tier": "db" } } }))
+        );
+        // A Service selects by a plain map, left alone.
+        let service = json!({ "selector": { "app": "web" } });
+        assert_eq!(canonical(service.clone()), service);
+        assert_eq!(
+            with_canonical_selectors(&json!({ "matchLabels": { "app": "checkout" } }), Some("selector")),
+            json!("app=checkout")
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! CKAD practice tasks: Markdown files with YAML front matter, loaded and validated once at
 //! start-up ([`TaskCatalog::load`]), and graded from outside the learner's reach by declarative
-//! checks evaluated through kube-rs ([`Task::grade`]).
+//! checks evaluated through kube-rs ([`Task::grade`]) and scored by their points ([`score`]).
 //!
 //! What a learner may see is [`TaskView`] (never the checks or the solution); the reference
 //! solution is a separate [`TaskSolution`], for the caller to hand out once it is earned.
@@ -9,19 +9,22 @@
 mod apply;
 mod catalog;
 mod checks;
+mod command;
+mod container;
 mod format;
 mod kinds;
 mod matching;
 mod path;
 mod render;
+mod service;
 mod text;
 
 use std::path::PathBuf;
 
 pub use apply::SolutionRunner;
 pub use catalog::{Task, TaskCatalog, TaskSolution, TaskView};
-pub use checks::{Check, CheckOutcome};
-pub use format::{Difficulty, Domain};
+pub use checks::{score, Check, CheckOutcome};
+pub use format::{Answer, Difficulty, Domain};
 
 /// Where the terminal image carries `tasks/charts`; task texts and solutions name charts there.
 pub const CHARTS_IN_TERMINAL: &str = "/opt/charts";

@@ -90,6 +90,14 @@ impl FieldPath {
         }
     }
 
+    /// The field name the path ends with, if it ends with one (not an index or a selector).
+    pub fn last_key(&self) -> Option<&str> {
+        match self.segments.last()? {
+            Segment::Key(key) => Some(key),
+            _ => None,
+        }
+    }
+
     /// The value at this path, if every step of it exists.
     pub fn lookup<'v>(&self, mut value: &'v Value) -> Option<&'v Value> {
         for segment in &self.segments {
@@ -167,6 +175,13 @@ mod tests {
             Some(json!(80))
         );
         assert_eq!(at("spec.containers[name=missing].image"), None);
+        let ingress = json!({ "spec": { "rules": [
+            { "host": "a.example.com" }, { "host": "shop.example.com", "http": { "paths": [] } }
+        ] } });
+        let rule = FieldPath::parse("spec.rules[host=shop.example.com].http").unwrap();
+        assert_eq!(rule.lookup(&ingress), Some(&json!({ "paths": [] })));
+        assert_eq!(rule.last_key(), Some("http"));
+        assert_eq!(FieldPath::parse("spec.ports[0]").unwrap().last_key(), None);
         assert_eq!(at("spec.containers[5]"), None);
         assert_eq!(FieldPath::parse("spec.replicas").unwrap().first_field(), "spec");
     }
