@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use app::api::Access;
+use app::api::CheckResult;
+
 use crate::{
+    domain::{ExamResult, GradedTask},
     store::{Store, StoreError},
     tasks::{CheckOutcome, TaskCatalog},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Free,
-    Pass,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,35 +99,13 @@ impl ExamCatalog {
     }
 }
 
-/// One task of a graded exam.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskResult {
-    pub task: String,
-    pub title: String,
-    pub weight: u32,
-    /// The weight times the share of checks passed, rounded.
-    pub points: u32,
-    pub checks: Vec<CheckOutcome>,
-}
-
-/// A graded exam.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamResult {
-    pub session_id: String,
-    pub exam_id: String,
-    pub score: u32,
-    pub max_score: u32,
-    pub graded_at: chrono::DateTime<chrono::Utc>,
-    pub tasks: Vec<TaskResult>,
-}
-
 /// Grades every task of `exam` on the session's cluster.
 pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, session_id: &str) -> ExamResult {
     let graded = futures_util::future::join_all(exam.tasks.iter().filter_map(|id| tasks.get(id)).map(
         |task| async move {
-            let checks = task.grade(client).await;
+            let checks: Vec<CheckResult> = task.grade(client).await.into_iter().map(Into::into).collect();
             let view = task.view();
-            TaskResult {
+            GradedTask {
                 task: view.id.clone(),
                 title: view.title.clone(),
                 weight: view.weight,
@@ -151,12 +126,23 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, sess
 }
 
 /// Partial credit: the task's weight in proportion to the checks passed.
-fn points(weight: u32, checks: &[CheckOutcome]) -> u32 {
+fn points(weight: u32, checks: &[CheckResult]) -> u32 {
     if checks.is_empty() {
         return 0;
     }
     let passed = checks.iter().filter(|c| c.passed).count() as u32;
     (weight * passed * 2 + checks.len() as u32) / (checks.len() as u32 * 2)
+}
+
+/// A check's outcome as it is kept in a graded exam and shown to the learner.
+impl From<CheckOutcome> for CheckResult {
+    fn from(outcome: CheckOutcome) -> Self {
+        Self {
+            description: outcome.description,
+            passed: outcome.passed,
+            reason: outcome.reason,
+        }
+    }
 }
 
 /// Whether a user may take an exam: the hook payments will plug into.
@@ -182,8 +168,8 @@ impl ExamAccess for AccessPasses {
 mod tests {
     use super::*;
 
-    fn outcome(passed: bool) -> CheckOutcome {
-        CheckOutcome {
+    fn outcome(passed: bool) -> CheckResult {
+        CheckResult {
             description: "a check".into(),
             passed,
             reason: (!passed).then(|| "why".into()),
