@@ -14,7 +14,12 @@ db=${url#sqlite://}
 db=${db#sqlite:}
 db=${db%%\?*}
 state_dir=${STATE_DIR:-data/state}
-instance=${PLATFORM_INSTANCE:-main}
+# Unset, the instance is the database's own name (its `platform` table); no database, nothing ran.
+instance=${PLATFORM_INSTANCE:-}
+if [ -z "$instance" ]; then
+  [ -f "$db" ] || exit 0
+  instance=$(sqlite3 "$db" "SELECT instance FROM platform WHERE id = 1")
+fi
 
 # Clusters of started sessions survive a restart of the platform.
 owned=""

@@ -113,7 +113,8 @@ _setup_docker_engine() {
   fi
   _say "starting dockerd (log: $cache/dockerd.log)"
   # Its own session, and none of our descriptors: the export pipe (fd 3) must reach EOF.
-  setsid nohup dockerd "${runtime_args[@]}" </dev/null >"$cache/dockerd.log" 2>&1 3>&- &
+  # Containers' logs are capped (the control planes'; terminals keep none), so no session fills the disk.
+  setsid nohup dockerd "${runtime_args[@]}" --log-opt max-size=10m --log-opt max-file=2 </dev/null >"$cache/dockerd.log" 2>&1 3>&- &
   echo $! >"$cache/dockerd.pid"
   local i
   for i in $(seq 1 60); do

@@ -62,7 +62,14 @@ export RATE_LIMIT_AUTH_PER_MINUTE=60
 export ADMIN_EMAILS=admin@example.com # the administrator tests/browser/admin.test.mjs signs in as
 "$CKAD_PYTHON" tests/support/smtp_sink.py "$smtp_port" "$MAILBOX" >/dev/null &
 smtp_pid=$!
-trap 'kill $smtp_pid 2>/dev/null; rm -rf "$logs"' EXIT
+# The browser tests' sessions end with them (their clusters and terminals would live on for an
+# hour): every session is marked ended, then the orphan clean-up removes what they owned.
+end_browser_sessions() {
+  [ -f "$logs/browser/ckad.db" ] || return 0
+  sqlite3 "$logs/browser/ckad.db" "UPDATE sessions SET status = 'ended' WHERE status IN ('provisioning', 'started')"
+  scripts/cleanup-orphans.sh >/dev/null
+}
+trap 'kill $smtp_pid 2>/dev/null; end_browser_sessions; rm -rf "$logs"' EXIT
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"

@@ -12,6 +12,7 @@ use crate::{
     domain::{PortRanges, Secret},
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     sessions::SessionSettings,
+    store::sqlite_path,
 };
 
 /// Where the site's own options (output name, site root, address) live at run time.
@@ -204,18 +205,22 @@ impl Settings {
             .leptos_options;
         let public_origin = public_origin(&var("PUBLIC_URL", format!("http://{}", site.site_addr))?)?;
         Ok(Self {
-            database_url: var("DATABASE_URL", "sqlite://data/ckad.db".into())?,
+            database_url: database_url()?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
             shutdown_grace: Duration::from_secs(var("SHUTDOWN_GRACE_SECS", 10)?),
             log_format: var("LOG_FORMAT", LogFormat::Json)?,
             site,
             clusters: ClusterSettings {
                 provider: var("CLUSTER_PROVIDER", ProviderKind::Lite)?,
-                instance: var("PLATFORM_INSTANCE", Instance("main".into()))?.0,
-                state_dir: var("STATE_DIR", PathBuf::from("data/state"))?,
-                lite_bin_dir: var("LITE_BIN_DIR", Optional::<PathBuf>(None))?.0,
+                instance: var("PLATFORM_INSTANCE", Optional::<Instance>(None))?
+                    .0
+                    .map_or_else(String::new, |i| i.0),
+                state_dir: path_var("STATE_DIR", "data/state")?,
+                lite_bin_dir: var("LITE_BIN_DIR", Optional::<AbsolutePath>(None))?
+                    .0
+                    .map(|p| p.0),
                 kind: KindConfig {
-                    binary: var("KIND_BINARY", Optional::<PathBuf>(None))?.0,
+                    binary: var("KIND_BINARY", Optional::<Program>(None))?.0.map(|p| p.0),
                     node_image: var("KIND_NODE_IMAGE", Optional::<String>(None))?.0,
                 },
                 ports: PortRanges {
@@ -236,7 +241,7 @@ impl Settings {
                 warnings: [10, 5, 1].map(|m| Duration::from_secs(60 * m)).to_vec(),
                 sweep_every: Duration::from_secs(var("SWEEP_EVERY_SECS", 30)?),
             },
-            tasks_dir: var("TASKS_DIR", PathBuf::from("tasks"))?,
+            tasks_dir: path_var("TASKS_DIR", "tasks")?,
             admin_emails: var("ADMIN_EMAILS", EmailList::default())?.0,
             auth: AuthSettings {
                 secret: jwt_secret()?,
@@ -382,6 +387,68 @@ fn mail_api(
     }))
 }
 
+/// A path setting, made absolute against the working directory when the settings are loaded:
+/// the tools it is handed to run elsewhere (kwokctl gives the state directory to Docker, which
+/// reads a relative path as a volume name), so a relative path would mean another place there.
+struct AbsolutePath(PathBuf);
+
+impl FromStr for AbsolutePath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        std::path::absolute(s)
+            .map(Self)
+            .map_err(|e| format!("cannot be made absolute: {e}"))
+    }
+}
+
+/// A path variable, or `default`, made absolute.
+fn path_var(name: &'static str, default: &str) -> Result<PathBuf, ConfigError> {
+    let value = var(name, default.to_owned())?;
+    match value.parse::<AbsolutePath>() {
+        Ok(path) => Ok(path.0),
+        Err(reason) => Err(ConfigError::Invalid { name, value, reason }),
+    }
+}
+
+/// A program: a bare name is looked up on `PATH` when it runs, a path is made absolute.
+struct Program(PathBuf);
+
+impl FromStr for Program {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains('/') {
+            Ok(Self(s.parse::<AbsolutePath>()?.0))
+        } else {
+            Ok(Self(s.into()))
+        }
+    }
+}
+
+/// `DATABASE_URL`, a relative SQLite file made absolute like the other paths.
+fn database_url() -> Result<String, ConfigError> {
+    let url = var("DATABASE_URL", "sqlite://data/ckad.db".to_owned())?;
+    let Some(path) = sqlite_path(&url) else {
+        return Ok(url);
+    };
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    match path
+        .as_os_str()
+        .to_str()
+        .unwrap_or_default()
+        .parse::<AbsolutePath>()
+    {
+        Ok(path) => Ok(format!("sqlite://{}{query}", path.0.display())),
+        Err(reason) => Err(ConfigError::Invalid {
+            name: "DATABASE_URL",
+            value: url,
+            reason,
+        }),
+    }
+}
+
 /// A variable that may be unset.
 struct Optional<T>(Option<T>);
 
@@ -395,6 +462,24 @@ impl<T: FromStr> FromStr for Optional<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tools run elsewhere (Docker reads a relative bind-mount source as a volume name), so every
+    /// path leaves the settings absolute, resolved against the working directory.
+    #[test]
+    fn relative_paths_are_made_absolute_against_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            "data/state".parse::<AbsolutePath>().unwrap().0,
+            cwd.join("data/state")
+        );
+        assert_eq!(
+            "/srv/x".parse::<AbsolutePath>().unwrap().0,
+            PathBuf::from("/srv/x")
+        );
+        assert!("".parse::<AbsolutePath>().is_err());
+        assert_eq!("kind".parse::<Program>().unwrap().0, PathBuf::from("kind"));
+        assert_eq!("bin/kind".parse::<Program>().unwrap().0, cwd.join("bin/kind"));
+    }
 
     #[test]
     fn invalid_values_name_the_variable() {

@@ -47,6 +47,13 @@ impl AppState {
         let store = Store::open(&settings.database_url)
             .await
             .with_context(|| format!("opening the database at {}", settings.database_url))?;
+        let mut settings = settings;
+        if settings.clusters.instance.is_empty() {
+            settings.clusters.instance = store
+                .platform_instance()
+                .await
+                .context("reading the platform's instance name")?;
+        }
         let docker = DockerEngine::new(&settings.docker_host);
         let clusters = clusters::provider(&settings.clusters, docker.clone()).with_context(|| {
             format!(

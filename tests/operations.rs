@@ -174,7 +174,7 @@ async fn the_cleanup_removes_orphans_and_leaves_owned_and_unlabelled_things_alon
         expires_at: now + chrono::Duration::hours(1),
         exam_id: None,
     };
-    let session = store.insert_session(new).await.unwrap();
+    let session = store.insert_session(new, u32::MAX).await.unwrap().unwrap();
     store
         .set_session_status(&session.id, SessionStatus::Started, "")
         .await

@@ -70,3 +70,74 @@ fn sigterm_stops_the_server_cleanly_within_ten_seconds() {
         "{logs}"
     );
 }
+
+/// The README's run command as a newcomer meets it: no `.env`, none of the test settings, the
+/// platform's embedded defaults (relative `data/` paths, `lite` clusters, the mail outbox), started
+/// from a repository root with only what `scripts/setup.sh` exports (`LITE_BIN_DIR`). Only the
+/// port is its own (a developer's server may hold 3000). A learner signs up, starts, types in the
+/// terminal, reloads (a new socket) and types again, stops; nothing of the session is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
+    use common::{Platform, Terminals};
+    use std::os::unix::fs::symlink;
+
+    // A repository root of its own, so that its `data/` is this test's alone.
+    let root = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["Leptos.toml", "tasks"] {
+        symlink(repo.join(file), root.path().join(file)).unwrap();
+    }
+    let port = common::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
+        .current_dir(root.path())
+        .env_clear()
+        .envs(["PATH", "HOME", "LITE_BIN_DIR"].map(|name| (name, std::env::var(name).unwrap())))
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let platform = Platform::at(&origin);
+    platform.wait_until_ready().await;
+
+    let token = platform.learner("newcomer@example.com").await;
+    let session = platform.start_session(&token).await;
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, &origin)
+        .await
+        .unwrap();
+    shell.type_line("k get nodes --no-headers").await;
+    shell.read_until("node01").await;
+    shell.socket.close(None).await.unwrap();
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, &origin)
+        .await
+        .unwrap();
+    shell.type_line("echo \"[after-reload-$((40+2))]\"").await;
+    shell.read_until("[after-reload-42]").await;
+
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    // Nothing of the session is left: its terminal, its cluster's containers and network, its state.
+    let id = session["id"].as_str().unwrap();
+    assert!(common::containers_labelled(&format!("ckad.session={id}"))
+        .await
+        .is_empty());
+    let database = format!("sqlite://{}/data/ckad.db", root.path().display());
+    let instance = ckad_platform::store::Store::connect(&database)
+        .await
+        .unwrap()
+        .platform_instance()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::clusters_of_instance(&instance).await,
+        Vec::<String>::new()
+    );
+    let states = std::fs::read_dir(root.path().join("data/state/lite/clusters")).unwrap();
+    assert_eq!(states.count(), 0, "a cluster's state folder is left");
+    child.kill().await.unwrap();
+}

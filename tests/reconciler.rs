@@ -38,7 +38,7 @@ async fn session(store: &Store, n: u32, cluster: &ClusterName, status: SessionSt
         expires_at: now + chrono::Duration::hours(1),
         exam_id: None,
     };
-    let id = store.insert_session(new).await.unwrap().id;
+    let id = store.insert_session(new, u32::MAX).await.unwrap().unwrap().id;
     store
         .allocate_ports(&id, &PortRanges::default(), ckad_platform::store::bound_on_host)
         .await

@@ -230,7 +230,7 @@ async fn the_seats_are_capped_starts_are_rate_limited_and_admins_see_and_end_ses
             expires_at: start_time + chrono::Duration::minutes(5),
             exam_id: None,
         };
-        let id = store.insert_session(past).await.unwrap().id;
+        let id = store.insert_session(past, 10).await.unwrap().unwrap().id;
         store
             .set_session_status(&id, SessionStatus::Ended, "")
             .await
@@ -468,5 +468,43 @@ async fn a_stop_during_the_start_wins_and_leaves_nothing() {
     let (_, history) = platform.get("/api/session/history", &token).await;
     assert_eq!(history[0]["id"], session["id"]);
     assert_eq!(history[0]["status"], "ended");
+    platform.shut_down().await;
+}
+
+/// A start that fails (here: the terminal image is missing, so the last step fails after the
+/// cluster and the tasks were made) tells the learner a sentence with a reference, never the
+/// error's text: no path, no command line, no JSON. Nothing is kept.
+#[tokio::test]
+async fn a_failed_start_tells_the_learner_a_sentence_and_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.terminals.image = "ckad-terminal:never-built".into();
+    let platform = Platform::start(settings).await;
+    let token = platform.learner("unlucky@example.com").await;
+    let mut events = Events::open(&platform, &token).await;
+    let (status, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{session}");
+    let failed = loop {
+        match events.next().await {
+            (name, body) if name == "failed" => break body["message"].as_str().unwrap().to_owned(),
+            (name, body) => assert_eq!(name, "progress", "{body}"),
+        }
+    };
+    let reference = failed
+        .strip_prefix("Your practice environment could not start. Nothing was kept; try again (reference ")
+        .and_then(|rest| rest.strip_suffix(")."))
+        .unwrap_or_else(|| panic!("{failed:?}"));
+    assert!(
+        reference.len() == 8 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{failed:?}"
+    );
+    for leak in ["/", "never-built", "docker", "{", "Error", "kwokctl"] {
+        assert!(!failed.contains(leak), "{leak:?} in {failed:?}");
+    }
+    let (_, history) = platform.get("/api/session/history", &token).await;
+    assert_eq!(history[0]["status"], "failed");
+    assert!(common::containers_labelled(&containers_of(&session))
+        .await
+        .is_empty());
     platform.shut_down().await;
 }

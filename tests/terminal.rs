@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Platform;
+use common::{Platform, Terminals, ORIGIN};
 
 use std::time::Duration;
 
@@ -19,14 +19,9 @@ use ckad_platform::{
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::time::Instant;
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, protocol::frame::coding::CloseCode, Message},
-    MaybeTlsStream, WebSocketStream,
-};
-
-const ORIGIN: &str = "http://127.0.0.1:3000";
+use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
 
 /// Runs `script` with bash in the container (not through the bridge); exit code and output.
 async fn sh(docker: &Docker, container: &str, script: &str) -> (i64, String) {
@@ -241,106 +236,6 @@ async fn a_terminal_is_hardened_and_reaches_its_own_api_and_nothing_else() {
     );
 }
 
-/// What these tests do with a platform: tickets and sockets.
-trait Terminals {
-    async fn ticket(&self, token: &str) -> String;
-    fn socket_url(&self, ticket: &str) -> String;
-    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode>;
-}
-
-impl Terminals for Platform {
-    async fn ticket(&self, token: &str) -> String {
-        let (status, body) = self.post("/api/terminal/ticket", token).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["expires_in"], 30);
-        body["ticket"].as_str().unwrap().to_owned()
-    }
-
-    fn socket_url(&self, ticket: &str) -> String {
-        format!(
-            "{}/ws/terminal?ticket={ticket}&cols=100&rows=30",
-            self.base.replace("http://", "ws://")
-        )
-    }
-
-    /// Opens a socket and waits for the prompt, as a learner would before typing (keys sent while
-    /// tmux is still attaching may be taken for its terminal queries' answers).
-    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
-        let mut request = self.socket_url(ticket).into_client_request().unwrap();
-        request.headers_mut().insert("origin", origin.parse().unwrap());
-        match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => {
-                let mut shell = Shell {
-                    socket,
-                    seen: String::new(),
-                };
-                shell.read_until("ckad@ckad").await;
-                Ok(shell)
-            }
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
-            Err(other) => panic!("handshake: {other}"),
-        }
-    }
-}
-
-/// The browser's side of one terminal socket.
-struct Shell {
-    socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
-    /// Everything the terminal printed so far.
-    seen: String,
-}
-
-impl Shell {
-    async fn type_line(&mut self, line: &str) {
-        self.socket
-            .send(Message::binary(format!("{line}\r").into_bytes()))
-            .await
-            .unwrap();
-    }
-
-    async fn control(&mut self, frame: Value) {
-        self.socket.send(Message::text(frame.to_string())).await.unwrap();
-    }
-
-    /// Reads until the screen shows `wanted` (after what was seen before); the text frames met.
-    async fn read_until(&mut self, wanted: &str) -> Vec<Value> {
-        let from = self.seen.len();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut texts = Vec::new();
-        while !self.seen[from..].contains(wanted) {
-            let message = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .unwrap_or_else(|_| panic!("{wanted:?} not shown; screen: {:?}", &self.seen[from..]));
-            match message.expect("socket open").unwrap() {
-                Message::Binary(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
-                Message::Text(text) => texts.push(serde_json::from_str(&text).unwrap()),
-                _ => {}
-            }
-        }
-        texts
-    }
-
-    /// Reads to the end: the last JSON text frame and the close frame's code and reason.
-    async fn closing(&mut self) -> (Option<Value>, Option<(CloseCode, String)>) {
-        let mut goodbye = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .expect("closed in time")
-            {
-                Some(Ok(Message::Text(text))) => goodbye = Some(serde_json::from_str(&text).unwrap()),
-                Some(Ok(Message::Close(frame))) => {
-                    return (goodbye, frame.map(|f| (f.code, f.reason.to_string())));
-                }
-                Some(Ok(_)) => {}
-                None => return (goodbye, None),
-                Some(Err(error)) => panic!("socket failed: {error}; after {goodbye:?}"),
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -481,4 +376,93 @@ async fn a_restart_says_goodbye_and_the_shell_waits_for_the_learner() {
             .is_empty()
     );
     platform.shut_down().await;
+}
+
+/// A reload is a new socket: the closed one's tmux client is detached from outside, so nothing
+/// is ever typed into the learner's shell (a stray `d` used to reach it after a reconnect), and
+/// tmux takes no prefix key, so Ctrl-B reaches the learner's programs (here bash's backward-char).
+#[tokio::test]
+async fn reconnects_never_type_into_the_shell_and_every_key_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("reload@example.com").await;
+    let session = platform.start_session(&token).await;
+    for round in 0..20 {
+        let mut shell = platform
+            .connect(&platform.ticket(&token).await, ORIGIN)
+            .await
+            .unwrap();
+        // Typed at once after the prompt, as a learner does after a reload.
+        shell
+            .type_line(&format!("echo \"[round-$(({round}+1000))]\""))
+            .await;
+        shell.read_until(&format!("[round-{}]", round + 1000)).await;
+        shell.socket.close(None).await.unwrap();
+        assert!(
+            !shell.seen.contains("command not found"),
+            "round {round}: {:?}",
+            shell.seen
+        );
+    }
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, ORIGIN)
+        .await
+        .unwrap();
+    // `echo ab`, Ctrl-B (one character back), `X`: bash runs `echo aXb`.
+    shell
+        .socket
+        .send(Message::binary(b"echo ab\x02X\r".to_vec()))
+        .await
+        .unwrap();
+    shell.read_until("aXb").await;
+    // No command the learner's shell ran began with a stray `d`.
+    shell
+        .type_line("echo \"[strays-$(history | grep -c '^ *[0-9]* *d')]\"")
+        .await;
+    shell.read_until("[strays-0]").await;
+    let term = common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
+        .await
+        .remove(0);
+    let (_, clients) = sh(
+        &common::docker().await,
+        term.trim_start_matches('/'),
+        "tmux list-clients",
+    )
+    .await;
+    assert_eq!(clients.lines().count(), 1, "{clients}");
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    platform.shut_down().await;
+}
+
+/// A learner writing to the container's own output fills no log on the host: 100 MB in, nothing
+/// over a few kilobytes in the container's folder under Docker's root.
+#[tokio::test]
+async fn a_learner_cannot_fill_the_hosts_disk_through_the_terminals_log() {
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.session().await;
+    let docker = common::docker().await;
+    let term = format!("term-{}", cluster.name);
+    let (code, output) = sh(
+        &docker,
+        &term,
+        "head -c 100000000 /dev/zero > /proc/1/fd/1; echo written",
+    )
+    .await;
+    assert_eq!((code, output.trim()), (0, "written"));
+    let inspected = docker.inspect_container(&term, None).await.unwrap();
+    let root = docker.info().await.unwrap().docker_root_dir.unwrap();
+    let folder = std::path::Path::new(&root)
+        .join("containers")
+        .join(inspected.id.unwrap());
+    let bytes: u64 = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum();
+    assert!(bytes < 64 * 1024, "{bytes} bytes in {}", folder.display());
+    sandbox.remove(&cluster).await;
 }

@@ -23,8 +23,12 @@ use ckad_platform::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let mut settings = Settings::load()?;
     telemetry::init(settings.log_format);
+    let store = Store::open(&settings.database_url).await?;
+    if settings.clusters.instance.is_empty() {
+        settings.clusters.instance = store.platform_instance().await?;
+    }
     let docker = DockerEngine::new(&settings.docker_host);
     let provider = clusters::provider(&settings.clusters, docker.clone())?;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,7 +58,6 @@ async fn main() -> anyhow::Result<()> {
         Some("health") => println!("{:?}", provider.health(&name(1)?).await?),
         Some("delete") => provider.delete(&name(1)?).await?,
         Some("reconcile") => {
-            let store = Store::open(&settings.database_url).await?;
             let terminals = DockerTerminals::new(docker, &settings.terminals.image, &settings.clusters.instance);
             let report = reconciler::reconcile(&store, provider.as_ref(), &terminals, Moment::StartUp { since: chrono::Utc::now() }).await?;
             println!("{report:?}");

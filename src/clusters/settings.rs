@@ -26,7 +26,9 @@ impl FromStr for ProviderKind {
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
     pub provider: ProviderKind,
-    /// `PLATFORM_INSTANCE`: which of the engine's clusters are this platform's.
+    /// `PLATFORM_INSTANCE`: which of the engine's clusters are this platform's. Unset, it is
+    /// empty here and the database's own name is taken when the state is built
+    /// ([`crate::store::Store::platform_instance`]).
     pub instance: String,
     /// Clusters' keys and kubeconfigs (`STATE_DIR`), kept private (0700).
     pub state_dir: PathBuf,

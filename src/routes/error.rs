@@ -40,22 +40,14 @@ impl ApiError {
 
     /// `what` happened, for a reason that is ours to know: logged with a reference.
     fn failed(status: StatusCode, what: &str, error: impl std::fmt::Display) -> Self {
-        let reference = reference();
-        tracing::error!(%error, reference, "request failed");
-        Self::new(
-            status,
-            format!("{what}; try again, or quote reference {reference}"),
-        )
+        let reference = crate::telemetry::reference();
+        tracing::error!(%error, %reference, "request failed");
+        Self::new(status, format!("{what}; try again (reference {reference})"))
     }
 
     pub fn sign_in_first() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "sign in first")
     }
-}
-
-/// Eight hex digits: enough to find one line in a day's log.
-fn reference() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
 impl IntoResponse for ApiError {
@@ -140,7 +132,7 @@ mod tests {
         let error = ApiError::internal("database error: disk I/O error at /var/lib/ckad.db");
         assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.message.contains("disk"), "{}", error.message);
-        let reference = error.message.rsplit(' ').next().unwrap();
+        let reference = error.message.rsplit(' ').next().unwrap().trim_end_matches(')');
         assert_eq!(reference.len(), 8, "{}", error.message);
         assert!(reference.chars().all(|c| c.is_ascii_hexdigit()));
     }

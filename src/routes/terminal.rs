@@ -173,7 +173,7 @@ async fn bridge(
                     }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<TerminalControl>(&text) {
                         Ok(TerminalControl::Resize { cols, rows }) if (TermSize { cols, rows }).is_sane() => {
-                            if let Err(error) = io.resizer.resize(TermSize { cols, rows }).await {
+                            if let Err(error) = io.control.resize(TermSize { cols, rows }).await {
                                 tracing::warn!(%error, "resize failed");
                             }
                         }
@@ -206,7 +206,7 @@ async fn bridge(
         }
     };
     if !matches!(ended, Ended::ShellExited) {
-        io.detach().await;
+        io.control.detach().await;
     }
     let close = match &ended {
         Ended::Closed(reason) => {

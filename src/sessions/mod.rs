@@ -207,25 +207,26 @@ impl Sessions {
             let retry_after = (next - Utc::now()).to_std().unwrap_or_default();
             return Err(SessionError::TooManyStarts { retry_after });
         }
-        let cap = self.settings.max_concurrent;
-        if self.store.count_live_sessions().await? >= cap as i64 {
-            return Err(SessionError::Full(cap));
-        }
+        let seats = self.settings.max_concurrent;
         let start_time = Utc::now();
         let session = self
             .store
-            .insert_session(NewSession {
-                user_id,
-                cluster_name: ClusterName::generate().as_str(),
-                start_time,
-                expires_at: start_time + self.ttl(exam),
-                exam_id: exam.map(|e| e.id.as_str()),
-            })
+            .insert_session(
+                NewSession {
+                    user_id,
+                    cluster_name: ClusterName::generate().as_str(),
+                    start_time,
+                    expires_at: start_time + self.ttl(exam),
+                    exam_id: exam.map(|e| e.id.as_str()),
+                },
+                seats.try_into().unwrap_or(u32::MAX),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => SessionError::AlreadyRunning,
                 other => other.into(),
-            })?;
+            })?
+            .ok_or(SessionError::Full(seats))?;
         tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, "session recorded");
         Ok(session)
     }
@@ -263,13 +264,17 @@ impl Sessions {
                     .await;
             }
             Err(error) => {
-                tracing::warn!(session = %session.id, %error, "start failed; rolling back");
+                // The learner gets a sentence and a reference; the details stay in the log.
+                let reference = crate::telemetry::reference();
+                tracing::warn!(session = %session.id, %error, %reference, "start failed; rolling back");
                 self.destroy(&session, SessionStatus::Failed, &format!("start failed: {error}"))
                     .await;
                 self.events.publish(
                     &session.user_id,
                     SessionEvent::Failed {
-                        message: format!("Your practice environment could not start ({error}). Nothing was kept; try again."),
+                        message: format!(
+                            "Your practice environment could not start. Nothing was kept; try again (reference {reference})."
+                        ),
                     },
                 );
             }

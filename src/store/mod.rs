@@ -79,6 +79,14 @@ impl Store {
         Ok(store)
     }
 
+    /// This platform's name on the Docker engine when the operator names none: made with the
+    /// database (see its migration), so it is unique to the database.
+    pub async fn platform_instance(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT instance FROM platform WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Opens the database without migrating it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?

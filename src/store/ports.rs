@@ -121,7 +121,7 @@ mod tests {
             expires_at: now + Duration::hours(1),
             exam_id: None,
         };
-        store.insert_session(new).await.unwrap().id
+        store.insert_session(new, u32::MAX).await.unwrap().unwrap().id
     }
 
     fn nothing_bound(_: u16) -> bool {

@@ -22,10 +22,18 @@ const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cl
 
 impl Store {
     /// Records a `provisioning` session; refused while the user has a live one.
-    pub async fn insert_session(&self, new: NewSession<'_>) -> Result<Session, StoreError> {
+    /// Records a new `provisioning` session if fewer than `seats` sessions are live, in one
+    /// statement, so that parallel starts never take more seats than there are; `None` when full.
+    pub async fn insert_session(
+        &self,
+        new: NewSession<'_>,
+        seats: u32,
+    ) -> Result<Option<Session>, StoreError> {
         sqlx::query_as(&format!(
             "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name, exam_id)
-             VALUES (?, ?, 'provisioning', ?, ?, ?, ?) RETURNING {COLUMNS}"
+             SELECT ?, ?, 'provisioning', ?, ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')) < ?
+             RETURNING {COLUMNS}"
         ))
         .bind(Uuid::new_v4().to_string())
         .bind(new.user_id)
@@ -33,7 +41,8 @@ impl Store {
         .bind(new.expires_at)
         .bind(new.cluster_name)
         .bind(new.exam_id)
-        .fetch_one(&self.pool)
+        .bind(seats)
+        .fetch_optional(&self.pool)
         .await
         .map_err(conflict("a live session for this user"))
     }
@@ -212,6 +221,9 @@ mod tests {
         store.insert_user("ada@example.com", "Ada").await.unwrap().id
     }
 
+    /// Seats enough for any of these tests but the one about seats.
+    const SEATS: u32 = 10;
+
     fn new_session<'a>(user_id: &'a str, cluster_name: &'a str) -> NewSession<'a> {
         let start_time = Utc::now();
         NewSession {
@@ -228,8 +240,9 @@ mod tests {
         let store = Store::from_pool(pool);
         let user_id = user(&store).await;
         let session = store
-            .insert_session(new_session(&user_id, "ckad-a1b2c3"))
+            .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
             .await
+            .unwrap()
             .unwrap();
         assert_eq!(session.status, SessionStatus::Provisioning);
         assert!(!session.extended);
@@ -249,10 +262,13 @@ mod tests {
         let store = Store::from_pool(pool);
         let user_id = user(&store).await;
         let first = store
-            .insert_session(new_session(&user_id, "ckad-first"))
+            .insert_session(new_session(&user_id, "ckad-first"), SEATS)
             .await
+            .unwrap()
             .unwrap();
-        let second = store.insert_session(new_session(&user_id, "ckad-second")).await;
+        let second = store
+            .insert_session(new_session(&user_id, "ckad-second"), SEATS)
+            .await;
         assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
 
         assert!(store
@@ -260,8 +276,9 @@ mod tests {
             .await
             .unwrap());
         store
-            .insert_session(new_session(&user_id, "ckad-third"))
+            .insert_session(new_session(&user_id, "ckad-third"), SEATS)
             .await
+            .unwrap()
             .unwrap();
     }
 
@@ -270,8 +287,9 @@ mod tests {
         let store = Store::from_pool(pool);
         let user_id = user(&store).await;
         let session = store
-            .insert_session(new_session(&user_id, "ckad-a1b2c3"))
+            .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
             .await
+            .unwrap()
             .unwrap();
         assert!(store
             .set_session_status(&session.id, SessionStatus::Started, "")
@@ -294,11 +312,40 @@ mod tests {
         assert_eq!(store.live_session_for_user(&user_id).await.unwrap(), None);
     }
 
+    /// Parallel starts never take more seats than there are: the count and the insert are one.
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn parallel_starts_take_no_more_seats_than_there_are(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let mut users = Vec::new();
+        for i in 0..20 {
+            users.push((
+                store
+                    .insert_user(&format!("u{i}@example.com"), "U")
+                    .await
+                    .unwrap()
+                    .id,
+                format!("ckad-seat{i}"),
+            ));
+        }
+        let starts = users.iter().map(|(user_id, cluster)| {
+            let store = store.clone();
+            async move {
+                store
+                    .insert_session(new_session(user_id, cluster), 5)
+                    .await
+                    .unwrap()
+            }
+        });
+        let recorded = futures_util::future::join_all(starts).await;
+        assert_eq!(recorded.iter().filter(|s| s.is_some()).count(), 5);
+        assert_eq!(store.count_live_sessions().await.unwrap(), 5);
+    }
+
     #[sqlx::test(migrator = "crate::store::MIGRATOR")]
     async fn sessions_need_a_real_user(pool: SqlitePool) {
         let store = Store::from_pool(pool);
         let orphan = store
-            .insert_session(new_session("no-such-user", "ckad-orphan"))
+            .insert_session(new_session("no-such-user", "ckad-orphan"), SEATS)
             .await;
         assert!(matches!(orphan, Err(StoreError::Database(_))), "{orphan:?}");
     }

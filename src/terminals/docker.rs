@@ -10,16 +10,22 @@ use std::collections::HashMap;
 use bollard::{
     container::LogOutput,
     exec::{CreateExecOptions, StartExecOptions, StartExecResults},
-    models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest},
+    models::{
+        ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, RestartPolicy,
+        RestartPolicyNameEnum, VolumeCreateRequest,
+    },
     query_parameters::{
         CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
         ResizeExecOptions, UploadToContainerOptions,
     },
     Docker,
 };
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::{Resize, TermSize, TerminalError, TerminalIo, TerminalRuntime, TerminalSpec};
+use super::{
+    OutputStream, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime, TerminalSpec,
+};
 use crate::{
     clusters::{ClusterName, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL},
     docker::DockerEngine,
@@ -28,8 +34,11 @@ use crate::{
 const SESSION_LABEL: &str = "ckad.session";
 const USER_LABEL: &str = "ckad.user";
 const HOME: &str = "/home/ckad";
-/// Every connection attaches to this one tmux session, made by the first.
-const SHELL: [&str; 6] = ["tmux", "-u", "new-session", "-A", "-s", "ckad"];
+/// Every connection attaches to this one tmux session, made by the first. The client's TTY is
+/// printed first, on a line of its own, so that the connection can be detached by name later.
+const SHELL: [&str; 3] = ["sh", "-c", "tty && exec tmux -u new-session -A -s ckad"];
+/// The first line of an attach is its TTY; a shell that has not printed it by then is broken.
+const TTY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct DockerTerminals {
     docker: DockerEngine,
@@ -93,6 +102,17 @@ impl DockerTerminals {
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             init: Some(true),
+            // What a learner writes to the container's own output (`/proc/1/fd/1`) would fill the
+            // host's disk through its log; the shell's output goes through exec streams anyway.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            // A terminal that dies (its init killed, an engine restart) comes back by itself.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
             network_mode: Some(spec.network.to_owned()),
             mounts: Some(vec![Mount {
                 target: Some(format!("{HOME}/.kube")),
@@ -205,13 +225,16 @@ async fn remove_volume(docker: &Docker, name: &str) -> Result<(), TerminalError>
     }
 }
 
-struct ExecResizer {
+/// One attach: its exec (resized) and its tmux client's TTY (detached by name).
+struct ExecControl {
     docker: Docker,
     exec: String,
+    container: String,
+    tty: String,
 }
 
 #[async_trait::async_trait]
-impl Resize for ExecResizer {
+impl TerminalControl for ExecControl {
     async fn resize(&self, size: TermSize) -> Result<(), TerminalError> {
         let options = ResizeExecOptions {
             h: size.rows.into(),
@@ -219,6 +242,64 @@ impl Resize for ExecResizer {
         };
         Ok(self.docker.resize_exec(&self.exec, options).await?)
     }
+
+    async fn detach(&self) {
+        let detach = async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &self.container,
+                    CreateExecOptions {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        cmd: Some(vec!["tmux", "detach-client", "-t", &self.tty]),
+                        ..Default::default()
+                    },
+                )
+                .await?
+                .id;
+            // Attached, so that this returns once tmux has done it.
+            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec, None).await?
+            {
+                while output.next().await.is_some() {}
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        if let Err(error) = detach.await {
+            tracing::debug!(%error, tty = %self.tty, "could not detach a terminal client (the terminal may be gone)");
+        }
+    }
+}
+
+/// Splits the attach's first line, its TTY (`/dev/pts/N`), from the rest of its output.
+async fn read_tty(output: &mut OutputStream) -> Result<(String, Bytes), TerminalError> {
+    let mut seen = Vec::new();
+    let read = async {
+        while let Some(chunk) = output.next().await {
+            seen.extend_from_slice(&chunk?);
+            if let Some(end) = seen.iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&seen[..end]).trim().to_owned();
+                let is_pty = line
+                    .strip_prefix("/dev/pts/")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                return match is_pty {
+                    true => Ok((line, Bytes::copy_from_slice(&seen[end + 1..]))),
+                    false => Err(TerminalError::Unavailable(format!(
+                        "the shell has no TTY: {line:?}"
+                    ))),
+                };
+            }
+            if seen.len() > 256 {
+                break;
+            }
+        }
+        Err(TerminalError::Unavailable("the shell did not start".into()))
+    };
+    tokio::time::timeout(TTY_LIMIT, read).await.unwrap_or_else(|_| {
+        Err(TerminalError::Unavailable(
+            "the shell did not start in time".into(),
+        ))
+    })
 }
 
 #[async_trait::async_trait]
@@ -267,17 +348,26 @@ impl TerminalRuntime for DockerTerminals {
         else {
             return Err(TerminalError::Unavailable("the exec started detached".into()));
         };
-        let resizer = ExecResizer { docker, exec };
-        // Docker ignores a size given at create time (API 1.41): resize right after start.
-        resizer.resize(size).await?;
-        let output = output
+        let mut output: OutputStream = output
             .map_ok(LogOutput::into_bytes)
             .map_err(TerminalError::from)
+            .boxed();
+        let (tty, rest) = read_tty(&mut output).await?;
+        let control = ExecControl {
+            docker,
+            exec,
+            container,
+            tty,
+        };
+        // Docker ignores a size given at create time (API 1.41): resize right after start.
+        control.resize(size).await?;
+        let output = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)))
+            .chain(output)
             .boxed();
         Ok(TerminalIo {
             output,
             input,
-            resizer: Box::new(resizer),
+            control: Box::new(control),
         })
     }
 

@@ -52,28 +52,22 @@ impl TermSize {
 
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Bytes, TerminalError>> + Send>>;
 
-/// One attached shell: the bytes it prints, the keys it reads, and its window size.
+/// One attached shell: the bytes it prints, the keys it reads, and its window and client.
 pub struct TerminalIo {
     pub output: OutputStream,
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
-    pub resizer: Box<dyn Resize>,
+    pub control: Box<dyn TerminalControl>,
 }
 
-impl TerminalIo {
-    /// Detaches this connection's tmux client (its prefix, Ctrl-B, then `d`) so that it exits now:
-    /// dropping the stream leaves a process on a TTY running, and each reconnect would leave one
-    /// more behind, counted against the terminal's 100 processes. The shell stays.
-    pub async fn detach(&mut self) {
-        use tokio::io::AsyncWriteExt as _;
-        if self.input.write_all(b"\x02d").await.is_ok() {
-            let _ = self.input.flush().await;
-        }
-    }
-}
-
+/// What is done to an attached shell beside its bytes.
 #[async_trait::async_trait]
-pub trait Resize: Send + Sync {
+pub trait TerminalControl: Send + Sync {
     async fn resize(&self, size: TermSize) -> Result<(), TerminalError>;
+
+    /// Ends this connection's tmux client from outside it, so that it exits now: dropping the
+    /// stream leaves a process on a TTY running (one more per reconnect, counted against the
+    /// terminal's 100 processes). Nothing is typed into the shell, which stays.
+    async fn detach(&self);
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -19,9 +19,14 @@ use ckad_platform::{
     store::bound_on_host,
     AppState,
 };
+use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::{net::TcpListener, sync::oneshot, time::Instant};
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, protocol::frame::coding::CloseCode, Message},
+    MaybeTlsStream, WebSocketStream,
+};
 
 /// Built by scripts/build-terminal-image.sh, which scripts/test.sh runs first.
 pub const TERMINAL_IMAGE: &str = "ckad-terminal:latest";
@@ -308,6 +313,109 @@ impl Platform {
                     tokio::time::sleep(Duration::from_millis(250)).await
                 }
                 _ => panic!("the session did not start: {now}"),
+            }
+        }
+    }
+}
+
+/// The site's origin in the test settings: the only one whose sockets are accepted.
+pub const ORIGIN: &str = "http://127.0.0.1:3000";
+
+/// What these tests do with a platform: tickets and sockets.
+pub trait Terminals {
+    async fn ticket(&self, token: &str) -> String;
+    fn socket_url(&self, ticket: &str) -> String;
+    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode>;
+}
+
+impl Terminals for Platform {
+    async fn ticket(&self, token: &str) -> String {
+        let (status, body) = self.post("/api/terminal/ticket", token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["expires_in"], 30);
+        body["ticket"].as_str().unwrap().to_owned()
+    }
+
+    fn socket_url(&self, ticket: &str) -> String {
+        format!(
+            "{}/ws/terminal?ticket={ticket}&cols=100&rows=30",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
+    /// Opens a socket and waits for the prompt, as a learner would before typing (keys sent while
+    /// tmux is still attaching may be taken for its terminal queries' answers).
+    async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
+        let mut request = self.socket_url(ticket).into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => {
+                let mut shell = Shell {
+                    socket,
+                    seen: String::new(),
+                };
+                shell.read_until("ckad@ckad").await;
+                Ok(shell)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+            Err(other) => panic!("handshake: {other}"),
+        }
+    }
+}
+
+/// The browser's side of one terminal socket.
+pub struct Shell {
+    pub socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Everything the terminal printed so far.
+    pub seen: String,
+}
+
+impl Shell {
+    pub async fn type_line(&mut self, line: &str) {
+        self.socket
+            .send(Message::binary(format!("{line}\r").into_bytes()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn control(&mut self, frame: Value) {
+        self.socket.send(Message::text(frame.to_string())).await.unwrap();
+    }
+
+    /// Reads until the screen shows `wanted` (after what was seen before); the text frames met.
+    pub async fn read_until(&mut self, wanted: &str) -> Vec<Value> {
+        let from = self.seen.len();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut texts = Vec::new();
+        while !self.seen[from..].contains(wanted) {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("{wanted:?} not shown; screen: {:?}", &self.seen[from..]));
+            match message.expect("socket open").unwrap() {
+                Message::Binary(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Message::Text(text) => texts.push(serde_json::from_str(&text).unwrap()),
+                _ => {}
+            }
+        }
+        texts
+    }
+
+    /// Reads to the end: the last JSON text frame and the close frame's code and reason.
+    pub async fn closing(&mut self) -> (Option<Value>, Option<(CloseCode, String)>) {
+        let mut goodbye = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Text(text))) => goodbye = Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => {
+                    return (goodbye, frame.map(|f| (f.code, f.reason.to_string())));
+                }
+                Some(Ok(_)) => {}
+                None => return (goodbye, None),
+                Some(Err(error)) => panic!("socket failed: {error}; after {goodbye:?}"),
             }
         }
     }
