@@ -295,3 +295,84 @@ async fn a_failed_kind_create_is_explained_and_rolled_back() {
     }
     assert!(!provider.list().await.unwrap().contains(&spec.name));
 }
+
+/// A learner's control plane is bounded: every container has memory, CPU and process limits, and
+/// etcd a backend quota that a loop of 1 MiB secrets meets, while another cluster beside it
+/// goes on answering writes.
+#[tokio::test]
+async fn a_lite_control_plane_is_bounded_and_its_quota_stops_a_flood() {
+    use k8s_openapi::{api::core::v1::Secret, ByteString};
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    let (flooded, neighbour) = (spec(), spec());
+    let (flooded_cluster, neighbour_cluster) =
+        tokio::join!(provider.create(&flooded), provider.create(&neighbour));
+    let (flooded_cluster, neighbour_cluster) = (flooded_cluster.unwrap(), neighbour_cluster.unwrap());
+
+    let docker = common::docker().await;
+    for component in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok-controller",
+    ] {
+        let inspected = docker
+            .inspect_container(&format!("kwok-{}-{component}", flooded.name), None)
+            .await
+            .unwrap();
+        let host = inspected.host_config.unwrap();
+        assert!(host.memory.unwrap_or(0) > 0, "{component}: no memory limit");
+        assert_eq!(host.memory, host.memory_swap, "{component}: swap beyond memory");
+        assert!(host.nano_cpus.unwrap_or(0) > 0, "{component}: no CPU limit");
+        assert!(host.pids_limit.unwrap_or(0) > 0, "{component}: no process limit");
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(
+        flooded_cluster.admin_kubeconfig.client().await.unwrap(),
+        "default",
+    );
+    let payload = ByteString(vec![b'x'; 1000 * 1000]);
+    let mut refused = None;
+    for i in 0..400 {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("flood-{i}")),
+                ..Default::default()
+            },
+            data: Some([("blob".to_owned(), payload.clone())].into()),
+            ..Default::default()
+        };
+        if let Err(error) = secrets.create(&PostParams::default(), &secret).await {
+            refused = Some((i, error.to_string()));
+            break;
+        }
+    }
+    let (written, error) = refused.expect("400 MB of secrets were all accepted");
+    assert!(
+        error.contains("database space exceeded"),
+        "after {written}: {error}"
+    );
+
+    let neighbour_secrets: Api<Secret> = Api::namespaced(
+        neighbour_cluster.admin_kubeconfig.client().await.unwrap(),
+        "default",
+    );
+    let small = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("still-writable".into()),
+            ..Default::default()
+        },
+        string_data: Some([("k".to_owned(), "v".to_owned())].into()),
+        ..Default::default()
+    };
+    neighbour_secrets
+        .create(&PostParams::default(), &small)
+        .await
+        .unwrap();
+
+    for spec in [&flooded, &neighbour] {
+        provider.delete(&spec.name).await.unwrap();
+        assert_gone(state.path(), &spec.name).await;
+    }
+}

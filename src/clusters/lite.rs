@@ -14,7 +14,10 @@ use std::{
     time::Duration,
 };
 
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use bollard::{
+    models::ContainerUpdateBody,
+    query_parameters::{ListContainersOptions, RemoveContainerOptions},
+};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 
@@ -30,6 +33,20 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 const PROJECT_PREFIX: &str = "kwok-";
 /// The simulated worker every cluster gets.
 const NODE_NAME: &str = "node01";
+/// Each control-plane container's ceiling in MiB, so that a learner's cluster cannot take the
+/// host's memory (the same for CPU and processes below). Several times what each uses at idle.
+const MEMORY_MIB: [(&str, i64); 5] = [
+    ("etcd", 384),
+    ("kube-apiserver", 768),
+    ("kube-controller-manager", 256),
+    ("kube-scheduler", 128),
+    ("kwok-controller", 128),
+];
+const NANO_CPUS: i64 = 1_000_000_000;
+const PIDS: i64 = 256;
+/// etcd's backend quota (`--quota-backend-bytes`): a learner writing objects in a loop meets it
+/// ("database space exceeded") long before the host's disk fills; practice uses a few MiB.
+const ETCD_QUOTA_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The component versions, shared with the build script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +100,20 @@ impl LiteVersions {
     }
 }
 
+/// What every cluster's components get beyond kwokctl's defaults.
+fn kwokctl_config() -> String {
+    format!(
+        "kind: KwokctlConfiguration
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+componentsPatches:
+  - name: etcd
+    extraArgs:
+      - key: quota-backend-bytes
+        value: \"{ETCD_QUOTA_BYTES}\"
+"
+    )
+}
+
 pub struct LiteProvider {
     docker: DockerEngine,
     networks: Networks,
@@ -103,6 +134,7 @@ impl LiteProvider {
     ) -> std::io::Result<Self> {
         let workdir = state_dir.join("lite");
         super::create_private_dir(&workdir)?;
+        std::fs::write(workdir.join("kwokctl.yaml"), kwokctl_config())?;
         let networks = Networks::new(docker.clone(), "lite", instance);
         Ok(Self {
             docker,
@@ -179,7 +211,11 @@ impl LiteProvider {
         for (flag, image) in &images {
             args.extend([*flag, image.as_str()]);
         }
+        let config = self.workdir.join("kwokctl.yaml");
+        let config = config.to_string_lossy();
+        args.extend(["--config", &config]);
         self.kwokctl(&args, CREATE_LIMIT).await?;
+        self.limit_containers(name).await?;
 
         let written = tokio::fs::read_to_string(self.cluster_dir(name).join("kubeconfig.yaml")).await?;
         let api_endpoint = format!("https://127.0.0.1:{}", spec.ports.api);
@@ -200,6 +236,24 @@ impl LiteProvider {
             api_endpoint,
             network,
         })
+    }
+
+    /// Caps each control-plane container's memory, CPU and processes (kwokctl sets none).
+    async fn limit_containers(&self, name: &ClusterName) -> Result<(), ClusterError> {
+        let docker = self.docker.client().await?;
+        for (component, mib) in MEMORY_MIB {
+            let limits = ContainerUpdateBody {
+                memory: Some(mib * 1024 * 1024),
+                memory_swap: Some(mib * 1024 * 1024),
+                nano_cpus: Some(NANO_CPUS),
+                pids_limit: Some(PIDS),
+                ..Default::default()
+            };
+            docker
+                .update_container(&format!("{PROJECT_PREFIX}{name}-{component}"), limits)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn admin_kubeconfig(&self, name: &ClusterName) -> Result<Kubeconfig, ClusterError> {

@@ -22,6 +22,7 @@ use bollard::{
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt as _;
 
 use super::{
     OutputStream, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime, TerminalSpec,
@@ -35,8 +36,14 @@ const SESSION_LABEL: &str = "ckad.session";
 const USER_LABEL: &str = "ckad.user";
 const HOME: &str = "/home/ckad";
 /// Every connection attaches to this one tmux session, made by the first. The client's TTY is
-/// printed first, on a line of its own, so that the connection can be detached by name later.
-const SHELL: [&str; 3] = ["sh", "-c", "tty && exec tmux -u new-session -A -s ckad"];
+/// printed first, on a line of its own, so that the connection can be detached by name later;
+/// tmux starts only once the platform has read it and sent a line back, because a starting tmux
+/// client discards what the TTY holds unread (it flushes its output), which lost the line under load.
+const SHELL: [&str; 3] = [
+    "sh",
+    "-c",
+    "tty && read -r _ && exec tmux -u new-session -A -s ckad",
+];
 /// The first line of an attach is its TTY; a shell that has not printed it by then is broken.
 const TTY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -277,8 +284,13 @@ async fn read_tty(output: &mut OutputStream) -> Result<(String, Bytes), Terminal
     let read = async {
         while let Some(chunk) = output.next().await {
             seen.extend_from_slice(&chunk?);
-            if let Some(end) = seen.iter().position(|&b| b == b'\n') {
+            // Whatever blank lines come first (none, usually), the TTY's is the first with text.
+            while let Some(end) = seen.iter().position(|&b| b == b'\n') {
                 let line = String::from_utf8_lossy(&seen[..end]).trim().to_owned();
+                if line.is_empty() {
+                    seen.drain(..=end);
+                    continue;
+                }
                 let is_pty = line
                     .strip_prefix("/dev/pts/")
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
@@ -344,15 +356,24 @@ impl TerminalRuntime for DockerTerminals {
             tty: true,
             ..Default::default()
         };
-        let StartExecResults::Attached { output, input } = docker.start_exec(&exec, Some(options)).await?
+        let StartExecResults::Attached { output, mut input } =
+            docker.start_exec(&exec, Some(options)).await?
         else {
             return Err(TerminalError::Unavailable("the exec started detached".into()));
         };
+
         let mut output: OutputStream = output
             .map_ok(LogOutput::into_bytes)
             .map_err(TerminalError::from)
             .boxed();
         let (tty, rest) = read_tty(&mut output).await?;
+        let go_on = async {
+            input.write_all(b"\n").await?;
+            input.flush().await
+        };
+        go_on
+            .await
+            .map_err(|e| TerminalError::Unavailable(format!("the shell takes no input: {e}")))?;
         let control = ExecControl {
             docker,
             exec,

@@ -309,8 +309,9 @@ impl Platform {
             assert_eq!(status, StatusCode::OK, "{now}");
             match now["status"].as_str() {
                 Some("started") => return now,
+                // Once a second: the platform's default limit (100 API calls a minute) holds.
                 Some("provisioning") if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(250)).await
+                    tokio::time::sleep(Duration::from_secs(1)).await
                 }
                 _ => panic!("the session did not start: {now}"),
             }
