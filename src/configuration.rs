@@ -5,7 +5,6 @@ use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration}
 
 use leptos::config::LeptosOptions;
 
-pub use crate::clusters::{ClusterSettings, ProviderKind};
 use crate::{
     auth::GoogleSettings,
     clusters::{KindConfig, SubnetPool},
@@ -13,6 +12,10 @@ use crate::{
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     sessions::SessionSettings,
     store::sqlite_path,
+};
+pub use crate::{
+    clusters::{ClusterSettings, ProviderKind},
+    telemetry::LogFormat,
 };
 
 /// Where the site's own options (output name, site root, address) live at run time.
@@ -32,23 +35,6 @@ pub enum ConfigError {
         file: String,
         source: leptos::config::errors::LeptosConfigError,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "json" => Ok(Self::Json),
-            "pretty" => Ok(Self::Pretty),
-            _ => Err("expected `json` or `pretty`".into()),
-        }
-    }
 }
 
 /// A `FIRST-LAST` range of TCP ports.
