@@ -462,8 +462,18 @@ impl Sessions {
 
     /// Closes sockets, removes the terminal and the cluster, the session's files and its
     /// ports, and records how it ended. Every step is idempotent; a step that fails is noted and
-    /// the rest still run (the reconciler removes whatever is left).
+    /// the rest still run (the reconciler removes whatever is left). It runs to its end even if
+    /// whoever asked goes away first (a closed page, a request's time limit: a `kind` cluster can
+    /// take longer to remove than a request may last), so it runs in a task of its own.
     pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
+        let (this, session, note) = (self.clone(), session.clone(), note.to_owned());
+        let ending = tokio::spawn(async move { this.destroy_now(&session, status, &note).await });
+        if let Err(error) = ending.await {
+            tracing::error!(%error, "ending a session panicked");
+        }
+    }
+
+    async fn destroy_now(&self, session: &Session, status: SessionStatus, note: &str) {
         self.sockets.close_session(&session.id, CloseReason::SessionEnded);
         let mut notes = vec![note.to_owned()];
         // An exam that ran (stopped or timed out, not failed) is graded before anything goes.
