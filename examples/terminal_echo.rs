@@ -172,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         docker.remove_network(&format!("bench-{name}")).await?;
         state
             .store
-            .set_session_status(session_id, ckad_platform::store::SessionStatus::Ended, "bench")
+            .set_session_status(session_id, ckad_platform::domain::SessionStatus::Ended, "bench")
             .await?;
     }
     http.post(format!("{base}/api/session/stop"))

@@ -6,11 +6,16 @@ use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration}
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::{GoogleSettings, Secret},
+    auth::GoogleSettings,
     clusters::{KindConfig, SubnetPool},
+    domain::{PortRanges, Secret},
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     sessions::SessionSettings,
-    store::PortRanges,
+    store::sqlite_path,
+};
+pub use crate::{
+    clusters::{ClusterSettings, ProviderKind},
+    telemetry::LogFormat,
 };
 
 /// Where the site's own options (output name, site root, address) live at run time.
@@ -30,41 +35,6 @@ pub enum ConfigError {
         file: String,
         source: leptos::config::errors::LeptosConfigError,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "json" => Ok(Self::Json),
-            "pretty" => Ok(Self::Pretty),
-            _ => Err("expected `json` or `pretty`".into()),
-        }
-    }
-}
-
-/// Which [`crate::clusters::ClusterProvider`] makes sessions' clusters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Lite,
-    Kind,
-}
-
-impl FromStr for ProviderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "lite" => Ok(Self::Lite),
-            "kind" => Ok(Self::Kind),
-            _ => Err("expected `lite` or `kind`".into()),
-        }
-    }
 }
 
 /// A `FIRST-LAST` range of TCP ports.
@@ -99,25 +69,6 @@ impl FromStr for Instance {
             .then(|| Self(s.to_owned()))
             .ok_or_else(|| "expected 1-32 lowercase letters, digits or dashes".into())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    pub provider: ProviderKind,
-    /// `PLATFORM_INSTANCE`: which of the engine's clusters are this platform's. Unset, it is
-    /// empty here and the database's own name is taken when the state is built
-    /// ([`crate::store::Store::platform_instance`]).
-    pub instance: String,
-    /// Clusters' keys and kubeconfigs (`STATE_DIR`), kept private (0700).
-    pub state_dir: PathBuf,
-    /// Where kwokctl and kubectl for `lite` live (`LITE_BIN_DIR`; scripts/setup.sh sets it).
-    pub lite_bin_dir: Option<PathBuf>,
-    pub kind: KindConfig,
-    pub ports: PortRanges,
-    /// How often the reconciler compares clusters with the database.
-    pub reconcile_every: Duration,
-    /// `SESSION_SUBNET_POOL`: the private range session networks are cut from.
-    pub subnet_pool: SubnetPool,
 }
 
 #[derive(Debug, Clone)]
@@ -494,29 +445,9 @@ impl<T: FromStr> FromStr for Optional<T> {
     }
 }
 
-/// Where a `sqlite://` URL points, so its directory can be created.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sqlite_paths_are_read_from_urls() {
-        assert_eq!(sqlite_path("sqlite://data/ckad.db"), Some("data/ckad.db".into()));
-        assert_eq!(
-            sqlite_path("sqlite:///var/lib/ckad/ckad.db?mode=rwc"),
-            Some("/var/lib/ckad/ckad.db".into())
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("postgres://x"), None);
-    }
 
     /// Tools run elsewhere (Docker reads a relative bind-mount source as a volume name), so every
     /// path leaves the settings absolute, resolved against the working directory.

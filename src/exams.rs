@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    store::{Store, StoreError},
-    tasks::{CheckOutcome, TaskCatalog},
-};
+pub use app::api::Access;
+use app::api::CheckResult;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Free,
-    Pass,
-}
+use crate::{
+    domain::{ExamResult, GradedTask},
+    store::{Store, StoreError},
+    tasks::TaskCatalog,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,35 +99,13 @@ impl ExamCatalog {
     }
 }
 
-/// One task of a graded exam.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskResult {
-    pub task: String,
-    pub title: String,
-    pub weight: u32,
-    /// The points of the checks passed (none when a guard failed).
-    pub points: u32,
-    pub checks: Vec<CheckOutcome>,
-}
-
-/// A graded exam.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamResult {
-    pub session_id: String,
-    pub exam_id: String,
-    pub score: u32,
-    pub max_score: u32,
-    pub graded_at: chrono::DateTime<chrono::Utc>,
-    pub tasks: Vec<TaskResult>,
-}
-
 /// Grades every task of `exam` on the session's cluster.
 pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, session_id: &str) -> ExamResult {
     let graded = futures_util::future::join_all(exam.tasks.iter().filter_map(|id| tasks.get(id)).map(
         |task| async move {
-            let checks = task.grade(client).await;
+            let checks: Vec<CheckResult> = task.grade(client).await;
             let view = task.view();
-            TaskResult {
+            GradedTask {
                 task: view.id.clone(),
                 title: view.title.clone(),
                 weight: view.weight,

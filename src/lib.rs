@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clusters;
 pub mod configuration;
 pub mod docker;
+pub mod domain;
 pub mod exams;
 pub mod health;
 pub mod mail;

@@ -6,7 +6,7 @@ use lettre::{
     Message, Tokio1Executor,
 };
 
-use crate::auth::{Email, Secret};
+use crate::domain::{Email, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     clusters::{ClusterName, ClusterProvider},
-    store::{SessionStatus, Store},
+    domain::SessionStatus,
+    store::Store,
     terminals::{TerminalError, TerminalRuntime},
 };
 

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use app::{account::ssr::Accounts, exams::ssr::ExamPages};
+use app::ports::{Accounts, ExamPages, Practice};
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
@@ -43,14 +43,11 @@ pub fn app(state: AppState) -> Router {
     // What every page render and server function can reach.
     let accounts: Arc<dyn Accounts> = Arc::new(routes::auth::PageAccounts {
         auth: state.auth.clone(),
-        store: state.store.clone(),
         sockets: state.sockets.clone(),
     });
-    let exams: Arc<dyn ExamPages> = Arc::new(routes::exam_pages::PageExams {
-        auth: state.auth.clone(),
-        sessions: state.sessions.clone(),
-    });
-    let practice = routes::pages::practice(&state, accounts.clone());
+    let pages = Arc::new(routes::pages::Pages(state.clone()));
+    let exams: Arc<dyn ExamPages> = pages.clone();
+    let practice: Arc<dyn Practice> = pages;
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
@@ -58,18 +55,12 @@ pub fn app(state: AppState) -> Router {
         provide_context(practice.clone());
     };
 
+    let (api, _) = routes::api();
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
-        .nest("/api/auth", routes::auth::router())
-        .nest("/api/session", routes::session::router())
-        .nest("/api/tasks", routes::session::tasks_router())
-        .nest("/api/exams", routes::session::exams_router())
-        .nest("/api/v1/sessions", routes::admin::router())
-        .nest("/api/terminal", routes::terminal::router())
-        .route("/ws/terminal", get(routes::terminal::open))
-        .route("/api/openapi.json", get(routes::openapi))
+        .merge(api)
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

@@ -1,6 +1,6 @@
 //! Structured logs through `tracing`: JSON lines by default, one span per HTTP request.
 
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
 use axum::{
     extract::MatchedPath,
@@ -9,7 +9,23 @@ use axum::{
 use tracing::Span;
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
-use crate::configuration::LogFormat;
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected `json` or `pretty`".into()),
+        }
+    }
+}
 
 /// A short id that ties what a person is told ("… reference 7f3a9c01") to the log line holding
 /// the details, which are never shown to them.

@@ -118,18 +118,43 @@ async fn readyz_names_an_engine_that_does_not_answer() {
     app.shut_down().await;
 }
 
+/// The document is made with the router (`routes::api`): a route is in the one exactly when it
+/// is in the other. This holds the served document to what the running server answers, and to
+/// OpenAPI 3.1: every operation answers something, and every schema it names is defined.
 #[tokio::test]
 async fn the_openapi_document_lists_operations_the_server_has() {
     let app = TestApp::spawn().await;
     let response = app.get("/api/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let typed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(typed.info.title, "CKAD practice platform");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
         operations, 32,
         "auth 9, session 6, tasks 3, exams 4, terminal 2, admin 7, this one"
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "{name} is named but not defined");
+    }
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                !operation["responses"].as_object().unwrap().is_empty(),
+                "{method} {path} answers nothing"
+            );
+        }
+    }
+    let (_, made) = ckad_platform::routes::api();
+    assert_eq!(
+        serde_json::to_value(&made).unwrap(),
+        doc,
+        "the served document is the router's"
     );
     // Every listed operation reaches a handler: an answer in JSON (or the socket's own refusal),
     // never the method-not-allowed or the site's HTML page for unknown paths.

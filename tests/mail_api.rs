@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
 use ckad_platform::{
-    auth::Secret,
     configuration::EmailProvider,
+    domain::Secret,
     mail::{MailApiKind, MailApiSettings},
 };
 use reqwest::StatusCode;

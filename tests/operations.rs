@@ -9,7 +9,8 @@ use chrono::Utc;
 use ckad_platform::{
     clusters::{self, ClusterName, ClusterSpec},
     docker::DockerEngine,
-    store::{NewSession, SessionStatus, Store},
+    domain::SessionStatus,
+    store::{NewSession, Store},
 };
 
 fn script(name: &str) -> Command {

@@ -12,8 +12,9 @@ use chrono::Utc;
 use ckad_platform::{
     clusters::{self, ClusterName, ClusterSpec},
     docker::DockerEngine,
+    domain::{PortRanges, SessionStatus},
     reconciler::{reconcile, Moment, Report},
-    store::{NewSession, PortRanges, SessionStatus, Store},
+    store::{NewSession, Store},
     terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
 };
 

@@ -10,7 +10,10 @@ use std::{
 };
 
 use chrono::Utc;
-use ckad_platform::store::{NewSession, SessionStatus, Store};
+use ckad_platform::{
+    domain::SessionStatus,
+    store::{NewSession, Store},
+};
 use common::Platform;
 use reqwest::StatusCode;
 use serde_json::Value;

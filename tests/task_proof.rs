@@ -16,7 +16,7 @@ use std::{path::Path, time::Duration};
 use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
     docker::DockerEngine,
-    tasks::{score, Answer, CheckOutcome, SolutionRunner, Task, TaskCatalog},
+    tasks::{score, Answer, CheckResult, SolutionRunner, Task, TaskCatalog},
 };
 use futures_util::StreamExt;
 
@@ -229,8 +229,7 @@ async fn passes(client: &kube::Client, task: &Task) -> Result<(), String> {
 async fn settles_at(client: &kube::Client, task: &Task, points: u32) -> Result<(), String> {
     tokio::time::sleep(SETTLE).await;
     let deadline = tokio::time::Instant::now() + CONVERGE;
-    let rejected =
-        |outcomes: &[CheckOutcome]| score(outcomes) == points && !outcomes.iter().all(|o| o.passed);
+    let rejected = |outcomes: &[CheckResult]| score(outcomes) == points && !outcomes.iter().all(|o| o.passed);
     loop {
         let outcomes = task.grade(client).await;
         if rejected(&outcomes) {
@@ -257,7 +256,7 @@ async fn settles_at(client: &kube::Client, task: &Task, points: u32) -> Result<(
     }
 }
 
-fn report(outcomes: &[CheckOutcome]) -> String {
+fn report(outcomes: &[CheckResult]) -> String {
     outcomes
         .iter()
         .map(|o| {

@@ -10,7 +10,7 @@ use std::{path::Path, time::Duration};
 use ckad_platform::{
     clusters::{ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
     docker::DockerEngine,
-    tasks::{CheckOutcome, Domain, TaskCatalog, TaskError},
+    tasks::{CheckResult, Domain, TaskCatalog, TaskError},
 };
 
 const HEADER: &str = "---
@@ -272,7 +272,7 @@ async fn failing_checks_explain_themselves_against_a_real_cluster() {
 }
 
 /// The setup applied, then grading until the deployment's 2 pods are ready (kwok needs a moment).
-async fn grade_when_settled(client: &kube::Client, task: &ckad_platform::tasks::Task) -> Vec<CheckOutcome> {
+async fn grade_when_settled(client: &kube::Client, task: &ckad_platform::tasks::Task) -> Vec<CheckResult> {
     task.prepare(client).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -315,7 +315,7 @@ async fn a_check_fails_when_the_cluster_does_not_answer_within_its_limit() {
 
     assert_eq!(
         graded[0],
-        CheckOutcome {
+        CheckResult {
             description: "Namespace shop exists".into(),
             passed: false,
             reason: Some("the cluster did not answer within 1500ms".into()),

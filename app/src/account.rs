@@ -1,59 +1,10 @@
 //! Signing in and out: the pages, the user menu, and the server functions behind them. The server
-//! functions are thin: each takes the [`ssr::Accounts`] implementation from context (the server
+//! functions are thin: each takes the [`crate::ports::Accounts`] implementation from context (the server
 //! provides it) and calls it.
 
+use crate::api::UserView;
 use leptos::prelude::*;
 use leptos_router::components::A;
-use serde::{Deserialize, Serialize};
-
-/// The signed-in user, as pages see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-}
-
-impl UserView {
-    pub fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            &self.email
-        } else {
-            &self.name
-        }
-    }
-}
-
-#[cfg(feature = "ssr")]
-pub mod ssr {
-    //! What the server implements for these pages.
-    use super::UserView;
-    use http::{HeaderMap, HeaderValue};
-
-    /// The outcome of a sign-in: who, and the cookies that keep them signed in.
-    pub struct SignedIn {
-        pub user: UserView,
-        pub cookies: Vec<HeaderValue>,
-    }
-
-    /// Why a request was turned down: the HTTP status, and a sentence for the person.
-    pub struct Refusal {
-        pub status: http::StatusCode,
-        pub message: String,
-    }
-
-    #[async_trait::async_trait]
-    pub trait Accounts: Send + Sync {
-        /// The user the request's cookies sign in, if any.
-        async fn current_user(&self, headers: &HeaderMap) -> Option<UserView>;
-        async fn request_code(&self, email: &str) -> Result<(), Refusal>;
-        async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, Refusal>;
-        async fn log_in(&self, email: &str, password: &str) -> Result<SignedIn, Refusal>;
-        async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, Refusal>;
-        /// Ends the request's sign-in; returns the cookies that clear it.
-        async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue>;
-    }
-}
 
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
@@ -62,7 +13,7 @@ pub(crate) mod server {
 
     use leptos::prelude::*;
 
-    use super::ssr::{Accounts, Refusal, SignedIn};
+    use crate::ports::{Accounts, Refusal, SignedIn};
 
     pub fn accounts() -> Result<Arc<dyn Accounts>, ServerFnError> {
         use_context::<Arc<dyn Accounts>>().ok_or_else(|| ServerFnError::new("accounts are not available"))

@@ -4,8 +4,9 @@ use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     account::error_text,
+    api::{AdminOverview, AdminSession},
     modal::Modal,
-    session::{list_live_sessions, terminate_session, AdminOverview, LiveSession},
+    session::{list_live_sessions, terminate_session},
     toast::use_toasts,
 };
 
@@ -37,7 +38,7 @@ pub fn AdminPage() -> impl IntoView {
 fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let toasts = use_toasts();
     // The session whose termination awaits confirmation.
-    let confirming = RwSignal::new(None::<LiveSession>);
+    let confirming = RwSignal::new(None::<AdminSession>);
     let busy = RwSignal::new(false);
     let terminate = move |id: String| {
         busy.set(true);
@@ -77,12 +78,12 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
                             .map(|session| {
                                 let asked = session.clone();
                                 view! {
-                                    <tr data-session=session.id.clone()>
-                                        <td>{session.user}</td>
-                                        <td>{session.status}</td>
-                                        <td>{session.started}</td>
-                                        <td>{format!("{} min", session.minutes_left)}</td>
-                                        <td>{if session.extended { "yes" } else { "no" }}</td>
+                                    <tr data-session=session.session.id.clone()>
+                                        <td>{session.who().to_owned()}</td>
+                                        <td>{session.session.status.as_str()}</td>
+                                        <td>{session.session.started_time()}</td>
+                                        <td>{format!("{} min", session.minutes_left())}</td>
+                                        <td>{if session.session.extended { "yes" } else { "no" }}</td>
                                         <td>
                                             <button
                                                 class="button danger small"
@@ -101,11 +102,11 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
             .into_any()
         }}
         {move || confirming.get().map(|session| {
-            let id = session.id.clone();
+            let id = session.session.id.clone();
             view! {
                 <Modal title="Terminate this session?" on_close=move || confirming.set(None)>
                     <p>
-                        "The session of " <strong>{session.user}</strong>
+                        "The session of " <strong>{session.who().to_owned()}</strong>
                         " ends now: its terminal closes and its cluster is deleted."
                     </p>
                     <div class="modal-actions">

@@ -7,24 +7,25 @@ use send_wrapper::SendWrapper;
 
 use crate::{
     account::error_text,
-    live::{clock_text, time_left, SessionEvent, SessionEvents},
-    session::{current_session, past_sessions, start_session, PastSession, SessionView},
+    api::{SessionEvent, SessionStatus, SessionView, Step, StepState},
+    live::{clock_text, time_left, SessionEvents},
+    session::{current_session, past_sessions, start_session},
     toast::use_toasts,
 };
 
-/// The steps of a start, in order, as the server names them and as the learner reads them.
-const STEPS: [(&str, &str); 3] = [
-    ("cluster", "Creating your Kubernetes cluster"),
-    ("tasks", "Preparing the tasks"),
-    ("terminal", "Opening your terminal"),
+/// The steps of a start, in order, as the learner reads them.
+const STEPS: [(Step, &str); 3] = [
+    (Step::Cluster, "Creating your Kubernetes cluster"),
+    (Step::Tasks, "Preparing the tasks"),
+    (Step::Terminal, "Opening your terminal"),
 ];
 
 /// Where a start is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Start {
     Idle,
-    /// Steps that are `running` or `done`, by name.
-    Running(Vec<(String, String)>),
+    /// Steps that are running or done.
+    Running(Vec<(Step, StepState)>),
     Failed(String),
 }
 
@@ -68,7 +69,7 @@ pub fn DashboardPage() -> impl IntoView {
 #[component]
 fn CurrentSession(
     current: Option<SessionView>,
-    history: Resource<Result<Vec<PastSession>, ServerFnError>>,
+    history: Resource<Result<Vec<SessionView>, ServerFnError>>,
 ) -> impl IntoView {
     let toasts = use_toasts();
     let navigate = use_navigate();
@@ -92,12 +93,12 @@ fn CurrentSession(
                     steps.push((step, state));
                 }
             }),
-            SessionEvent::Started => navigate("/practice", NavigateOptions::default()),
+            SessionEvent::Started { .. } => navigate("/practice", NavigateOptions::default()),
             SessionEvent::Failed { message } => {
                 start.set(Start::Failed(message));
                 history.refetch();
             }
-            SessionEvent::Extended => spawn_local(async move {
+            SessionEvent::Extended { .. } => spawn_local(async move {
                 if let Ok(fresh) = current_session().await {
                     session.try_set(fresh);
                 }
@@ -134,7 +135,7 @@ fn CurrentSession(
                 (Some(running), _) => view! {
                     <h2>"Your session is running"</h2>
                     <p class="session-facts">
-                        "Started " {running.started.clone()} ". "
+                        "Started " {running.started_time()} ". "
                         <span class="time-left">
                             {move || left.get().map(|ms| format!("{} left", clock_text(ms)))}
                         </span>
@@ -171,27 +172,27 @@ fn CurrentSession(
 
 /// Each step of the start: waiting, running or done.
 #[component]
-pub(crate) fn StartProgress(steps: Vec<(String, String)>) -> impl IntoView {
-    let state_of = move |name: &str| {
+pub(crate) fn StartProgress(steps: Vec<(Step, StepState)>) -> impl IntoView {
+    let state_of = move |name: Step| {
         steps
             .iter()
-            .find(|(step, _)| step == name)
-            .map_or("waiting".to_owned(), |(_, state)| state.clone())
+            .find(|(step, _)| *step == name)
+            .map(|(_, state)| *state)
     };
     view! {
         <ol class="start-steps" aria-live="polite">
             {STEPS
                 .iter()
-                .map(|(name, label)| {
-                    let state = state_of(name);
-                    let said = match state.as_str() {
-                        "done" => "done",
-                        "running" => "in progress",
-                        _ => "waiting",
+                .map(|&(name, label)| {
+                    let (state, said) = match state_of(name) {
+                        Some(StepState::Done) => ("done", "done"),
+                        Some(StepState::Running) => ("running", "in progress"),
+                        None => ("waiting", "waiting"),
                     };
+                    let name: &'static str = name.into();
                     view! {
-                        <li class="start-step" data-step=*name data-state=state>
-                            <span class="step-label">{*label}</span>
+                        <li class="start-step" data-step=name data-state=state>
+                            <span class="step-label">{label}</span>
                             <span class="step-state">{said}</span>
                         </li>
                     }
@@ -202,7 +203,7 @@ pub(crate) fn StartProgress(steps: Vec<(String, String)>) -> impl IntoView {
 }
 
 #[component]
-fn PastSessions(past: Vec<PastSession>) -> impl IntoView {
+fn PastSessions(past: Vec<SessionView>) -> impl IntoView {
     if past.is_empty() {
         return view! { <p class="hint">"None yet."</p> }.into_any();
     }
@@ -215,17 +216,16 @@ fn PastSessions(past: Vec<PastSession>) -> impl IntoView {
                 {past
                     .into_iter()
                     .map(|session| {
-                        let ending = match session.status.as_str() {
-                            "ended" => "Stopped",
-                            "timeout" => "Time ran out",
-                            "failed" => "Could not start",
-                            other => other,
-                        }
-                        .to_owned();
+                        let ending = match session.status {
+                            SessionStatus::Ended => "Stopped",
+                            SessionStatus::Timeout => "Time ran out",
+                            SessionStatus::Failed => "Could not start",
+                            other => other.as_str(),
+                        };
                         view! {
-                            <tr data-status=session.status.clone()>
-                                <td>{session.started}</td>
-                                <td>{session.length.unwrap_or_else(|| "–".into())}</td>
+                            <tr data-status=session.status.as_str()>
+                                <td>{session.started_day()}</td>
+                                <td>{session.length().unwrap_or_else(|| "–".into())}</td>
                                 <td>{ending}</td>
                             </tr>
                         }

@@ -1,111 +1,52 @@
 //! Mock exams: the list (with the learner's past results) at `/exams`, and a graded exam at
 //! `/exams/results/:session`: every task's points and checks, and the reference solutions. The
-//! server functions take the [`ssr::ExamPages`] implementation from context (the server provides
+//! server functions take the [`crate::ports::ExamPages`] implementation from context (the server provides
 //! it) and the request's headers (it authorises inside).
 
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
-use serde::{Deserialize, Serialize};
 
-use crate::account::error_text;
-
-/// An exam a learner may take (or may not, without a pass).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamSummary {
-    pub id: String,
-    pub title: String,
-    pub minutes: u32,
-    pub tasks: usize,
-    pub max_score: u32,
-    pub allowed: bool,
-}
-
-/// A graded exam in the learner's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultSummary {
-    pub session_id: String,
-    pub title: String,
-    pub score: u32,
-    pub max_score: u32,
-    /// When it was graded, for people ("25 Nov 2026, 15:32 UTC").
-    pub graded: String,
-}
-
-/// One check of a graded task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GradedCheck {
-    pub description: String,
-    pub passed: bool,
-    pub reason: Option<String>,
-}
-
-/// One task of a graded exam, with its reference solution (rendered by the server).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GradedTask {
-    pub title: String,
-    pub weight: u32,
-    pub points: u32,
-    pub checks: Vec<GradedCheck>,
-    pub solution_html: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamResultView {
-    pub summary: ResultSummary,
-    pub tasks: Vec<GradedTask>,
-}
+use crate::{
+    account::error_text,
+    api::{ExamSummary, GradedExam},
+};
 
 #[cfg(feature = "ssr")]
-pub mod ssr {
-    //! What the server implements for these pages. Each refusal is a sentence for the person.
-    use http::HeaderMap;
-
-    use super::{ExamResultView, ExamSummary, ResultSummary};
-
-    #[async_trait::async_trait]
-    pub trait ExamPages: Send + Sync {
-        async fn exams(&self, headers: &HeaderMap) -> Result<Vec<ExamSummary>, String>;
-        async fn start(&self, headers: &HeaderMap, exam_id: &str) -> Result<(), String>;
-        async fn results(&self, headers: &HeaderMap) -> Result<Vec<ResultSummary>, String>;
-        async fn result(&self, headers: &HeaderMap, session_id: &str) -> Result<ExamResultView, String>;
-    }
+fn pages() -> Result<std::sync::Arc<dyn crate::ports::ExamPages>, ServerFnError> {
+    use_context::<std::sync::Arc<dyn crate::ports::ExamPages>>()
+        .ok_or_else(|| ServerFnError::new("exams are not available"))
 }
 
+/// Calls the server's [`crate::ports::ExamPages`] with the request's headers; a refusal answers
+/// with its status and sentence.
 #[cfg(feature = "ssr")]
-fn pages() -> Result<(std::sync::Arc<dyn ssr::ExamPages>, http::HeaderMap), ServerFnError> {
-    let pages = use_context::<std::sync::Arc<dyn ssr::ExamPages>>()
-        .ok_or_else(|| ServerFnError::new("exams are not available"))?;
-    let headers = use_context::<http::request::Parts>()
-        .map(|parts| parts.headers)
-        .unwrap_or_default();
-    Ok((pages, headers))
+macro_rules! ask {
+    ($method:ident $(, $arg:expr)*) => {
+        pages()?
+            .$method(&crate::account::server::headers() $(, $arg)*)
+            .await
+            .map_err(crate::account::server::refuse)
+    };
 }
 
 #[server(prefix = "/api/pages")]
 pub async fn list_exams() -> Result<Vec<ExamSummary>, ServerFnError> {
-    let (pages, headers) = pages()?;
-    pages.exams(&headers).await.map_err(ServerFnError::new)
+    ask!(exams)
 }
 
 #[server(prefix = "/api/pages")]
 pub async fn start_exam(exam_id: String) -> Result<(), ServerFnError> {
-    let (pages, headers) = pages()?;
-    pages.start(&headers, &exam_id).await.map_err(ServerFnError::new)
+    ask!(start, &exam_id)
 }
 
 #[server(prefix = "/api/pages")]
-pub async fn exam_results() -> Result<Vec<ResultSummary>, ServerFnError> {
-    let (pages, headers) = pages()?;
-    pages.results(&headers).await.map_err(ServerFnError::new)
+pub async fn exam_results() -> Result<Vec<GradedExam>, ServerFnError> {
+    ask!(results)
 }
 
 #[server(prefix = "/api/pages")]
-pub async fn exam_result(session_id: String) -> Result<ExamResultView, ServerFnError> {
-    let (pages, headers) = pages()?;
-    pages
-        .result(&headers, &session_id)
-        .await
-        .map_err(ServerFnError::new)
+pub async fn exam_result(session_id: String) -> Result<GradedExam, ServerFnError> {
+    ask!(result, &session_id)
 }
 
 #[component]
@@ -175,11 +116,14 @@ pub fn ExamHistory() -> impl IntoView {
                 Ok(listed) if listed.is_empty() => view! { <p class="muted">"No exam taken yet."</p> }.into_any(),
                 Ok(listed) => view! {
                     <ul class="result-list">
-                        {listed.into_iter().map(|r| view! {
-                            <li>
-                                <A href=format!("/exams/results/{}", r.session_id)>{r.title.clone()}</A>
-                                {format!(" — {} / {} points, {}", r.score, r.max_score, r.graded)}
-                            </li>
+                        {listed.into_iter().map(|r| {
+                            let line = format!(" — {} / {} points, {}", r.result.score, r.result.max_score, r.graded_day());
+                            view! {
+                                <li>
+                                    <A href=format!("/exams/results/{}", r.result.session_id)>{r.title}</A>
+                                    {line}
+                                </li>
+                            }
                         }).collect_view()}
                     </ul>
                 }.into_any(),
@@ -201,12 +145,13 @@ pub fn ExamResultPage() -> impl IntoView {
                 {move || result.get().map(|graded| match graded {
                     Err(e) => view! { <p class="form-error" role="alert">{error_text(&e)}</p> }.into_any(),
                     Ok(graded) => {
-                        let s = &graded.summary;
+                        let s = &graded.result;
                         let percent = (s.score * 100).checked_div(s.max_score).unwrap_or(0);
+                        let solution_html = |task: &str| graded.solution_of(task).map(|s| s.html.clone()).unwrap_or_default();
                         view! {
-                            <h1>{s.title.clone()}</h1>
-                            <p class="score">{format!("{} / {} points ({percent}%), graded {}", s.score, s.max_score, s.graded)}</p>
-                            {graded.tasks.into_iter().map(|task| view! {
+                            <h1>{graded.title.clone()}</h1>
+                            <p class="score">{format!("{} / {} points ({percent}%), graded {}", s.score, s.max_score, graded.graded_day())}</p>
+                            {s.tasks.iter().cloned().map(|task| view! {
                                 <article class="graded-task">
                                     <h2>{format!("{} — {} / {}", task.title, task.points, task.weight)}</h2>
                                     <ul class="checks">
@@ -220,7 +165,7 @@ pub fn ExamResultPage() -> impl IntoView {
                                     </ul>
                                     <details>
                                         <summary>"Reference solution"</summary>
-                                        <div class="solution" inner_html=task.solution_html></div>
+                                        <div class="solution" inner_html=solution_html(&task.task)></div>
                                     </details>
                                 </article>
                             }).collect_view()}

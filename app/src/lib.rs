@@ -3,11 +3,14 @@
 
 pub mod account;
 mod admin;
+pub mod api;
 mod dashboard;
 pub mod exams;
 mod home;
 mod live;
 mod modal;
+#[cfg(feature = "ssr")]
+pub mod ports;
 mod practice;
 pub mod session;
 mod toast;

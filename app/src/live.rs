@@ -5,74 +5,16 @@
 use std::{rc::Rc, time::Duration};
 
 use leptos::prelude::*;
-use serde::Deserialize;
+use strum::VariantNames;
 use wasm_bindgen::{closure::Closure, JsCast};
 
-use crate::session::SessionView;
+use crate::api::{SessionEvent, SessionView};
 
-/// One event about the signed-in user's session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// A step of the start (`cluster`, `tasks`, `terminal`) is `running` or `done`.
-    Progress {
-        step: String,
-        state: String,
-    },
-    Started,
-    Failed {
-        message: String,
-    },
-    Warning {
-        minutes_left: u32,
-    },
-    Extended,
-    Ended {
-        message: String,
-    },
+/// The event in an SSE message's data (its JSON carries the same `type` as the message's name);
+/// `None` for anything this page does not know.
+fn read_event(data: &str) -> Option<SessionEvent> {
+    serde_json::from_str(data).ok()
 }
-
-impl SessionEvent {
-    /// The event from an SSE message's name and JSON data; `None` for anything else.
-    fn parse(name: &str, data: &str) -> Option<Self> {
-        #[derive(Deserialize)]
-        struct Progress {
-            step: String,
-            state: String,
-        }
-        #[derive(Deserialize)]
-        struct Failed {
-            message: String,
-        }
-        #[derive(Deserialize)]
-        struct Warning {
-            minutes_left: u32,
-        }
-        #[derive(Deserialize)]
-        struct Ended {
-            message: String,
-        }
-        Some(match name {
-            "progress" => {
-                let Progress { step, state } = serde_json::from_str(data).ok()?;
-                Self::Progress { step, state }
-            }
-            "started" => Self::Started,
-            "failed" => Self::Failed {
-                message: serde_json::from_str::<Failed>(data).ok()?.message,
-            },
-            "warning" => Self::Warning {
-                minutes_left: serde_json::from_str::<Warning>(data).ok()?.minutes_left,
-            },
-            "extended" => Self::Extended,
-            "ended" => Self::Ended {
-                message: serde_json::from_str::<Ended>(data).ok()?.message,
-            },
-            _ => return None,
-        })
-    }
-}
-
-const EVENT_NAMES: [&str; 6] = ["progress", "started", "failed", "warning", "extended", "ended"];
 
 /// An open subscription to the session's events; closed when dropped.
 pub struct SessionEvents {
@@ -86,23 +28,23 @@ impl SessionEvents {
     pub fn open(on_open: impl Fn() + 'static, on_event: impl Fn(SessionEvent) + 'static) -> Option<Self> {
         let source = web_sys::EventSource::new("/api/session/events").ok()?;
         let on_event = Rc::new(on_event);
-        let mut listeners: Vec<Closure<dyn Fn(web_sys::Event)>> = EVENT_NAMES
+        let mut listeners: Vec<Closure<dyn Fn(web_sys::Event)>> = SessionEvent::VARIANTS
             .iter()
-            .map(|&name| {
+            .map(|_| {
                 let on_event = on_event.clone();
                 Closure::new(move |event: web_sys::Event| {
                     let data = event
                         .dyn_ref::<web_sys::MessageEvent>()
                         .and_then(|message| message.data().as_string())
                         .unwrap_or_default();
-                    if let Some(event) = SessionEvent::parse(name, &data) {
+                    if let Some(event) = read_event(&data) {
                         on_event(event);
                     }
                 })
             })
             .collect();
         listeners.push(Closure::new(move |_| on_open()));
-        for (name, listener) in EVENT_NAMES.iter().chain(&["open"]).zip(&listeners) {
+        for (name, listener) in SessionEvent::VARIANTS.iter().chain(&["open"]).zip(&listeners) {
             let _ = source.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
         }
         Some(Self {
@@ -164,24 +106,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_are_read_from_their_name_and_data() {
+    fn events_are_read_from_their_data() {
         assert_eq!(
-            SessionEvent::parse("progress", r#"{"step":"cluster","state":"done"}"#),
-            Some(SessionEvent::Progress {
-                step: "cluster".into(),
-                state: "done".into()
-            })
-        );
-        assert_eq!(
-            SessionEvent::parse("warning", r#"{"minutes_left":5}"#),
+            read_event(r#"{"type":"warning","minutes_left":5}"#),
             Some(SessionEvent::Warning { minutes_left: 5 })
         );
-        assert_eq!(
-            SessionEvent::parse("started", r#"{"session":{}}"#),
-            Some(SessionEvent::Started)
-        );
-        assert_eq!(SessionEvent::parse("failed", "not json"), None);
-        assert_eq!(SessionEvent::parse("other", "{}"), None);
+        assert_eq!(read_event("not json"), None);
+        assert_eq!(read_event(r#"{"type":"other"}"#), None);
     }
 
     #[test]

@@ -14,13 +14,11 @@ use wasm_bindgen::JsCast;
 
 use crate::{
     account::error_text,
+    api::{CheckResult, SessionEvent, SessionView, Step, StepState, TaskSummary},
     dashboard::StartProgress,
-    live::{clock_text, time_left, urgency, SessionEvent, SessionEvents},
+    live::{clock_text, time_left, urgency, SessionEvents},
     modal::Modal,
-    session::{
-        check_task, current_session, extend_session, list_tasks, read_task, stop_session, CheckResult,
-        SessionView, TaskSummary,
-    },
+    session::{check_task, current_session, extend_session, list_tasks, read_task, stop_session},
     toast::{use_toasts, Toasts},
 };
 
@@ -69,7 +67,7 @@ fn notice(text: impl Into<String>) -> impl IntoView {
 /// happen, then the workspace.
 #[component]
 fn Starting(on_started: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
-    let steps = RwSignal::new(Vec::<(String, String)>::new());
+    let steps = RwSignal::new(Vec::<(Step, StepState)>::new());
     let failed = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         let on_event = move |event| match event {
@@ -77,7 +75,7 @@ fn Starting(on_started: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoVi
                 steps.retain(|(name, _)| *name != step);
                 steps.push((step, state));
             }),
-            SessionEvent::Started => on_started(),
+            SessionEvent::Started { .. } => on_started(),
             SessionEvent::Failed { message } => failed.set(Some(message)),
             _ => {}
         };
@@ -182,8 +180,8 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     Effect::new(move |_| {
         let on_event = move |event| match event {
             SessionEvent::Warning { minutes_left } => warn(minutes_left),
-            SessionEvent::Extended => reload(),
-            SessionEvent::Ended { message } => end(message),
+            SessionEvent::Extended { .. } => reload(),
+            SessionEvent::Ended { message, .. } => end(message),
             _ => {}
         };
         // Closed with the page (effects run in the browser only, on its one thread).
@@ -231,7 +229,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     };
     let extended = move || session.with(|s| s.as_ref().is_some_and(|s| s.extended));
     // A mock exam is graded at its end: no Check, no extension.
-    let exam = session.with_untracked(|s| s.as_ref().is_some_and(|s| s.exam));
+    let exam = session.with_untracked(|s| s.as_ref().is_some_and(SessionView::is_exam));
     let over = move || stopping.get() || ended.with(Option::is_some);
 
     view! {
@@ -492,7 +490,7 @@ fn TaskPanel(
         spawn_local(async move {
             match check_task(id.clone()).await {
                 Ok(outcome) => {
-                    results.try_update(|results| results.insert(id, outcome));
+                    results.try_update(|results| results.insert(id, outcome.checks));
                 }
                 Err(error) => toasts.error(error_text(&error)),
             }
@@ -511,7 +509,7 @@ fn TaskPanel(
                 <header>
                     <h2>{task.title}</h2>
                     <p class="task-meta">
-                        {task.domain} " · " {task.difficulty} " · " {format!("{} points · about {} min", task.weight, task.minutes)}
+                        {task.domain} " · " {<&str>::from(task.difficulty)} " · " {format!("{} points · about {} min", task.weight, task.minutes)}
                     </p>
                 </header>
             })}

@@ -6,7 +6,8 @@ use rand::{Rng as _, TryRngCore as _};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
-use super::{tokens::hex, Email, Secret};
+use super::tokens::hex;
+use crate::domain::{Email, Secret};
 
 pub fn new_code() -> String {
     format!(

@@ -15,7 +15,8 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{tokens::hash_refresh_token, Secret};
+use super::tokens::hash_refresh_token;
+use crate::domain::Secret;
 use crate::store::{OAuthFlow, Store, StoreError};
 
 /// How long a sign-in may sit on Google's consent screen.

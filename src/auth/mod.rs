@@ -2,23 +2,20 @@
 //! over the store and a mailer; the HTTP side lives in `routes::auth`.
 
 mod codes;
-mod email;
 mod google;
 mod passwords;
-mod secret;
 mod tokens;
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 
-pub use email::{Email, InvalidEmail};
 pub use google::{Google, GoogleError, GoogleSettings};
 pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
-pub use secret::Secret;
 pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
 
 use crate::{
+    domain::{Email, InvalidEmail, Secret},
     mail::{MailError, Mailer},
     store::{Rotation, Store, StoreError, User},
 };
@@ -220,6 +217,11 @@ impl Auth {
     }
 
     /// The user an access token names.
+    /// The user with this id, if they (still) exist.
+    pub async fn user(&self, id: &str) -> Result<Option<User>, AuthError> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+
     pub fn authenticate(&self, access_token: &str) -> Result<String, InvalidToken> {
         self.tokens.verify(access_token)
     }

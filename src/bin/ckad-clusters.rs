@@ -14,8 +14,9 @@ use ckad_platform::{
     clusters::{self, ClusterName, ClusterSpec},
     configuration::Settings,
     docker::DockerEngine,
+    domain::PortSet,
     reconciler::{self, Moment},
-    store::{PortSet, Store},
+    store::Store,
     telemetry,
     terminals::DockerTerminals,
 };

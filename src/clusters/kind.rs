@@ -20,7 +20,7 @@ use super::{
     command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
     ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
 };
-use crate::{docker::DockerEngine, store::PortSet};
+use crate::{docker::DockerEngine, domain::PortSet};
 
 const CREATE_LIMIT: Duration = Duration::from_secs(300);
 /// The seed's validation: nodes listed within 30 s.
@@ -256,6 +256,10 @@ impl KindProvider {
 impl ClusterProvider for KindProvider {
     fn kind(&self) -> &'static str {
         "kind"
+    }
+
+    fn network_of(&self, name: &ClusterName) -> String {
+        format!("{NETWORK_PREFIX}{name}")
     }
 
     async fn create(&self, spec: &ClusterSpec) -> Result<Cluster, ClusterError> {

@@ -315,6 +315,10 @@ impl ClusterProvider for LiteProvider {
         "lite"
     }
 
+    fn network_of(&self, name: &ClusterName) -> String {
+        format!("{PROJECT_PREFIX}{name}")
+    }
+
     async fn create(&self, spec: &ClusterSpec) -> Result<Cluster, ClusterError> {
         let started = std::time::Instant::now();
         let created = self.try_create(spec).await;

@@ -9,6 +9,7 @@ mod kubeconfig;
 mod lite;
 mod name;
 mod network;
+mod settings;
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,12 +21,9 @@ pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
 pub use network::{SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
+pub use settings::{ClusterSettings, ProviderKind};
 
-use crate::{
-    configuration::{ClusterSettings, ProviderKind},
-    docker::DockerEngine,
-    store::PortSet,
-};
+use crate::{docker::DockerEngine, domain::PortSet};
 
 /// What a new cluster needs: its name and the host ports it may publish.
 #[derive(Debug, Clone)]
@@ -92,6 +90,9 @@ pub enum ClusterError {
 pub trait ClusterProvider: Send + Sync {
     /// `lite` or `kind`.
     fn kind(&self) -> &'static str;
+
+    /// The Docker network the cluster and its session's terminal share.
+    fn network_of(&self, name: &ClusterName) -> String;
 
     /// Creates the cluster and waits until its API answers and a node is Ready. On failure
     /// everything it made is removed before the error is returned.

@@ -1,192 +1,161 @@
-//! `/api/v1/sessions/*` (second seed, phase 2): every live session, capacity, one session's
-//! status, routing and ports, and terminating it. For admins only (`ADMIN_EMAILS`).
+//! `/api/v1/sessions/*`: every live session, capacity, one session's status, routing and ports,
+//! and terminating it. For administrators only (`ADMIN_EMAILS`).
 
+use app::api::{AdminSession, ErrorBody, Ports, Routing, SessionStats, StatusAnswer};
 use axum::{
-    extract::{FromRef, FromRequestParts, Path, State},
-    http::{request::Parts, StatusCode},
-    routing::get,
-    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
 };
-use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{auth::AuthUser, ApiError};
+use super::{extract::AdminUser, ApiError};
 use crate::{
-    configuration::Settings,
-    sessions::{SessionError, SessionStats, SessionView, Sessions},
-    store::{PortSet, Session, Store},
+    auth::Auth,
+    domain::Session,
+    sessions::{SessionError, Sessions},
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list))
-        .route("/stats", get(stats))
-        .route("/{id}", get(one).delete(terminate))
-        .route("/{id}/status", get(status))
-        .route("/{id}/routing", get(routing))
-        .route("/{id}/ports", get(ports))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stats))
+        .routes(routes!(one, terminate))
+        .routes(routes!(status))
+        .routes(routes!(routing))
+        .routes(routes!(ports))
 }
 
-/// A signed-in user whose email is in `ADMIN_EMAILS`.
-pub struct AdminUser;
+/// A session as an admin sees it, with its owner's email when they still exist.
+pub(crate) async fn admin_session(auth: &Auth, session: &Session) -> Result<AdminSession, ApiError> {
+    Ok(AdminSession {
+        session: session.into(),
+        user_id: session.user_id.clone(),
+        email: auth.user(&session.user_id).await?.map(|u| u.email),
+        cluster: session.cluster_name.clone(),
+        terminal: session.terminal_container_id.clone(),
+        notes: session.notes.clone(),
+    })
+}
 
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = ApiError;
+/// Every live session, oldest first.
+pub(crate) async fn live_sessions(auth: &Auth, sessions: &Sessions) -> Result<Vec<AdminSession>, ApiError> {
+    let mut live = Vec::new();
+    for session in sessions.list_live().await? {
+        live.push(admin_session(auth, &session).await?);
+    }
+    Ok(live)
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        let settings = std::sync::Arc::<Settings>::from_ref(state);
-        let found = state
-            .store
-            .user_by_id(&user.id)
-            .await
-            .map_err(ApiError::internal)?;
-        match found {
-            Some(found) if settings.admin_emails.contains(&found.email.to_lowercase()) => Ok(Self),
-            _ => Err(ApiError::new(StatusCode::FORBIDDEN, "this is for admins only")),
-        }
+/// 404 in the words of this API when the id names no session.
+fn not_found(error: SessionError) -> ApiError {
+    match error {
+        SessionError::NoSession => ApiError::new(StatusCode::NOT_FOUND, "no such session"),
+        error => error.into(),
     }
 }
 
-/// A session as an admin sees it: whose, and what it runs on.
-#[derive(Serialize)]
-struct AdminSessionView {
-    #[serde(flatten)]
-    session: SessionView,
-    user_id: String,
-    cluster: String,
-    terminal: Option<String>,
-    notes: String,
-}
-
-impl From<&Session> for AdminSessionView {
-    fn from(session: &Session) -> Self {
-        Self {
-            session: session.into(),
-            user_id: session.user_id.clone(),
-            cluster: session.cluster_name.clone(),
-            terminal: session.terminal_container_id.clone(),
-            notes: session.notes.clone(),
-        }
-    }
-}
-
-async fn find(store: &Store, id: &str) -> Result<Session, ApiError> {
-    store
-        .session_by_id(id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such session"))
-}
-
+/// Every live session, oldest first.
+#[utoipa::path(get, path = "/", tag = "admin", responses(
+    (status = 200, body = Vec<AdminSession>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
 async fn list(
     _: AdminUser,
+    State(auth): State<Auth>,
     State(sessions): State<Sessions>,
-) -> Result<Json<Vec<AdminSessionView>>, ApiError> {
-    Ok(Json(
-        sessions
-            .list_live()
-            .await?
-            .iter()
-            .map(AdminSessionView::from)
-            .collect(),
-    ))
+) -> Result<Json<Vec<AdminSession>>, ApiError> {
+    Ok(Json(live_sessions(&auth, &sessions).await?))
 }
 
+/// Live sessions, capacity and every session's count by status.
+#[utoipa::path(get, path = "/stats", tag = "admin", responses(
+    (status = 200, body = SessionStats), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
 async fn stats(_: AdminUser, State(sessions): State<Sessions>) -> Result<Json<SessionStats>, ApiError> {
     Ok(Json(sessions.stats().await?))
 }
 
+#[utoipa::path(get, path = "/{id}", tag = "admin", params(("id" = String, Path)), responses(
+    (status = 200, body = AdminSession), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn one(
     _: AdminUser,
     Path(id): Path<String>,
-    State(store): State<Store>,
-) -> Result<Json<AdminSessionView>, ApiError> {
-    Ok(Json((&find(&store, &id).await?).into()))
+    State(auth): State<Auth>,
+    State(sessions): State<Sessions>,
+) -> Result<Json<AdminSession>, ApiError> {
+    let session = sessions.find(&id).await.map_err(not_found)?;
+    Ok(Json(admin_session(&auth, &session).await?))
 }
 
-#[derive(Serialize)]
-struct StatusView {
-    id: String,
-    status: &'static str,
-}
-
+#[utoipa::path(get, path = "/{id}/status", tag = "admin", params(("id" = String, Path)), responses(
+    (status = 200, body = StatusAnswer), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn status(
     _: AdminUser,
     Path(id): Path<String>,
-    State(store): State<Store>,
-) -> Result<Json<StatusView>, ApiError> {
-    let session = find(&store, &id).await?;
-    Ok(Json(StatusView {
+    State(sessions): State<Sessions>,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let session = sessions.find(&id).await.map_err(not_found)?;
+    Ok(Json(StatusAnswer {
         id: session.id,
-        status: session.status.as_str(),
+        status: session.status,
     }))
 }
 
-/// Where the session's parts are: its cluster's API (on the host) and its terminal.
-#[derive(Serialize)]
-struct RoutingView {
-    cluster: String,
-    api_endpoint: Option<String>,
-    terminal: Option<String>,
-    network: String,
-}
-
+/// Where the session's parts are: its cluster's API (on the host), its terminal, and the network
+/// its provider put them on.
+#[utoipa::path(get, path = "/{id}/routing", tag = "admin", params(("id" = String, Path)), responses(
+    (status = 200, body = Routing), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn routing(
     _: AdminUser,
     Path(id): Path<String>,
-    State(store): State<Store>,
-) -> Result<Json<RoutingView>, ApiError> {
-    let session = find(&store, &id).await?;
-    let ports = store.ports_of(&id).await.map_err(ApiError::internal)?;
-    Ok(Json(RoutingView {
-        api_endpoint: ports.map(|p| format!("https://127.0.0.1:{}", p.api)),
-        network: format!("kwok-{}", session.cluster_name),
-        cluster: session.cluster_name,
-        terminal: session.terminal_container_id,
-    }))
+    State(sessions): State<Sessions>,
+) -> Result<Json<Routing>, ApiError> {
+    Ok(Json(sessions.routing(&id).await.map_err(not_found)?))
 }
 
-#[derive(Serialize)]
-struct PortsView {
-    api: u16,
-    ingress: u16,
-    ingress_https: u16,
-}
-
+/// The host ports the session's cluster publishes.
+#[utoipa::path(get, path = "/{id}/ports", tag = "admin", params(("id" = String, Path)), responses(
+    (status = 200, body = Ports), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn ports(
     _: AdminUser,
     Path(id): Path<String>,
-    State(store): State<Store>,
-) -> Result<Json<PortsView>, ApiError> {
-    find(&store, &id).await?;
-    let PortSet {
-        api,
-        ingress,
-        ingress_https,
-    } = store
+    State(sessions): State<Sessions>,
+) -> Result<Json<Ports>, ApiError> {
+    let held = sessions
         .ports_of(&id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(not_found)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the session holds no ports"))?;
-    Ok(Json(PortsView {
-        api,
-        ingress,
-        ingress_https,
+    Ok(Json(Ports {
+        api: held.api,
+        ingress: held.ingress,
+        ingress_https: held.ingress_https,
     }))
 }
 
+/// Ends a live session now: its terminal closes and its cluster is deleted.
+#[utoipa::path(delete, path = "/{id}", tag = "admin", params(("id" = String, Path)), responses(
+    (status = 200, body = AdminSession), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn terminate(
     _: AdminUser,
     Path(id): Path<String>,
+    State(auth): State<Auth>,
     State(sessions): State<Sessions>,
-) -> Result<Json<AdminSessionView>, ApiError> {
-    match sessions.terminate(&id).await {
-        Ok(session) => Ok(Json((&session).into())),
-        Err(SessionError::NoSession) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no live session with that id",
-        )),
-        Err(error) => Err(error.into()),
-    }
+) -> Result<Json<AdminSession>, ApiError> {
+    let session = sessions.terminate(&id).await.map_err(|error| match error {
+        SessionError::NoSession => ApiError::new(StatusCode::NOT_FOUND, "no live session with that id"),
+        error => error.into(),
+    })?;
+    Ok(Json(admin_session(&auth, &session).await?))
 }

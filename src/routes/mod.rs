@@ -2,58 +2,64 @@
 
 pub mod admin;
 pub mod auth;
-pub mod exam_pages;
+mod cookies;
+mod error;
+pub mod extract;
 pub mod pages;
 pub mod session;
 pub mod terminal;
 
+use std::sync::Arc;
+
 use axum::{
     extract::{FromRequest, Request},
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    Json,
+    http::header,
+    response::IntoResponse,
+    Extension, Json, Router,
 };
 use serde::de::DeserializeOwned;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// An error as the client sees it: a status and a sentence a person can act on. Internal detail
-/// goes to the log, inside the request's span, never to the client.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
+use crate::AppState;
+
+pub use error::ApiError;
+
+/// The JSON API and the terminal socket, and their OpenAPI 3.1 document, made together from
+/// the handlers' annotations and the wire types: a route is in the one exactly when it is in the
+/// other. The document is served at `/api/openapi.json`.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut document) = OpenApiRouter::new()
+        .nest("/api/auth", auth::router())
+        .nest("/api/session", session::router())
+        .nest("/api/tasks", session::tasks_router())
+        .nest("/api/exams", session::exams_router())
+        .nest("/api/v1/sessions", admin::router())
+        .nest("/api/terminal", terminal::router())
+        .merge(terminal::socket())
+        .routes(routes!(openapi))
+        .split_for_parts();
+    document.info = utoipa::openapi::InfoBuilder::new()
+        .title("CKAD practice platform")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Browsers sign in with cookies; API clients send `Authorization: Bearer` with the \
+             access token a sign-in answers. Errors answer `{\"error\": sentence}`.",
+        ))
+        .build();
+    let served = Document(document.to_json().expect("the document serializes").into());
+    (router.layer(Extension(served)), document)
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
+/// The document as served.
+#[derive(Clone)]
+struct Document(Arc<str>);
 
-    pub fn internal(error: impl std::fmt::Display) -> Self {
-        let reference = crate::telemetry::reference();
-        tracing::error!(%error, %reference, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("something went wrong on our side; try again (reference {reference})"),
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
-    }
-}
-
-/// The OpenAPI 3 document of every JSON endpoint (`/api/openapi.json`), written by hand and
-/// held to the router by a test that calls every operation it lists.
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses(
+    (status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"),
+))]
+async fn openapi(Extension(Document(json)): Extension<Document>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json.to_string())
 }
 
 /// A JSON body whose rejections (wrong type, malformed, too large) answer in JSON too.

@@ -1,9 +1,14 @@
 //! `/api/session/*`: the signed-in user's practice session: start (made in the background; its
-//! steps arrive on `events`), status, extend, stop, history; and `/api/tasks/*`: the tasks and
-//! their Check.
+//! steps arrive on `events`), status, extend, stop, history; `/api/tasks/*`: the tasks and
+//! their Check; `/api/exams/*`: the mock exams and their results. Thin adapters: each finds the
+//! user, calls [`Sessions`] and answers with the wire types of `app::api`.
 
 use std::{convert::Infallible, time::Duration};
 
+use app::api::{
+    CheckReport, Difficulty, ErrorBody, ExamSummary, GradedExam, SessionEvent, SessionView, Solution,
+    TaskDetail, TaskSummary,
+};
 use axum::{
     extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
@@ -11,83 +16,59 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use futures_util::{stream, Stream, StreamExt};
-use serde::Serialize;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{auth::AuthUser, ApiError};
+use super::{extract::CurrentUser, ApiError};
 use crate::{
-    exams::ExamResult,
-    sessions::{SessionError, SessionView, Sessions},
-    tasks::{CheckOutcome, TaskSolution, TaskView},
+    domain::{ExamResult, Session},
+    sessions::{SessionError, Sessions},
+    tasks::{self, Task},
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/start", post(start))
-        .route("/status", get(status))
-        .route("/events", get(events))
-        .route("/extend", post(extend))
-        .route("/stop", post(stop))
-        .route("/history", get(history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(status))
+        .routes(routes!(events))
+        .routes(routes!(extend))
+        .routes(routes!(stop))
+        .routes(routes!(history))
 }
 
-pub fn exams_router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list_exams))
-        .route("/{id}/start", post(start_exam))
-        .route("/results", get(results))
-        .route("/results/{session_id}", get(result))
+pub fn exams_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_exams))
+        .routes(routes!(start_exam))
+        .routes(routes!(results))
+        .routes(routes!(result))
 }
 
-pub fn tasks_router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list_tasks))
-        .route("/{id}", get(task))
-        .route("/{id}/check", post(check))
-}
-
-impl From<SessionError> for ApiError {
-    fn from(error: SessionError) -> Self {
-        let status = match &error {
-            SessionError::AlreadyRunning | SessionError::AlreadyExtended | SessionError::NotStarted => {
-                StatusCode::CONFLICT
-            }
-            SessionError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
-            SessionError::TooManyStarts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SessionError::NoSession | SessionError::UnknownTask(_) | SessionError::UnknownExam(_) => {
-                StatusCode::NOT_FOUND
-            }
-            SessionError::NoAccess => StatusCode::FORBIDDEN,
-            SessionError::ExamRules(_) => StatusCode::CONFLICT,
-            SessionError::Cluster(_)
-            | SessionError::Tasks(_)
-            | SessionError::Terminal(_)
-            | SessionError::Files(_) => {
-                let reference = crate::telemetry::reference();
-                tracing::error!(%error, %reference, "session failed");
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("your practice environment could not start; nothing was kept, try again (reference {reference})"),
-                );
-            }
-            SessionError::Store(store) => return ApiError::internal(store),
-        };
-        ApiError::new(status, error.to_string())
-    }
+pub fn tasks_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tasks))
+        .routes(routes!(task))
+        .routes(routes!(check))
 }
 
 /// Records the session and answers 202 at once; the start's steps follow on `/events`.
-async fn start(user: AuthUser, State(sessions): State<Sessions>) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/start", tag = "session", responses(
+    (status = 202, description = "Recorded; provisioning in the background", body = SessionView),
+    (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 429, description = "Too many starts; see Retry-After", body = ErrorBody),
+    (status = 503, description = "Every seat is taken", body = ErrorBody),
+))]
+async fn start(user: CurrentUser, State(sessions): State<Sessions>) -> Result<Response, ApiError> {
     started(sessions.begin(&user.id).await)
 }
 
 /// 202 with the recorded session, or the refusal (with `Retry-After` when rate limited).
-fn started(begun: Result<crate::store::Session, SessionError>) -> Result<Response, ApiError> {
+fn started(begun: Result<Session, SessionError>) -> Result<Response, ApiError> {
     match begun {
         Ok(session) => Ok((StatusCode::ACCEPTED, Json(SessionView::from(&session))).into_response()),
         Err(SessionError::TooManyStarts { retry_after }) => {
@@ -102,7 +83,11 @@ fn started(begun: Result<crate::store::Session, SessionError>) -> Result<Respons
     }
 }
 
-async fn status(user: AuthUser, State(sessions): State<Sessions>) -> Result<Json<SessionView>, ApiError> {
+/// The user's live session.
+#[utoipa::path(get, path = "/status", tag = "session", responses(
+    (status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn status(user: CurrentUser, State(sessions): State<Sessions>) -> Result<Json<SessionView>, ApiError> {
     let session = sessions
         .live_for_user(&user.id)
         .await?
@@ -112,10 +97,14 @@ async fn status(user: AuthUser, State(sessions): State<Sessions>) -> Result<Json
 
 /// Server-sent events of the user's session: `progress`, `started`, `failed`, `warning`,
 /// `extended`, `ended`, each with a JSON body carrying the same `type`.
+#[utoipa::path(get, path = "/events", tag = "session", responses(
+    (status = 200, description = "An event stream", content_type = "text/event-stream", body = SessionEvent),
+    (status = 401, body = ErrorBody),
+))]
 async fn events(
-    user: AuthUser,
+    user: CurrentUser,
     State(sessions): State<Sessions>,
-    State(state): State<AppState>,
+    State(stopping): State<CancellationToken>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let received = BroadcastStream::new(sessions.subscribe(&user.id)).filter_map(|event| async move {
         match event {
@@ -128,23 +117,35 @@ async fn events(
             Err(BroadcastStreamRecvError::Lagged(_)) => None,
         }
     });
-    let stopping = state.stopping.clone();
     let until_shutdown = received.take_until(async move { stopping.cancelled().await });
     let hello = stream::once(async { Ok(Event::default().comment("session events")) });
     Sse::new(hello.chain(until_shutdown)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-async fn extend(user: AuthUser, State(sessions): State<Sessions>) -> Result<Json<SessionView>, ApiError> {
+/// Adds 30 minutes to the started session, once.
+#[utoipa::path(post, path = "/extend", tag = "session", responses(
+    (status = 200, body = SessionView), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+))]
+async fn extend(user: CurrentUser, State(sessions): State<Sessions>) -> Result<Json<SessionView>, ApiError> {
     Ok(Json((&sessions.extend_for_user(&user.id).await?).into()))
 }
 
-async fn stop(user: AuthUser, State(sessions): State<Sessions>) -> Result<StatusCode, ApiError> {
+/// Ends the user's session and removes everything it had.
+#[utoipa::path(post, path = "/stop", tag = "session", responses(
+    (status = 204, description = "Stopped"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn stop(user: CurrentUser, State(sessions): State<Sessions>) -> Result<StatusCode, ApiError> {
     sessions.stop_for_user(&user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The user's sessions that have ended, newest first.
+#[utoipa::path(get, path = "/history", tag = "session", responses(
+    (status = 200, body = Vec<SessionView>), (status = 401, body = ErrorBody),
+))]
 async fn history(
-    user: AuthUser,
+    user: CurrentUser,
     State(sessions): State<Sessions>,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     Ok(Json(
@@ -157,55 +158,83 @@ async fn history(
     ))
 }
 
-async fn list_tasks(State(sessions): State<Sessions>) -> Json<Vec<TaskView>> {
-    Json(sessions.tasks().list().iter().map(|t| t.view().clone()).collect())
+/// A task as the list beside the terminal shows it.
+pub(crate) fn task_summary(task: &Task) -> TaskSummary {
+    let view = task.view();
+    TaskSummary {
+        id: view.id.clone(),
+        title: view.title.clone(),
+        domain: view.domain.name().to_owned(),
+        difficulty: match view.difficulty {
+            tasks::Difficulty::Easy => Difficulty::Easy,
+            tasks::Difficulty::Medium => Difficulty::Medium,
+            tasks::Difficulty::Hard => Difficulty::Hard,
+        },
+        weight: view.weight,
+        minutes: view.minutes,
+    }
 }
 
-async fn task(Path(id): Path<String>, State(sessions): State<Sessions>) -> Result<Json<TaskView>, ApiError> {
+pub(crate) fn task_detail(task: &Task) -> TaskDetail {
+    TaskDetail {
+        summary: task_summary(task),
+        body_html: task.view().body_html.clone(),
+        hints_html: task.view().hints_html.clone(),
+    }
+}
+
+/// Every task, without its checks or its solution.
+#[utoipa::path(get, path = "/", tag = "tasks", responses((status = 200, body = Vec<TaskDetail>)))]
+async fn list_tasks(State(sessions): State<Sessions>) -> Json<Vec<TaskDetail>> {
+    Json(sessions.tasks().list().iter().map(task_detail).collect())
+}
+
+#[utoipa::path(get, path = "/{id}", tag = "tasks", params(("id" = String, Path)), responses(
+    (status = 200, body = TaskDetail), (status = 404, body = ErrorBody),
+))]
+async fn task(
+    Path(id): Path<String>,
+    State(sessions): State<Sessions>,
+) -> Result<Json<TaskDetail>, ApiError> {
     let task = sessions.tasks().get(&id).ok_or(SessionError::UnknownTask(id))?;
-    Ok(Json(task.view().clone()))
+    Ok(Json(task_detail(task)))
 }
 
-#[derive(Serialize)]
-struct CheckReport {
+/// Grades the task against the user's started session.
+pub(crate) async fn check_report(
+    sessions: &Sessions,
+    user: &CurrentUser,
     task: String,
-    passed: bool,
-    checks: Vec<CheckOutcome>,
+) -> Result<CheckReport, ApiError> {
+    let checks = sessions.check(&user.id, &task).await?;
+    Ok(CheckReport {
+        passed: checks.iter().all(|c| c.passed),
+        task,
+        checks,
+    })
 }
 
+/// Grades the task against the user's started session.
+#[utoipa::path(post, path = "/{id}/check", tag = "tasks", params(("id" = String, Path)), responses(
+    (status = 200, body = CheckReport), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+))]
 async fn check(
-    user: AuthUser,
+    user: CurrentUser,
     Path(id): Path<String>,
     State(sessions): State<Sessions>,
 ) -> Result<Json<CheckReport>, ApiError> {
-    let checks = sessions.check(&user.id, &id).await?;
-    Ok(Json(CheckReport {
-        passed: checks.iter().all(|c| c.passed),
-        task: id,
-        checks,
-    }))
+    Ok(Json(check_report(&sessions, &user, id).await?))
 }
 
-/// An exam as a learner sees it before taking it.
-#[derive(Serialize)]
-struct ExamView {
-    id: String,
-    title: String,
-    minutes: u32,
-    tasks: usize,
-    max_score: u32,
-    access: crate::exams::Access,
-    /// Whether this learner may take it now.
-    allowed: bool,
-}
-
-async fn list_exams(
-    user: AuthUser,
-    State(sessions): State<Sessions>,
-) -> Result<Json<Vec<ExamView>>, ApiError> {
-    let mut views = Vec::new();
+/// Every exam, and whether this learner may take it now.
+pub(crate) async fn exam_summaries(
+    sessions: &Sessions,
+    user: &CurrentUser,
+) -> Result<Vec<ExamSummary>, ApiError> {
+    let mut summaries = Vec::new();
     for exam in sessions.exams().list() {
-        views.push(ExamView {
+        summaries.push(ExamSummary {
             id: exam.id.clone(),
             title: exam.title.clone(),
             minutes: exam.minutes,
@@ -215,46 +244,101 @@ async fn list_exams(
             allowed: sessions.may_take(&user.id, exam).await?,
         });
     }
-    Ok(Json(views))
+    Ok(summaries)
 }
 
+#[utoipa::path(get, path = "/", tag = "exams", responses(
+    (status = 200, body = Vec<ExamSummary>), (status = 401, body = ErrorBody),
+))]
+async fn list_exams(
+    user: CurrentUser,
+    State(sessions): State<Sessions>,
+) -> Result<Json<Vec<ExamSummary>>, ApiError> {
+    Ok(Json(exam_summaries(&sessions, &user).await?))
+}
+
+/// Starts a mock exam session; answered like a practice start.
+#[utoipa::path(post, path = "/{id}/start", tag = "exams", params(("id" = String, Path)), responses(
+    (status = 202, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+))]
 async fn start_exam(
-    user: AuthUser,
+    user: CurrentUser,
     Path(id): Path<String>,
     State(sessions): State<Sessions>,
 ) -> Result<Response, ApiError> {
     started(sessions.begin_exam(&user.id, &id).await)
 }
 
+/// A graded exam with its exam's title and, when asked, each task's reference solution.
+fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> GradedExam {
+    let title = sessions
+        .exams()
+        .get(&result.exam_id)
+        .map_or_else(|| result.exam_id.clone(), |e| e.title.clone());
+    let solutions = if with_solutions {
+        result
+            .tasks
+            .iter()
+            .filter_map(|t| sessions.tasks().get(&t.task))
+            .map(|t| {
+                let solution = t.solution();
+                Solution {
+                    id: solution.id,
+                    script: solution.script,
+                    html: solution.html,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    GradedExam {
+        result,
+        title,
+        solutions,
+    }
+}
+
+pub(crate) async fn graded_exams(
+    sessions: &Sessions,
+    user: &CurrentUser,
+) -> Result<Vec<GradedExam>, ApiError> {
+    let results = sessions.exam_results(&user.id).await?;
+    Ok(results.into_iter().map(|r| graded(sessions, r, false)).collect())
+}
+
+pub(crate) async fn graded_exam(
+    sessions: &Sessions,
+    user: &CurrentUser,
+    session_id: &str,
+) -> Result<GradedExam, ApiError> {
+    let result = sessions
+        .exam_result(&user.id, session_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "there is no graded exam with that id"))?;
+    Ok(graded(sessions, result, true))
+}
+
+/// The user's graded exams, without solutions.
+#[utoipa::path(get, path = "/results", tag = "exams", responses(
+    (status = 200, body = Vec<GradedExam>), (status = 401, body = ErrorBody),
+))]
 async fn results(
-    user: AuthUser,
+    user: CurrentUser,
     State(sessions): State<Sessions>,
-) -> Result<Json<Vec<ExamResult>>, ApiError> {
-    Ok(Json(sessions.exam_results(&user.id).await?))
+) -> Result<Json<Vec<GradedExam>>, ApiError> {
+    Ok(Json(graded_exams(&sessions, &user).await?))
 }
 
-/// A graded exam with every check's outcome and, now earned, each task's reference solution.
-#[derive(Serialize)]
-struct ResultView {
-    #[serde(flatten)]
-    result: ExamResult,
-    solutions: Vec<TaskSolution>,
-}
-
+/// One graded exam with every task's reference solution.
+#[utoipa::path(get, path = "/results/{session_id}", tag = "exams", params(("session_id" = String, Path)), responses(
+    (status = 200, body = GradedExam), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn result(
-    user: AuthUser,
+    user: CurrentUser,
     Path(session_id): Path<String>,
     State(sessions): State<Sessions>,
-) -> Result<Json<ResultView>, ApiError> {
-    let result = sessions
-        .exam_result(&user.id, &session_id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no graded exam with that id"))?;
-    let solutions = result
-        .tasks
-        .iter()
-        .filter_map(|t| sessions.tasks().get(&t.task))
-        .map(|t| t.solution())
-        .collect();
-    Ok(Json(ResultView { result, solutions }))
+) -> Result<Json<GradedExam>, ApiError> {
+    Ok(Json(graded_exam(&sessions, &user, &session_id).await?))
 }

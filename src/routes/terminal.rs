@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use app::api::{ErrorBody, TerminalControl, TerminalNotice, TerminalTicket};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -14,18 +15,17 @@ use axum::{
     },
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::post,
-    Json, Router,
+    Json,
 };
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{auth::AuthUser, ApiError};
+use super::{extract::CurrentUser, ApiError};
 use crate::{
-    clusters::ClusterName,
-    store::{SessionStatus, Store},
+    sessions::SessionError,
     terminals::{CloseReason, Grant, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
 };
@@ -35,48 +35,59 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long a closing socket waits for the client's Close in answer to ours.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ticket", post(ticket))
+/// `/api/terminal/ticket`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ticket))
 }
 
-#[derive(Serialize)]
-struct TicketView {
-    ticket: String,
-    expires_in: u64,
+/// `/ws/terminal`.
+pub fn socket() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(open))
 }
 
-async fn ticket(user: AuthUser, State(state): State<AppState>) -> Result<Json<TicketView>, ApiError> {
+/// A single-use ticket, valid for 30 seconds, to open the terminal of the user's started session.
+#[utoipa::path(post, path = "/ticket", tag = "terminal", responses(
+    (status = 200, body = TerminalTicket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn ticket(user: CurrentUser, State(state): State<AppState>) -> Result<Json<TerminalTicket>, ApiError> {
     let session = state
-        .store
-        .live_session_for_user(&user.id)
+        .sessions
+        .started_for_user(&user.id)
         .await
-        .map_err(ApiError::internal)?
-        .filter(|s| s.status == SessionStatus::Started)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "you have no started session"))?;
+        .map_err(|error| match error {
+            SessionError::NoSession | SessionError::NotStarted => {
+                ApiError::new(StatusCode::NOT_FOUND, "you have no started session")
+            }
+            error => error.into(),
+        })?;
     let ticket = state.tickets.mint(Grant {
         user_id: user.id,
         session_id: session.id,
     });
-    Ok(Json(TicketView {
+    Ok(Json(TerminalTicket {
         ticket,
         expires_in: TICKET_LIFETIME.as_secs(),
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Open {
+    /// From `POST /api/terminal/ticket`; spent by this request.
     ticket: String,
+    /// The terminal's width (default 80).
     cols: Option<u16>,
+    /// The terminal's height (default 24).
     rows: Option<u16>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Control {
-    Resize { cols: u16, rows: u16 },
-    Ping,
-}
-
+/// Upgrades to the terminal's WebSocket: binary frames carry bytes both ways; text frames carry
+/// a `TerminalControl` from the client and a `TerminalNotice` from the server.
+#[utoipa::path(get, path = "/ws/terminal", tag = "terminal", params(Open), responses(
+    (status = 101, description = "Switching to the WebSocket"),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 410, body = ErrorBody),
+))]
 pub async fn open(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
@@ -91,9 +102,12 @@ pub async fn open(
         return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired")
             .into_response();
     };
-    let cluster = match started_cluster(&state.store, &grant).await {
+    let cluster = match state.sessions.attachable(&grant.user_id, &grant.session_id).await {
         Ok(cluster) => cluster,
-        Err(refusal) => return refusal.into_response(),
+        Err(SessionError::NoSession) => {
+            return ApiError::new(StatusCode::GONE, "the session has ended").into_response()
+        }
+        Err(error) => return ApiError::from(error).into_response(),
     };
     let size = TermSize {
         cols: open.cols.unwrap_or(80),
@@ -117,17 +131,6 @@ pub async fn open(
         tracing::debug!(session = %grant.session_id, ?reason, "terminal socket closed");
         drop(guard);
     })
-}
-
-/// The session the grant names, if it is still started and still the grantee's.
-async fn started_cluster(store: &Store, grant: &Grant) -> Result<ClusterName, ApiError> {
-    let session = store
-        .session_by_id(&grant.session_id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|s| s.user_id == grant.user_id && s.status == SessionStatus::Started)
-        .ok_or_else(|| ApiError::new(StatusCode::GONE, "the session has ended"))?;
-    ClusterName::parse(&session.cluster_name).map_err(ApiError::internal)
 }
 
 /// Why a bridge ended.
@@ -168,19 +171,19 @@ async fn bridge(
                             break Ended::Failed(error.to_string());
                         }
                     }
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<Control>(&text) {
-                        Ok(Control::Resize { cols, rows }) if (TermSize { cols, rows }).is_sane() => {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<TerminalControl>(&text) {
+                        Ok(TerminalControl::Resize { cols, rows }) if (TermSize { cols, rows }).is_sane() => {
                             if let Err(error) = io.control.resize(TermSize { cols, rows }).await {
                                 tracing::warn!(%error, "resize failed");
                             }
                         }
-                        Ok(Control::Ping) => {
-                            if to_client.send(Message::Text(r#"{"type":"pong"}"#.into())).await.is_err() {
+                        Ok(TerminalControl::Ping) => {
+                            if to_client.send(notice(&TerminalNotice::Pong)).await.is_err() {
                                 break Ended::ClientLeft;
                             }
                         }
                         // A malformed or out-of-range control frame is ignored, not fatal.
-                        Ok(Control::Resize { .. }) | Err(_) => {}
+                        Ok(TerminalControl::Resize { .. }) | Err(_) => {}
                     },
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Ended::ClientLeft,
                     Some(Ok(_)) => {}
@@ -207,8 +210,13 @@ async fn bridge(
     }
     let close = match &ended {
         Ended::Closed(reason) => {
-            let goodbye = serde_json::json!({ "type": reason.kind(), "message": reason.message() });
-            let _ = to_client.send(Message::Text(goodbye.to_string().into())).await;
+            let message = reason.message().to_owned();
+            let goodbye = match reason {
+                CloseReason::SessionEnded => TerminalNotice::SessionEnded { message },
+                CloseReason::SignedOut => TerminalNotice::SignedOut { message },
+                CloseReason::ServerShutdown => TerminalNotice::ServerShutdown { message },
+            };
+            let _ = to_client.send(notice(&goodbye)).await;
             Some((reason.code(), reason.kind()))
         }
         Ended::ShellExited => Some((1000, "shell_exited")),
@@ -238,4 +246,8 @@ async fn bridge(
         }
     }
     ended
+}
+
+fn notice(notice: &TerminalNotice) -> Message {
+    Message::Text(serde_json::to_string(notice).unwrap_or_default().into())
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{time_left, SessionEvent, Sessions};
-use crate::store::{Session, SessionStatus};
+use crate::domain::{Session, SessionStatus};
 
 /// A watch looks at the database at least this often, so that it sees an extension.
 const LOOK_EVERY: Duration = Duration::from_secs(30);

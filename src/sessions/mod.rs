@@ -5,18 +5,21 @@
 
 mod clock;
 mod events;
+mod queries;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-pub use events::{SessionEvent, SessionEvents, SessionView, Step, StepState};
+use app::api::{SessionEvent, SessionStats, Step, StepState};
+pub use events::SessionEvents;
 
 use crate::{
     clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
-    exams::{self, Exam, ExamAccess, ExamCatalog, ExamResult},
-    store::{bound_on_host, NewSession, PortRanges, Session, SessionStatus, Store, StoreError},
-    tasks::{CheckOutcome, TaskCatalog},
+    domain::{ExamResult, PortRanges, Session, SessionStatus},
+    exams::{self, Exam, ExamAccess, ExamCatalog},
+    store::{bound_on_host, NewSession, Store, StoreError},
+    tasks::{CheckResult, TaskCatalog},
     terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSockets, TerminalSpec},
 };
 
@@ -69,14 +72,6 @@ pub enum SessionError {
     Files(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Live sessions and capacity, for admins.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SessionStats {
-    pub live: usize,
-    pub capacity: usize,
-    pub by_status: Vec<(&'static str, i64)>,
 }
 
 #[derive(Clone)]
@@ -367,7 +362,8 @@ impl Sessions {
         Ok(self.store.session_history(user_id, 20).await?)
     }
 
-    async fn started_for_user(&self, user_id: &str) -> Result<Session, SessionError> {
+    /// The user's session, if it has started.
+    pub async fn started_for_user(&self, user_id: &str) -> Result<Session, SessionError> {
         let session = self
             .store
             .live_session_for_user(user_id)
@@ -401,7 +397,7 @@ impl Sessions {
     }
 
     /// Grades `task_id` against the user's started session.
-    pub async fn check(&self, user_id: &str, task_id: &str) -> Result<Vec<CheckOutcome>, SessionError> {
+    pub async fn check(&self, user_id: &str, task_id: &str) -> Result<Vec<CheckResult>, SessionError> {
         let task = self
             .tasks
             .get(task_id)
@@ -460,13 +456,7 @@ impl Sessions {
         Ok(SessionStats {
             live: self.store.count_live_sessions().await? as usize,
             capacity: self.settings.max_concurrent,
-            by_status: self
-                .store
-                .count_sessions_by_status()
-                .await?
-                .into_iter()
-                .map(|(status, count)| (status.as_str(), count))
-                .collect(),
+            by_status: self.store.count_sessions_by_status().await?,
         })
     }
 
@@ -520,7 +510,7 @@ impl Sessions {
                 self.events.publish(
                     &session.user_id,
                     SessionEvent::Ended {
-                        status: status.as_str(),
+                        status,
                         message: ending_message(status).into(),
                     },
                 );

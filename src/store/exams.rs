@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::{Store, StoreError};
-use crate::exams::{ExamResult, TaskResult};
+use crate::domain::{ExamResult, GradedTask};
 
 #[derive(sqlx::FromRow)]
 struct ResultRow {
@@ -19,7 +19,7 @@ impl TryFrom<ResultRow> for ExamResult {
     type Error = StoreError;
 
     fn try_from(row: ResultRow) -> Result<Self, StoreError> {
-        let tasks: Vec<TaskResult> = serde_json::from_str(&row.tasks)
+        let tasks: Vec<GradedTask> = serde_json::from_str(&row.tasks)
             .map_err(|e| StoreError::Corrupt(format!("exam result tasks: {e}")))?;
         Ok(Self {
             session_id: row.session_id,

@@ -7,7 +7,11 @@ mod ports;
 mod sessions;
 mod users;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use sqlx::{
     migrate::Migrator,
@@ -16,8 +20,8 @@ use sqlx::{
 };
 
 pub use accounts::{OAuthFlow, PendingCode, Rotation};
-pub use ports::{bound_on_host, PortRanges, PortSet};
-pub use sessions::{NewSession, Session, SessionStatus};
+pub use ports::bound_on_host;
+pub use sessions::NewSession;
 pub use users::User;
 
 /// The schema, embedded from `migrations/` at compile time.
@@ -62,7 +66,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at a `sqlite://` URL and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let path = crate::configuration::sqlite_path(url);
+        let path = sqlite_path(url);
         if let Some(dir) = path
             .as_deref()
             .and_then(Path::parent)
@@ -129,9 +133,29 @@ impl Store {
     }
 }
 
+/// Where a `sqlite://` URL points, so its directory can be created.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_paths_are_read_from_urls() {
+        assert_eq!(sqlite_path("sqlite://data/ckad.db"), Some("data/ckad.db".into()));
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/ckad/ckad.db?mode=rwc"),
+            Some("/var/lib/ckad/ckad.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
 
     #[tokio::test]
     async fn a_new_file_is_created_in_wal_mode_with_foreign_keys() {

@@ -6,33 +6,7 @@ use std::{collections::HashSet, ops::RangeInclusive};
 use chrono::Utc;
 
 use super::{Store, StoreError};
-
-/// The host ports a session's cluster publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortSet {
-    pub api: u16,
-    pub ingress: u16,
-    pub ingress_https: u16,
-}
-
-/// Where each kind of port is taken from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRanges {
-    pub api: RangeInclusive<u16>,
-    pub ingress: RangeInclusive<u16>,
-    pub ingress_https: RangeInclusive<u16>,
-}
-
-impl Default for PortRanges {
-    /// The first seed's pools.
-    fn default() -> Self {
-        Self {
-            api: 30000..=39999,
-            ingress: 40000..=44999,
-            ingress_https: 45000..=49999,
-        }
-    }
-}
+use crate::domain::{PortRanges, PortSet};
 
 impl Store {
     /// Gives `session_id` the lowest free port of each kind. A port is free when no session holds

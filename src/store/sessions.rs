@@ -5,51 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{conflict, Store, StoreError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-pub enum SessionStatus {
-    Provisioning,
-    Started,
-    Ended,
-    Timeout,
-    Failed,
-}
-
-impl SessionStatus {
-    /// The name stored in the database, and shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Provisioning => "provisioning",
-            Self::Started => "started",
-            Self::Ended => "ended",
-            Self::Timeout => "timeout",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Whether the session still owns (or is acquiring) a cluster and a terminal.
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Provisioning | Self::Started)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Session {
-    pub id: String,
-    pub user_id: String,
-    pub status: SessionStatus,
-    pub start_time: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub cluster_name: String,
-    pub kubeconfig_path: Option<String>,
-    pub terminal_container_id: Option<String>,
-    pub extended: bool,
-    pub notes: String,
-    /// The exam this session is; `None` for practice.
-    pub exam_id: Option<String>,
-}
+use crate::domain::{Session, SessionStatus};
 
 /// What is known about a session before anything is created for it.
 #[derive(Debug, Clone)]
@@ -204,11 +160,19 @@ impl Store {
 
     /// Every session's count by status.
     pub async fn count_sessions_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {
-        Ok(
+        let counts: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM sessions GROUP BY status ORDER BY status")
                 .fetch_all(&self.pool)
-                .await?,
-        )
+                .await?;
+        counts
+            .into_iter()
+            .map(|(status, count)| {
+                let status = status
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("session status {status:?}")))?;
+                Ok((status, count))
+            })
+            .collect()
     }
 
     pub async fn count_live_sessions(&self) -> Result<i64, StoreError> {
@@ -234,7 +198,7 @@ impl Store {
                  notes = CASE WHEN ? = '' THEN notes WHEN notes = '' THEN ? ELSE notes || char(10) || ? END
              WHERE id = ? AND status IN ('provisioning', 'started')",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(end_time)
         .bind(note)
         .bind(note)

@@ -13,6 +13,17 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// A user as pages and API clients see them.
+impl From<User> for app::api::UserView {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        }
+    }
+}
+
 impl Store {
     pub async fn insert_user(&self, email: &str, name: &str) -> Result<User, StoreError> {
         sqlx::query_as(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     apply::{Manifest, SolutionStep},
-    checks::{Check, CheckOutcome},
+    checks::{Check, CheckResult},
     format::{id_line, Answer, Difficulty, Domain, TaskFile},
     render, TaskError,
 };
@@ -103,7 +103,7 @@ impl Task {
 
     /// Runs every check and guard at once against the cluster; one outcome each, checks first,
     /// in the task's order. [`super::score`] turns them into points.
-    pub async fn grade(&self, client: &kube::Client) -> Vec<CheckOutcome> {
+    pub async fn grade(&self, client: &kube::Client) -> Vec<CheckResult> {
         let checks = self.checks.iter().map(|check| check.run(client, false));
         let guards = self.guards.iter().map(|guard| guard.run(client, true));
         futures_util::future::join_all(checks.chain(guards)).await

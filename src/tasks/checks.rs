@@ -16,7 +16,7 @@ use k8s_openapi::api::{
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde::{
     de::{self, MapAccess, Visitor},
-    Deserialize, Deserializer, Serialize,
+    Deserialize, Deserializer,
 };
 use serde_json::Value;
 
@@ -33,25 +33,12 @@ use super::{
 const DEFAULT_LIMIT: Duration = Duration::from_secs(5);
 const MAX_LIMIT: Duration = Duration::from_secs(60);
 
-/// What a learner sees of one check after grading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckOutcome {
-    pub description: String,
-    pub passed: bool,
-    /// Why it failed (what was found); `None` when it passed.
-    pub reason: Option<String>,
-    /// What the check is worth when it passes; 0 for a guard.
-    #[serde(default)]
-    pub points: u32,
-    /// A guard ("left as set up", "not allowed") is worth nothing, and when it fails the task
-    /// scores nothing.
-    #[serde(default)]
-    pub guard: bool,
-}
+/// What a learner sees of one check after grading: the wire type itself.
+pub use app::api::CheckResult;
 
 /// A task's score from its graded checks: the points of the checks that pass, or nothing when a
 /// guard fails.
-pub fn score(outcomes: &[CheckOutcome]) -> u32 {
+pub fn score(outcomes: &[CheckResult]) -> u32 {
     if outcomes.iter().any(|o| o.guard && !o.passed) {
         return 0;
     }
@@ -119,7 +106,7 @@ impl Check {
 
     /// Reads the cluster and judges; a cluster that does not answer within the limit fails the
     /// check. A guard's outcome is worth no points.
-    pub async fn run(&self, client: &kube::Client, guard: bool) -> CheckOutcome {
+    pub async fn run(&self, client: &kube::Client, guard: bool) -> CheckResult {
         let verdict = match tokio::time::timeout(self.limit, self.what.evaluate(client)).await {
             Ok(verdict) => verdict,
             Err(_) => Err(format!(
@@ -127,7 +114,7 @@ impl Check {
                 humanize(self.limit)
             )),
         };
-        CheckOutcome {
+        CheckResult {
             description: self.description(),
             passed: verdict.is_ok(),
             reason: verdict.err(),
@@ -1071,7 +1058,7 @@ mod tests {
 
     #[test]
     fn a_failed_guard_takes_every_point_and_guards_are_worth_none() {
-        let outcome = |passed: bool, points: u32, guard: bool| CheckOutcome {
+        let outcome = |passed: bool, points: u32, guard: bool| CheckResult {
             description: "a check".into(),
             passed,
             reason: (!passed).then(|| "found something else".into()),

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use apply::SolutionRunner;
 pub use catalog::{Task, TaskCatalog, TaskSolution, TaskView};
-pub use checks::{score, Check, CheckOutcome};
+pub use checks::{score, Check, CheckResult};
 pub use format::{Answer, Difficulty, Domain};
 
 /// Where the terminal image carries `tasks/charts`; task texts and solutions name charts there.

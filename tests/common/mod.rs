@@ -9,14 +9,14 @@ use std::{
 };
 
 use ckad_platform::{
-    auth::Secret,
     clusters::SubnetPool,
     configuration::{
         AuthSettings, ClusterSettings, EmailProvider, FirewallMode, HttpSettings, LogFormat, ProviderKind,
         Settings, TerminalSettings,
     },
+    domain::{PortRanges, PortSet, Secret},
     sessions::SessionSettings,
-    store::{bound_on_host, PortRanges, PortSet},
+    store::bound_on_host,
     AppState,
 };
 use futures_util::{SinkExt, StreamExt};

@@ -1,0 +1,500 @@
+//! Every value that crosses the wire, defined once: the JSON API answers with these, the server
+//! functions return them and the hydrated pages read them (events included). Serde both ways;
+//! enums cross as their serde names, which are also their `as_str` names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a session is in its life. Stored, shown and sent under these lowercase names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum SessionStatus {
+    Provisioning,
+    Started,
+    Ended,
+    Timeout,
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether the session still owns (or is acquiring) a cluster and a terminal.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Provisioning | Self::Started)
+    }
+}
+
+/// Read back from the database's text column.
+impl TryFrom<String> for SessionStatus {
+    type Error = strum::ParseError;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
+
+/// A session as its learner sees it. `server_time` lets a page count down from the server's
+/// clock, whatever the browser's says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub status: SessionStatus,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Whether its one extension has been used.
+    pub extended: bool,
+    /// The mock exam this session is (its own tasks, no Check, no extension); `None` for practice.
+    pub exam: Option<String>,
+    pub server_time: DateTime<Utc>,
+}
+
+impl SessionView {
+    pub fn is_started(&self) -> bool {
+        self.status == SessionStatus::Started
+    }
+
+    pub fn is_exam(&self) -> bool {
+        self.exam.is_some()
+    }
+
+    /// Milliseconds left when the server answered.
+    pub fn millis_left(&self) -> i64 {
+        (self.expires_at - self.server_time).num_milliseconds()
+    }
+
+    /// "15:32 UTC"
+    pub fn started_time(&self) -> String {
+        self.started_at.format("%H:%M UTC").to_string()
+    }
+
+    /// "25 Nov 2026, 15:32 UTC"
+    pub fn started_day(&self) -> String {
+        self.started_at.format("%-d %b %Y, %H:%M UTC").to_string()
+    }
+
+    /// "42 min", once it has ended.
+    pub fn length(&self) -> Option<String> {
+        self.ended_at
+            .map(|end| format!("{} min", (end - self.started_at).num_minutes().max(0)))
+    }
+}
+
+/// The steps of a start, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Step {
+    Cluster,
+    Tasks,
+    Terminal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum StepState {
+    Running,
+    Done,
+}
+
+/// What happens to a user's session, pushed to their open pages (`GET /api/session/events`): the
+/// SSE event's name is the JSON's `type`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, strum::IntoStaticStr, strum::VariantNames,
+)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum SessionEvent {
+    Progress { step: Step, state: StepState },
+    Started { session: SessionView },
+    Failed { message: String },
+    Warning { minutes_left: u32 },
+    Extended { session: SessionView },
+    Ended { status: SessionStatus, message: String },
+}
+
+impl SessionEvent {
+    /// The SSE event name: the same as the JSON's `type`.
+    pub fn name(&self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Live sessions and capacity, for admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionStats {
+    pub live: usize,
+    /// `MAX_CONCURRENT_SESSIONS`.
+    pub capacity: usize,
+    pub by_status: Vec<(SessionStatus, i64)>,
+}
+
+/// A session as an admin sees it: whose, and what it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdminSession {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub user_id: String,
+    /// The user's email, when they still exist.
+    #[serde(default)]
+    pub email: Option<String>,
+    pub cluster: String,
+    pub terminal: Option<String>,
+    pub notes: String,
+}
+
+impl AdminSession {
+    /// Whose it is: their email, or their id once they are gone.
+    pub fn who(&self) -> &str {
+        self.email.as_deref().unwrap_or(&self.user_id)
+    }
+
+    /// Whole minutes until it expires (0 when due).
+    pub fn minutes_left(&self) -> i64 {
+        (self.session.millis_left() / 60_000).max(0)
+    }
+}
+
+/// The host's live sessions and how many it can take, for the admin page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdminOverview {
+    pub live: Vec<AdminSession>,
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusAnswer {
+    pub id: String,
+    pub status: SessionStatus,
+}
+
+/// Where a session's parts are: its cluster's API (on the host), its terminal and the Docker
+/// network they share, as the cluster provider names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Routing {
+    pub cluster: String,
+    pub api_endpoint: Option<String>,
+    pub terminal: Option<String>,
+    pub network: String,
+}
+
+/// The host ports a session's cluster publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Ports {
+    pub api: u16,
+    pub ingress: u16,
+    pub ingress_https: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+/// A task in the list beside the terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskSummary {
+    pub id: String,
+    pub title: String,
+    /// The CKAD curriculum domain, by its full name.
+    pub domain: String,
+    pub difficulty: Difficulty,
+    /// Points in an exam.
+    pub weight: u32,
+    /// How long a prepared learner needs.
+    pub minutes: u32,
+}
+
+/// A task with its text and hints, rendered from Markdown and sanitized by the server; never its
+/// checks or its solution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub summary: TaskSummary,
+    pub body_html: String,
+    /// Hints in the order to reveal them.
+    pub hints_html: Vec<String>,
+}
+
+/// One check of a task after grading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckResult {
+    pub description: String,
+    pub passed: bool,
+    /// Why it failed (what was found, never what was expected); `None` when it passed.
+    pub reason: Option<String>,
+    /// What the check is worth when it passes; 0 for a guard.
+    #[serde(default)]
+    pub points: u32,
+    /// A guard ("left as set up", "not allowed") is worth nothing, and when it fails the task
+    /// scores nothing.
+    #[serde(default)]
+    pub guard: bool,
+}
+
+/// A task's Check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    pub task: String,
+    pub passed: bool,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Who may take an exam: everyone, or holders of an access pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Free,
+    Pass,
+}
+
+/// An exam as a learner sees it before taking it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExamSummary {
+    pub id: String,
+    pub title: String,
+    pub minutes: u32,
+    pub tasks: usize,
+    pub max_score: u32,
+    pub access: Access,
+    /// Whether this learner may take it now.
+    pub allowed: bool,
+}
+
+/// One task of a graded exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GradedTask {
+    pub task: String,
+    pub title: String,
+    pub weight: u32,
+    /// The weight times the share of checks passed, rounded.
+    pub points: u32,
+    pub checks: Vec<CheckResult>,
+}
+
+/// A graded exam, as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExamResult {
+    pub session_id: String,
+    pub exam_id: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub graded_at: DateTime<Utc>,
+    pub tasks: Vec<GradedTask>,
+}
+
+/// A task's reference solution, handed out once an exam is graded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Solution {
+    pub id: String,
+    /// Commands to type into the terminal, in order.
+    pub script: String,
+    /// The same, rendered as a code block.
+    pub html: String,
+}
+
+/// A graded exam as its learner sees it: with the exam's title and, when one result is asked
+/// for, each task's reference solution (empty in the list of results).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GradedExam {
+    #[serde(flatten)]
+    pub result: ExamResult,
+    pub title: String,
+    pub solutions: Vec<Solution>,
+}
+
+impl GradedExam {
+    /// "25 Nov 2026, 15:32 UTC"
+    pub fn graded_day(&self) -> String {
+        self.result.graded_at.format("%-d %b %Y, %H:%M UTC").to_string()
+    }
+
+    pub fn solution_of(&self, task: &str) -> Option<&Solution> {
+        self.solutions.iter().find(|s| s.id == task)
+    }
+}
+
+/// The signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+impl UserView {
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.email
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// `POST /api/auth/email/otp`, and the email in the other sign-in bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EmailBody {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CodeBody {
+    pub email: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterBody {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+/// API clients send the refresh token in the body; browsers send none (the cookie has it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    pub refresh_token: Option<String>,
+}
+
+/// The answer to a code request: always the same, known email or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CodeSent {
+    /// `sent`
+    pub status: String,
+}
+
+/// The answer to a sign-in, for API clients (browsers get the same tokens as cookies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SignInAnswer {
+    pub user: UserView,
+    pub access_token: String,
+    /// `Bearer`
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// A single-use ticket to open the terminal socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TerminalTicket {
+    pub ticket: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
+/// A text frame from the terminal's client: the rest of the socket is the keys, as bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TerminalControl {
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    /// Answered with [`TerminalNotice::Pong`].
+    Ping,
+}
+
+/// A text frame from the server's end of the terminal socket; the rest is the screen, as bytes.
+/// The server sends one of the ends just before it closes the socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalNotice {
+    Pong,
+    /// The session is over: the client does not reconnect.
+    SessionEnded {
+        message: String,
+    },
+    /// The user signed out: the client does not reconnect.
+    SignedOut {
+        message: String,
+    },
+    /// The server is restarting: the client reconnects.
+    ServerShutdown {
+        message: String,
+    },
+}
+
+/// An error as a client sees it: a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_cross_as_json_with_their_type_and_come_back_whole() {
+        let progress = SessionEvent::Progress {
+            step: Step::Cluster,
+            state: StepState::Done,
+        };
+        let json = serde_json::to_value(&progress).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "type": "progress", "step": "cluster", "state": "done" })
+        );
+        assert_eq!(progress.name(), "progress");
+        assert_eq!(serde_json::from_value::<SessionEvent>(json).unwrap(), progress);
+        let ended: SessionEvent =
+            serde_json::from_str(r#"{"type":"ended","status":"timeout","message":"time is up"}"#).unwrap();
+        assert_eq!(
+            ended,
+            SessionEvent::Ended {
+                status: SessionStatus::Timeout,
+                message: "time is up".into()
+            }
+        );
+        assert!(serde_json::from_str::<SessionEvent>(r#"{"type":"other"}"#).is_err());
+        assert!(<SessionEvent as strum::VariantNames>::VARIANTS.contains(&"warning"));
+    }
+
+    #[test]
+    fn a_status_has_one_name_everywhere() {
+        for status in [
+            SessionStatus::Provisioning,
+            SessionStatus::Started,
+            SessionStatus::Ended,
+            SessionStatus::Timeout,
+            SessionStatus::Failed,
+        ] {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(SessionStatus::try_from(status.as_str().to_owned()), Ok(status));
+        }
+        assert!(SessionStatus::try_from("Started".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! What the server implements for the pages' server functions. Every method that takes the
+//! request's headers finds the signed-in user in them and refuses (401) without one; the admin
+//! methods also refuse (403) anyone not an administrator. Answers are the wire types of
+//! [`crate::api`]; a refusal carries the HTTP status and a sentence for the person.
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use crate::api::{
+    AdminOverview, CheckReport, ExamSummary, GradedExam, SessionView, TaskDetail, TaskSummary, UserView,
+};
+
+/// Why a request was turned down: the HTTP status, and a sentence for the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+/// The outcome of a sign-in: who, and the cookies that keep them signed in.
+pub struct SignedIn {
+    pub user: UserView,
+    pub cookies: Vec<HeaderValue>,
+}
+
+#[async_trait::async_trait]
+pub trait Accounts: Send + Sync {
+    /// The user the request signs in, if any.
+    async fn current_user(&self, headers: &HeaderMap) -> Option<UserView>;
+    async fn request_code(&self, email: &str) -> Result<(), Refusal>;
+    async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, Refusal>;
+    async fn log_in(&self, email: &str, password: &str) -> Result<SignedIn, Refusal>;
+    async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, Refusal>;
+    /// Ends the request's sign-in; returns the cookies that clear it.
+    async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue>;
+}
+
+#[async_trait::async_trait]
+pub trait Practice: Send + Sync {
+    async fn current_session(&self, headers: &HeaderMap) -> Result<Option<SessionView>, Refusal>;
+    async fn past_sessions(&self, headers: &HeaderMap) -> Result<Vec<SessionView>, Refusal>;
+    /// Records a session and provisions it in the background; answers while it is `provisioning`.
+    async fn start_session(&self, headers: &HeaderMap) -> Result<SessionView, Refusal>;
+    async fn extend_session(&self, headers: &HeaderMap) -> Result<SessionView, Refusal>;
+    async fn stop_session(&self, headers: &HeaderMap) -> Result<(), Refusal>;
+    /// Every task, or during a mock exam the exam's, in its order.
+    async fn list_tasks(&self, headers: &HeaderMap) -> Result<Vec<TaskSummary>, Refusal>;
+    async fn read_task(&self, headers: &HeaderMap, task_id: &str) -> Result<TaskDetail, Refusal>;
+    /// Grades the task against the user's started session.
+    async fn check_task(&self, headers: &HeaderMap, task_id: &str) -> Result<CheckReport, Refusal>;
+    async fn list_live_sessions(&self, headers: &HeaderMap) -> Result<AdminOverview, Refusal>;
+    async fn terminate_session(&self, headers: &HeaderMap, session_id: &str) -> Result<(), Refusal>;
+}
+
+#[async_trait::async_trait]
+pub trait ExamPages: Send + Sync {
+    async fn exams(&self, headers: &HeaderMap) -> Result<Vec<ExamSummary>, Refusal>;
+    async fn start(&self, headers: &HeaderMap, exam_id: &str) -> Result<(), Refusal>;
+    /// The learner's graded exams, newest first, without solutions.
+    async fn results(&self, headers: &HeaderMap) -> Result<Vec<GradedExam>, Refusal>;
+    /// One graded exam with every task's reference solution.
+    async fn result(&self, headers: &HeaderMap, session_id: &str) -> Result<GradedExam, Refusal>;
+}
