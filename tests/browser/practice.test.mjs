@@ -62,9 +62,9 @@ test('a learner starts from the dashboard, checks a task before and after doing 
   // Check before doing it: every check fails, each with its reason.
   const check = page.getByRole('button', { name: 'Check', exact: true });
   await check.click();
-  await page.locator('.check-summary', { hasText: '0 of 3 checks pass' }).waitFor();
+  await page.locator('.check-summary', { hasText: '0 of 4 checks pass' }).waitFor();
   const reasons = await page.locator('.check-result[data-passed="false"] .check-reason').allInnerTexts();
-  assert.equal(reasons.length, 3);
+  assert.equal(reasons.length, 4);
   assert.match(reasons[0], /Pod web\/front does not exist/);
   await page.screenshot({ path: `${artefacts}/practice-check-failing.png` });
 
@@ -76,11 +76,11 @@ test('a learner starts from the dashboard, checks a task before and after doing 
   for (;;) {
     await check.click();
     await page.waitForFunction(() => document.querySelector('.check-panel button')?.innerText === 'Check');
-    if (await page.locator('.check-summary', { hasText: '3 of 3 checks pass' }).count()) break;
+    if (await page.locator('.check-summary', { hasText: '4 of 4 checks pass' }).count()) break;
     assert.ok(Date.now() < deadline, `the checks did not pass: ${await page.locator('.check-results').innerText()}`);
     await page.waitForTimeout(1000);
   }
-  assert.equal(await page.locator('.check-result[data-passed="true"]').count(), 3);
+  assert.equal(await page.locator('.check-result[data-passed="true"]').count(), 4);
   assert.match(await screenText(page), /pod\/front created/);
   await page.screenshot({ path: `${artefacts}/practice-check-passing.png` });
 
