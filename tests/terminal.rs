@@ -236,6 +236,20 @@ async fn a_terminal_is_hardened_and_reaches_its_own_api_and_nothing_else() {
     );
 }
 
+/// How many tmux clients the session's terminal holds (each open socket is one).
+async fn tmux_clients(session_id: &str) -> usize {
+    let term = common::containers_labelled(&format!("ckad.session={session_id}"))
+        .await
+        .remove(0);
+    let (_, clients) = sh(
+        &common::docker().await,
+        term.trim_start_matches('/'),
+        "tmux list-clients",
+    )
+    .await;
+    clients.lines().count()
+}
+
 #[tokio::test]
 async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,16 +305,7 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
     let mut shell = platform.connect(&ticket, ORIGIN).await.unwrap();
     shell.type_line("echo \"[$MARK]\"").await;
     shell.read_until("[still-here-42]").await;
-    let term = common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
-        .await
-        .remove(0);
-    let (_, clients) = sh(
-        &common::docker().await,
-        term.trim_start_matches('/'),
-        "tmux list-clients",
-    )
-    .await;
-    assert_eq!(clients.lines().count(), 1, "{clients}");
+    assert_eq!(tmux_clients(session["id"].as_str().unwrap()).await, 1);
 
     // Signing out closes the user's sockets with a reason.
     let (status, _) = platform.post("/api/auth/logout", &token).await;
@@ -420,16 +425,7 @@ async fn reconnects_never_type_into_the_shell_and_every_key_reaches_it() {
         .type_line("echo \"[strays-$(history | grep -c '^ *[0-9]* *d')]\"")
         .await;
     shell.read_until("[strays-0]").await;
-    let term = common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
-        .await
-        .remove(0);
-    let (_, clients) = sh(
-        &common::docker().await,
-        term.trim_start_matches('/'),
-        "tmux list-clients",
-    )
-    .await;
-    assert_eq!(clients.lines().count(), 1, "{clients}");
+    assert_eq!(tmux_clients(session["id"].as_str().unwrap()).await, 1);
     assert_eq!(
         platform.post("/api/session/stop", &token).await.0,
         StatusCode::NO_CONTENT
