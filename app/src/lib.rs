@@ -13,6 +13,7 @@ mod modal;
 pub mod ports;
 mod practice;
 pub mod session;
+mod terminal;
 mod toast;
 
 use leptos::prelude::*;
@@ -32,7 +33,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>
-                <script type="module" src="/terminal.js"></script>
                 <MetaTags/>
             </head>
             <body>

@@ -1,9 +1,6 @@
 //! The practice page: the tasks beside the learner's terminal in a split they can resize, the
 //! countdown with its warnings, Extend, Stop, and a Check button per task.
-//!
-//! `/terminal.js` attaches xterm.js to the element marked `data-terminal`, keeps it connected,
-//! shows how the connection is in `[data-terminal-status]`, takes the focus once connected, and
-//! fires `terminal-ended` (with the server's sentence) when the session behind it is over.
+//! The terminal itself is [`Terminal`].
 
 use std::collections::HashMap;
 
@@ -19,6 +16,7 @@ use crate::{
     live::{clock_text, time_left, urgency, SessionEvents},
     modal::Modal,
     session::{check_task, current_session, extend_session, list_tasks, read_task, stop_session},
+    terminal::Terminal,
     toast::{use_toasts, Toasts},
 };
 
@@ -190,17 +188,6 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
             on_cleanup(move || drop(events));
         }
     });
-    Effect::new(move |_| {
-        let listener = window_event_listener_untyped("terminal-ended", move |event| {
-            let message = event
-                .dyn_ref::<web_sys::CustomEvent>()
-                .and_then(|e| e.detail().as_string())
-                .unwrap_or_else(|| "The session has ended.".into());
-            end(message);
-        });
-        on_cleanup(move || listener.remove());
-    });
-
     let extend = move |_| {
         busy.set(true);
         spawn_local(async move {
@@ -272,7 +259,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                 </button>
             </div>
         </div>
-        <Split tasks=StoredValue::new(tasks) toasts over exam/>
+        <Split tasks=StoredValue::new(tasks) toasts over exam on_ended=Callback::new(end)/>
         {move || dialog.get().map(|open| {
             let close = move || {
                 dialog.set(None);
@@ -340,6 +327,8 @@ fn Split(
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
     exam: bool,
+    /// Hears why, when the terminal finds the session over.
+    on_ended: Callback<String>,
 ) -> impl IntoView {
     let workspace = NodeRef::<html::Div>::new();
     let split = RwSignal::new(SPLIT_START);
@@ -453,8 +442,7 @@ fn Split(
                 }
             ></div>
             <div class="terminal-pane">
-                <p class="terminal-status" data-terminal-status role="status">"Connecting…"</p>
-                <div class="terminal" data-terminal></div>
+                <Terminal on_ended/>
             </div>
         </div>
     }
