@@ -3,10 +3,12 @@
 
 mod common;
 
+use common::{eventually, spec};
+
 use std::time::Duration;
 
 use ckad_platform::{
-    clusters::{ClusterName, ClusterProvider, ClusterSpec, Kubeconfig, LiteProvider},
+    clusters::{ClusterName, ClusterProvider, Kubeconfig, LiteProvider},
     docker::DockerEngine,
     store::bound_on_host,
 };
@@ -27,29 +29,6 @@ fn lite(state: &std::path::Path) -> LiteProvider {
         &common::instance(state),
     )
     .unwrap()
-}
-
-fn spec() -> ClusterSpec {
-    ClusterSpec {
-        name: ClusterName::generate(),
-        ports: common::ports(),
-    }
-}
-
-/// Polls `check` until it holds or `limit` passes.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Nothing of the cluster is left: containers, network, state.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{eventually, spec};
+
 use std::time::Duration;
 
 use ckad_platform::{
@@ -23,29 +25,6 @@ fn kind(state: &std::path::Path, node_image: Option<&str>) -> KindProvider {
     };
     let docker = DockerEngine::new("unix:///var/run/docker.sock");
     KindProvider::new(docker, config, state, &common::instance(state)).unwrap()
-}
-
-fn spec() -> ClusterSpec {
-    ClusterSpec {
-        name: ClusterName::generate(),
-        ports: common::ports(),
-    }
-}
-
-/// Polls `check` until it holds or `limit` passes.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Nothing of the cluster is left: containers, their volumes, network, files, ports.

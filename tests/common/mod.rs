@@ -421,3 +421,27 @@ impl Shell {
         }
     }
 }
+
+/// A cluster of a fresh name on ports no other test in this process takes.
+pub fn spec() -> ckad_platform::clusters::ClusterSpec {
+    ckad_platform::clusters::ClusterSpec {
+        name: ckad_platform::clusters::ClusterName::generate(),
+        ports: ports(),
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
