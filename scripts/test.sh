@@ -39,7 +39,7 @@ cargo clippy --locked -p app --target wasm32-unknown-unknown --no-default-featur
 step "the wasm bundle holds no server crates"
 scripts/check-wasm-deps.sh
 
-CKAD_APP_IMAGE=$(scripts/build-app-image.sh); export CKAD_APP_IMAGE # the offline app image, for tests/deploy.rs
+CKAD_APP_IMAGE=$(scripts/build-app-image.sh); export CKAD_APP_IMAGE # the offline app image, for tests/it/deploy.rs
 step "unit and integration tests"
 status=0
 # The server's tests, and the app crate's own unit tests (built for the server side).

@@ -1,7 +1,7 @@
 //! Real `lite` clusters (kube-apiserver, etcd, controller-manager, scheduler and kwok in
-//! containers on the local Docker engine), driven through kube-rs. `kind` has tests/kind.rs.
+//! containers on the local Docker engine), driven through kube-rs. `kind` has tests/it/kind.rs.
 
-mod common;
+use crate::common;
 
 use common::{eventually, spec};
 

@@ -2,12 +2,9 @@
 //! start with its steps streamed, status, Check, extend, stop, history; the capacity cap and the
 //! start rate; a timeout with its warnings; the admin API; and a `kill -9` during a start.
 
-mod common;
+use crate::common::{self, Process};
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ckad_platform::{
@@ -344,35 +341,13 @@ async fn time_runs_out_with_warnings_first() {
 }
 
 /// The platform binary under test, killed if the test fails before it is.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let spawn = || {
-        Process(
-            Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-                .env(
-                    "DATABASE_URL",
-                    format!("sqlite://{}/ckad.db", dir.path().display()),
-                )
-                .env("STATE_DIR", dir.path().join("state"))
-                .env("PLATFORM_INSTANCE", common::instance(dir.path()))
-                .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
+        Process::spawn(
+            Process::command(port, dir.path()).env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes"),
         )
     };
     let platform = Platform::at(&format!("http://127.0.0.1:{port}"));

@@ -1,6 +1,5 @@
 //! Shared by the integration tests: settings for a throwaway platform, ports that no other test
 //! in this process takes, and Docker look-ups.
-#![allow(dead_code)] // each test crate uses its own part of this module
 
 use std::{
     path::Path,
@@ -100,19 +99,43 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
 
 /// The platform with `settings`, serving on `listener` until the test ends; returns its base URL.
 pub async fn serve_on(listener: tokio::net::TcpListener, settings: Settings) -> String {
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = ckad_platform::AppState::build(settings).await.unwrap();
-    tokio::spawn(ckad_platform::run(listener, state, std::future::pending()));
-    base
+    Platform::serve_on(listener, AppState::build(settings).await.unwrap()).until_the_test_ends()
 }
 
-/// The platform with `settings` on a fresh loopback port; returns its base URL.
+/// The platform with `settings` on a fresh loopback port until the test ends; returns its base URL.
 pub async fn serve(settings: Settings) -> String {
-    serve_on(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        settings,
-    )
-    .await
+    Platform::start(settings).await.until_the_test_ends()
+}
+
+/// A process of the real `ckad-platform` binary; killed (SIGKILL) and reaped if the test drops it.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// The binary run from the repository on 127.0.0.1:`port`, with `dir`'s database, state and
+    /// instance name (so it never reconciles another test's clusters), logging warnings as JSON.
+    pub fn command(port: u16, dir: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ckad-platform"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", format!("sqlite://{}/ckad.db", dir.display()))
+            .env("STATE_DIR", dir.join("state"))
+            .env("PLATFORM_INSTANCE", instance(dir))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        command
+    }
+
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        Self(command.spawn().unwrap())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A platform instance name unique to a test's directory.
@@ -210,9 +233,20 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start(settings: Settings) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(AppState::build(settings).await.unwrap()).await
+    }
+
+    /// Serves a state the test has built (and perhaps changed) on a fresh loopback port.
+    pub async fn serve(state: AppState) -> Self {
+        Self::serve_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), state)
+    }
+
+    /// The one way tests run the platform in-process. `TEST_LOG=1` shows its logs.
+    pub fn serve_on(listener: TcpListener, state: AppState) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            ckad_platform::telemetry::init(ckad_platform::configuration::LogFormat::Pretty);
+        }
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::build(settings).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(ckad_platform::run(listener, state, async {
             let _ = stopped.await;
@@ -222,6 +256,12 @@ impl Platform {
             client: reqwest::Client::new(),
             running: Some((stop, server)),
         }
+    }
+
+    /// Leaves the platform serving until the test's runtime ends (dropping `Platform` stops it).
+    pub fn until_the_test_ends(mut self) -> String {
+        std::mem::forget(self.running.take());
+        self.base
     }
 
     /// A platform running elsewhere (a process of the binary) at `base`.

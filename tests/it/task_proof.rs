@@ -9,7 +9,7 @@
 //! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
 //! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, time::Duration};
 

@@ -1,7 +1,7 @@
 //! The security envelope through the real app: rate limits that a forged X-Forwarded-For cannot
 //! dodge, the origin check, CORS for the site alone, and HSTS behind TLS.
 
-mod common;
+use crate::common;
 
 use ckad_platform::configuration::Settings;
 use reqwest::{header, StatusCode};

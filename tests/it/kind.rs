@@ -3,7 +3,7 @@
 //! exec work through kube-rs; the images tasks name work with no registry; deleting leaves
 //! nothing; a failed create rolls back; two clusters cannot reach each other.
 
-mod common;
+use crate::common;
 
 use common::{eventually, spec};
 

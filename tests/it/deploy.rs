@@ -7,7 +7,7 @@
 //! The image is built before the tests by scripts/build-app-image.sh (scripts/test.sh does it and
 //! exports `CKAD_APP_IMAGE`).
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},
@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// What the app answers to a WebSocket upgrade of `/ws/terminal` from the site with an unknown
-/// ticket, through Caddy: the terminal handler's own refusal (tests/terminal.rs opens real ones).
+/// ticket, through Caddy: the terminal handler's own refusal (tests/it/terminal.rs opens real ones).
 const TERMINAL_UPGRADE_STATUS: u16 = 401;
 
 fn app_image() -> String {

@@ -1,7 +1,7 @@
 //! Google sign-in against a real OpenID Connect provider process (mock-oauth2-server, a Java
 //! program from Maven Central): the whole browser flow, and the ways it must be refused.
 
-mod common;
+use crate::common;
 
 use std::{
     os::unix::process::CommandExt as _,

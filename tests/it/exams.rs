@@ -3,7 +3,7 @@
 //! with its reference solution, the others not) with each check's outcome and the solutions; a
 //! full exam needs an access pass.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

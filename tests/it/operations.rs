@@ -1,7 +1,7 @@
 //! The operator's scripts against real parts: backups of a SQLite file under write load, restores
 //! that prove themselves, and the orphan clean-up among labelled and unlabelled Docker objects.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Command, time::Duration};
 

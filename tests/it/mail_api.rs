@@ -2,7 +2,7 @@
 //! server stands in for each (a recorder, named as such): the tests check the request each
 //! sender makes and what the platform answers when the service refuses.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,7 @@
 //! `lite` clusters, seen from inside; the isolation between sessions and from the host; and the
 //! WebSocket bridge of a running platform, driven like a browser would drive it.
 
-mod common;
+use crate::common;
 
 use common::{Platform, Terminals, ORIGIN};
 

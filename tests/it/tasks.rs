@@ -3,7 +3,7 @@
 //! value and a missing permission each fail with a reason a learner can act on; a cluster that
 //! does not answer fails its checks when their time limit runs out.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, time::Duration};
 

@@ -1,7 +1,7 @@
 //! The reconciler against real `lite` clusters and a real SQLite file, including a create killed
 //! with SIGKILL half way and a platform started afterwards.
 
-mod common;
+use crate::common::{self, Process};
 
 use std::{
     process::{Command, Stdio},
@@ -128,15 +128,6 @@ async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
 }
 
 /// The platform under test, killed if the test fails before stopping it.
-struct Platform(std::process::Child);
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,15 +174,7 @@ async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
 
     // The platform comes back and reconciles at start-up.
     let port = common::free_port();
-    let mut platform = Platform(
-        Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .envs(env)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut platform = Process::spawn(&mut Process::command(port, dir.path()));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = common::containers_labelled(&project).await;

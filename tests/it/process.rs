@@ -1,6 +1,6 @@
 //! The real binary, as an operator runs it: configured from the environment, stopped by SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::{
     process::{Command, Stdio},
@@ -11,13 +11,7 @@ use std::{
 fn sigterm_stops_the_server_cleanly_within_ten_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/ckad.db", dir.path().display()),
-        )
+    let mut child = common::Process::command(port, dir.path())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -2,17 +2,14 @@
 
 use std::{path::Path, time::Duration};
 
-mod common;
+use crate::common;
 
-use ckad_platform::{configuration::LogFormat, docker::DockerEngine, store::Store, AppState};
-use common::settings;
-use tokio::{net::TcpListener, sync::oneshot};
+use ckad_platform::{docker::DockerEngine, store::Store, AppState};
+use common::{settings, Platform};
 
+/// A platform of this process with its own directory.
 struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    platform: Platform,
     _dir: tempfile::TempDir,
 }
 
@@ -26,35 +23,23 @@ impl TestApp {
     }
 
     async fn serve(state: AppState, dir: tempfile::TempDir) -> Self {
-        if std::env::var_os("TEST_LOG").is_some() {
-            ckad_platform::telemetry::init(LogFormat::Pretty);
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(ckad_platform::run(listener, state, async {
-            let _ = stopped.await;
-        }));
         Self {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            server,
+            platform: Platform::serve(state).await,
             _dir: dir,
         }
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
+        self.platform
+            .client
+            .get(format!("{}{path}", self.platform.base))
             .send()
             .await
             .unwrap()
     }
 
-    async fn shut_down(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.server.await.unwrap().unwrap();
+    async fn shut_down(self) {
+        self.platform.shut_down().await;
     }
 }
 
@@ -166,7 +151,7 @@ async fn the_openapi_document_lists_operations_the_server_has() {
         for method in operations.as_object().unwrap().keys() {
             let url = format!(
                 "{}{}",
-                app.base,
+                app.platform.base,
                 path.replace("{id}", "x").replace("{session_id}", "x")
             );
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
@@ -371,7 +356,12 @@ async fn app_with_hung_engine(grace: Duration) -> (TestApp, tokio::net::UnixList
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_request_finish() {
     let (app, _engine) = app_with_hung_engine(Duration::from_secs(5)).await;
-    let in_flight = tokio::spawn(app.client.get(format!("{}/readyz", app.base)).send());
+    let in_flight = tokio::spawn(
+        app.platform
+            .client
+            .get(format!("{}/readyz", app.platform.base))
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.shut_down().await;
     // The readiness probe waited out its 2 s limit, then answered before the server stopped.
@@ -384,7 +374,12 @@ async fn shutdown_lets_an_in_flight_request_finish() {
 #[tokio::test]
 async fn shutdown_cuts_off_requests_that_outlast_the_grace_period() {
     let (app, _engine) = app_with_hung_engine(Duration::from_millis(200)).await;
-    let in_flight = tokio::spawn(app.client.get(format!("{}/readyz", app.base)).send());
+    let in_flight = tokio::spawn(
+        app.platform
+            .client
+            .get(format!("{}/readyz", app.platform.base))
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = std::time::Instant::now();
     app.shut_down().await;

@@ -1,7 +1,7 @@
 //! Sign-in through the real app: codes mailed by a real SMTP server process (aiosmtpd), password
 //! accounts, token refresh and logout, and the attacks each must withstand.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 

@@ -1,0 +1,22 @@
+//! The integration tests, as one binary (one link instead of one per file): a module per area.
+//! Each test starts what it needs (a platform, clusters, terminals, an SMTP or OIDC server) and
+//! removes it afterwards.
+
+mod common;
+
+mod api;
+mod auth;
+mod clusters;
+mod deploy;
+mod exams;
+mod google;
+mod kind;
+mod mail_api;
+mod operations;
+mod process;
+mod reconciler;
+mod security;
+mod sessions;
+mod task_proof;
+mod tasks;
+mod terminal;
