@@ -1,15 +1,7 @@
-//! Operator's tool over the configured cluster provider (same settings as the server):
-//!
-//!   ckad-clusters list
-//!   ckad-clusters create NAME API_PORT INGRESS_PORT INGRESS_HTTPS_PORT
-//!   ckad-clusters health NAME
-//!   ckad-clusters delete NAME
-//!   ckad-clusters reconcile        one pass against the database, as at start-up
-//!
-//! `create` prints the cluster and its API endpoint; it records nothing in the database,
-//! so the next reconciliation removes what it made unless a session owns it.
+//! Operator's tool over the configured cluster provider (same settings as the server). `create`
+//! prints the cluster and its API endpoint; it records nothing in the database, so the next
+//! reconciliation removes what it made unless a session owns it.
 
-use anyhow::{bail, Context};
 use ckad_platform::{
     clusters::{self, ClusterName, ClusterSpec},
     configuration::Settings,
@@ -20,9 +12,37 @@ use ckad_platform::{
     telemetry,
     terminals::DockerTerminals,
 };
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "The platform's clusters, under the server's settings (environment and .env)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The clusters of this platform instance.
+    List,
+    /// Creates a cluster with its API and ingress on these host ports.
+    Create {
+        name: ClusterName,
+        api_port: u16,
+        ingress_port: u16,
+        ingress_https_port: u16,
+    },
+    /// Whether a cluster answers.
+    Health { name: ClusterName },
+    /// Removes a cluster and everything it owns.
+    Delete { name: ClusterName },
+    /// One pass against the database, as at start-up.
+    Reconcile,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let mut settings = Settings::load()?;
     telemetry::init(settings.log_format);
     let store = Store::open(&settings.database_url).await?;
@@ -31,38 +51,45 @@ async fn main() -> anyhow::Result<()> {
     }
     let docker = DockerEngine::new(&settings.docker_host);
     let provider = clusters::provider(&settings.clusters, docker.clone())?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let name = |i: usize| -> anyhow::Result<ClusterName> {
-        Ok(ClusterName::parse(args.get(i).map_or("", String::as_str))?)
-    };
-    let port = |i: usize| -> anyhow::Result<u16> {
-        args.get(i)
-            .context("missing port")?
-            .parse()
-            .with_context(|| format!("port {:?}", args[i]))
-    };
-    match args.first().map(String::as_str) {
-        Some("list") => {
+    match cli.command {
+        Command::List => {
             for name in provider.list().await? {
                 println!("{name}");
             }
         }
-        Some("create") => {
+        Command::Create {
+            name,
+            api_port,
+            ingress_port,
+            ingress_https_port,
+        } => {
             let spec = ClusterSpec {
-                name: name(1)?,
-                ports: PortSet { api: port(2)?, ingress: port(3)?, ingress_https: port(4)? },
+                name,
+                ports: PortSet {
+                    api: api_port,
+                    ingress: ingress_port,
+                    ingress_https: ingress_https_port,
+                },
             };
             let cluster = provider.create(&spec).await?;
             println!("{} {}", cluster.name, cluster.api_endpoint);
         }
-        Some("health") => println!("{:?}", provider.health(&name(1)?).await?),
-        Some("delete") => provider.delete(&name(1)?).await?,
-        Some("reconcile") => {
-            let terminals = DockerTerminals::new(docker, &settings.terminals.image, &settings.clusters.instance);
-            let report = reconciler::reconcile(&store, provider.as_ref(), &terminals, Moment::StartUp { since: chrono::Utc::now() }).await?;
+        Command::Health { name } => println!("{:?}", provider.health(&name).await?),
+        Command::Delete { name } => provider.delete(&name).await?,
+        Command::Reconcile => {
+            let terminals =
+                DockerTerminals::new(docker, &settings.terminals.image, &settings.clusters.instance);
+            let report = reconciler::reconcile(
+                &store,
+                provider.as_ref(),
+                &terminals,
+                Moment::StartUp {
+                    since: chrono::Utc::now(),
+                },
+            )
+            .await?;
             println!("{report:?}");
         }
-        _ => bail!("usage: ckad-clusters list | create NAME API INGRESS INGRESS_HTTPS | health NAME | delete NAME | reconcile"),
     }
     Ok(())
 }

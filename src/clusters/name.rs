@@ -15,6 +15,14 @@ pub struct ClusterName(String);
 )]
 pub struct InvalidClusterName(pub String);
 
+/// For command-line arguments (`ckad-clusters delete NAME`).
+impl std::str::FromStr for ClusterName {
+    type Err = InvalidClusterName;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::parse(name)
+    }
+}
+
 impl ClusterName {
     /// A fresh name: `ckad-` and ten hex digits of a random UUID.
     pub fn generate() -> Self {
