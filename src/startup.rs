@@ -125,8 +125,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves (and reconciles clusters with the database) until `shutdown` resolves, then stops accepting, cancels `state.stopping` (open sockets
-/// say goodbye), and gives in-flight requests the configured grace before returning. Sessions
+/// Serves (and reconciles clusters with the database) until `shutdown` resolves, then stops
+/// accepting, cancels `state.stopping` (open sockets say goodbye), and gives in-flight requests
+/// and the sessions' starts and ends in flight the configured grace before returning. Sessions
 /// are left running: they resume when the platform comes back.
 pub async fn run(
     listener: TcpListener,
@@ -140,8 +141,9 @@ pub async fn run(
             tracing::error!(%error, "session networks can reach the host");
         }
     }
+    let sessions = state.sessions.clone();
     tokio::spawn({
-        let sessions = state.sessions.clone();
+        let sessions = sessions.clone();
         async move { sessions.run_clock().await }
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
@@ -169,9 +171,14 @@ pub async fn run(
         stopping.cancelled().await;
         tokio::time::sleep(grace).await;
     };
+    let finished = async {
+        server.into_future().await?;
+        sessions.finish_work().await;
+        std::io::Result::Ok(())
+    };
     tokio::select! {
-        served = server.into_future() => served?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period were cut off"),
+        finished = finished => finished?,
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests or session starts still running after the grace period were cut off"),
     }
     tracing::info!("stopped");
     Ok(())

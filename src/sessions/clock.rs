@@ -15,7 +15,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(30);
 
 /// Watches `session` in the background until it is no longer started.
 pub fn watch(sessions: Sessions, session: Session) {
-    tokio::spawn(async move {
+    sessions.work.clone().spawn(async move {
         let stopping = sessions.stopping.clone();
         tokio::select! {
             () = stopping.cancelled() => {}

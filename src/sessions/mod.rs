@@ -90,6 +90,8 @@ pub struct Sessions {
     files: Arc<PathBuf>,
     /// The server's shutdown: clocks stop watching (sessions outlive the process).
     stopping: tokio_util::sync::CancellationToken,
+    /// Starts, ends and clocks running in the background; shutdown waits for them.
+    work: tokio_util::task::TaskTracker,
 }
 
 /// What a `Sessions` is made of.
@@ -124,6 +126,7 @@ impl Sessions {
             ports: Arc::new(parts.ports),
             files: Arc::new(files),
             stopping: parts.stopping,
+            work: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -241,7 +244,8 @@ impl Sessions {
 
     fn provision_in_background(&self, session: Session) {
         let this = self.clone();
-        tokio::spawn(async move { this.provision_or_roll_back(session).await });
+        self.work
+            .spawn(async move { this.provision_or_roll_back(session).await });
     }
 
     async fn provision_or_roll_back(&self, session: Session) {
@@ -467,7 +471,9 @@ impl Sessions {
     /// take longer to remove than a request may last), so it runs in a task of its own.
     pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
         let (this, session, note) = (self.clone(), session.clone(), note.to_owned());
-        let ending = tokio::spawn(async move { this.destroy_now(&session, status, &note).await });
+        let ending = self
+            .work
+            .spawn(async move { this.destroy_now(&session, status, &note).await });
         if let Err(error) = ending.await {
             tracing::error!(%error, "ending a session panicked");
         }
@@ -522,6 +528,13 @@ impl Sessions {
 
     /// Takes up the clocks of started sessions (after a restart) and sweeps expired ones until
     /// the server stops.
+    /// Resolves once the starts and ends in flight have finished (a start that was asked for
+    /// before a shutdown completes, or rolls back, rather than being cut off half-made).
+    pub async fn finish_work(&self) {
+        self.work.close();
+        self.work.wait().await;
+    }
+
     pub async fn run_clock(&self) {
         clock::run(self.clone(), self.stopping.clone()).await
     }

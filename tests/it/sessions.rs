@@ -396,6 +396,49 @@ async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
     assert_eq!(history[0]["status"], "failed");
 }
 
+/// An operator's restart (SIGTERM) while a learner's start is under way: the start completes
+/// within the grace and the learner finds a started session when the platform is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_under_way_at_a_sigterm_completes_before_the_platform_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let spawn = || {
+        Process::spawn(
+            Process::command(port, dir.path())
+                .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
+                .env("SHUTDOWN_GRACE_SECS", "90"),
+        )
+    };
+    let platform = Platform::at(&format!("http://127.0.0.1:{port}"));
+    let mut process = spawn();
+    platform.wait_until_ready().await;
+    let token = platform.learner("ada@example.com").await;
+    let (code, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{session}");
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(process.0.wait().unwrap().success());
+
+    let _restarted = spawn();
+    platform.wait_until_ready().await;
+    let (code, status) = platform.get("/api/session/status", &token).await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["status"], "started", "{status}");
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(common::containers_labelled(&containers_of(&session))
+        .await
+        .is_empty());
+    assert!(common::clusters_of_instance(&common::instance(dir.path()))
+        .await
+        .is_empty());
+}
+
 #[tokio::test]
 async fn a_stop_during_the_start_wins_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
