@@ -33,9 +33,19 @@ pub fn reference() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
+/// kube-rs logs every 5xx answer of a learner's cluster at ERROR with no context (each start's
+/// readiness poll meets several); the platform logs the failures that matter itself, with the
+/// session. A `RUST_LOG` that names `kube_client` brings them back.
+const CONTEXTLESS: &str = "kube_client::client::builder=off";
+
 /// Installs the global subscriber; `RUST_LOG` filters (default `info`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = if directives.contains("kube_client") {
+        EnvFilter::new(directives)
+    } else {
+        EnvFilter::new(format!("{directives},{CONTEXTLESS}"))
+    };
     let registry = tracing_subscriber::registry().with(filter);
     // A second call (tests spawning several apps) keeps the first subscriber.
     let _ = match format {

@@ -88,7 +88,7 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
         .env_clear()
         .envs(["PATH", "HOME", "LITE_BIN_DIR"].map(|name| (name, std::env::var(name).unwrap())))
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(root.path().join("platform.log")).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -134,4 +134,11 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
     let states = std::fs::read_dir(root.path().join("data/state/lite/clusters")).unwrap();
     assert_eq!(states.count(), 0, "a cluster's state folder is left");
     child.kill().await.unwrap();
+    // An operator reading the log of this ordinary session finds no error in it.
+    let log = std::fs::read_to_string(root.path().join("platform.log")).unwrap();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
