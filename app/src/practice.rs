@@ -504,7 +504,11 @@ fn TaskPanel(
             <Transition fallback=|| view! { <p class="hint">"Loading the task…"</p> }>
                 {move || Suspend::new(async move {
                     match text.await {
-                        Ok(Some(task)) => view! { <div class="markdown" inner_html=task.body_html></div> }.into_any(),
+                        Ok(Some(task)) => view! {
+                            <div class="markdown" inner_html=task.body_html></div>
+                            <Hints hints=task.hints_html/>
+                        }
+                        .into_any(),
                         Ok(None) => view! { <p class="hint">"There are no tasks."</p> }.into_any(),
                         Err(error) => view! { <p class="form-error">{error_text(&error)}</p> }.into_any(),
                     }
@@ -552,4 +556,22 @@ fn TaskPanel(
         </article>
     }
     .into_any()
+}
+
+/// A task's hints, each folded until the learner asks for it (none come during an exam).
+#[component]
+fn Hints(hints: Vec<String>) -> impl IntoView {
+    let count = hints.len();
+    hints
+        .into_iter()
+        .enumerate()
+        .map(|(i, hint)| {
+            view! {
+                <details class="task-hint">
+                    <summary>{if count == 1 { "Hint".to_owned() } else { format!("Hint {} of {count}", i + 1) }}</summary>
+                    <div class="markdown" inner_html=hint></div>
+                </details>
+            }
+        })
+        .collect_view()
 }

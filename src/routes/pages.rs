@@ -77,14 +77,16 @@ impl Practice for Pages {
     }
 
     async fn read_task(&self, headers: &HeaderMap, task_id: &str) -> Result<TaskDetail, Refusal> {
-        self.user(headers)?;
-        let task = self
-            .0
-            .sessions
+        let user = self.user(headers)?;
+        let sessions = &self.0.sessions;
+        let task = sessions
             .tasks()
             .get(task_id)
             .ok_or_else(|| refusal(SessionError::UnknownTask(task_id.to_owned())))?;
-        Ok(task_detail(task))
+        Ok(task_detail(
+            task,
+            sessions.hints_allowed(&user.id).await.map_err(refusal)?,
+        ))
     }
 
     async fn check_task(&self, headers: &HeaderMap, task_id: &str) -> Result<CheckReport, Refusal> {

@@ -175,29 +175,48 @@ pub(crate) fn task_summary(task: &Task) -> TaskSummary {
     }
 }
 
-pub(crate) fn task_detail(task: &Task) -> TaskDetail {
+/// A task's text, with its hints unless `hints_allowed` is false (a mock exam under way).
+pub(crate) fn task_detail(task: &Task, hints_allowed: bool) -> TaskDetail {
     TaskDetail {
         summary: task_summary(task),
         body_html: task.view().body_html.clone(),
-        hints_html: task.view().hints_html.clone(),
+        hints_html: if hints_allowed {
+            task.view().hints_html.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 
-/// Every task, without its checks or its solution.
-#[utoipa::path(get, path = "/", tag = "tasks", responses((status = 200, body = Vec<TaskDetail>)))]
-async fn list_tasks(State(sessions): State<Sessions>) -> Json<Vec<TaskDetail>> {
-    Json(sessions.tasks().list().iter().map(task_detail).collect())
+/// Every task, without its checks or its solution; hints withheld while the user sits an exam.
+#[utoipa::path(get, path = "/", tag = "tasks", responses(
+    (status = 200, body = Vec<TaskDetail>), (status = 401, body = ErrorBody),
+))]
+async fn list_tasks(
+    user: CurrentUser,
+    State(sessions): State<Sessions>,
+) -> Result<Json<Vec<TaskDetail>>, ApiError> {
+    let hints = sessions.hints_allowed(&user.id).await?;
+    Ok(Json(
+        sessions
+            .tasks()
+            .list()
+            .iter()
+            .map(|task| task_detail(task, hints))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/{id}", tag = "tasks", params(("id" = String, Path)), responses(
-    (status = 200, body = TaskDetail), (status = 404, body = ErrorBody),
+    (status = 200, body = TaskDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 async fn task(
+    user: CurrentUser,
     Path(id): Path<String>,
     State(sessions): State<Sessions>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     let task = sessions.tasks().get(&id).ok_or(SessionError::UnknownTask(id))?;
-    Ok(Json(task_detail(task)))
+    Ok(Json(task_detail(task, sessions.hints_allowed(&user.id).await?)))
 }
 
 /// Grades the task against the user's started session.

@@ -1,5 +1,5 @@
 //! What the edge asks about sessions beyond their lifecycle: one session by id, where its parts
-//! are, the ports it holds, and whether a terminal may attach to it.
+//! are, the ports it holds, whether a terminal may attach to it, and whether hints may be shown.
 
 use app::api::Routing;
 
@@ -53,5 +53,11 @@ impl Sessions {
             .filter(|s| s.user_id == user_id && s.status == SessionStatus::Started)
             .ok_or(SessionError::NoSession)?;
         cluster_of(&session)
+    }
+
+    /// Hints are for practice: a learner with a mock exam under way gets none, as on the day.
+    pub async fn hints_allowed(&self, user_id: &str) -> Result<bool, SessionError> {
+        let live = self.store.live_session_for_user(user_id).await?;
+        Ok(!live.is_some_and(|session| session.exam_id.is_some()))
     }
 }

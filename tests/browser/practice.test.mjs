@@ -55,9 +55,15 @@ test('a learner starts from the dashboard, checks a task before and after doing 
   // A task's text.
   await page.getByRole('button', { name: /Run a labelled pod/ }).click();
   await page.getByRole('heading', { name: 'Run a labelled pod' }).waitFor();
-  const text = page.locator('.markdown');
+  const text = page.locator('.markdown').first();
   await text.getByText('In the namespace web, run a pod named front').waitFor();
   assert.equal(await text.locator('code', { hasText: 'nginx:1.27' }).count(), 1, 'Markdown is rendered');
+  // Practice shows the task's hint, folded until the learner asks for it.
+  const hint = page.locator('details.task-hint');
+  assert.equal(await hint.count(), 1);
+  assert.equal(await hint.locator('code', { hasText: '--labels' }).isVisible(), false, 'folded');
+  await hint.getByText('Hint', { exact: true }).click();
+  await hint.locator('code', { hasText: '--labels' }).waitFor();
 
   // Check before doing it: every check fails, each with its reason.
   const check = page.getByRole('button', { name: 'Check', exact: true });

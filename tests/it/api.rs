@@ -173,9 +173,13 @@ async fn the_openapi_document_lists_operations_the_server_has() {
 }
 
 #[tokio::test]
-async fn tasks_are_served_without_their_checks_or_solutions() {
+async fn tasks_are_served_to_learners_with_hints_and_without_their_checks_or_solutions() {
     let app = TestApp::spawn().await;
-    let tasks: serde_json::Value = app.get("/api/tasks").await.json().await.unwrap();
+    assert_eq!(app.get("/api/tasks").await.status(), 401);
+    assert_eq!(app.get("/api/tasks/pod-with-labels").await.status(), 401);
+    let token = app.platform.learner("ada@example.com").await;
+    let (code, tasks) = app.platform.get("/api/tasks", &token).await;
+    assert_eq!(code, 200);
     let tasks = tasks.as_array().unwrap();
     assert!(tasks.len() >= 24, "{} tasks", tasks.len());
     for task in tasks {
@@ -185,13 +189,20 @@ async fn tasks_are_served_without_their_checks_or_solutions() {
             "{keys:?}"
         );
     }
-    let one = app.get("/api/tasks/pod-with-labels").await;
-    assert_eq!(one.status(), 200);
-    let one: serde_json::Value = one.json().await.unwrap();
+    let (code, one) = app.platform.get("/api/tasks/pod-with-labels", &token).await;
+    assert_eq!(code, 200);
     assert_eq!(one["title"], "Run a labelled pod");
     assert!(one["body_html"].as_str().unwrap().contains("<code>web</code>"));
-    let missing = app.get("/api/tasks/no-such-task").await;
-    assert_eq!(missing.status(), 404);
+    // Practice shows the hints (a mock exam does not: tests/it/exams.rs).
+    assert!(
+        one["hints_html"][0]
+            .as_str()
+            .unwrap()
+            .contains("<code>--labels</code>"),
+        "{one}"
+    );
+    let (code, _) = app.platform.get("/api/tasks/no-such-task", &token).await;
+    assert_eq!(code, 404);
     app.shut_down().await;
 }
 

@@ -65,7 +65,18 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
     let left = expires.to_utc() - chrono::Utc::now();
     assert!((29..=30).contains(&left.num_minutes()), "{left}");
 
-    // The exam's rules: no Check, no extension.
+    // The exam's rules: no hints, no Check, no extension.
+    let (code, task) = platform.get("/api/tasks/pod-with-labels", &token).await;
+    assert_eq!(
+        (code, &task["hints_html"]),
+        (StatusCode::OK, &serde_json::json!([]))
+    );
+    let (_, tasks) = platform.get("/api/tasks", &token).await;
+    assert!(tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["hints_html"] == serde_json::json!([])));
     let (code, body) = platform.post("/api/tasks/pod-with-labels/check", &token).await;
     assert_eq!(
         (code, body["error"].as_str()),
