@@ -58,6 +58,6 @@ impl Sessions {
     /// Hints are for practice: a learner with a mock exam under way gets none, as on the day.
     pub async fn hints_allowed(&self, user_id: &str) -> Result<bool, SessionError> {
         let live = self.store.live_session_for_user(user_id).await?;
-        Ok(!live.is_some_and(|session| session.exam_id.is_some()))
+        Ok(live.is_none_or(|session| session.exam_id.is_none()))
     }
 }
