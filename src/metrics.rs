@@ -1,10 +1,12 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route.
+//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route,
+//! for the host's eyes only.
 
-use std::{sync::Arc, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
+use crate::{configuration::Settings, ratelimit::client_address};
 use axum::{
-    extract::{MatchedPath, Request, State},
-    http::header,
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    http::{header, HeaderMap, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -95,7 +97,18 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-pub async fn export(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// Served to the host itself (a scraper on the machine, or through an SSH tunnel); to anyone
+/// else, directly or through the proxy, there is nothing here.
+pub async fn export(
+    State(metrics): State<Arc<Metrics>>,
+    State(settings): State<Arc<Settings>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let client = client_address(peer, &headers, settings.http.trusted_proxies);
+    if !client.to_canonical().is_loopback() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -103,4 +116,5 @@ pub async fn export(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
         )],
         metrics.render(),
     )
+        .into_response()
 }

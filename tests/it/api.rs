@@ -285,6 +285,26 @@ async fn metrics_count_requests_by_matched_route() {
 }
 
 #[tokio::test]
+async fn metrics_are_for_the_host_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.http.trusted_proxies = 1;
+    let app = TestApp::serve(AppState::build(settings).await.unwrap(), dir).await;
+    let metrics = |forwarded_for: &'static str| {
+        app.platform
+            .client
+            .get(format!("{}/metrics", app.platform.base))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+    };
+    assert_eq!(metrics("203.0.113.7").await.unwrap().status(), 404);
+    assert_eq!(metrics("2001:db8::7").await.unwrap().status(), 404);
+    assert_eq!(metrics("127.0.0.1").await.unwrap().status(), 200);
+    assert_eq!(metrics("::ffff:127.0.0.1").await.unwrap().status(), 200);
+    app.shut_down().await;
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id_and_safe_headers() {
     let app = TestApp::spawn().await;
     let response = app.get("/healthz").await;

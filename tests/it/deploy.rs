@@ -561,6 +561,10 @@ async fn caddy_proxies_pages_the_api_and_websocket_upgrades_with_one_set_of_head
         me.json::<serde_json::Value>().await.unwrap()["error"],
         "sign in first"
     );
+    // The metrics are not on the site: Caddy answers, the app never sees the request.
+    let metrics = client.get(format!("{site}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 404);
+    assert!(!metrics.headers().contains_key("x-request-id"));
     // The upgrade reaches the app and its answer comes back through Caddy.
     let answer = websocket_upgrade(&format!("127.0.0.1:{port}"), "/ws/terminal?ticket=made-up").await;
     let status_line = answer.lines().next().unwrap();
