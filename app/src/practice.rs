@@ -1,8 +1,10 @@
 //! The practice page: the tasks beside the learner's terminal in a split they can resize, the
-//! countdown with its warnings, Extend, Stop, and a Check button per task.
+//! countdown with its warnings, Extend, Stop, and a Check button per task. A mock exam gets the
+//! exam's screen instead: alerts at 30, 15 and 5 minutes, task weights in percent, flags for
+//! review, End exam, and the documentation allowed on the day.
 //! The terminal itself is [`Terminal`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use leptos::{ev, html, prelude::*, task::spawn_local};
 use leptos_router::components::A;
@@ -28,6 +30,14 @@ const SPLIT_MAX: f64 = 75.0;
 const SPLIT_STEP: f64 = 2.0;
 /// Below this width the tasks sit above the terminal (as in `style/main.css`).
 const STACKED_BELOW_PX: f64 = 1100.0;
+/// Minutes left at which the learner is warned: a practice session's, and an exam's (as on the day).
+const PRACTICE_WARNINGS: [u32; 3] = [1, 5, 10];
+const EXAM_WARNINGS: [u32; 3] = [5, 15, 30];
+/// The documentation the real exam allows, opened beside the exam.
+const ALLOWED_DOCS: [(&str, &str); 2] = [
+    ("Kubernetes docs", "https://kubernetes.io/docs/"),
+    ("Helm docs", "https://helm.sh/docs/"),
+];
 
 #[component]
 pub fn PracticePage() -> impl IntoView {
@@ -122,6 +132,13 @@ enum Dialog {
 #[component]
 fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     let toasts = use_toasts();
+    // A mock exam is graded at its end: no Check, no extension.
+    let exam = session.is_exam();
+    // Warnings for times still ahead when the page opened (a 30-minute exam gets no "30 minutes").
+    let warnings: Vec<u32> = (if exam { EXAM_WARNINGS } else { PRACTICE_WARNINGS })
+        .into_iter()
+        .filter(|m| i64::from(*m) * 60_000 < session.millis_left())
+        .collect();
     let session = RwSignal::new(Some(session));
     let left = time_left(session);
     // Why the session is over, once it is.
@@ -147,7 +164,10 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
         }
         warned.set(Some(minutes));
         match minutes {
-            m if m > 5 => toasts.info(format!("{m} minutes left in your session.")),
+            m if m > 5 => toasts.info(format!(
+                "{m} minutes left in your {}.",
+                if exam { "exam" } else { "session" }
+            )),
             m if m > 1 => dialog.set(Some(Dialog::FiveMinutes)),
             _ => dialog.set(Some(Dialog::LastMinute)),
         }
@@ -168,8 +188,9 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
     // The clock warns by itself; the server's warnings (below) say the same if it drifted.
     Effect::new(move |_| {
         let Some(ms) = left.get() else { return };
-        if let Some(minutes) = [1, 5, 10]
-            .into_iter()
+        if let Some(minutes) = warnings
+            .iter()
+            .copied()
             .find(|m| ms > 0 && ms <= i64::from(*m) * 60_000)
         {
             warn(minutes);
@@ -208,15 +229,17 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
         stopping.set(true);
         spawn_local(async move {
             match stop_session().await {
-                Ok(()) => end("You stopped the session; its cluster is gone.".into()),
+                Ok(()) => end(if exam {
+                    "You ended the exam; its result is on the dashboard.".into()
+                } else {
+                    "You stopped the session; its cluster is gone.".into()
+                }),
                 Err(error) => toasts.error(error_text(&error)),
             }
             stopping.try_set(false);
         });
     };
     let extended = move || session.with(|s| s.as_ref().is_some_and(|s| s.extended));
-    // A mock exam is graded at its end: no Check, no extension.
-    let exam = session.with_untracked(|s| s.as_ref().is_some_and(SessionView::is_exam));
     let over = move || stopping.get() || ended.with(Option::is_some);
 
     view! {
@@ -241,6 +264,13 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                 }.into_any())
             }}
             <div class="bar-actions">
+                {exam.then(|| view! {
+                    <nav class="allowed-docs" aria-label="Documentation allowed in the exam">
+                        {ALLOWED_DOCS
+                            .map(|(name, url)| view! { <a href=url target="_blank" rel="noopener noreferrer">{name}</a> })
+                            .collect_view()}
+                    </nav>
+                })}
                 {(!exam).then(|| view! {
                     <button
                         class="button"
@@ -255,7 +285,7 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                     disabled=move || over() || busy.get()
                     on:click=move |_| dialog.set(Some(Dialog::ConfirmStop))
                 >
-                    "Stop session"
+                    {if exam { "End exam" } else { "Stop session" }}
                 </button>
             </div>
         </div>
@@ -266,21 +296,40 @@ fn Workspace(session: SessionView, tasks: Vec<TaskSummary>) -> impl IntoView {
                 focus_terminal();
             };
             match open {
-                Dialog::ConfirmStop => view! {
-                    <Modal title="Stop the session?" on_close=close>
-                        <p>"Your cluster and everything in it will be deleted. This cannot be undone."</p>
-                        <div class="modal-actions">
-                            <button class="button" on:click=move |_| close()>"Keep working"</button>
-                            <button class="button danger" data-primary disabled=move || busy.get() on:click=stop>
-                                "Stop session"
-                            </button>
-                        </div>
-                    </Modal>
+                Dialog::ConfirmStop => {
+                    let (title, text, act) = if exam {
+                        (
+                            "End the exam?",
+                            "Your answers are graded now, then your cluster is deleted. This cannot be undone.",
+                            "End exam",
+                        )
+                    } else {
+                        (
+                            "Stop the session?",
+                            "Your cluster and everything in it will be deleted. This cannot be undone.",
+                            "Stop session",
+                        )
+                    };
+                    view! {
+                        <Modal title on_close=close>
+                            <p>{text}</p>
+                            <div class="modal-actions">
+                                <button class="button" on:click=move |_| close()>"Keep working"</button>
+                                <button class="button danger" data-primary disabled=move || busy.get() on:click=stop>
+                                    {act}
+                                </button>
+                            </div>
+                        </Modal>
+                    }
+                    .into_any()
                 }
-                .into_any(),
                 Dialog::FiveMinutes | Dialog::LastMinute => {
                     let (title, text) = if open == Dialog::FiveMinutes {
-                        ("5 minutes left", "Your session ends in 5 minutes, and its cluster with it.")
+                        ("5 minutes left", if exam {
+                            "The exam ends in 5 minutes and is graded then."
+                        } else {
+                            "Your session ends in 5 minutes, and its cluster with it."
+                        })
                     } else {
                         ("1 minute left", "This is the last minute of your session.")
                     };
@@ -371,6 +420,11 @@ fn Split(
     };
 
     let selected = RwSignal::new(tasks.with_value(|tasks| tasks.first().map(|t| t.id.clone())));
+    // Tasks flagged for review during an exam, as the real exam's list has them.
+    let flagged = RwSignal::new(HashSet::<String>::new());
+    let total_weight: u32 = tasks
+        .with_value(|tasks| tasks.iter().map(|t| t.weight).sum::<u32>())
+        .max(1);
     view! {
         <div class="workspace" node_ref=workspace class:dragging=move || dragging.get()>
             <aside class="task-pane" aria-label="Tasks">
@@ -386,16 +440,29 @@ fn Split(
                                         let id = id.clone();
                                         move || selected.with(|s| s.as_ref() == Some(&id))
                                     };
+                                    let is_flagged = Signal::derive({
+                                        let id = id.clone();
+                                        move || flagged.with(|f| f.contains(&id))
+                                    });
+                                    let weight = if exam {
+                                        format!("{}%", (task.weight * 100 + total_weight / 2) / total_weight)
+                                    } else {
+                                        format!("{} pts", task.weight)
+                                    };
                                     view! {
                                         <li>
                                             <button
                                                 class="task-item"
                                                 aria-current=move || is_selected().then_some("true")
+                                                data-flagged=move || is_flagged.get().to_string()
                                                 on:click=move |_| selected.set(Some(id.clone()))
                                             >
                                                 <span class="task-number">{index + 1}</span>
                                                 <span class="task-name">{task.title.clone()}</span>
-                                                <span class="task-points">{format!("{} pts", task.weight)}</span>
+                                                <Show when=move || is_flagged.get()>
+                                                    <span class="task-flag" title="Flagged for review">"⚑"</span>
+                                                </Show>
+                                                <span class="task-points">{weight}</span>
                                             </button>
                                         </li>
                                     }
@@ -404,7 +471,7 @@ fn Split(
                         })}
                     </ol>
                 </nav>
-                <TaskPanel tasks selected toasts over exam/>
+                <TaskPanel tasks selected flagged toasts over exam/>
             </aside>
             <div
                 class="divider"
@@ -454,6 +521,7 @@ fn Split(
 fn TaskPanel(
     tasks: StoredValue<Vec<TaskSummary>>,
     selected: RwSignal<Option<String>>,
+    flagged: RwSignal<HashSet<String>>,
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
     exam: bool,
@@ -515,8 +583,23 @@ fn TaskPanel(
                 })}
             </Transition>
             {if exam {
+                let is_flagged = move || selected.with(|id| id.as_ref().is_some_and(|id| flagged.with(|f| f.contains(id))));
+                let toggle_flag = move |_| {
+                    if let Some(id) = selected.get_untracked() {
+                        flagged.update(|f| {
+                            if !f.remove(&id) {
+                                f.insert(id);
+                            }
+                        });
+                    }
+                };
                 view! {
-                    <p class="hint check-panel">"A mock exam is graded when the time is up or you stop."</p>
+                    <div class="check-panel">
+                        <button class="button" aria-pressed=move || is_flagged().to_string() on:click=toggle_flag>
+                            {move || if is_flagged() { "Unflag" } else { "Flag for review" }}
+                        </button>
+                        <p class="hint">"A mock exam is graded when the time is up or you end it."</p>
+                    </div>
                 }
                 .into_any()
             } else {

@@ -53,13 +53,26 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   assert.equal(await page.locator('.task-item').count(), 5);
   assert.equal(await page.getByRole('button', { name: 'Check', exact: true }).count(), 0);
   assert.equal(await page.getByRole('button', { name: /Extend/ }).count(), 0);
+  // The exam's screen: weights in percent, flags for review, the documentation allowed on the day.
+  const weights = await page.locator('.task-item .task-points').allInnerTexts();
+  assert.ok(weights.every((w) => /^\d+%$/.test(w)), weights.join(' '));
+  const percent = weights.reduce((sum, w) => sum + parseInt(w, 10), 0);
+  assert.ok(percent >= 98 && percent <= 102, `weights add up to ${percent}%`);
+  await page.locator('.task-item').nth(1).click();
+  await page.getByRole('button', { name: 'Flag for review' }).click();
+  assert.equal(await page.locator('.task-item').nth(1).getAttribute('data-flagged'), 'true');
+  assert.equal(await page.locator('.task-item[data-flagged="true"]').count(), 1);
+  await page.getByRole('button', { name: 'Unflag' }).waitFor();
+  const docs = page.getByRole('link', { name: 'Kubernetes docs' });
+  assert.equal(await docs.getAttribute('href'), 'https://kubernetes.io/docs/');
+  assert.equal(await docs.getAttribute('target'), '_blank');
   await page.screenshot({ path: `${artefacts}/exam-practice.png` });
-  const stopped = await page.evaluate(async () => {
-    const response = await fetch('/api/session/stop', { method: 'POST' });
-    await response.text();
-    return response.status;
-  });
-  assert.equal(stopped, 204);
+  // End exam asks first; the learner confirms.
+  await page.getByRole('button', { name: 'End exam' }).click();
+  const confirm = page.getByRole('dialog', { name: 'End the exam?' });
+  await confirm.waitFor();
+  await confirm.getByRole('button', { name: 'End exam' }).click();
+  await page.locator('.session-over').waitFor({ timeout: 60_000 });
 
   // The dashboard keeps the exam history.
   await page.goto(`${baseUrl}/dashboard`);
