@@ -19,8 +19,10 @@ use super::{
 /// The image of the client pod an `http` check starts: it carries curl, and every cluster that
 /// runs containers has it (the workload images share one userland).
 const CLIENT_IMAGE: &str = "nginx:1.27";
-/// What a check keeps of a log or an output at most.
+/// What a check keeps of an output at most.
 const KEPT: usize = 256 * 1024;
+/// The lines of a log a check reads: the latest.
+const LOG_LINES: i64 = 2000;
 
 /// Text a log, an output or a body must show: `contains: <text>` or `matches: <regex>`, found
 /// anywhere (write `(?m)^...$` to match whole lines).
@@ -218,7 +220,7 @@ impl LogsCheck {
         for pod in self.of.list(client).await? {
             let params = LogParams {
                 container: self.container.clone(),
-                limit_bytes: Some(KEPT as i64),
+                tail_lines: Some(LOG_LINES),
                 ..Default::default()
             };
             match api.logs(pod_name(&pod), &params).await {
