@@ -1,17 +1,20 @@
 //! The task catalog and the grader at their edges: bad task files are refused with file and line;
 //! against a real `lite` cluster a missing object, an object in the wrong namespace, a wrong
 //! value and a missing permission each fail with a reason a learner can act on; a cluster that
-//! does not answer fails its checks when their time limit runs out.
+//! does not answer fails its checks when their time limit runs out; the learner's files are read
+//! and written in a real terminal container.
 
 mod common;
 
 use std::{path::Path, time::Duration};
 
 use ckad_platform::{
-    clusters::{ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
+    clusters::{ClusterName, ClusterProvider, ClusterSpec, Kubeconfig, LiteProvider},
     docker::DockerEngine,
-    tasks::{CheckResult, Domain, Target, TaskCatalog, TaskError},
+    tasks::{CheckResult, Domain, LearnerFiles, LearnerPath, Target, TaskCatalog, TaskError},
+    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
+use futures_util::FutureExt as _;
 
 const HEADER: &str = "---
 id: sample
@@ -355,4 +358,116 @@ fn the_task_folder_must_exist() {
         .unwrap_err()
         .to_string();
     assert!(error.starts_with("cannot read /nonexistent/tasks: "), "{error}");
+}
+
+/// What a command prints in the terminal, run there as the learner would.
+async fn as_the_learner(container: &str, argv: &[&str]) -> String {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    use futures_util::StreamExt as _;
+    let docker = common::docker().await;
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                cmd: Some(argv.to_vec()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut printed = String::new();
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await.unwrap() {
+        while let Some(chunk) = output.next().await {
+            printed.push_str(&chunk.unwrap().to_string());
+        }
+    }
+    printed
+}
+
+/// The learner's files as the grader sees them, in a real terminal container (with no network:
+/// files need none): written as the learner's own, read back, a missing file is none, a link to
+/// an endless file is read only up to the limit, a folder is an error, and a path is never read
+/// by a shell.
+#[tokio::test]
+async fn the_learners_files_are_read_and_written_in_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let terminals = DockerTerminals::new(
+        DockerEngine::new("unix:///var/run/docker.sock"),
+        common::TERMINAL_IMAGE,
+        &common::instance(dir.path()),
+    );
+    let cluster = ClusterName::generate();
+    let kubeconfig =
+        Kubeconfig::from_yaml("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+            .unwrap();
+    terminals
+        .create(&TerminalSpec {
+            cluster: &cluster,
+            network: "none",
+            kubeconfig: &kubeconfig,
+            session_id: "files",
+            user_id: "files",
+        })
+        .await
+        .unwrap();
+    let container = format!("term-{cluster}");
+    let files = TerminalFiles {
+        runtime: &terminals,
+        cluster: &cluster,
+    };
+    let path = |p: &str| LearnerPath::try_from(p).unwrap();
+    let judged = std::panic::AssertUnwindSafe(async {
+        assert_eq!(files.read(&path("/opt/course/7/answer.txt"), 100).await, Ok(None));
+        files
+            .write(&path("/opt/course/7/answer.txt"), "web-1\n")
+            .await
+            .unwrap();
+        files
+            .write(&path("/home/ckad/app/Dockerfile"), "FROM busybox:1.36\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            files.read(&path("/opt/course/7/answer.txt"), 100).await,
+            Ok(Some(b"web-1\n".to_vec()))
+        );
+        assert_eq!(
+            as_the_learner(
+                &container,
+                &[
+                    "stat",
+                    "-c",
+                    "%u %a",
+                    "/opt/course/7/answer.txt",
+                    "/home/ckad/app/Dockerfile"
+                ]
+            )
+            .await,
+            "1000 644\n1000 644\n"
+        );
+        as_the_learner(&container, &["ln", "-s", "/dev/zero", "/home/ckad/endless"]).await;
+        assert_eq!(
+            files
+                .read(&path("/home/ckad/endless"), 4096)
+                .await
+                .unwrap()
+                .map(|b| b.len()),
+            Some(4096)
+        );
+        let folder = files.read(&path("/home/ckad/app"), 100).await.unwrap_err();
+        assert!(folder.contains("Is a directory"), "{folder}");
+        let shell = terminals
+            .read_file(&cluster, "/home/ckad/$(touch /home/ckad/pwned)", 100)
+            .await
+            .unwrap();
+        assert_eq!(shell, None);
+        assert_eq!(files.read(&path("/home/ckad/pwned"), 100).await, Ok(None));
+    })
+    .catch_unwind()
+    .await;
+    terminals.remove(&cluster).await.unwrap();
+    if let Err(panic) = judged {
+        std::panic::resume_unwind(panic);
+    }
 }
