@@ -164,8 +164,6 @@ impl DockerTerminals {
         Ok(())
     }
 
-    /// Writes the kubeconfig into the session's volume through a container that is created,
-    /// never started, and removed: the Engine API refuses to write into a read-only mount.
     /// Runs `argv` in the terminal as the learner's user, without a TTY or a shell of the
     /// learner's; its exit status and output.
     async fn run(
@@ -205,6 +203,8 @@ impl DockerTerminals {
         Ok((status, stdout, String::from_utf8_lossy(&stderr).trim().to_owned()))
     }
 
+    /// Writes the kubeconfig into the session's volume through a container that is created,
+    /// never started, and removed: the Engine API refuses to write into a read-only mount.
     async fn fill_volume(
         &self,
         docker: &Docker,
