@@ -14,7 +14,7 @@ use app::api::CheckResult;
 use crate::{
     domain::{ExamResult, GradedTask},
     store::{Store, StoreError},
-    tasks::TaskCatalog,
+    tasks::{Target, TaskCatalog},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,10 +100,10 @@ impl ExamCatalog {
 }
 
 /// Grades every task of `exam` on the session's cluster.
-pub async fn grade(exam: &Exam, tasks: &TaskCatalog, client: &kube::Client, session_id: &str) -> ExamResult {
+pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, session_id: &str) -> ExamResult {
     let graded = futures_util::future::join_all(exam.tasks.iter().filter_map(|id| tasks.get(id)).map(
         |task| async move {
-            let checks: Vec<CheckResult> = task.grade(client).await;
+            let checks: Vec<CheckResult> = task.grade(target).await;
             let view = task.view();
             GradedTask {
                 task: view.id.clone(),

@@ -19,8 +19,8 @@ use crate::{
     domain::{ExamResult, PortRanges, Session, SessionStatus},
     exams::{self, Exam, ExamAccess, ExamCatalog},
     store::{bound_on_host, NewSession, Store, StoreError},
-    tasks::{CheckResult, TaskCatalog},
-    terminals::{CloseReason, TerminalError, TerminalRuntime, TerminalSockets, TerminalSpec},
+    tasks::{CheckResult, Target, TaskCatalog},
+    terminals::{CloseReason, TerminalError, TerminalFiles, TerminalRuntime, TerminalSockets, TerminalSpec},
 };
 
 /// How many starts a user may make in an hour (the first seed's limit).
@@ -330,6 +330,16 @@ impl Sessions {
             })
             .await?;
         self.progress(session, Step::Terminal, StepState::Done);
+        let files = TerminalFiles {
+            runtime: self.terminals.as_ref(),
+            cluster: &name,
+        };
+        futures_util::future::try_join_all(
+            self.tasks_of(session)
+                .into_iter()
+                .map(|task| task.place_files(&files)),
+        )
+        .await?;
 
         let expires_at = Utc::now() + self.ttl(self.exam_of(session));
         let terminal = format!("term-{name}");
@@ -410,7 +420,24 @@ impl Sessions {
         if session.exam_id.is_some() {
             return Err(SessionError::ExamRules("no Check"));
         }
-        Ok(task.grade(&self.client_of(&session).await?).await)
+        let client = self.client_of(&session).await?;
+        let cluster = cluster_of(&session)?;
+        let files = TerminalFiles {
+            runtime: self.terminals.as_ref(),
+            cluster: &cluster,
+        };
+        let target = Target {
+            client: &client,
+            files: &files,
+            runs_containers: self.runs_containers(),
+        };
+        Ok(task.grade(&target).await)
+    }
+
+    /// Whether sessions' clusters run containers, so that tasks' behaviour checks apply: every
+    /// provider's do but `lite`'s, whose node is simulated.
+    fn runs_containers(&self) -> bool {
+        self.clusters.kind() != "lite"
     }
 
     async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
@@ -421,7 +448,17 @@ impl Sessions {
     /// Grades a finished exam while its cluster still stands, and keeps the result.
     async fn grade_exam(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
         let client = self.client_of(session).await?;
-        let result = exams::grade(exam, &self.tasks, &client, &session.id).await;
+        let cluster = cluster_of(session)?;
+        let files = TerminalFiles {
+            runtime: self.terminals.as_ref(),
+            cluster: &cluster,
+        };
+        let target = Target {
+            client: &client,
+            files: &files,
+            runs_containers: self.runs_containers(),
+        };
+        let result = exams::grade(exam, &self.tasks, &target, &session.id).await;
         self.store.insert_exam_result(&result).await?;
         tracing::info!(session = %session.id, exam = %exam.id, score = result.score, max = result.max_score, "exam graded");
         Ok(())
@@ -561,4 +598,9 @@ async fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()
 /// Time left on a session at `now`.
 fn time_left(session: &Session, now: DateTime<Utc>) -> Duration {
     (session.expires_at - now).to_std().unwrap_or_default()
+}
+
+/// The cluster (and terminal) name a session recorded.
+fn cluster_of(session: &Session) -> Result<ClusterName, SessionError> {
+    ClusterName::parse(&session.cluster_name).map_err(|e| ClusterError::Unavailable(e.to_string()).into())
 }

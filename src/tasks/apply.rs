@@ -12,9 +12,12 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::{de, Deserialize, Deserializer};
 use serde_json::Value;
 
+use tokio::io::AsyncWriteExt as _;
+
 use super::{
+    files::{FileContent, LearnerFiles, LearnerPath, READ_LIMIT},
     kinds::{Kind, ObjectRef},
-    Answer, Task, TaskError, CHARTS_IN_TERMINAL,
+    Answer, Target, Task, TaskError, CHARTS_IN_TERMINAL,
 };
 
 const FIELD_MANAGER: &str = "ckad-platform";
@@ -132,11 +135,13 @@ async fn wait_for(
     })
 }
 
-/// One step of a reference solution: `apply: <manifest>` or `run: [kubectl, ...]`.
+/// One step of a reference solution: `apply: <manifest>`, `run: [kubectl, ...]` or
+/// `write: { path, content }` (a file in the learner's terminal).
 #[derive(Debug, Clone)]
 pub enum SolutionStep {
     Apply(Manifest),
     Run(Command),
+    Write(FileContent),
 }
 
 impl<'de> Deserialize<'de> for SolutionStep {
@@ -151,23 +156,28 @@ impl<'de> de::Visitor<'de> for StepVisitor {
     type Value = SolutionStep;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a solution step: `apply: <manifest>` or `run: [kubectl|helm, args...]`")
+        f.write_str(
+            "a solution step: `apply: <manifest>`, `run: [kubectl|helm, args...]` or `write: { path, content }`",
+        )
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SolutionStep, A::Error> {
         let step = match map.next_key::<String>()?.as_deref() {
             Some("apply") => SolutionStep::Apply(map.next_value()?),
             Some("run") => SolutionStep::Run(map.next_value()?),
+            Some("write") => SolutionStep::Write(map.next_value()?),
             Some(other) => {
                 return Err(de::Error::custom(format!(
-                    "unknown step `{other}`; use `apply` or `run`"
+                    "unknown step `{other}`; use `apply`, `run` or `write`"
                 )))
             }
-            None => return Err(de::Error::custom("an empty step; use `apply` or `run`")),
+            None => return Err(de::Error::custom("an empty step; use `apply`, `run` or `write`")),
         };
         match map.next_key::<String>()? {
             None => Ok(step),
-            Some(_) => Err(de::Error::custom("one step does one thing: `apply` or `run`")),
+            Some(_) => Err(de::Error::custom(
+                "one step does one thing: `apply`, `run` or `write`",
+            )),
         }
     }
 }
@@ -177,6 +187,7 @@ impl SolutionStep {
         match self {
             SolutionStep::Apply(manifest) => manifest.script(),
             SolutionStep::Run(command) => format!("{command}\n"),
+            SolutionStep::Write(file) => file.script(),
         }
     }
 }
@@ -244,7 +255,7 @@ impl fmt::Display for Command {
 }
 
 /// Runs reference solutions: manifests through kube-rs, commands with the real tools and the
-/// cluster's admin kubeconfig. Chart paths under `/opt/charts` (where the terminal image carries
+/// cluster's admin kubeconfig, files through the learner's terminal. Chart paths under `/opt/charts` (where the terminal image carries
 /// them) are read from the catalog's `charts` folder instead.
 pub struct SolutionRunner {
     tools_dir: PathBuf,
@@ -266,38 +277,67 @@ impl SolutionRunner {
     }
 
     /// Runs the task's reference solution.
-    pub async fn run(&self, client: &kube::Client, task: &Task) -> Result<(), TaskError> {
-        self.run_steps(client, task.solution_steps()).await
+    pub async fn run(&self, target: &Target<'_>, task: &Task) -> Result<(), TaskError> {
+        self.run_steps(target, task.solution_steps()).await
     }
 
     /// Runs one of the task's accepted or rejected answers.
-    pub async fn run_answer(&self, client: &kube::Client, answer: &Answer) -> Result<(), TaskError> {
-        self.run_steps(client, &answer.steps).await
+    pub async fn run_answer(&self, target: &Target<'_>, answer: &Answer) -> Result<(), TaskError> {
+        self.run_steps(target, &answer.steps).await
     }
 
-    async fn run_steps(&self, client: &kube::Client, steps: &[SolutionStep]) -> Result<(), TaskError> {
+    async fn run_steps(&self, target: &Target<'_>, steps: &[SolutionStep]) -> Result<(), TaskError> {
         for step in steps {
             match step {
-                SolutionStep::Apply(manifest) => manifest.apply(client).await?,
-                SolutionStep::Run(command) => self.execute(command).await?,
+                SolutionStep::Apply(manifest) => manifest.apply(target.client).await?,
+                SolutionStep::Run(command) => self.execute(command, target.files).await?,
+                SolutionStep::Write(file) => file.write(target.files).await?,
             }
         }
         Ok(())
     }
 
-    async fn execute(&self, command: &Command) -> Result<(), TaskError> {
+    /// Runs the tool. A file of the learner's terminal among the arguments (`kubectl apply -f
+    /// /home/ckad/pdb.yaml`) is read through the terminal and given on standard input (`-f -`).
+    async fn execute(&self, command: &Command, files: &dyn LearnerFiles) -> Result<(), TaskError> {
         let fail = |message: String| TaskError::Command {
             command: command.to_string(),
             message,
         };
-        let args = command.args.iter().map(|arg| self.local_path(arg));
-        let run = tokio::process::Command::new(self.tools_dir.join(command.tool.name()))
+        let mut stdin = None;
+        let mut args = Vec::with_capacity(command.args.len());
+        for arg in &command.args {
+            match LearnerPath::try_from(arg.as_str()) {
+                Ok(path) if stdin.is_none() => {
+                    let content = files
+                        .read(&path, READ_LIMIT)
+                        .await
+                        .map_err(&fail)?
+                        .ok_or_else(|| fail(format!("{path} does not exist")))?;
+                    stdin = Some(content);
+                    args.push("-".to_owned());
+                }
+                Ok(_) => return Err(fail("it names two files of the terminal".into())),
+                Err(_) => args.push(self.local_path(arg)),
+            }
+        }
+        let mut child = tokio::process::Command::new(self.tools_dir.join(command.tool.name()))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(std::process::Stdio::null())
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(COMMAND_LIMIT, run)
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        if let (Some(content), Some(mut input)) = (stdin, child.stdin.take()) {
+            input.write_all(&content).await.map_err(|e| fail(e.to_string()))?;
+        }
+        let output = tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output())
             .await
             .map_err(|_| fail(format!("no result within {}s", COMMAND_LIMIT.as_secs())))?
             .map_err(|e| fail(e.to_string()))?;

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{
     apply::{Manifest, SolutionStep},
     checks::{Check, CheckResult},
+    files::{FileContent, LearnerFiles},
     format::{id_line, Answer, Difficulty, Domain, TaskFile},
-    render, TaskError,
+    render, Target, TaskError,
 };
 
 /// What a learner may see of a task before solving it: no checks, no solution.
@@ -43,8 +44,10 @@ pub struct TaskSolution {
 pub struct Task {
     view: TaskView,
     setup: Vec<Manifest>,
+    files: Vec<FileContent>,
     checks: Vec<Check>,
     guards: Vec<Check>,
+    behaviour: Vec<Check>,
     solution: Vec<SolutionStep>,
     accept: Vec<Answer>,
     reject: Vec<Answer>,
@@ -93,6 +96,15 @@ impl Task {
         &self.solution
     }
 
+    /// Whether the task places, checks or writes files in the learner's terminal: it needs one.
+    pub fn uses_files(&self) -> bool {
+        let writes = |steps: &[SolutionStep]| steps.iter().any(|s| matches!(s, SolutionStep::Write(_)));
+        !self.files.is_empty()
+            || self.checks.iter().chain(&self.guards).any(Check::reads_files)
+            || writes(&self.solution)
+            || self.accept.iter().chain(&self.reject).any(|a| writes(&a.steps))
+    }
+
     /// Applies the task's setup to a fresh cluster, in the order written, before the learner starts.
     pub async fn prepare(&self, client: &kube::Client) -> Result<(), TaskError> {
         for manifest in &self.setup {
@@ -101,11 +113,25 @@ impl Task {
         Ok(())
     }
 
-    /// Runs every check and guard at once against the cluster; one outcome each, checks first,
-    /// in the task's order. [`super::score`] turns them into points.
-    pub async fn grade(&self, client: &kube::Client) -> Vec<CheckResult> {
-        let checks = self.checks.iter().map(|check| check.run(client, false));
-        let guards = self.guards.iter().map(|guard| guard.run(client, true));
+    /// Writes the task's files into the learner's terminal, once it exists.
+    pub async fn place_files(&self, files: &dyn LearnerFiles) -> Result<(), TaskError> {
+        for file in &self.files {
+            file.write(files).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every check and guard at once against the cluster and the learner's files, and the
+    /// behaviour checks (as guards) where the cluster runs containers; one outcome each, checks
+    /// first, in the task's order. [`super::score`] turns them into points.
+    pub async fn grade(&self, target: &Target<'_>) -> Vec<CheckResult> {
+        let checks = self.checks.iter().map(|check| check.run(target, false));
+        let behaviour = self.behaviour.iter().filter(|_| target.runs_containers);
+        let guards = self
+            .guards
+            .iter()
+            .chain(behaviour)
+            .map(|guard| guard.run(target, true));
         futures_util::future::join_all(checks.chain(guards)).await
     }
 }
@@ -182,8 +208,10 @@ fn load_task(file: &Path, text: &str) -> Result<Task, TaskError> {
             hints_html: front.hints.iter().map(|hint| render::markdown(hint)).collect(),
         },
         setup: front.setup,
+        files: front.files,
         checks: front.checks,
         guards: front.guards,
+        behaviour: front.behaviour,
         solution: front.solution,
         accept: front.accept,
         reject: front.reject,

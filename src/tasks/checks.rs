@@ -21,17 +21,21 @@ use serde::{
 use serde_json::Value;
 
 use super::{
+    behaviour::{EventCheck, ExecCheck, HttpCheck, LogsCheck, RestartsCheck},
     container::ContainerCheck,
+    files::FileCheck,
     kinds::{check_name, ObjectRef},
     matching::{contains, same, show, with_canonical_selectors},
     path::FieldPath,
     service::PortCheck,
-    text,
+    text, Target,
 };
 
 /// How long a check may wait for the cluster unless its task says otherwise.
 const DEFAULT_LIMIT: Duration = Duration::from_secs(5);
 const MAX_LIMIT: Duration = Duration::from_secs(60);
+const HTTP_LIMIT: Duration = Duration::from_secs(30);
+const CONTAINER_LIMIT: Duration = Duration::from_secs(10);
 
 /// What a learner sees of one check after grading: the wire type itself.
 pub use app::api::CheckResult;
@@ -67,6 +71,12 @@ enum What {
     Pods(PodsCheck),
     Endpoints(EndpointsCheck),
     Access(AccessCheck),
+    File(FileCheck),
+    Logs(LogsCheck),
+    Exec(ExecCheck),
+    Http(HttpCheck),
+    Restarts(RestartsCheck),
+    Event(EventCheck),
 }
 
 impl Check {
@@ -91,12 +101,31 @@ impl Check {
             ),
             What::Endpoints(check) => format!("{} has {} ready endpoints", check.of, check.ready),
             What::Access(check) => check.to_string(),
+            What::File(check) => check.to_string(),
+            What::Logs(check) => check.to_string(),
+            What::Exec(check) => check.to_string(),
+            What::Http(check) => check.to_string(),
+            What::Restarts(check) => check.to_string(),
+            What::Event(check) => check.to_string(),
         }
     }
 
     /// The points the check states, if it states any (a guard must not).
     pub(super) fn stated_points(&self) -> Option<u32> {
         self.points
+    }
+
+    /// Whether the check looks at running containers, which only clusters that run them have.
+    pub(super) fn needs_containers(&self) -> bool {
+        matches!(
+            self.what,
+            What::Logs(_) | What::Exec(_) | What::Http(_) | What::Restarts(_) | What::Event(_)
+        )
+    }
+
+    /// Whether the check reads the learner's files.
+    pub(super) fn reads_files(&self) -> bool {
+        matches!(self.what, What::File(_))
     }
 
     /// What the check is worth when it passes.
@@ -106,8 +135,8 @@ impl Check {
 
     /// Reads the cluster and judges; a cluster that does not answer within the limit fails the
     /// check. A guard's outcome is worth no points.
-    pub async fn run(&self, client: &kube::Client, guard: bool) -> CheckResult {
-        let verdict = match tokio::time::timeout(self.limit, self.what.evaluate(client)).await {
+    pub async fn run(&self, target: &Target<'_>, guard: bool) -> CheckResult {
+        let verdict = match tokio::time::timeout(self.limit, self.what.evaluate(target)).await {
             Ok(verdict) => verdict,
             Err(_) => Err(format!(
                 "the cluster did not answer within {}",
@@ -129,7 +158,8 @@ impl Check {
 }
 
 impl What {
-    async fn evaluate(&self, client: &kube::Client) -> Result<(), String> {
+    async fn evaluate(&self, target: &Target<'_>) -> Result<(), String> {
+        let client = target.client;
         match self {
             What::Exists(of) => fetch(client, of).await.map(drop),
             What::Absent(of) => match of.api(client).get_opt(&of.name).await.map_err(explain)? {
@@ -189,6 +219,12 @@ impl What {
                 check.ready.judge(ready, "ready endpoints")
             }
             What::Access(check) => check.judge(client).await,
+            What::File(check) => check.evaluate(target.files).await,
+            What::Logs(check) => check.evaluate(client).await,
+            What::Exec(check) => check.evaluate(client).await,
+            What::Http(check) => check.evaluate(client).await,
+            What::Restarts(check) => check.evaluate(client).await,
+            What::Event(check) => check.evaluate(client).await,
         }
     }
 }
@@ -237,7 +273,7 @@ impl Count {
     }
 
     /// Passes, or says what was found: `found 2 ready replicas`.
-    fn judge(self, found: i64, what: &str) -> Result<(), String> {
+    pub(super) fn judge(self, found: i64, what: &str) -> Result<(), String> {
         if self.holds(found) {
             Ok(())
         } else {
@@ -318,24 +354,12 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
-/// A value at a path equals, contains or matches what the task expects. Label selectors on both
-/// sides are compared by what they select.
+/// A value at a path of an object equals, contains or matches what the task expects.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "FieldCheckFile")]
 struct FieldCheck {
     of: ObjectRef,
-    path: FieldPath,
-    expect: Expectation,
-}
-
-#[derive(Debug, Clone)]
-enum Expectation {
-    Equals(Value),
-    Contains(Value),
-    /// The pattern as written, and anchored to the whole value.
-    Matches(String, regex::Regex),
-    /// Nothing at the path: absent, `null`, or an empty list or map.
-    Unset,
+    test: ValueTest,
 }
 
 #[derive(Deserialize)]
@@ -368,6 +392,70 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
                 of.kind.top_level_fields()
             ));
         }
+        let test = ValueTest::try_from(ValueTestFile {
+            path,
+            equals,
+            contains,
+            matches,
+            unset,
+        })?;
+        Ok(Self { of, test })
+    }
+}
+
+impl FieldCheck {
+    fn judge(&self, object: &Value) -> Result<(), String> {
+        self.test.judge(object)
+    }
+}
+
+impl fmt::Display for FieldCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.of, self.test)
+    }
+}
+
+/// A value at a path equals, contains or matches what the task expects: in an object of the
+/// cluster, or in a YAML file the learner wrote. Label selectors on both sides are compared by
+/// what they select.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "ValueTestFile")]
+pub(super) struct ValueTest {
+    path: FieldPath,
+    expect: Expectation,
+}
+
+#[derive(Debug, Clone)]
+enum Expectation {
+    Equals(Value),
+    Contains(Value),
+    /// The pattern as written, and anchored to the whole value.
+    Matches(String, regex::Regex),
+    /// Nothing at the path: absent, `null`, or an empty list or map.
+    Unset,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValueTestFile {
+    path: FieldPath,
+    equals: Option<Value>,
+    contains: Option<Value>,
+    matches: Option<String>,
+    unset: Option<bool>,
+}
+
+impl TryFrom<ValueTestFile> for ValueTest {
+    type Error = String;
+
+    fn try_from(file: ValueTestFile) -> Result<Self, String> {
+        let ValueTestFile {
+            path,
+            equals,
+            contains,
+            matches,
+            unset,
+        } = file;
         let canonical = |value: Value| with_canonical_selectors(&value, path.last_key());
         let expect = match (equals, contains, matches, unset) {
             (Some(value), None, None, None) => Expectation::Equals(canonical(value)),
@@ -381,17 +469,16 @@ impl TryFrom<FieldCheckFile> for FieldCheck {
             }
             _ => {
                 return Err(
-                    "a field check needs exactly one of `equals`, `contains`, `matches`, `unset: true`"
-                        .into(),
+                    "a value test needs exactly one of `equals`, `contains`, `matches`, `unset: true`".into(),
                 )
             }
         };
-        Ok(Self { of, path, expect })
+        Ok(Self { path, expect })
     }
 }
 
-impl FieldCheck {
-    fn judge(&self, object: &Value) -> Result<(), String> {
+impl ValueTest {
+    pub(super) fn judge(&self, object: &Value) -> Result<(), String> {
         let found = self.path.lookup(object);
         let empty = |v: &Value| match v {
             Value::Null => true,
@@ -438,9 +525,9 @@ impl fmt::Display for Expectation {
     }
 }
 
-impl fmt::Display for FieldCheck {
+impl fmt::Display for ValueTest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} is {}", self.of, self.path, self.expect)
+        write!(f, "{} is {}", self.path, self.expect)
     }
 }
 
@@ -768,6 +855,12 @@ const CHECK_KINDS: &[&str] = &[
     "pods",
     "endpoints",
     "access",
+    "file",
+    "logs",
+    "exec",
+    "http",
+    "restarts",
+    "event",
 ];
 const CHECK_OPTIONS: &[&str] = &["points", "timeout", "describe", "secret"];
 
@@ -825,6 +918,12 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 "pods" => What::Pods(map.next_value()?),
                 "endpoints" => What::Endpoints(map.next_value()?),
                 "access" => What::Access(map.next_value()?),
+                "file" => What::File(map.next_value()?),
+                "logs" => What::Logs(map.next_value()?),
+                "exec" => What::Exec(map.next_value()?),
+                "http" => What::Http(map.next_value()?),
+                "restarts" => What::Restarts(map.next_value()?),
+                "event" => What::Event(map.next_value()?),
                 other => {
                     let mut keys = CHECK_KINDS.to_vec();
                     keys.extend(CHECK_OPTIONS);
@@ -852,9 +951,15 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 "a secret check needs `describe`: its generated description would give the answer away",
             ));
         }
+        // A client pod must start before an HTTP answer comes; a command or a log takes a moment.
+        let default_limit = match what {
+            What::Http(_) => HTTP_LIMIT,
+            What::Exec(_) | What::Logs(_) => CONTAINER_LIMIT,
+            _ => DEFAULT_LIMIT,
+        };
         Ok(Check {
             what,
-            limit: limit.unwrap_or(DEFAULT_LIMIT),
+            limit: limit.unwrap_or(default_limit),
             describe,
             points,
         })

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     apply::{Manifest, SolutionStep},
     checks::Check,
+    files::FileContent,
     TaskError,
 };
 
@@ -76,12 +77,19 @@ pub(super) struct FrontMatter {
     pub minutes: u32,
     #[serde(default)]
     pub setup: Vec<Manifest>,
+    /// Files written into the learner's terminal at setup.
+    #[serde(default)]
+    pub files: Vec<FileContent>,
     /// What the learner must achieve; each check is worth its points.
     pub checks: Vec<Check>,
     /// What must stay true ("left as set up", "not allowed"): worth nothing, and a failed guard
     /// makes the task score nothing.
     #[serde(default)]
     pub guards: Vec<Check>,
+    /// What running containers must show (logs, exec, HTTP, restarts, events): checked only on
+    /// clusters that run them, worth nothing, and a failure scores 0, as a guard's does.
+    #[serde(default)]
+    pub behaviour: Vec<Check>,
     #[serde(default)]
     pub hints: Vec<String>,
     pub solution: Vec<SolutionStep>,
@@ -200,6 +208,21 @@ impl TaskFile {
                 "a guard carries no points",
             ),
             (
+                "behaviour",
+                front.behaviour.iter().any(|g| g.stated_points().is_some()),
+                "a behaviour check carries no points",
+            ),
+            (
+                "checks",
+                front.checks.iter().any(Check::needs_containers),
+                "logs, exec, http, restarts and event checks go under `behaviour:` (lite clusters run no containers)",
+            ),
+            (
+                "guards",
+                front.guards.iter().any(Check::needs_containers),
+                "logs, exec, http, restarts and event checks go under `behaviour:` (lite clusters run no containers)",
+            ),
+            (
                 "accept",
                 front.accept.iter().any(|a| a.points.is_some()),
                 "an accepted answer earns every point: give `points` to rejected answers only",
@@ -301,6 +324,16 @@ Create the namespace `shop`.
                 "solution:\n  - run: [kubectl, create, namespace, shop]\n",
                 rejected,
                 "tasks/x.md:11: a rejected answer earns fewer points",
+            ),
+            (
+                "  - exists: Namespace shop\n",
+                "  - logs: { of: Pod shop/web, contains: started }\n",
+                "tasks/x.md:7: logs, exec, http, restarts and event checks go under `behaviour:`",
+            ),
+            (
+                "solution:",
+                "files: [{ path: /etc/motd, content: hi }]\nsolution:",
+                "tasks/x.md:9: files[0].path: `/etc/motd` is not a file under /home/ckad/",
             ),
             (
                 "domain: Application Deployment",

@@ -7,10 +7,12 @@
 //! The format is described for authors in `docs/tasks.md`.
 
 mod apply;
+mod behaviour;
 mod catalog;
 mod checks;
 mod command;
 mod container;
+mod files;
 mod format;
 mod kinds;
 mod matching;
@@ -24,10 +26,21 @@ use std::path::PathBuf;
 pub use apply::SolutionRunner;
 pub use catalog::{Task, TaskCatalog, TaskSolution, TaskView};
 pub use checks::{score, Check, CheckResult};
+pub use files::{FileContent, LearnerFiles, LearnerPath, COURSE_DIR, LEARNER_HOME, READ_LIMIT};
 pub use format::{Answer, Difficulty, Domain};
 
 /// Where the terminal image carries `tasks/charts`; task texts and solutions name charts there.
 pub const CHARTS_IN_TERMINAL: &str = "/opt/charts";
+
+/// What a task is graded against: the session's cluster and the learner's files in its terminal.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub client: &'a kube::Client,
+    pub files: &'a dyn LearnerFiles,
+    /// Whether the cluster runs containers (`kind`, not `lite`): then a task's `behaviour`
+    /// checks run too.
+    pub runs_containers: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -43,6 +56,9 @@ pub enum TaskError {
     /// A manifest of a task's setup or solution could not be applied.
     #[error("applying {object}: {message}")]
     Apply { object: String, message: String },
+    /// A file could not be written into the learner's terminal.
+    #[error("writing {path}: {message}")]
+    File { path: String, message: String },
     /// A command of a reference solution failed.
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },

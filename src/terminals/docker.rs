@@ -35,6 +35,14 @@ use crate::{
 const SESSION_LABEL: &str = "ckad.session";
 const USER_LABEL: &str = "ckad.user";
 const HOME: &str = "/home/ckad";
+const COURSE: &str = "/opt/course";
+/// Reads a file for the grader: exit 3 when nothing is there, else at most `$2` bytes of `$1`.
+/// The path is an argument, never part of the script.
+const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$2" -- "$1""#;
+/// Writes `$2` to `$1`, making its folder.
+const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
+/// Exit status of [`READ_FILE`] when the file does not exist.
+const NO_FILE: i64 = 3;
 /// Every connection attaches to this one tmux session, made by the first. The client's TTY is
 /// printed first, on a line of its own, so that the connection can be detached by name later;
 /// tmux starts only once the platform has read it and sent a line back, because a starting tmux
@@ -98,6 +106,11 @@ impl DockerTerminals {
                 HOME.to_owned(),
                 "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700".to_owned(),
             ),
+            // Where exam-style tasks ask for answers (`/opt/course/<task>/...`), as in the exam.
+            (
+                COURSE.to_owned(),
+                "rw,noexec,nosuid,nodev,size=16m,uid=1000,gid=1000,mode=0755".to_owned(),
+            ),
         ]);
         let host_config = HostConfig {
             memory: Some(512 * 1024 * 1024),
@@ -149,6 +162,45 @@ impl DockerTerminals {
             .await?;
         docker.start_container(&name, None).await?;
         Ok(())
+    }
+
+    /// Runs `argv` in the terminal as the learner's user, without a TTY or a shell of the
+    /// learner's; its exit status and output.
+    async fn run(
+        &self,
+        cluster: &ClusterName,
+        argv: Vec<String>,
+    ) -> Result<(i64, Vec<u8>, String), TerminalError> {
+        let docker = self.docker.client().await?;
+        let exec = docker
+            .create_exec(
+                &Self::container(cluster),
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                    TerminalError::NotFound(cluster.clone())
+                }
+                other => other.into(),
+            })?
+            .id;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await? {
+            while let Some(chunk) = output.next().await {
+                match chunk? {
+                    LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+                    other => stderr.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        let status = docker.inspect_exec(&exec).await?.exit_code.unwrap_or(-1);
+        Ok((status, stdout, String::from_utf8_lossy(&stderr).trim().to_owned()))
     }
 
     /// Writes the kubeconfig into the session's volume through a container that is created,
@@ -390,6 +442,33 @@ impl TerminalRuntime for DockerTerminals {
             input,
             control: Box::new(control),
         })
+    }
+
+    async fn read_file(
+        &self,
+        cluster: &ClusterName,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, TerminalError> {
+        let argv = ["sh", "-c", READ_FILE, "sh", path, &limit.to_string()];
+        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
+            (0, content, _) => Ok(Some(content)),
+            (NO_FILE, ..) => Ok(None),
+            (_, _, error) => Err(TerminalError::Unavailable(error)),
+        }
+    }
+
+    async fn write_file(
+        &self,
+        cluster: &ClusterName,
+        path: &str,
+        content: &str,
+    ) -> Result<(), TerminalError> {
+        let argv = ["sh", "-c", WRITE_FILE, "sh", path, content];
+        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
+            (0, ..) => Ok(()),
+            (_, _, error) => Err(TerminalError::Unavailable(error)),
+        }
     }
 
     async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError> {

@@ -22,7 +22,10 @@ pub use firewall::HostFirewall;
 pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
 pub use tickets::{Grant, Tickets, TICKET_LIFETIME};
 
-use crate::clusters::{ClusterName, Kubeconfig};
+use crate::{
+    clusters::{ClusterName, Kubeconfig},
+    tasks::{LearnerFiles, LearnerPath},
+};
 
 /// What a session's terminal needs.
 #[derive(Debug, Clone)]
@@ -89,6 +92,19 @@ pub trait TerminalRuntime: Send + Sync {
     /// Attaches a new TTY to the terminal's shell (the same shell every time), sized `size`.
     async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError>;
 
+    /// At most `limit` bytes of the file at `path`, read as the learner's user; `None` when
+    /// nothing is there. For the grader: nothing the learner types takes part.
+    async fn read_file(
+        &self,
+        cluster: &ClusterName,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, TerminalError>;
+
+    /// Writes `content` to `path` as the learner's own file, making its folder.
+    async fn write_file(&self, cluster: &ClusterName, path: &str, content: &str)
+        -> Result<(), TerminalError>;
+
     /// Removes the terminal and its kubeconfig; removing what is gone succeeds.
     async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError>;
 
@@ -97,4 +113,27 @@ pub trait TerminalRuntime: Send + Sync {
 
     /// Whether terminals can be made (the image is present); the reason when not.
     async fn ready(&self) -> Result<(), String>;
+}
+
+/// A session's terminal as the place where tasks put and look for the learner's files.
+pub struct TerminalFiles<'a> {
+    pub runtime: &'a dyn TerminalRuntime,
+    pub cluster: &'a ClusterName,
+}
+
+#[async_trait::async_trait]
+impl LearnerFiles for TerminalFiles<'_> {
+    async fn read(&self, path: &LearnerPath, limit: usize) -> Result<Option<Vec<u8>>, String> {
+        self.runtime
+            .read_file(self.cluster, path.as_str(), limit)
+            .await
+            .map_err(|e| format!("the terminal could not be read: {e}"))
+    }
+
+    async fn write(&self, path: &LearnerPath, content: &str) -> Result<(), String> {
+        self.runtime
+            .write_file(self.cluster, path.as_str(), content)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

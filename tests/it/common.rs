@@ -485,3 +485,21 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The learner's files where a test started no terminal: tasks without files never ask.
+pub struct NoTerminal;
+
+#[async_trait::async_trait]
+impl ckad_platform::tasks::LearnerFiles for NoTerminal {
+    async fn read(
+        &self,
+        path: &ckad_platform::tasks::LearnerPath,
+        _: usize,
+    ) -> Result<Option<Vec<u8>>, String> {
+        Err(format!("{path}: no terminal was started"))
+    }
+
+    async fn write(&self, path: &ckad_platform::tasks::LearnerPath, _: &str) -> Result<(), String> {
+        Err(format!("{path}: no terminal was started"))
+    }
+}

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use ckad_platform::{
     clusters::Kubeconfig,
+    docker::DockerEngine,
     store::Store,
-    tasks::{SolutionRunner, TaskCatalog},
+    tasks::{SolutionRunner, Target, TaskCatalog},
+    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime},
 };
 use common::Platform;
 use reqwest::StatusCode;
@@ -101,8 +103,25 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
         .unwrap();
     let catalog = TaskCatalog::load(&settings.tasks_dir).unwrap();
     let solved = catalog.get("pod-with-labels").unwrap();
+    let terminals = DockerTerminals::new(
+        DockerEngine::new("unix:///var/run/docker.sock"),
+        common::TERMINAL_IMAGE,
+        &settings.clusters.instance,
+    );
+    let [cluster] = terminals.list().await.unwrap().try_into().unwrap();
+    let files = TerminalFiles {
+        runtime: &terminals,
+        cluster: &cluster,
+    };
     SolutionRunner::new(common::lite_bin_dir(), &kubeconfig, catalog.charts_dir())
-        .run(&client, solved)
+        .run(
+            &Target {
+                client: &client,
+                files: &files,
+                runs_containers: false,
+            },
+            solved,
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await; // kwok marks the pod ready

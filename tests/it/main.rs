@@ -17,6 +17,7 @@ mod process;
 mod reconciler;
 mod security;
 mod sessions;
+mod task_behaviour;
 mod task_proof;
 mod tasks;
 mod terminal;

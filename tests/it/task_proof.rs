@@ -6,6 +6,9 @@
 //! reference solution each passes (so the solutions are proven among all the other tasks' objects,
 //! which is stricter than alone). Each cluster is deleted whatever happens.
 //!
+//! A task that places, checks or writes files gets a real terminal container beside its cluster,
+//! and its files go through it as a session's do.
+//!
 //! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
 //! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
 
@@ -16,7 +19,8 @@ use std::{path::Path, time::Duration};
 use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
     docker::DockerEngine,
-    tasks::{score, Answer, CheckResult, SolutionRunner, Task, TaskCatalog},
+    tasks::{score, Answer, CheckResult, LearnerFiles, SolutionRunner, Target, Task, TaskCatalog},
+    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
 use futures_util::StreamExt;
 
@@ -62,6 +66,46 @@ fn chosen(catalog: &TaskCatalog) -> Vec<&Task> {
         .collect();
     assert!(!tasks.is_empty(), "no task to prove");
     tasks
+}
+
+fn terminals(state: &Path) -> DockerTerminals {
+    DockerTerminals::new(
+        DockerEngine::new("unix:///var/run/docker.sock"),
+        common::TERMINAL_IMAGE,
+        &common::instance(state),
+    )
+}
+
+/// Runs `body` with the cluster's terminal when `wanted`, removing the terminal afterwards.
+async fn with_files<T>(
+    cluster: &Cluster,
+    state: &Path,
+    wanted: bool,
+    body: impl AsyncFnOnce(&dyn LearnerFiles) -> Result<T, String>,
+) -> Result<T, String> {
+    if !wanted {
+        return body(&common::NoTerminal).await;
+    }
+    let terminals = terminals(state);
+    terminals
+        .create(&TerminalSpec {
+            cluster: &cluster.name,
+            network: &cluster.network,
+            kubeconfig: &cluster.terminal_kubeconfig,
+            session_id: cluster.name.as_str(),
+            user_id: "task-proof",
+        })
+        .await
+        .map_err(|e| format!("no terminal: {e}"))?;
+    let files = TerminalFiles {
+        runtime: &terminals,
+        cluster: &cluster.name,
+    };
+    let outcome = body(&files).await;
+    if let Err(e) = terminals.remove(&cluster.name).await {
+        eprintln!("the terminal of {} was not removed: {e}", cluster.name);
+    }
+    outcome
 }
 
 fn provider(state: &Path) -> LiteProvider {
@@ -179,9 +223,33 @@ async fn prove(
         .client()
         .await
         .map_err(|e| e.to_string())?;
-    task.prepare(&client).await.map_err(|e| format!("setup: {e}"))?;
+    with_files(cluster, state, task.uses_files(), async |files| {
+        let target = Target {
+            client: &client,
+            files,
+            runs_containers: false,
+        };
+        prove_on(&target, cluster, catalog, task, trial, state).await
+    })
+    .await
+}
+
+async fn prove_on(
+    target: &Target<'_>,
+    cluster: &Cluster,
+    catalog: &TaskCatalog,
+    task: &Task,
+    trial: Trial<'_>,
+    state: &Path,
+) -> Result<(), String> {
+    task.prepare(target.client)
+        .await
+        .map_err(|e| format!("setup: {e}"))?;
+    task.place_files(target.files)
+        .await
+        .map_err(|e| format!("setup: {e}"))?;
     tokio::time::sleep(SETTLE).await;
-    let at_setup = task.grade(&client).await;
+    let at_setup = task.grade(target).await;
     if score(&at_setup) != 0 {
         return Err(format!(
             "the setup alone scores {}:\n{}",
@@ -192,20 +260,20 @@ async fn prove(
 
     let (Trial::Accepted(answer) | Trial::Rejected(answer)) = trial;
     runner(cluster, catalog, state)
-        .run_answer(&client, answer)
+        .run_answer(target, answer)
         .await
         .map_err(|e| format!("applying it: {e}"))?;
     match trial {
-        Trial::Accepted(_) => passes(&client, task).await,
-        Trial::Rejected(answer) => settles_at(&client, task, answer.points.unwrap_or(0)).await,
+        Trial::Accepted(_) => passes(target, task).await,
+        Trial::Rejected(answer) => settles_at(target, task, answer.points.unwrap_or(0)).await,
     }
 }
 
 /// Grades until every check and guard passes and the task earns its weight, or a minute is up.
-async fn passes(client: &kube::Client, task: &Task) -> Result<(), String> {
+async fn passes(target: &Target<'_>, task: &Task) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + CONVERGE;
     loop {
-        let outcomes = task.grade(client).await;
+        let outcomes = task.grade(target).await;
         if outcomes.iter().all(|o| o.passed) {
             let earned = score(&outcomes);
             return if earned == task.view().weight {
@@ -226,15 +294,15 @@ async fn passes(client: &kube::Client, task: &Task) -> Result<(), String> {
 
 /// Grades until the task earns exactly `points` without passing, then once more a moment later
 /// to see that it stays there.
-async fn settles_at(client: &kube::Client, task: &Task, points: u32) -> Result<(), String> {
+async fn settles_at(target: &Target<'_>, task: &Task, points: u32) -> Result<(), String> {
     tokio::time::sleep(SETTLE).await;
     let deadline = tokio::time::Instant::now() + CONVERGE;
     let rejected = |outcomes: &[CheckResult]| score(outcomes) == points && !outcomes.iter().all(|o| o.passed);
     loop {
-        let outcomes = task.grade(client).await;
+        let outcomes = task.grade(target).await;
         if rejected(&outcomes) {
             tokio::time::sleep(SETTLE).await;
-            let again = task.grade(client).await;
+            let again = task.grade(target).await;
             return if rejected(&again) {
                 Ok(())
             } else {
@@ -305,15 +373,37 @@ async fn side_by_side(
     state: &Path,
 ) -> Result<(), String> {
     let client = cluster.admin_kubeconfig.client().await.unwrap();
+    let with_terminal = tasks.iter().any(|task| task.uses_files());
+    with_files(cluster, state, with_terminal, async |files| {
+        let target = Target {
+            client: &client,
+            files,
+            runs_containers: false,
+        };
+        side_by_side_on(&target, cluster, catalog, tasks, state).await
+    })
+    .await
+}
+
+async fn side_by_side_on(
+    target: &Target<'_>,
+    cluster: &Cluster,
+    catalog: &TaskCatalog,
+    tasks: &[&Task],
+    state: &Path,
+) -> Result<(), String> {
     for task in tasks {
-        task.prepare(&client)
+        task.prepare(target.client)
+            .await
+            .map_err(|e| format!("setup of {}: {e}", task.id()))?;
+        task.place_files(target.files)
             .await
             .map_err(|e| format!("setup of {}: {e}", task.id()))?;
     }
     tokio::time::sleep(SETTLE).await;
     let mut failures = Vec::new();
     for task in tasks {
-        let outcomes = task.grade(&client).await;
+        let outcomes = task.grade(target).await;
         if score(&outcomes) != 0 {
             failures.push(format!(
                 "{} scores {} at setup:\n{}",
@@ -326,12 +416,12 @@ async fn side_by_side(
     let runner = runner(cluster, catalog, state);
     for task in tasks {
         runner
-            .run(&client, task)
+            .run(target, task)
             .await
             .map_err(|e| format!("solution of {}: {e}", task.id()))?;
     }
     for task in tasks {
-        if let Err(why) = passes(&client, task).await {
+        if let Err(why) = passes(target, task).await {
             failures.push(format!("{} after its solution: {why}", task.id()));
         }
     }

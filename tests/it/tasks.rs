@@ -1,17 +1,20 @@
 //! The task catalog and the grader at their edges: bad task files are refused with file and line;
 //! against a real `lite` cluster a missing object, an object in the wrong namespace, a wrong
 //! value and a missing permission each fail with a reason a learner can act on; a cluster that
-//! does not answer fails its checks when their time limit runs out.
+//! does not answer fails its checks when their time limit runs out; the learner's files are read
+//! and written in a real terminal container.
 
 use crate::common;
 
 use std::{path::Path, time::Duration};
 
 use ckad_platform::{
-    clusters::{ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
+    clusters::{ClusterName, ClusterProvider, ClusterSpec, Kubeconfig, LiteProvider},
     docker::DockerEngine,
-    tasks::{CheckResult, Domain, TaskCatalog, TaskError},
+    tasks::{CheckResult, Domain, LearnerFiles, LearnerPath, Target, TaskCatalog, TaskError},
+    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
+use futures_util::FutureExt as _;
 
 const HEADER: &str = "---
 id: sample
@@ -151,7 +154,9 @@ fn the_catalog_covers_the_curriculum_and_shows_no_answers() {
         let solution = task.solution();
         assert!(solution.html.starts_with("<pre><code>"), "{}", solution.html);
         assert!(
-            solution.script.starts_with("kubectl ") || solution.script.starts_with("helm "),
+            ["kubectl ", "helm ", "mkdir -p "]
+                .iter()
+                .any(|start| solution.script.starts_with(start)),
             "{}",
             solution.script
         );
@@ -276,7 +281,13 @@ async fn grade_when_settled(client: &kube::Client, task: &ckad_platform::tasks::
     task.prepare(client).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let graded = task.grade(client).await;
+        let graded = task
+            .grade(&Target {
+                client,
+                files: &common::NoTerminal,
+                runs_containers: false,
+            })
+            .await;
         let replicas = graded[5].reason.as_deref();
         if replicas == Some("found 2 ready replicas") || tokio::time::Instant::now() > deadline {
             return graded;
@@ -310,7 +321,13 @@ async fn a_check_fails_when_the_cluster_does_not_answer_within_its_limit() {
     config.accept_invalid_certs = true;
     let client = kube::Client::try_from(config).unwrap();
     let started = std::time::Instant::now();
-    let graded = task.grade(&client).await;
+    let graded = task
+        .grade(&Target {
+            client: &client,
+            files: &common::NoTerminal,
+            runs_containers: false,
+        })
+        .await;
     let took = started.elapsed();
 
     assert_eq!(
@@ -341,4 +358,116 @@ fn the_task_folder_must_exist() {
         .unwrap_err()
         .to_string();
     assert!(error.starts_with("cannot read /nonexistent/tasks: "), "{error}");
+}
+
+/// What a command prints in the terminal, run there as the learner would.
+async fn as_the_learner(container: &str, argv: &[&str]) -> String {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    use futures_util::StreamExt as _;
+    let docker = common::docker().await;
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                cmd: Some(argv.to_vec()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut printed = String::new();
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await.unwrap() {
+        while let Some(chunk) = output.next().await {
+            printed.push_str(&chunk.unwrap().to_string());
+        }
+    }
+    printed
+}
+
+/// The learner's files as the grader sees them, in a real terminal container (with no network:
+/// files need none): written as the learner's own, read back, a missing file is none, a link to
+/// an endless file is read only up to the limit, a folder is an error, and a path is never read
+/// by a shell.
+#[tokio::test]
+async fn the_learners_files_are_read_and_written_in_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let terminals = DockerTerminals::new(
+        DockerEngine::new("unix:///var/run/docker.sock"),
+        common::TERMINAL_IMAGE,
+        &common::instance(dir.path()),
+    );
+    let cluster = ClusterName::generate();
+    let kubeconfig =
+        Kubeconfig::from_yaml("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+            .unwrap();
+    terminals
+        .create(&TerminalSpec {
+            cluster: &cluster,
+            network: "none",
+            kubeconfig: &kubeconfig,
+            session_id: "files",
+            user_id: "files",
+        })
+        .await
+        .unwrap();
+    let container = format!("term-{cluster}");
+    let files = TerminalFiles {
+        runtime: &terminals,
+        cluster: &cluster,
+    };
+    let path = |p: &str| LearnerPath::try_from(p).unwrap();
+    let judged = std::panic::AssertUnwindSafe(async {
+        assert_eq!(files.read(&path("/opt/course/7/answer.txt"), 100).await, Ok(None));
+        files
+            .write(&path("/opt/course/7/answer.txt"), "web-1\n")
+            .await
+            .unwrap();
+        files
+            .write(&path("/home/ckad/app/Dockerfile"), "FROM busybox:1.36\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            files.read(&path("/opt/course/7/answer.txt"), 100).await,
+            Ok(Some(b"web-1\n".to_vec()))
+        );
+        assert_eq!(
+            as_the_learner(
+                &container,
+                &[
+                    "stat",
+                    "-c",
+                    "%u %a",
+                    "/opt/course/7/answer.txt",
+                    "/home/ckad/app/Dockerfile"
+                ]
+            )
+            .await,
+            "1000 644\n1000 644\n"
+        );
+        as_the_learner(&container, &["ln", "-s", "/dev/zero", "/home/ckad/endless"]).await;
+        assert_eq!(
+            files
+                .read(&path("/home/ckad/endless"), 4096)
+                .await
+                .unwrap()
+                .map(|b| b.len()),
+            Some(4096)
+        );
+        let folder = files.read(&path("/home/ckad/app"), 100).await.unwrap_err();
+        assert!(folder.contains("Is a directory"), "{folder}");
+        let shell = terminals
+            .read_file(&cluster, "/home/ckad/$(touch /home/ckad/pwned)", 100)
+            .await
+            .unwrap();
+        assert_eq!(shell, None);
+        assert_eq!(files.read(&path("/home/ckad/pwned"), 100).await, Ok(None));
+    })
+    .catch_unwind()
+    .await;
+    terminals.remove(&cluster).await.unwrap();
+    if let Err(panic) = judged {
+        std::panic::resume_unwind(panic);
+    }
 }
