@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{
     command::CommandLine,
     kinds::ObjectRef,
-    matching::{holds, show},
+    matching::{holds, readable},
     path::FieldPath,
 };
 
@@ -231,7 +231,7 @@ impl fmt::Display for ContainerCheck {
             parts.push(format!("runs {}", lines.join(" or ")));
         }
         if !self.has.is_null() {
-            parts.push(format!("has {}", show(&self.has)));
+            parts.push(format!("has {}", readable(&self.has)));
         }
         if !parts.is_empty() {
             write!(f, " {}", parts.join(" and "))?;

@@ -88,6 +88,33 @@ pub fn show(value: &Value) -> String {
     }
 }
 
+/// What an expected part of an object says, for a learner to read in a check's description:
+/// each leaf as its dotted path and value (`image nginx:1.27, ports.containerPort 80`).
+pub fn readable(value: &Value) -> String {
+    fn leaves(at: &str, value: &Value, out: &mut Vec<String>) {
+        let join = |key: &str| {
+            if at.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{at}.{key}")
+            }
+        };
+        match value {
+            Value::Object(map) => map.iter().for_each(|(key, value)| leaves(&join(key), value, out)),
+            Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+                items.iter().for_each(|item| leaves(at, item, out))
+            }
+            Value::String(text) if at.is_empty() => out.push(text.clone()),
+            Value::String(text) => out.push(format!("{at} {text}")),
+            other if at.is_empty() => out.push(other.to_string()),
+            other => out.push(format!("{at} {other}")),
+        }
+    }
+    let mut out = Vec::new();
+    leaves("", value, &mut out);
+    out.join(", ")
+}
+
 /// Keys whose value is a label selector (`matchLabels`, `matchExpressions`).
 const SELECTOR_KEYS: &[&str] = &["selector", "podSelector", "namespaceSelector", "labelSelector"];
 
@@ -257,6 +284,16 @@ mod tests {
         assert_eq!(
             with_canonical_selectors(&json!({ "matchLabels": { "app": "checkout" } }), Some("selector")),
             json!("app=checkout")
+        );
+    }
+
+    #[test]
+    fn an_expected_part_reads_as_paths_and_values() {
+        use serde_json::json;
+        assert_eq!(readable(&json!({ "image": "nginx:1.27" })), "image nginx:1.27");
+        assert_eq!(
+            readable(&json!({ "ports": [{ "containerPort": 80 }], "args": ["sleep", "3600"] })),
+            r#"args ["sleep","3600"], ports.containerPort 80"#
         );
     }
 }
