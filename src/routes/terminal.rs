@@ -86,7 +86,7 @@ pub struct Open {
 #[utoipa::path(get, path = "/ws/terminal", tag = "terminal", params(Open), responses(
     (status = 101, description = "Switching to the WebSocket"),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 410, body = ErrorBody),
+    (status = 410, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
 pub async fn open(
     ws: WebSocketUpgrade,
@@ -122,7 +122,16 @@ pub async fn open(
         Err(TerminalError::NotFound(_)) => {
             return ApiError::new(StatusCode::GONE, "the session has ended").into_response()
         }
-        Err(error) => return ApiError::internal(error).into_response(),
+        // A stopped terminal was started again by `attach`; one that still cannot run is the
+        // engine's trouble, said as such (never a 500), and the reconciler fails its session.
+        Err(error) => {
+            tracing::warn!(session = %grant.session_id, %error, "the terminal cannot be attached");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the terminal is not available right now; try again in a moment",
+            )
+            .into_response();
+        }
     };
     let guard = state.sockets.register(&grant.user_id, &grant.session_id);
     let stopping = state.stopping.clone();
