@@ -1,4 +1,5 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route.
+//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route, and
+//! the terminal resizes applied (after coalescing).
 
 use std::{sync::Arc, time::Instant};
 
@@ -31,6 +32,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// Terminal resizes passed on to the engine.
+    pub terminal_resizes: Counter,
 }
 
 impl Default for Metrics {
@@ -49,10 +52,17 @@ impl Default for Metrics {
             "Time to answer HTTP requests",
             latency.clone(),
         );
+        let terminal_resizes = Counter::default();
+        registry.register(
+            "terminal_resizes",
+            "Terminal resizes applied (bursts count once)",
+            terminal_resizes.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            terminal_resizes,
         }
     }
 }

@@ -462,3 +462,163 @@ async fn a_learner_cannot_fill_the_hosts_disk_through_the_terminals_log() {
     assert!(bytes < 64 * 1024, "{bytes} bytes in {}", folder.display());
     sandbox.remove(&cluster).await;
 }
+
+/// How many resizes the platform has passed on to the engine (its `/metrics`).
+async fn resizes_applied(platform: &Platform) -> u64 {
+    let metrics = platform
+        .client
+        .get(format!("{}/metrics", platform.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ckad_terminal_resizes_total "))
+        .expect("the resize count is exported")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A socket to the terminal whose client reads through a 4 KiB receive buffer (and, here, never
+/// reads).
+async fn connect_reading_slowly(
+    platform: &Platform,
+    ticket: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = platform.socket_url(ticket).into_client_request().unwrap();
+    request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = platform.base.trim_start_matches("http://").parse().unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    tokio_tungstenite::client_async(request, stream).await.unwrap().0
+}
+
+/// Reads until the server ends the socket (a close frame, an error or the end), skipping output.
+async fn ended_by_server(shell: &mut common::Shell) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, shell.socket.next())
+            .await
+            .expect("the server ended the socket")
+        {
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_bounds_messages_sockets_resizes_and_clients_that_stop_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("limits@example.com").await;
+    platform.start_session(&token).await;
+    let open = || async { platform.connect(&platform.ticket(&token).await, ORIGIN).await };
+
+    // Three sockets a session; a fourth is refused until one of them closes.
+    let mut pasting = open().await.unwrap();
+    let mut resizing = open().await.unwrap();
+    let mut third = open().await.unwrap();
+    assert_eq!(open().await.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    third.socket.close(None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut third = loop {
+        match open().await {
+            Ok(shell) => break shell,
+            Err(StatusCode::TOO_MANY_REQUESTS) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(status) => panic!("the closed socket's place was not freed: {status}"),
+        }
+    };
+
+    // A paste of 64 KiB in one message passes; one byte more ends that socket only.
+    pasting
+        .type_line("stty -echo; echo \"[cat-$((1+1))]\"; cat > /dev/null; stty echo")
+        .await;
+    pasting.read_until("[cat-2]").await;
+    let paste = format!("{}\n", "x".repeat(63)).repeat(1024);
+    assert_eq!(paste.len(), 64 * 1024);
+    pasting
+        .socket
+        .send(Message::binary(paste.into_bytes()))
+        .await
+        .unwrap();
+    pasting
+        .socket
+        .send(Message::binary(b"\x04".to_vec()))
+        .await
+        .unwrap();
+    pasting.type_line("echo \"[pasted-$((1+1))]\"").await;
+    pasting.read_until("[pasted-2]").await;
+    let _ = pasting
+        .socket
+        .send(Message::binary(vec![b'x'; 64 * 1024 + 1]))
+        .await;
+    ended_by_server(&mut pasting).await;
+
+    // A burst of resizes is applied a few times at most, and the last size wins.
+    let before = resizes_applied(&platform).await;
+    for i in 0..300u16 {
+        let (cols, rows) = if i == 299 {
+            (77, 33)
+        } else {
+            (60 + i % 100, 20 + i % 30)
+        };
+        resizing
+            .control(json!({ "type": "resize", "cols": cols, "rows": rows }))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    resizing.type_line("stty size").await;
+    resizing.read_until("33 77").await;
+    let applied = resizes_applied(&platform).await - before;
+    assert!((1..=30).contains(&applied), "{applied} resizes applied for 300");
+
+    // A client that stops reading while the shell prints (but keeps talking, so it is not
+    // silent) is dropped once the server cannot hand it bytes any more: its sends then fail.
+    third.socket.close(None).await.unwrap();
+    let mut stalled = connect_reading_slowly(&platform, &platform.ticket(&token).await).await;
+    resizing.type_line("yes \"$(printf '%0100d' 0)\"").await;
+    resizing.read_until("0000000000").await;
+    resizing.socket.close(None).await.unwrap();
+    let began = Instant::now();
+    let limit = ckad_platform::routes::terminal::SEND_LIMIT + Duration::from_secs(90);
+    let ping = Message::text(json!({ "type": "ping" }).to_string());
+    while stalled.send(ping.clone()).await.is_ok() {
+        assert!(
+            began.elapsed() < limit,
+            "the client that stopped reading was kept"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(stalled);
+    let (mut raw, _) = tokio_tungstenite::connect_async({
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = platform
+            .socket_url(&platform.ticket(&token).await)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+        request
+    })
+    .await
+    .unwrap();
+    raw.send(Message::binary(b"\x03".to_vec())).await.unwrap();
+    raw.close(None).await.unwrap();
+    // The shell is still there for the next socket.
+    let mut shell = open().await.unwrap();
+    shell.type_line("echo \"[after-$((1+1))]\"").await;
+    shell.read_until("[after-2]").await;
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    platform.shut_down().await;
+}
