@@ -122,6 +122,10 @@ impl DockerTerminals {
                 maximum_retry_count: None,
             }),
             network_mode: Some(spec.network.to_owned()),
+            // Docker's DNS inside the container answers the session's names itself and sends the
+            // rest upstream: an upstream on loopback, where nothing answers, means no name
+            // outside the session resolves, and no query leaves the machine.
+            dns: Some(vec!["127.0.0.1".into()]),
             mounts: Some(vec![Mount {
                 target: Some(format!("{HOME}/.kube")),
                 source: Some(volume),
