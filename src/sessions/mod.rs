@@ -466,33 +466,41 @@ impl Sessions {
     /// whoever asked goes away first (a closed page, a request's time limit: a `kind` cluster can
     /// take longer to remove than a request may last), so it runs in a task of its own.
     pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
-        self.destroy_saying(session, status, note, ending_message(status))
-            .await
-    }
-
-    /// Fails a started session that lost its cluster or terminal: the learner's page is told
-    /// `reason`, their socket closes, what is left of it goes, and the row and the log say why.
-    pub async fn fail_lost(&self, session: &Session, reason: &str) {
-        tracing::warn!(session = %session.id, cluster = %session.cluster_name, reason, "session failed");
-        let message = format!(
-            "Your practice environment stopped working ({reason}) and was removed. Start a new session."
-        );
-        let note = format!("reconciler: {reason}");
-        self.destroy_saying(session, SessionStatus::Failed, &note, &message)
-            .await
-    }
-
-    /// [`Sessions::destroy`], telling the learner's pages `message`.
-    async fn destroy_saying(&self, session: &Session, status: SessionStatus, note: &str, message: &str) {
-        let (this, session) = (self.clone(), session.clone());
-        let (note, message) = (note.to_owned(), message.to_owned());
-        let ending = tokio::spawn(async move { this.destroy_now(&session, status, &note, message).await });
+        let (this, session, note) = (self.clone(), session.clone(), note.to_owned());
+        let ending = tokio::spawn(async move { this.destroy_now(&session, status, &note).await });
         if let Err(error) = ending.await {
             tracing::error!(%error, "ending a session panicked");
         }
     }
 
-    async fn destroy_now(&self, session: &Session, status: SessionStatus, note: &str, message: String) {
+    /// Fails a started session that lost its cluster or terminal: recorded failed with the
+    /// reason first (so the learner hears at once, however long the removal takes), the page
+    /// told why, then its socket closed and what is left of it removed.
+    pub async fn fail_lost(&self, session: &Session, reason: &str) {
+        tracing::warn!(session = %session.id, cluster = %session.cluster_name, reason, "session failed");
+        let note = format!("reconciler: {reason}");
+        match self
+            .store
+            .set_session_status(&session.id, SessionStatus::Failed, &note)
+            .await
+        {
+            Ok(true) => self.events.publish(
+                &session.user_id,
+                SessionEvent::Ended {
+                    status: SessionStatus::Failed,
+                    message: format!(
+                        "Your practice environment stopped working ({reason}) and was removed. Start a new session."
+                    ),
+                },
+            ),
+            // Ended meanwhile by whoever else ends sessions; they remove it.
+            Ok(false) => return,
+            Err(error) => tracing::error!(session = %session.id, %error, "could not record the failure"),
+        }
+        self.destroy(session, SessionStatus::Failed, "").await;
+    }
+
+    async fn destroy_now(&self, session: &Session, status: SessionStatus, note: &str) {
         self.sockets.close_session(&session.id, CloseReason::SessionEnded);
         let mut notes = vec![note.to_owned()];
         // An exam that ran (stopped or timed out, not failed) is graded before anything goes.
@@ -526,8 +534,13 @@ impl Sessions {
         {
             Ok(true) => {
                 tracing::info!(session = %session.id, status = status.as_str(), "session ended");
-                self.events
-                    .publish(&session.user_id, SessionEvent::Ended { status, message });
+                self.events.publish(
+                    &session.user_id,
+                    SessionEvent::Ended {
+                        status,
+                        message: ending_message(status).into(),
+                    },
+                );
             }
             Ok(false) => {}
             Err(error) => tracing::error!(session = %session.id, %error, "could not record the end"),
