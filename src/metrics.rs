@@ -1,5 +1,5 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route,
-//! for the host's eyes only.
+//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route, and
+//! the terminal resizes applied (after coalescing); for the host's eyes only.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -33,6 +33,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// Terminal resizes passed on to the engine.
+    pub terminal_resizes: Counter,
 }
 
 impl Default for Metrics {
@@ -51,10 +53,17 @@ impl Default for Metrics {
             "Time to answer HTTP requests",
             latency.clone(),
         );
+        let terminal_resizes = Counter::default();
+        registry.register(
+            "terminal_resizes",
+            "Terminal resizes applied (bursts count once)",
+            terminal_resizes.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            terminal_resizes,
         }
     }
 }

@@ -2,17 +2,27 @@
 //! the sessions the database owns, removes what no live session owns, fails live sessions whose
 //! cluster is gone, and gives back the ports of sessions that ended. It runs at start-up and then
 //! periodically, and every step is idempotent.
+//!
+//! Beside it, [`keep_alive`] looks at every started session every few seconds: a stopped terminal
+//! or cluster container is started again, and a session whose terminal or cluster is gone (or
+//! will not start) fails, so the learner is told at once instead of meeting a dead socket.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clusters::{ClusterName, ClusterProvider},
-    domain::SessionStatus,
+    clusters::{revive_cluster, ClusterName, ClusterProvider, Members},
+    docker::DockerEngine,
+    domain::{Session, SessionStatus},
+    sessions::Sessions,
     store::Store,
-    terminals::{TerminalError, TerminalRuntime},
+    terminals::{Revival, TerminalError, TerminalRuntime},
 };
 
 /// A create still running after this long is stuck; its session fails and its cluster goes.
@@ -132,6 +142,87 @@ pub async fn run(
         tokio::select! {
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// How often [`keep_alive`] looks at the started sessions.
+pub const LIVENESS_EVERY: Duration = Duration::from_secs(10);
+/// Looks in a row that must find a session's terminal or cluster lost before it fails: one look
+/// may fall in the middle of a stop that is removing them.
+const STRIKES: u32 = 2;
+
+/// What a session's terminal and cluster need from the engine.
+#[derive(Clone)]
+pub struct Liveness {
+    pub sessions: Sessions,
+    pub clusters: Arc<dyn ClusterProvider>,
+    pub terminals: Arc<dyn TerminalRuntime>,
+    pub docker: DockerEngine,
+}
+
+/// Every `every` until `stopping`: starts again what stopped of each started session, and fails
+/// the sessions whose terminal or cluster is lost, with the reason, within two looks.
+pub async fn keep_alive(live: Liveness, every: Duration, stopping: CancellationToken) {
+    let mut strikes: HashMap<String, u32> = HashMap::new();
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let started = match live.sessions.list_live().await {
+            Ok(sessions) => sessions
+                .into_iter()
+                .filter(|s| s.status == SessionStatus::Started)
+                .collect::<Vec<_>>(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the started sessions");
+                continue;
+            }
+        };
+        strikes.retain(|id, _| started.iter().any(|s| &s.id == id));
+        for session in started {
+            let Err(reason) = live.look(&session).await else {
+                strikes.remove(&session.id);
+                continue;
+            };
+            let count = strikes.entry(session.id.clone()).or_default();
+            *count += 1;
+            tracing::info!(session = %session.id, reason, strikes = *count, "a started session looks lost");
+            if *count >= STRIKES {
+                strikes.remove(&session.id);
+                live.sessions.fail_lost(&session, reason).await;
+            }
+        }
+    }
+}
+
+impl Liveness {
+    /// Starts again whatever of the session stopped; the reason (for the learner) if it is lost.
+    async fn look(&self, session: &Session) -> Result<(), &'static str> {
+        let name = ClusterName::parse(&session.cluster_name).map_err(|_| "its cluster has no valid name")?;
+        match self.terminals.revive(&name).await {
+            Ok(Revival::Running) => {}
+            Ok(Revival::Restarted) => {
+                tracing::warn!(session = %session.id, cluster = %name, "its terminal had stopped and was started again");
+            }
+            Ok(Revival::Gone) => return Err("its terminal was removed"),
+            Err(error) => {
+                tracing::warn!(session = %session.id, cluster = %name, %error, "its terminal does not start");
+                return Err("its terminal stopped and does not start again");
+            }
+        }
+        match revive_cluster(&self.docker, &self.clusters.network_of(&name)).await {
+            Ok(Members::Running) => Ok(()),
+            Ok(Members::Restarted(containers)) => {
+                tracing::warn!(session = %session.id, cluster = %name, ?containers, "cluster containers had stopped and were started again");
+                Ok(())
+            }
+            Ok(Members::Gone) => Err("its cluster was removed"),
+            Err(error) => {
+                tracing::warn!(session = %session.id, cluster = %name, %error, "its cluster does not start");
+                Err("its cluster stopped and does not start again")
+            }
         }
     }
 }

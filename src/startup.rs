@@ -154,6 +154,16 @@ pub async fn run(
         state.settings.clusters.reconcile_every,
         stopping.clone(),
     ));
+    tokio::spawn(reconciler::keep_alive(
+        reconciler::Liveness {
+            sessions: state.sessions.clone(),
+            clusters: state.clusters.clone(),
+            terminals: state.terminals.clone(),
+            docker: state.docker.clone(),
+        },
+        reconciler::LIVENESS_EVERY,
+        stopping.clone(),
+    ));
 
     let server = axum::serve(
         listener,

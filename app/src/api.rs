@@ -414,6 +414,10 @@ pub struct TerminalTicket {
     pub expires_in: u64,
 }
 
+/// The largest message (and frame) the terminal socket takes from a client: a bigger paste is
+/// sent in pieces of this size, and a bigger message closes the socket.
+pub const TERMINAL_MESSAGE_LIMIT: usize = 64 * 1024;
+
 /// A text frame from the terminal's client: the rest of the socket is the keys, as bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]

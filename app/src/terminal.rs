@@ -16,7 +16,9 @@ use leptos::{html, prelude::*, task::spawn_local};
 use send_wrapper::SendWrapper;
 use wasm_bindgen::{closure::Closure, prelude::wasm_bindgen, JsCast, JsValue};
 
-use crate::api::{SessionStatus, SessionView, TerminalControl, TerminalNotice, TerminalTicket};
+use crate::api::{
+    SessionStatus, SessionView, TerminalControl, TerminalNotice, TerminalTicket, TERMINAL_MESSAGE_LIMIT,
+};
 
 #[wasm_bindgen]
 extern "C" {
@@ -248,7 +250,10 @@ impl Live {
             return;
         };
         let _ = match frame {
-            Frame::Bytes(bytes) => socket.send_with_u8_array(bytes),
+            // A big paste goes in pieces the server accepts.
+            Frame::Bytes(bytes) => bytes
+                .chunks(TERMINAL_MESSAGE_LIMIT)
+                .try_for_each(|piece| socket.send_with_u8_array(piece)),
             Frame::Control(control) => {
                 socket.send_with_str(&serde_json::to_string(&control).unwrap_or_default())
             }

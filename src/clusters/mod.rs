@@ -20,7 +20,7 @@ pub use kind::{default_node_image, HostQuirks, KindConfig, KindProvider};
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
-pub use network::{SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
+pub use network::{revive_cluster, Members, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
 pub use settings::{ClusterSettings, ProviderKind};
 
 use crate::{docker::DockerEngine, domain::PortSet};

@@ -13,8 +13,8 @@ use std::{
 };
 
 use bollard::{
-    models::{Ipam, IpamConfig, NetworkCreateRequest},
-    query_parameters::ListNetworksOptions,
+    models::{ContainerSummaryStateEnum, Ipam, IpamConfig, NetworkCreateRequest},
+    query_parameters::{ListContainersOptions, ListNetworksOptions},
 };
 use ipnet::Ipv4Net;
 
@@ -200,6 +200,65 @@ impl Networks {
             })
             .collect())
     }
+}
+
+/// What [`revive_cluster`] found of a cluster's containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Members {
+    Running,
+    /// These had stopped and run again.
+    Restarted(Vec<String>),
+    /// None of the cluster's containers is left on its network.
+    Gone,
+}
+
+/// Starts again whichever of the cluster's containers on `network` stopped (the session's
+/// terminal, also there, is not the cluster's). Works for every provider: each puts its
+/// cluster's containers on the network it made. A container that cannot start is an error.
+pub async fn revive_cluster(docker: &DockerEngine, network: &str) -> Result<Members, ClusterError> {
+    let docker = docker.client().await?;
+    // `all`: stopped containers stay listed under the network they were attached to.
+    let filters = HashMap::from([("network".to_owned(), vec![network.to_owned()])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let members: Vec<_> = containers
+        .into_iter()
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(PLATFORM_LABEL))
+                .is_none_or(|owner| owner != "terminal")
+        })
+        .collect();
+    if members.is_empty() {
+        return Ok(Members::Gone);
+    }
+    let mut restarted = Vec::new();
+    for member in members {
+        if member.state == Some(ContainerSummaryStateEnum::RUNNING) {
+            continue;
+        }
+        let name = member
+            .names
+            .and_then(|n| n.into_iter().next())
+            .or(member.id)
+            .unwrap_or_default();
+        let name = name.trim_start_matches('/').to_owned();
+        match docker.start_container(&name, None).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        restarted.push(name);
+    }
+    Ok(match restarted.is_empty() {
+        true => Members::Running,
+        false => Members::Restarted(restarted),
+    })
 }
 
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {

@@ -4,10 +4,14 @@
 //! text frames carry `{"type":"resize","cols":…,"rows":…}` and `{"type":"ping"}` (answered
 //! `{"type":"pong"}`). Before the server closes a socket it sends
 //! `{"type":"session_ended"|"signed_out"|"server_shutdown","message":…}`.
+//!
+//! Limits: messages and frames of at most 64 KiB, at most three open sockets per session,
+//! resizes applied at most ten times a second (the last size wins), and a client that takes no
+//! bytes for 10 s is dropped (its shell stays).
 
 use std::time::{Duration, Instant};
 
-use app::api::{ErrorBody, TerminalControl, TerminalNotice, TerminalTicket};
+use app::api::{ErrorBody, TerminalControl, TerminalNotice, TerminalTicket, TERMINAL_MESSAGE_LIMIT};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -17,7 +21,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{stream::SplitSink, SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +38,14 @@ use crate::{
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long a closing socket waits for the client's Close in answer to ours.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
+/// A client that takes nothing for this long is dropped: its unread output would pile up in the
+/// server's memory and hold the shell's output back.
+pub const SEND_LIMIT: Duration = Duration::from_secs(10);
+/// Resizes closer together than this are applied once, with the last size (a dragged window
+/// sends dozens; each is an Engine API call).
+const RESIZE_SETTLE: Duration = Duration::from_millis(100);
+/// Open sockets a session may hold (a few tabs, not a flood of execs).
+pub const SOCKETS_PER_SESSION: usize = 3;
 
 /// `/api/terminal/ticket`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -86,7 +98,7 @@ pub struct Open {
 #[utoipa::path(get, path = "/ws/terminal", tag = "terminal", params(Open), responses(
     (status = 101, description = "Switching to the WebSocket"),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 410, body = ErrorBody),
+    (status = 410, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
 pub async fn open(
     ws: WebSocketUpgrade,
@@ -116,18 +128,40 @@ pub async fn open(
     if !size.is_sane() {
         return ApiError::new(StatusCode::BAD_REQUEST, "the terminal size is out of range").into_response();
     }
+    let Some(guard) = state
+        .sockets
+        .register(&grant.user_id, &grant.session_id, SOCKETS_PER_SESSION)
+    else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("this session has {SOCKETS_PER_SESSION} terminals open already; close one first"),
+        )
+        .into_response();
+    };
     let io = match state.terminals.attach(&cluster, size).await {
         Ok(io) => io,
         // Ended between the ticket and now: its terminal is gone.
         Err(TerminalError::NotFound(_)) => {
             return ApiError::new(StatusCode::GONE, "the session has ended").into_response()
         }
-        Err(error) => return ApiError::internal(error).into_response(),
+        // A stopped terminal was started again by `attach`; one that still cannot run is the
+        // engine's trouble, said as such (never a 500), and the reconciler fails its session.
+        Err(error) => {
+            tracing::warn!(session = %grant.session_id, %error, "the terminal cannot be attached");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the terminal is not available right now; try again in a moment",
+            )
+            .into_response();
+        }
     };
-    let guard = state.sockets.register(&grant.user_id, &grant.session_id);
     let stopping = state.stopping.clone();
+    let resizes = state.metrics.terminal_resizes.clone();
+    let ws = ws
+        .max_message_size(TERMINAL_MESSAGE_LIMIT)
+        .max_frame_size(TERMINAL_MESSAGE_LIMIT);
     ws.on_upgrade(move |socket| async move {
-        let reason = bridge(socket, io, guard.closed.clone(), stopping).await;
+        let reason = bridge(socket, io, guard.closed.clone(), stopping, resizes).await;
         tracing::debug!(session = %grant.session_id, ?reason, "terminal socket closed");
         drop(guard);
     })
@@ -137,6 +171,8 @@ pub async fn open(
 #[derive(Debug)]
 enum Ended {
     ClientLeft,
+    /// Took nothing for [`SEND_LIMIT`].
+    ClientStalled,
     ShellExited,
     Silent,
     Closed(CloseReason),
@@ -148,16 +184,21 @@ async fn bridge(
     mut io: TerminalIo,
     mut closed: tokio::sync::watch::Receiver<Option<CloseReason>>,
     stopping: CancellationToken,
+    resizes: prometheus_client::metrics::counter::Counter,
 ) -> Ended {
     let (mut to_client, mut from_client) = socket.split();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut heard = Instant::now();
+    // The size to apply when `resize_at` comes; the first resize of a burst sets the time.
+    let mut pending_size: Option<TermSize> = None;
+    let resize_at = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(resize_at);
     let ended = loop {
         tokio::select! {
             output = io.output.next() => match output {
                 Some(Ok(bytes)) => {
-                    if to_client.send(Message::Binary(bytes)).await.is_err() {
-                        break Ended::ClientLeft;
+                    if let Err(ended) = send(&mut to_client, Message::Binary(bytes)).await {
+                        break ended;
                     }
                 }
                 Some(Err(error)) => break Ended::Failed(error.to_string()),
@@ -173,28 +214,37 @@ async fn bridge(
                     }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<TerminalControl>(&text) {
                         Ok(TerminalControl::Resize { cols, rows }) if (TermSize { cols, rows }).is_sane() => {
-                            if let Err(error) = io.control.resize(TermSize { cols, rows }).await {
-                                tracing::warn!(%error, "resize failed");
+                            if pending_size.replace(TermSize { cols, rows }).is_none() {
+                                resize_at.as_mut().reset(tokio::time::Instant::now() + RESIZE_SETTLE);
                             }
                         }
                         Ok(TerminalControl::Ping) => {
-                            if to_client.send(notice(&TerminalNotice::Pong)).await.is_err() {
-                                break Ended::ClientLeft;
+                            if let Err(ended) = send(&mut to_client, notice(&TerminalNotice::Pong)).await {
+                                break ended;
                             }
                         }
                         // A malformed or out-of-range control frame is ignored, not fatal.
                         Ok(TerminalControl::Resize { .. }) | Err(_) => {}
                     },
+                    // An error is also a message over the size limit: the socket goes.
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Ended::ClientLeft,
                     Some(Ok(_)) => {}
+                }
+            }
+            () = &mut resize_at, if pending_size.is_some() => {
+                if let Some(size) = pending_size.take() {
+                    resizes.inc();
+                    if let Err(error) = io.control.resize(size).await {
+                        tracing::warn!(%error, "resize failed");
+                    }
                 }
             }
             _ = ping.tick() => {
                 if heard.elapsed() > 2 * PING_EVERY {
                     break Ended::Silent;
                 }
-                if to_client.send(Message::Ping(Default::default())).await.is_err() {
-                    break Ended::ClientLeft;
+                if let Err(ended) = send(&mut to_client, Message::Ping(Default::default())).await {
+                    break ended;
                 }
             }
             Ok(()) = closed.changed() => {
@@ -216,7 +266,7 @@ async fn bridge(
                 CloseReason::SignedOut => TerminalNotice::SignedOut { message },
                 CloseReason::ServerShutdown => TerminalNotice::ServerShutdown { message },
             };
-            let _ = to_client.send(notice(&goodbye)).await;
+            let _ = send(&mut to_client, notice(&goodbye)).await;
             Some((reason.code(), reason.kind()))
         }
         Ended::ShellExited => Some((1000, "shell_exited")),
@@ -225,14 +275,14 @@ async fn bridge(
             tracing::warn!(%error, "terminal bridge failed");
             Some((1011, "terminal_error"))
         }
-        Ended::ClientLeft => None,
+        Ended::ClientLeft | Ended::ClientStalled => None,
     };
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
             code,
             reason: reason.into(),
         };
-        if to_client.send(Message::Close(Some(frame))).await.is_ok() {
+        if send(&mut to_client, Message::Close(Some(frame))).await.is_ok() {
             // The closing handshake: wait (briefly) for the client's Close, so that the socket is
             // not dropped with unread bytes, which resets the connection and loses our frames.
             let drained = async {
@@ -246,6 +296,16 @@ async fn bridge(
         }
     }
     ended
+}
+
+/// Sends `message`, or says why the client is gone: it left, or it took nothing for
+/// [`SEND_LIMIT`].
+async fn send(to_client: &mut SplitSink<WebSocket, Message>, message: Message) -> Result<(), Ended> {
+    match tokio::time::timeout(SEND_LIMIT, to_client.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ended::ClientLeft),
+        Err(_) => Err(Ended::ClientStalled),
+    }
 }
 
 fn notice(notice: &TerminalNotice) -> Message {

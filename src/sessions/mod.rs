@@ -516,6 +516,33 @@ impl Sessions {
         }
     }
 
+    /// Fails a started session that lost its cluster or terminal: recorded failed with the
+    /// reason first (so the learner hears at once, however long the removal takes), the page
+    /// told why, then its socket closed and what is left of it removed.
+    pub async fn fail_lost(&self, session: &Session, reason: &str) {
+        tracing::warn!(session = %session.id, cluster = %session.cluster_name, reason, "session failed");
+        let note = format!("reconciler: {reason}");
+        match self
+            .store
+            .set_session_status(&session.id, SessionStatus::Failed, &note)
+            .await
+        {
+            Ok(true) => self.events.publish(
+                &session.user_id,
+                SessionEvent::Ended {
+                    status: SessionStatus::Failed,
+                    message: format!(
+                        "Your practice environment stopped working ({reason}) and was removed. Start a new session."
+                    ),
+                },
+            ),
+            // Ended meanwhile by whoever else ends sessions; they remove it.
+            Ok(false) => return,
+            Err(error) => tracing::error!(session = %session.id, %error, "could not record the failure"),
+        }
+        self.destroy(session, SessionStatus::Failed, "").await;
+    }
+
     async fn destroy_now(&self, session: &Session, status: SessionStatus, note: &str) {
         self.sockets.close_session(&session.id, CloseReason::SessionEnded);
         let mut notes = vec![note.to_owned()];

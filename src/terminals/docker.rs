@@ -25,7 +25,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{
-    OutputStream, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime, TerminalSpec,
+    OutputStream, Revival, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime,
+    TerminalSpec,
 };
 use crate::{
     clusters::{ClusterName, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL},
@@ -134,6 +135,10 @@ impl DockerTerminals {
                 maximum_retry_count: None,
             }),
             network_mode: Some(spec.network.to_owned()),
+            // Docker's DNS inside the container answers the session's names itself and sends the
+            // rest upstream: an upstream on loopback, where nothing answers, means no name
+            // outside the session resolves, and no query leaves the machine.
+            dns: Some(vec!["127.0.0.1".into()]),
             mounts: Some(vec![Mount {
                 target: Some(format!("{HOME}/.kube")),
                 source: Some(volume),
@@ -383,27 +388,33 @@ impl TerminalRuntime for DockerTerminals {
     async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError> {
         let docker = self.docker.client().await?;
         let container = Self::container(cluster);
-        let exec = docker
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(true),
-                    env: Some(vec!["TERM=xterm-256color"]),
-                    cmd: Some(SHELL.to_vec()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                    TerminalError::NotFound(cluster.clone())
+        let shell = CreateExecOptions {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(true),
+            env: Some(vec!["TERM=xterm-256color"]),
+            cmd: Some(SHELL.to_vec()),
+            ..Default::default()
+        };
+        let exec = match docker.create_exec(&container, shell.clone()).await {
+            // A stopped terminal (409) is started again rather than refused: the learner gets a
+            // fresh shell instead of an error.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                if self.revive(cluster).await? == Revival::Gone {
+                    return Err(TerminalError::NotFound(cluster.clone()));
                 }
-                other => other.into(),
-            })?
-            .id;
+                docker.create_exec(&container, shell).await
+            }
+            created => created,
+        }
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                TerminalError::NotFound(cluster.clone())
+            }
+            other => other.into(),
+        })?
+        .id;
         let options = StartExecOptions {
             tty: true,
             ..Default::default()
@@ -519,6 +530,32 @@ impl TerminalRuntime for DockerTerminals {
                 self.image
             )),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn revive(&self, cluster: &ClusterName) -> Result<Revival, TerminalError> {
+        let docker = self.docker.client().await?;
+        let container = Self::container(cluster);
+        let running = match docker.inspect_container(&container, None).await {
+            Ok(inspected) => inspected.state.and_then(|s| s.running).unwrap_or(false),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                return Ok(Revival::Gone)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if running {
+            return Ok(Revival::Running);
+        }
+        match docker.start_container(&container, None).await {
+            // 304: started by someone else meanwhile.
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
+                tracing::warn!(%cluster, "the terminal had stopped; started it again");
+                Ok(Revival::Restarted)
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(Revival::Gone)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

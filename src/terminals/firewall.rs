@@ -1,13 +1,23 @@
-//! Containers reach any host service bound to 0.0.0.0 through their network's gateway, even on
-//! an internal network (measured). Every session network is cut from one pool, so one rule on
-//! the host's INPUT chain keeps all of them out: new connections from the pool to the host are
-//! dropped, while replies to the platform's own connections (to a published API port) pass.
-//! Traffic between a session's containers never crosses INPUT, and Docker's DNS answers inside
-//! each container's own namespace, so both keep working.
+//! Session containers (terminals, control planes, kind nodes) reach their own session network
+//! and nothing else. Every session network is cut from one pool, so two rules for the pool do it:
+//!
+//! - **The host.** Containers reach any host service bound to 0.0.0.0 through their network's
+//!   gateway, even on an internal network (measured): on INPUT, new connections from the pool
+//!   are dropped, while replies to the platform's own connections (to a published API port) pass.
+//! - **Everything beyond it** (the internet, 169.254.169.254, private ranges): forwarded traffic
+//!   from the pool to an address outside it is dropped, in a chain of ours (`CKAD-EGRESS`) that
+//!   Docker's `DOCKER-USER` jumps to, so that Docker leaves it alone and an operator sees it.
+//!
+//! Traffic between a session's containers stays inside the pool; other sessions' networks are
+//! kept apart by Docker's own isolation; and the terminal resolves no name outside its session
+//! (see `docker.rs`).
 
 use std::{path::Path, time::Duration};
 
 use crate::clusters::{command, SubnetPool};
+
+/// Our chain, jumped to from `DOCKER-USER`; it holds one rule per session pool on this host.
+pub const EGRESS_CHAIN: &str = "CKAD-EGRESS";
 
 #[derive(Debug, Clone)]
 pub struct HostFirewall {
@@ -19,41 +29,58 @@ impl HostFirewall {
         Self { pool }
     }
 
-    fn rule(&self) -> Vec<String> {
+    /// Each rule as `iptables` arguments after the action: the chain, then the match.
+    fn rules(&self) -> [Vec<String>; 3] {
         let pool = self.pool.to_string();
+        let new_only = ["-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED"];
+        let args = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
         [
-            "INPUT",
-            "-s",
-            &pool,
-            "-m",
-            "conntrack",
-            "!",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "DROP",
+            args(&[&["INPUT", "-s", &pool][..], &new_only, &["-j", "DROP"]].concat()),
+            args(
+                &[
+                    &[EGRESS_CHAIN, "-s", &pool, "!", "-d", &pool][..],
+                    &new_only,
+                    &["-j", "DROP"],
+                ]
+                .concat(),
+            ),
+            args(&["DOCKER-USER", "-j", EGRESS_CHAIN]),
         ]
-        .map(str::to_owned)
-        .to_vec()
     }
 
-    /// Whether the rule is in place.
+    /// Whether every rule is in place.
     pub async fn is_in_place(&self) -> bool {
-        iptables("-C", &self.rule()).await.is_ok()
+        for rule in self.rules() {
+            if iptables("-C", &rule).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
-    /// Puts the rule in place once; it stays when the platform stops (sessions outlive it).
+    /// Puts the rules in place once; they stay when the platform stops (sessions outlive it).
     pub async fn ensure(&self) -> Result<(), String> {
-        if self.is_in_place().await {
-            return Ok(());
-        }
-        iptables("-I", &self.rule()).await.map(drop).map_err(|e| {
+        let explain = |e: crate::clusters::ClusterError| {
             format!(
-                "cannot add the host firewall rule for {} (run as root with iptables, or add it \
-                 yourself and set HOST_FIREWALL=external): {e}",
+                "cannot add the host firewall rules for {} (run as root with iptables beside \
+                 Docker, or add them yourself and set HOST_FIREWALL=external): {e}",
                 self.pool
             )
-        })
+        };
+        if iptables("-L", &[EGRESS_CHAIN.to_owned(), "-n".to_owned()])
+            .await
+            .is_err()
+        {
+            iptables("-N", &[EGRESS_CHAIN.to_owned()])
+                .await
+                .map_err(explain)?;
+        }
+        for rule in self.rules() {
+            if iptables("-C", &rule).await.is_err() {
+                iptables("-I", &rule).await.map_err(explain)?;
+            }
+        }
+        Ok(())
     }
 }
 

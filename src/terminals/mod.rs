@@ -18,7 +18,7 @@ use futures_util::Stream;
 use tokio::io::AsyncWrite;
 
 pub use docker::DockerTerminals;
-pub use firewall::HostFirewall;
+pub use firewall::{HostFirewall, EGRESS_CHAIN};
 pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
 pub use tickets::{Grant, Tickets, TICKET_LIFETIME};
 
@@ -113,6 +113,19 @@ pub trait TerminalRuntime: Send + Sync {
 
     /// Whether terminals can be made (the image is present); the reason when not.
     async fn ready(&self) -> Result<(), String>;
+
+    /// Starts the terminal again if it stopped (a `docker stop`, an engine restart with the
+    /// container stopped): what was found. A terminal that cannot start is an error.
+    async fn revive(&self, cluster: &ClusterName) -> Result<Revival, TerminalError>;
+}
+
+/// What [`TerminalRuntime::revive`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revival {
+    Running,
+    /// It had stopped and runs again (a new shell: the old one died with it).
+    Restarted,
+    Gone,
 }
 
 /// A session's terminal as the place where tasks put and look for the learner's files.

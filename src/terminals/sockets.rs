@@ -75,20 +75,26 @@ impl TerminalSockets {
         self.open.lock().expect("sockets lock")
     }
 
-    pub fn register(&self, user_id: &str, session_id: &str) -> SocketGuard {
+    /// Registers a socket of the session, unless it has `limit` open already (checked and
+    /// counted at once, so parallel opens cannot pass it together).
+    pub fn register(&self, user_id: &str, session_id: &str, limit: usize) -> Option<SocketGuard> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (close, closed) = watch::channel(None);
-        self.lock().push(Entry {
+        let mut open = self.lock();
+        if open.iter().filter(|e| e.session_id == session_id).count() >= limit {
+            return None;
+        }
+        open.push(Entry {
             id,
             user_id: user_id.to_owned(),
             session_id: session_id.to_owned(),
             close,
         });
-        SocketGuard {
+        Some(SocketGuard {
             id,
             sockets: self.clone(),
             closed,
-        }
+        })
     }
 
     fn close_where(&self, reason: CloseReason, matches: impl Fn(&Entry) -> bool) -> usize {
@@ -118,8 +124,8 @@ mod tests {
     #[test]
     fn closing_reaches_only_the_chosen_sockets_and_a_dropped_socket_leaves() {
         let sockets = TerminalSockets::default();
-        let ada = sockets.register("ada", "s1");
-        let bob = sockets.register("bob", "s2");
+        let ada = sockets.register("ada", "s1", 3).unwrap();
+        let bob = sockets.register("bob", "s2", 3).unwrap();
         assert_eq!(sockets.close_user("ada", CloseReason::SignedOut), 1);
         assert_eq!(*ada.closed.borrow(), Some(CloseReason::SignedOut));
         assert_eq!(*bob.closed.borrow(), None);
@@ -132,5 +138,19 @@ mod tests {
             "a dropped socket has left"
         );
         assert_eq!(sockets.close_user("bob", CloseReason::SignedOut), 1);
+    }
+
+    #[test]
+    fn a_session_holds_at_most_its_limit_and_a_closed_socket_frees_a_place() {
+        let sockets = TerminalSockets::default();
+        let first = sockets.register("ada", "s1", 2).unwrap();
+        let _second = sockets.register("ada", "s1", 2).unwrap();
+        assert!(sockets.register("ada", "s1", 2).is_none());
+        assert!(
+            sockets.register("bob", "s2", 2).is_some(),
+            "other sessions are apart"
+        );
+        drop(first);
+        assert!(sockets.register("ada", "s1", 2).is_some());
     }
 }

@@ -351,13 +351,24 @@ fn the_unit_file_verifies_with_systemd() {
     assert!(verified.status.success() && complaints.is_empty(), "{complaints}");
     assert_eq!(unit_setting("Restart"), "always");
     assert!(unit_step("cleanup-orphans").ends_with("/app/scripts/cleanup-orphans.sh"));
-    // The host keeps session networks away from itself; the step is idempotent (run twice).
-    let firewall = unit_step("iptables");
+    // The host keeps session networks in, for the pool the operator's .env names; the step is
+    // idempotent (run twice). A pool of this test's own: its rules are taken out afterwards.
+    let firewall = unit_step("host-firewall.sh");
+    assert_eq!(
+        firewall,
+        "/bin/sh /opt/ckad-platform/deploy/host-firewall.sh /opt/ckad-platform/.env"
+    );
+    let env = dir.path().join(".env");
+    std::fs::write(
+        &env,
+        "DOMAIN=ckad.example.com\nSESSION_SUBNET_POOL=10.217.0.0/16\n",
+    )
+    .unwrap();
     for _ in 0..2 {
         let added = output(
             Command::new("sh")
-                .arg("-c")
-                .arg(firewall.trim_start_matches("/bin/sh -c ").trim_matches('\'')),
+                .arg(format!("{REPO}/deploy/host-firewall.sh"))
+                .arg(&env),
         );
         assert!(
             added.status.success(),
@@ -365,21 +376,31 @@ fn the_unit_file_verifies_with_systemd() {
             String::from_utf8_lossy(&added.stderr)
         );
     }
-    let pool = ckad_platform::clusters::SubnetPool::default().to_string();
-    let rule = [
-        "-C",
-        "INPUT",
-        "-s",
-        &pool,
-        "-m",
-        "conntrack",
-        "!",
-        "--ctstate",
-        "ESTABLISHED,RELATED",
-        "-j",
-        "DROP",
+    let new_only = "-m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP";
+    let pool = "10.217.0.0/16";
+    let rules = [
+        format!("INPUT -s {pool} {new_only}"),
+        format!("CKAD-EGRESS -s {pool} ! -d {pool} {new_only}"),
     ];
-    assert!(output(Command::new("iptables").args(rule)).status.success());
+    let iptables = |action: &str, rule: &str| {
+        output(Command::new("iptables").arg(action).args(rule.split(' ')))
+            .status
+            .success()
+    };
+    assert!(iptables("-C", "DOCKER-USER -j CKAD-EGRESS"));
+    for rule in &rules {
+        assert!(iptables("-C", rule), "{rule}");
+        assert!(iptables("-D", rule), "once only: {rule}");
+        assert!(!iptables("-C", rule), "{rule}");
+    }
+    // A pool that is not a network is refused, not passed to iptables.
+    std::fs::write(&env, "SESSION_SUBNET_POOL=10.0.0.0/8;reboot\n").unwrap();
+    let refused = output(
+        Command::new("sh")
+            .arg(format!("{REPO}/deploy/host-firewall.sh"))
+            .arg(&env),
+    );
+    assert!(!refused.status.success());
 }
 
 #[test]

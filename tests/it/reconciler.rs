@@ -3,6 +3,9 @@
 
 use crate::common::{self, Process};
 
+use common::{Platform, Terminals, ORIGIN};
+use reqwest::StatusCode;
+
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -13,7 +16,7 @@ use ckad_platform::{
     clusters::{self, ClusterName, ClusterSpec},
     docker::DockerEngine,
     domain::{PortRanges, SessionStatus},
-    reconciler::{reconcile, Moment, Report},
+    reconciler::{self, reconcile, Moment, Report},
     store::{NewSession, Store},
     terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
 };
@@ -127,7 +130,6 @@ async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
     provider.delete(&kept).await.unwrap();
 }
 
-/// The platform under test, killed if the test fails before stopping it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,4 +207,186 @@ async fn a_create_killed_half_way_is_cleaned_up_when_the_platform_starts() {
         .unwrap();
     let status = platform.0.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// The name of the session's terminal container, and its cluster's.
+async fn terminal_of(session: &serde_json::Value) -> (String, String) {
+    let term = common::containers_labelled(&format!("ckad.session={}", session["id"].as_str().unwrap()))
+        .await
+        .remove(0)
+        .trim_start_matches('/')
+        .to_owned();
+    let cluster = term.trim_start_matches("term-").to_owned();
+    (term, cluster)
+}
+
+async fn running(container: &str) -> bool {
+    common::docker()
+        .await
+        .inspect_container(container, None)
+        .await
+        .is_ok_and(|c| c.state.and_then(|s| s.running) == Some(true))
+}
+
+async fn stop(container: &str) {
+    let options = bollard::query_parameters::StopContainerOptions {
+        t: Some(0),
+        ..Default::default()
+    };
+    common::docker()
+        .await
+        .stop_container(container, Some(options))
+        .await
+        .unwrap();
+}
+
+async fn remove_by_force(container: &str) {
+    let options = bollard::query_parameters::RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    common::docker()
+        .await
+        .remove_container(container, Some(options))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stopped_terminal_comes_back_by_itself_and_its_socket_never_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("stopped@example.com").await;
+    let session = platform.start_session(&token).await;
+    let (term, _) = terminal_of(&session).await;
+
+    // Stopped under the learner's feet: the next socket starts it again and gets a shell.
+    stop(&term).await;
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, ORIGIN)
+        .await
+        .expect("a socket to a stopped terminal opens");
+    shell.type_line("echo \"[back-$((40+2))]\"").await;
+    shell.read_until("[back-42]").await;
+    shell.socket.close(None).await.unwrap();
+
+    // Stopped with nobody connected: the reconciler starts it again within one look.
+    stop(&term).await;
+    common::eventually(
+        "the terminal running again",
+        reconciler::LIVENESS_EVERY + Duration::from_secs(5),
+        || running(&term),
+    )
+    .await;
+    let (_, now) = platform.get("/api/session/status", &token).await;
+    assert_eq!(now["status"], "started");
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    platform.shut_down().await;
+}
+
+/// The next event on a user's stream (`GET /api/session/events`) of type `kind`.
+async fn next_event(events: &mut reqwest::Response, buffer: &mut String, kind: &str) -> serde_json::Value {
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
+                let event: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+                if event["type"] == kind {
+                    return event;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(40), events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} event in time"))
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// A platform of its own (each holds one port set, so one session) with a started session; its
+/// database, the learner's token and the session.
+async fn platform_with_session(
+    email: &str,
+) -> (Platform, Store, String, serde_json::Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let store = store(dir.path()).await;
+    let token = platform.learner(email).await;
+    let session = platform.start_session(&token).await;
+    (platform, store, token, session, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_whose_cluster_or_terminal_is_gone_fails_within_30_s_and_says_why() {
+    let (
+        (ada_platform, ada_store, ada, ada_session, _ada_dir),
+        (bob_platform, bob_store, bob, bob_session, _bob_dir),
+    ) = tokio::join!(
+        platform_with_session("lost-cluster@example.com"),
+        platform_with_session("lost-terminal@example.com")
+    );
+    let (_, ada_cluster) = terminal_of(&ada_session).await;
+    let (bob_term, _) = terminal_of(&bob_session).await;
+    let mut events = ada_platform
+        .client
+        .get(format!("{}/api/session/events", ada_platform.base))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    let mut shell = ada_platform
+        .connect(&ada_platform.ticket(&ada).await, ORIGIN)
+        .await
+        .unwrap();
+
+    // Ada's cluster and Bob's terminal are removed behind the platform's back.
+    let cluster = format!("com.docker.compose.project=kwok-{ada_cluster}");
+    let containers = common::containers_labelled(&cluster).await;
+    assert!(!containers.is_empty());
+    for container in containers {
+        remove_by_force(container.trim_start_matches('/')).await;
+    }
+    remove_by_force(&bob_term).await;
+    let lost = Instant::now();
+
+    // Ada's page is told why and her socket closes.
+    let mut buffer = String::new();
+    let ended = next_event(&mut events, &mut buffer, "ended").await;
+    assert_eq!(ended["status"], "failed");
+    let message = ended["message"].as_str().unwrap();
+    assert!(message.contains("its cluster was removed"), "{message}");
+    let (goodbye, _) = shell.closing().await;
+    assert_eq!(goodbye.unwrap()["type"], "session_ended");
+    // Both sessions fail in time, with the reason kept, and what was left of them goes.
+    for (store, session, reason) in [
+        (&ada_store, &ada_session, "reconciler: its cluster was removed"),
+        (&bob_store, &bob_session, "reconciler: its terminal was removed"),
+    ] {
+        let id = session["id"].as_str().unwrap();
+        common::eventually("the session failed", Duration::from_secs(30), || async {
+            store.session_by_id(id).await.unwrap().unwrap().status == SessionStatus::Failed
+        })
+        .await;
+        assert!(lost.elapsed() < Duration::from_secs(30), "{:?}", lost.elapsed());
+        let failed = store.session_by_id(id).await.unwrap().unwrap();
+        assert!(failed.notes.starts_with(reason), "{}", failed.notes);
+        // What was left of it goes after (the record first, so the learner hears at once).
+        common::eventually("its terminal removed", Duration::from_secs(60), || async {
+            common::containers_labelled(&format!("ckad.session={id}"))
+                .await
+                .is_empty()
+        })
+        .await;
+    }
+    assert_eq!(
+        bob_platform.get("/api/session/status", &bob).await.0,
+        StatusCode::NOT_FOUND
+    );
+    ada_platform.shut_down().await;
+    bob_platform.shut_down().await;
 }

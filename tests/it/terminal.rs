@@ -56,8 +56,14 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Self {
+        Self::with_pool(Default::default())
+    }
+
+    /// Sessions whose networks are cut from `pool`.
+    fn with_pool(pool: ckad_platform::clusters::SubnetPool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+        let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+        settings.clusters.subnet_pool = pool;
         let engine = DockerEngine::new(&settings.docker_host);
         Self {
             provider: clusters::provider(&settings.clusters, engine.clone()).unwrap(),
@@ -461,4 +467,324 @@ async fn a_learner_cannot_fill_the_hosts_disk_through_the_terminals_log() {
         .sum();
     assert!(bytes < 64 * 1024, "{bytes} bytes in {}", folder.display());
     sandbox.remove(&cluster).await;
+}
+
+/// How many resizes the platform has passed on to the engine (its `/metrics`).
+async fn resizes_applied(platform: &Platform) -> u64 {
+    let metrics = platform
+        .client
+        .get(format!("{}/metrics", platform.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ckad_terminal_resizes_total "))
+        .expect("the resize count is exported")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A socket to the terminal whose client reads through a 4 KiB receive buffer (and, here, never
+/// reads).
+async fn connect_reading_slowly(
+    platform: &Platform,
+    ticket: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = platform.socket_url(ticket).into_client_request().unwrap();
+    request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = platform.base.trim_start_matches("http://").parse().unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    tokio_tungstenite::client_async(request, stream).await.unwrap().0
+}
+
+/// Reads until the server ends the socket (a close frame, an error or the end), skipping output.
+async fn ended_by_server(shell: &mut common::Shell) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, shell.socket.next())
+            .await
+            .expect("the server ended the socket")
+        {
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_bounds_messages_sockets_resizes_and_clients_that_stop_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("limits@example.com").await;
+    platform.start_session(&token).await;
+    let open = || async { platform.connect(&platform.ticket(&token).await, ORIGIN).await };
+
+    // Three sockets a session; a fourth is refused until one of them closes.
+    let mut pasting = open().await.unwrap();
+    let mut resizing = open().await.unwrap();
+    let mut third = open().await.unwrap();
+    assert_eq!(open().await.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    third.socket.close(None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut third = loop {
+        match open().await {
+            Ok(shell) => break shell,
+            Err(StatusCode::TOO_MANY_REQUESTS) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(status) => panic!("the closed socket's place was not freed: {status}"),
+        }
+    };
+
+    // A paste of 64 KiB in one message passes; one byte more ends that socket only.
+    pasting
+        .type_line("stty -echo; echo \"[cat-$((1+1))]\"; cat > /dev/null; stty echo")
+        .await;
+    pasting.read_until("[cat-2]").await;
+    let paste = format!("{}\n", "x".repeat(63)).repeat(1024);
+    assert_eq!(paste.len(), 64 * 1024);
+    pasting
+        .socket
+        .send(Message::binary(paste.into_bytes()))
+        .await
+        .unwrap();
+    pasting
+        .socket
+        .send(Message::binary(b"\x04".to_vec()))
+        .await
+        .unwrap();
+    pasting.type_line("echo \"[pasted-$((1+1))]\"").await;
+    pasting.read_until("[pasted-2]").await;
+    let _ = pasting
+        .socket
+        .send(Message::binary(vec![b'x'; 64 * 1024 + 1]))
+        .await;
+    ended_by_server(&mut pasting).await;
+
+    // A burst of resizes is applied a few times at most, and the last size wins.
+    let before = resizes_applied(&platform).await;
+    for i in 0..300u16 {
+        let (cols, rows) = if i == 299 {
+            (77, 33)
+        } else {
+            (60 + i % 100, 20 + i % 30)
+        };
+        resizing
+            .control(json!({ "type": "resize", "cols": cols, "rows": rows }))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    resizing.type_line("stty size").await;
+    resizing.read_until("33 77").await;
+    let applied = resizes_applied(&platform).await - before;
+    assert!((1..=30).contains(&applied), "{applied} resizes applied for 300");
+
+    // A client that stops reading while the shell prints (but keeps talking, so it is not
+    // silent) is dropped once the server cannot hand it bytes any more: its sends then fail.
+    third.socket.close(None).await.unwrap();
+    let mut stalled = connect_reading_slowly(&platform, &platform.ticket(&token).await).await;
+    resizing.type_line("yes \"$(printf '%0100d' 0)\"").await;
+    resizing.read_until("0000000000").await;
+    resizing.socket.close(None).await.unwrap();
+    let began = Instant::now();
+    let limit = ckad_platform::routes::terminal::SEND_LIMIT + Duration::from_secs(90);
+    let ping = Message::text(json!({ "type": "ping" }).to_string());
+    while stalled.send(ping.clone()).await.is_ok() {
+        assert!(
+            began.elapsed() < limit,
+            "the client that stopped reading was kept"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(stalled);
+    let (mut raw, _) = tokio_tungstenite::connect_async({
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = platform
+            .socket_url(&platform.ticket(&token).await)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+        request
+    })
+    .await
+    .unwrap();
+    raw.send(Message::binary(b"\x03".to_vec())).await.unwrap();
+    raw.close(None).await.unwrap();
+    // The shell is still there for the next socket.
+    let mut shell = open().await.unwrap();
+    shell.type_line("echo \"[after-$((1+1))]\"").await;
+    shell.read_until("[after-2]").await;
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    platform.shut_down().await;
+}
+
+/// "The outside world" for one test: a network namespace of its own behind a veth pair, at an
+/// address outside every session pool, with a listener; removed (with its process) on drop.
+struct Outside {
+    namespace: String,
+    address: String,
+    listener: std::process::Child,
+}
+
+impl Outside {
+    fn new() -> Self {
+        let tag = std::process::id() % 200 + 20;
+        let namespace = format!("ckad-out-{tag}");
+        let (host_end, far_end) = (format!("ckout{tag}h"), format!("ckout{tag}n"));
+        let (host_address, address) = (format!("198.18.{tag}.1"), format!("198.18.{tag}.2"));
+        let ip = |args: &str| {
+            let status = std::process::Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip {args}");
+        };
+        ip(&format!("netns add {namespace}"));
+        ip(&format!("link add {host_end} type veth peer name {far_end}"));
+        ip(&format!("link set {far_end} netns {namespace}"));
+        ip(&format!("addr add {host_address}/30 dev {host_end}"));
+        ip(&format!("link set {host_end} up"));
+        ip(&format!("-n {namespace} addr add {address}/30 dev {far_end}"));
+        ip(&format!("-n {namespace} link set {far_end} up"));
+        ip(&format!("-n {namespace} route add default via {host_address}"));
+        let listener = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &namespace,
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                &address,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Python takes a while to start on a busy machine: wait until it listens.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let target: std::net::SocketAddr = format!("{address}:8080").parse().unwrap();
+        while std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the outside listener never started"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self {
+            namespace,
+            address,
+            listener,
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.listener.kill();
+        let _ = self.listener.wait();
+        // Deleting the namespace deletes its veth end, and with it the host's.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.namespace])
+            .status();
+    }
+}
+
+/// The host rules of `pool` (the platform's, see terminals::firewall), taken out again by the test.
+fn pool_rules(pool: &str) -> [Vec<String>; 2] {
+    let new_only = "-m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP";
+    [
+        format!("INPUT -s {pool} {new_only}"),
+        format!(
+            "{} -s {pool} ! -d {pool} {new_only}",
+            ckad_platform::terminals::EGRESS_CHAIN
+        ),
+    ]
+    .map(|rule| rule.split(' ').map(str::to_owned).collect())
+}
+
+fn iptables(action: &str, rule: &[String]) -> bool {
+    std::process::Command::new("iptables")
+        .args(["-w", "5", action])
+        .args(rule)
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test]
+async fn a_terminal_reaches_nothing_beyond_its_session_and_resolves_no_outside_name() {
+    // A pool of this test's own, so that the rules it makes touch nothing else on the host.
+    let pool = "10.216.0.0/16";
+    for rule in pool_rules(pool) {
+        while iptables("-D", &rule) {}
+    }
+    let outside = Outside::new();
+    let sandbox = Sandbox::with_pool(pool.parse().unwrap());
+    let mine = sandbox.session().await;
+    let docker = common::docker().await;
+    let term = format!("term-{}", mine.name);
+    let reach_outside = format!("curl -s --max-time 3 http://{}:8080/", outside.address);
+
+    // Without the rules the outside answers (so the namespace is a real outside world)...
+    let (code, out) = sh(&docker, &term, &reach_outside).await;
+    assert_eq!(code, 0, "the outside is reachable before the rules: {out}");
+    // ...and with them, put in place as the platform does at start-up, it does not.
+    let firewall = ckad_platform::terminals::HostFirewall::new(pool.parse().unwrap());
+    firewall.ensure().await.unwrap();
+    firewall.ensure().await.unwrap();
+    assert!(firewall.is_in_place().await);
+    let (code, out) = sh(&docker, &term, &reach_outside).await;
+    assert!([7, 28].contains(&code), "the outside answered ({code}): {out}");
+    // The metadata address is never sent to; it is outside the pool, where the rule drops all.
+    let metadata: std::net::Ipv4Addr = "169.254.169.254".parse().unwrap();
+    let net: ipnet::Ipv4Net = pool.parse().unwrap();
+    assert!(!net.contains(&metadata));
+    assert!(iptables("-C", &pool_rules(pool)[1]));
+
+    // Its own API still answers, by name.
+    let own_api = format!(
+        "curl -sk --max-time 3 https://kwok-{}-kube-apiserver:6443/healthz",
+        mine.name
+    );
+    assert_eq!(sh(&docker, &term, &own_api).await, (0, "ok".into()));
+
+    // Names outside the session do not resolve, and no query leaves the machine: Docker's DNS
+    // forwards only to loopback, where nothing answers.
+    let inspected = docker.inspect_container(&term, None).await.unwrap();
+    assert_eq!(
+        inspected.host_config.unwrap().dns,
+        Some(vec!["127.0.0.1".to_owned()]),
+        "checked before any lookup, so that none can leave the machine"
+    );
+    let (_, resolv) = sh(&docker, &term, "cat /etc/resolv.conf").await;
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    let (code, out) = sh(&docker, &term, "getent hosts example.com").await;
+    assert_eq!(code, 2, "an outside name resolved: {out}");
+    let (code, out) = sh(
+        &docker,
+        &term,
+        &format!("getent hosts kwok-{}-kube-apiserver", mine.name),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+
+    sandbox.remove(&mine).await;
+    for rule in pool_rules(pool) {
+        assert!(iptables("-D", &rule), "the test's rule was there to take out");
+    }
+    drop(outside);
 }
