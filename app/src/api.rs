@@ -607,6 +607,27 @@ mod tests {
     }
 
     #[test]
+    fn plans_read_as_prices_and_durations() {
+        let plan = |price_cents, currency: &str, hours| PlanView {
+            id: "p".into(),
+            name: "P".into(),
+            price_cents,
+            currency: currency.into(),
+            hours,
+        };
+        let read = |p: PlanView| (p.price_text(), p.duration_text());
+        assert_eq!(read(plan(499, "usd", 38)), ("$4.99".into(), "38 hours".into()));
+        assert_eq!(read(plan(1999, "usd", 168)), ("$19.99".into(), "1 week".into()));
+        assert_eq!(read(plan(2999, "usd", 336)), ("$29.99".into(), "2 weeks".into()));
+        assert_eq!(
+            read(plan(0, "usd", 0)),
+            ("$0.00".into(), "Mock exams only".into())
+        );
+        assert_eq!(read(plan(1005, "eur", 48)), ("10.05 EUR".into(), "2 days".into()));
+        assert!(plan(0, "usd", 0).is_free());
+    }
+
+    #[test]
     fn a_status_has_one_name_everywhere() {
         for status in [
             SessionStatus::Provisioning,

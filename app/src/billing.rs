@@ -114,8 +114,11 @@ pub fn PricingPage() -> impl IntoView {
     }
 }
 
-/// Where Stripe sends the browser after paying: waits (polling once a second) for the webhook to
-/// have made the pass, then shows it with Activate.
+/// How long the success page waits for the webhook, in seconds (one look a second).
+const WAIT_FOR_WEBHOOK: u32 = 120;
+
+/// Where Stripe sends the browser after paying: waits (looking once a second) for the webhook to
+/// have made the pass, then shows it and the way to the dashboard, where it is activated.
 #[component]
 pub fn PaymentSuccessPage() -> impl IntoView {
     let query = use_query_map();
@@ -124,7 +127,9 @@ pub fn PaymentSuccessPage() -> impl IntoView {
     let pass = Resource::new(move || (checkout(), tick.get()), |(id, _)| checkout_pass(id));
     Effect::new(move |_| {
         if let Some(Ok(None)) = pass.get() {
-            set_timeout(move || tick.update(|t| *t += 1), Duration::from_secs(1));
+            if tick.get_untracked() < WAIT_FOR_WEBHOOK {
+                set_timeout(move || tick.update(|t| *t += 1), Duration::from_secs(1));
+            }
         }
     });
     view! {
@@ -133,6 +138,12 @@ pub fn PaymentSuccessPage() -> impl IntoView {
             <Transition fallback=|| view! { <p>"Checking your payment…"</p> }>
                 {move || pass.get().map(|found| match found {
                     Err(e) => view! { <p class="form-error" role="alert">{error_text(&e)}</p> }.into_any(),
+                    Ok(None) if tick.get_untracked() >= WAIT_FOR_WEBHOOK => view! {
+                        <p class="hint" role="status">
+                            "The payment is not confirmed yet. Your pass will be on your "
+                            <A href="/dashboard">"dashboard"</A>" as soon as it is."
+                        </p>
+                    }.into_any(),
                     Ok(None) => view! {
                         <p class="hint" role="status">"Waiting for the payment to be confirmed…"</p>
                     }.into_any(),
