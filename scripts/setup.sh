@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need, idempotently, then gives the environment the
 # other scripts build with (PATH, CARGO_TARGET_DIR, LITE_BIN_DIR, CKAD_PYTHON, CKAD_OIDC_CLASSPATH,
-# CKAD_CACHE):
+# CKAD_CACHE, STRIPE_MOCK_BIN):
 #   source scripts/setup.sh     installs, then exports them into the calling shell
 #   scripts/setup.sh            installs, then prints them as `export` lines
 # Sourced by scripts/run.sh and scripts/test.sh. Installing runs in a child bash in strict mode,
@@ -50,8 +50,9 @@ _setup_main() {
 
   # The `lite` cluster binaries (Kubernetes, etcd, kwok, kind) from source, and their images.
   command -v go >/dev/null || { _say "Go is needed to build the lite cluster binaries"; return 1; }
-  local lite_bin_dir
+  local lite_bin_dir stripe_mock
   lite_bin_dir=$(CKAD_CACHE=$cache "$root/scripts/build-lite.sh")
+  stripe_mock=$(_setup_stripe_mock "$cache")
   # The offline node image of `kind` clusters, from the same Kubernetes build.
   CKAD_CACHE=$cache "$root/scripts/build-kind-node.sh" >/dev/null
   # The learners' terminal image, from Debian packages and the kubectl/helm just built.
@@ -61,7 +62,7 @@ _setup_main() {
   local path="$cache/tools/cargo-leptos-$cargo_leptos_version/bin:$cache/tools/wasm-bindgen-cli-$wasm_bindgen_version/bin:$root/node_modules/.bin:$PATH"
   printf 'export %s=%q\n' PATH "$path" CARGO_TARGET_DIR "${CARGO_TARGET_DIR:-$cache/target}" \
     LITE_BIN_DIR "$lite_bin_dir" CKAD_PYTHON "$python" CKAD_OIDC_CLASSPATH "$oidc_classpath" \
-    CKAD_CACHE "$cache" >&3
+    CKAD_CACHE "$cache" STRIPE_MOCK_BIN "$stripe_mock" >&3
 }
 
 _say() { printf 'setup: %s\n' "$*" >&2; }
@@ -190,6 +191,20 @@ _setup_oidc_provider() {
     mv "$file.partial" "$file"
   fi
   cat "$file"
+}
+
+# Stripe's own API double (stripe-mock) for the payment tests, built once per version from the Go
+# module proxy; prints its path.
+_setup_stripe_mock() {
+  local cache=$1 version=v0.203.0 dir
+  dir="$cache/tools/stripe-mock-$version"
+  if [ ! -x "$dir/bin/stripe-mock" ]; then
+    _say "building stripe-mock $version (once; cached in $dir)"
+    rm -rf "$dir.partial"
+    GOBIN="$dir.partial/bin" CGO_ENABLED=0 go install "github.com/stripe/stripe-mock@$version" >&2
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
+  fi
+  echo "$dir/bin/stripe-mock"
 }
 
 # xterm.js is served from the site's own assets, never from a CDN.

@@ -62,6 +62,13 @@ export RATE_LIMIT_AUTH_PER_MINUTE=60
 export ADMIN_EMAILS=admin@example.com # the administrator tests/browser/admin.test.mjs signs in as
 "$CKAD_PYTHON" tests/support/smtp_sink.py "$smtp_port" "$MAILBOX" >/dev/null &
 smtp_pid=$!
+# Payments against Stripe's API double on loopback; tests/browser/billing.test.mjs signs its
+# webhooks with the same secret.
+stripe_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$STRIPE_MOCK_BIN" -http-addr "127.0.0.1:$stripe_port" -https-addr 127.0.0.1:0 >/dev/null 2>&1 &
+stripe_pid=$!
+export STRIPE_API_BASE="http://127.0.0.1:$stripe_port" STRIPE_SECRET_KEY=sk_test_browsertests
+STRIPE_WEBHOOK_SECRET="whsec_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"; export STRIPE_WEBHOOK_SECRET
 # The browser tests' sessions end with them (their clusters and terminals would live on for an
 # hour): every session is marked ended, then the orphan clean-up removes what they owned.
 end_browser_sessions() {
@@ -69,7 +76,7 @@ end_browser_sessions() {
   sqlite3 "$logs/browser/ckad.db" "UPDATE sessions SET status = 'ended' WHERE status IN ('provisioning', 'started')"
   scripts/cleanup-orphans.sh >/dev/null
 }
-trap 'kill $smtp_pid 2>/dev/null; end_browser_sessions; rm -rf "$logs"' EXIT
+trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; rm -rf "$logs"' EXIT
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"

@@ -7,6 +7,7 @@ use leptos::config::LeptosOptions;
 
 use crate::{
     auth::GoogleSettings,
+    billing::{settings::load_pass_types, BillingSettings, StripeSettings},
     clusters::{KindConfig, SubnetPool},
     domain::{PortRanges, Secret},
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
@@ -91,6 +92,7 @@ pub struct Settings {
     pub admin_emails: Vec<String>,
     pub auth: AuthSettings,
     pub http: HttpSettings,
+    pub billing: BillingSettings,
 }
 
 /// A comma-separated list of email addresses, compared in lower case.
@@ -240,6 +242,7 @@ impl Settings {
                 auth_per_minute: var("RATE_LIMIT_AUTH_PER_MINUTE", 10)?,
                 api_per_minute: var("RATE_LIMIT_API_PER_MINUTE", 100)?,
             },
+            billing: billing()?,
         })
     }
 }
@@ -297,6 +300,29 @@ fn google(public_origin: &str) -> Result<Option<GoogleSettings>, ConfigError> {
         issuer: var("GOOGLE_ISSUER", "https://accounts.google.com".to_owned())?,
         redirect_url: format!("{public_origin}/api/auth/google/callback"),
     }))
+}
+
+/// Payments (Stripe) and the plans; see [`StripeSettings::from_values`].
+fn billing() -> Result<BillingSettings, ConfigError> {
+    let stripe = StripeSettings::from_values(
+        var("STRIPE_SECRET_KEY", Optional::<Secret>(None))?.0,
+        var("STRIPE_WEBHOOK_SECRET", Optional::<Secret>(None))?.0,
+        var("STRIPE_API_BASE", "https://api.stripe.com".to_owned())?,
+    )
+    .map_err(|(name, reason)| ConfigError::Invalid {
+        name,
+        value: "<redacted>".into(),
+        reason,
+    })?;
+    let pass_types = match var("PASS_TYPES_FILE", Optional::<AbsolutePath>(None))?.0 {
+        Some(path) => Some(load_pass_types(&path.0).map_err(|reason| ConfigError::Invalid {
+            name: "PASS_TYPES_FILE",
+            value: path.0.display().to_string(),
+            reason,
+        })?),
+        None => None,
+    };
+    Ok(BillingSettings { stripe, pass_types })
 }
 
 fn jwt_secret() -> Result<Secret, ConfigError> {

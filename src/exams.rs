@@ -2,7 +2,7 @@
 //! is no Check and no extension; when it ends (stopped or timed out) every task is graded before
 //! the cluster goes, with partial credit by weight, and the result keeps every check's outcome.
 //! Who may take an exam is the [`ExamAccess`] hook's answer: free exams are open to all, others
-//! need an access pass (payments will grant those later).
+//! need an active access pass (`crate::billing` answers).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use app::api::CheckResult;
 
 use crate::{
     domain::{ExamResult, GradedTask},
-    store::{Store, StoreError},
+    store::StoreError,
     tasks::{Target, TaskCatalog},
 };
 
@@ -125,23 +125,10 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, sessio
     }
 }
 
-/// Whether a user may take an exam: the hook payments will plug into.
+/// Whether a user may take an exam (`crate::billing::Billing` answers).
 #[async_trait::async_trait]
 pub trait ExamAccess: Send + Sync {
     async fn may_take(&self, user_id: &str, exam: &Exam) -> Result<bool, StoreError>;
-}
-
-/// Free exams for all; the others for holders of an unexpired access pass.
-pub struct AccessPasses(pub Store);
-
-#[async_trait::async_trait]
-impl ExamAccess for AccessPasses {
-    async fn may_take(&self, user_id: &str, exam: &Exam) -> Result<bool, StoreError> {
-        match exam.access {
-            Access::Free => Ok(true),
-            Access::Pass => self.0.has_access_pass(user_id, &exam.id).await,
-        }
-    }
 }
 
 #[cfg(test)]

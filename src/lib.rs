@@ -2,6 +2,7 @@
 //! and the Leptos site, assembled by [`startup`].
 
 pub mod auth;
+pub mod billing;
 pub mod clusters;
 pub mod configuration;
 pub mod docker;

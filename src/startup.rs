@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use app::ports::{Accounts, ExamPages, Practice};
+use app::ports::{Accounts, BillingPages, ExamPages, Practice};
 use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     middleware,
@@ -47,12 +47,14 @@ pub fn app(state: AppState) -> Router {
     });
     let pages = Arc::new(routes::pages::Pages(state.clone()));
     let exams: Arc<dyn ExamPages> = pages.clone();
-    let practice: Arc<dyn Practice> = pages;
+    let practice: Arc<dyn Practice> = pages.clone();
+    let billing: Arc<dyn BillingPages> = pages;
     let page_context = move || {
         security::page_context();
         provide_context(accounts.clone());
         provide_context(exams.clone());
         provide_context(practice.clone());
+        provide_context(billing.clone());
     };
 
     let (api, _) = routes::api();

@@ -8,10 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{Auth, Google},
+    billing::Billing,
     clusters::{self, ClusterProvider},
     configuration::{EmailProvider, Settings},
     docker::DockerEngine,
-    exams::{AccessPasses, ExamCatalog},
+    exams::ExamCatalog,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
     sessions::{SessionParts, Sessions},
@@ -34,6 +35,8 @@ pub struct AppState {
     pub firewall: HostFirewall,
     pub sessions: Sessions,
     pub auth: Auth,
+    /// Plans, passes, payments and who may take a full exam.
+    pub billing: Billing,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down; long-lived connections watch it.
     pub stopping: CancellationToken,
@@ -53,6 +56,17 @@ impl AppState {
                 .platform_instance()
                 .await
                 .context("reading the platform's instance name")?;
+        }
+        if let Some(types) = &settings.billing.pass_types {
+            store
+                .replace_pass_types(types)
+                .await
+                .context("setting the pass types from PASS_TYPES_FILE")?;
+        }
+        let billing = Billing::new(store.clone(), &settings.billing, &settings.http.public_origin)
+            .context("preparing the client for Stripe")?;
+        if !billing.enabled() {
+            tracing::info!("payments are off: STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are not set");
         }
         let docker = DockerEngine::new(&settings.docker_host);
         let clusters = clusters::provider(&settings.clusters, docker.clone()).with_context(|| {
@@ -91,7 +105,7 @@ impl AppState {
             sockets: sockets.clone(),
             exams: ExamCatalog::load(&settings.tasks_dir.join("exams.yaml"), &tasks)
                 .context("loading the exams")?,
-            access: Arc::new(AccessPasses(store.clone())),
+            access: Arc::new(billing.clone()),
             tasks: Arc::new(tasks),
             settings: settings.sessions.clone(),
             ports: settings.clusters.ports.clone(),
@@ -101,6 +115,7 @@ impl AppState {
         .context("preparing the sessions' directory")?;
         Ok(Self {
             auth,
+            billing,
             terminals,
             sockets,
             tickets: Tickets::default(),

@@ -450,6 +450,130 @@ pub enum TerminalNotice {
     },
 }
 
+/// Where an access pass is in its life: bought or granted (`unused`), `active` from its
+/// activation until it expires (`expired`), or taken back (`revoked`: a refund, a dispute, an
+/// admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum PassStatus {
+    Unused,
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// A plan on the pricing page: a pass type. The free trial (no duration) opens the mock exams
+/// only and is not sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    pub id: String,
+    pub name: String,
+    pub price_cents: u32,
+    /// ISO 4217, lower case (`usd`).
+    pub currency: String,
+    /// How long the pass lasts once activated; 0 for the free trial.
+    pub hours: u32,
+}
+
+impl PlanView {
+    pub fn is_free(&self) -> bool {
+        self.hours == 0
+    }
+
+    /// "$4.99" (other currencies by their code: "4.99 EUR").
+    pub fn price_text(&self) -> String {
+        let amount = format!("{}.{:02}", self.price_cents / 100, self.price_cents % 100);
+        match self.currency.as_str() {
+            "usd" => format!("${amount}"),
+            other => format!("{amount} {}", other.to_uppercase()),
+        }
+    }
+
+    /// "38 hours", "1 week", "2 weeks", "Mock exams only".
+    pub fn duration_text(&self) -> String {
+        match self.hours {
+            0 => "Mock exams only".into(),
+            h if h % 168 == 0 && h / 168 == 1 => "1 week".into(),
+            h if h % 168 == 0 => format!("{} weeks", h / 168),
+            h if h % 24 == 0 && h / 24 == 1 => "1 day".into(),
+            h if h % 24 == 0 => format!("{} days", h / 24),
+            h => format!("{h} hours"),
+        }
+    }
+}
+
+/// `GET /api/v1/billing/plans`: the plans, and whether they can be bought on this site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Plans {
+    /// False when the operator has not set up Stripe: the plans are shown, nothing is sold.
+    pub billing_enabled: bool,
+    pub plans: Vec<PlanView>,
+}
+
+/// `POST /api/v1/billing/checkout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutBody {
+    /// A plan's id.
+    pub plan: String,
+}
+
+/// A Stripe Checkout Session made for the learner: the browser goes to `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutStarted {
+    pub id: String,
+    pub url: String,
+}
+
+/// A pass a learner holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PassView {
+    pub id: String,
+    pub plan: String,
+    pub name: String,
+    pub hours: u32,
+    pub status: PassStatus,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The Stripe Checkout Session that paid for it, if one did.
+    pub checkout_session: Option<String>,
+}
+
+/// `GET /api/v1/access/status`: whether full exams are open to the learner now, by which pass
+/// and until when (`server_time` to count down from the server's clock; the count is cosmetic,
+/// the server checks on every start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccessStatus {
+    pub full_access: bool,
+    pub active: Option<PassView>,
+    /// Passes bought or granted and not yet activated.
+    pub unused: Vec<PassView>,
+    pub server_time: DateTime<Utc>,
+}
+
+impl AccessStatus {
+    /// Milliseconds the active pass has left when the server answered.
+    pub fn millis_left(&self) -> Option<i64> {
+        let expires = self.active.as_ref()?.expires_at?;
+        Some((expires - self.server_time).num_milliseconds().max(0))
+    }
+}
+
+/// `POST /api/v1/access/grant` (admins): a pass of `plan` for the user with `email`, unused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GrantBody {
+    pub email: String,
+    pub plan: String,
+}
+
+/// What the webhook answers Stripe: received, and whether it had been processed before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    pub duplicate: bool,
+}
+
 /// An error as a client sees it: a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -484,6 +608,27 @@ mod tests {
         );
         assert!(serde_json::from_str::<SessionEvent>(r#"{"type":"other"}"#).is_err());
         assert!(<SessionEvent as strum::VariantNames>::VARIANTS.contains(&"warning"));
+    }
+
+    #[test]
+    fn plans_read_as_prices_and_durations() {
+        let plan = |price_cents, currency: &str, hours| PlanView {
+            id: "p".into(),
+            name: "P".into(),
+            price_cents,
+            currency: currency.into(),
+            hours,
+        };
+        let read = |p: PlanView| (p.price_text(), p.duration_text());
+        assert_eq!(read(plan(499, "usd", 38)), ("$4.99".into(), "38 hours".into()));
+        assert_eq!(read(plan(1999, "usd", 168)), ("$19.99".into(), "1 week".into()));
+        assert_eq!(read(plan(2999, "usd", 336)), ("$29.99".into(), "2 weeks".into()));
+        assert_eq!(
+            read(plan(0, "usd", 0)),
+            ("$0.00".into(), "Mock exams only".into())
+        );
+        assert_eq!(read(plan(1005, "eur", 48)), ("10.05 EUR".into(), "2 days".into()));
+        assert!(plan(0, "usd", 0).is_free());
     }
 
     #[test]

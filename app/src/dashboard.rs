@@ -50,6 +50,7 @@ pub fn DashboardPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <crate::billing::AccessCard/>
             <h2>"Past sessions"</h2>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {

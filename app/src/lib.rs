@@ -4,6 +4,7 @@
 pub mod account;
 mod admin;
 pub mod api;
+pub mod billing;
 mod dashboard;
 pub mod exams;
 mod home;
@@ -53,6 +54,7 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">"CKAD Practice"</a>
                 <a class="nav-link" href="/exams">"Mock exams"</a>
+                <a class="nav-link" href="/pricing">"Pricing"</a>
                 <nav class="user-menu">
                     <account::UserMenu/>
                 </nav>
@@ -68,6 +70,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("admin") view=admin::AdminPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("exams") view=exams::ExamsPage/>
                     <Route path=(StaticSegment("exams"), StaticSegment("results"), ParamSegment("session")) view=exams::ExamResultPage/>
+                    <Route path=StaticSegment("pricing") view=billing::PricingPage/>
+                    <Route path=(StaticSegment("payment"), StaticSegment("success")) view=billing::PaymentSuccessPage/>
                 </Routes>
             </main>
             <toast::ToastRegion/>

@@ -6,7 +6,8 @@
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::api::{
-    AdminOverview, CheckReport, ExamSummary, GradedExam, SessionView, TaskDetail, TaskSummary, UserView,
+    AccessStatus, AdminOverview, CheckReport, CheckoutStarted, ExamSummary, GradedExam, PassView, Plans,
+    SessionView, TaskDetail, TaskSummary, UserView,
 };
 
 /// Why a request was turned down: the HTTP status, and a sentence for the person.
@@ -59,4 +60,20 @@ pub trait ExamPages: Send + Sync {
     async fn results(&self, headers: &HeaderMap) -> Result<Vec<GradedExam>, Refusal>;
     /// One graded exam with every task's reference solution.
     async fn result(&self, headers: &HeaderMap, session_id: &str) -> Result<GradedExam, Refusal>;
+}
+
+#[async_trait::async_trait]
+pub trait BillingPages: Send + Sync {
+    /// The plans, and whether payments are on (no sign-in needed).
+    async fn plans(&self) -> Result<Plans, Refusal>;
+    async fn access_status(&self, headers: &HeaderMap) -> Result<AccessStatus, Refusal>;
+    async fn activate_pass(&self, headers: &HeaderMap, pass_id: &str) -> Result<PassView, Refusal>;
+    /// A Stripe Checkout Session for the plan; the page sends the browser to its URL.
+    async fn start_checkout(&self, headers: &HeaderMap, plan: &str) -> Result<CheckoutStarted, Refusal>;
+    /// The user's pass bought by that Checkout Session, once its webhook has arrived.
+    async fn checkout_pass(
+        &self,
+        headers: &HeaderMap,
+        checkout_session: &str,
+    ) -> Result<Option<PassView>, Refusal>;
 }

@@ -4,12 +4,14 @@
 //! the wire type of `app::api` itself.
 
 mod email;
+mod passes;
 mod ports;
 mod secret;
 mod session;
 
 pub use app::api::{ExamResult, GradedTask, SessionStatus};
 pub use email::{Email, InvalidEmail};
+pub use passes::{NewPass, Pass, PassSource, PassType};
 pub use ports::{PortRanges, PortSet};
 pub use secret::Secret;
 pub use session::Session;

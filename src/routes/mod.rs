@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 mod cookies;
 mod error;
 pub mod extract;
@@ -34,6 +35,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/tasks", session::tasks_router())
         .nest("/api/exams", session::exams_router())
         .nest("/api/v1/sessions", admin::router())
+        .nest("/api/v1/access", billing::access_router())
+        .nest("/api/v1/billing", billing::billing_router())
         .nest("/api/terminal", terminal::router())
         .merge(terminal::socket())
         .routes(routes!(openapi))

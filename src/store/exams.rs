@@ -1,4 +1,4 @@
-//! `exam_results` and `access_passes`.
+//! `exam_results`.
 
 use chrono::Utc;
 
@@ -80,36 +80,5 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(ExamResult::try_from).collect()
-    }
-
-    /// Lets the user take `exam_id` (until `expires_at`, if given).
-    pub async fn grant_access_pass(
-        &self,
-        user_id: &str,
-        exam_id: &str,
-        expires_at: Option<chrono::DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO access_passes (user_id, exam_id, granted_at, expires_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (user_id, exam_id) DO UPDATE SET granted_at = excluded.granted_at,
-                 expires_at = excluded.expires_at",
-        )
-        .bind(user_id)
-        .bind(exam_id)
-        .bind(Utc::now())
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn has_access_pass(&self, user_id: &str, exam_id: &str) -> Result<bool, StoreError> {
-        let expiry: Option<Option<chrono::DateTime<Utc>>> =
-            sqlx::query_scalar("SELECT expires_at FROM access_passes WHERE user_id = ? AND exam_id = ?")
-                .bind(user_id)
-                .bind(exam_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(matches!(expiry, Some(None)) || matches!(expiry, Some(Some(t)) if t > Utc::now()))
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod exams;
+mod passes;
 mod ports;
 mod sessions;
 mod users;
@@ -20,6 +21,7 @@ use sqlx::{
 };
 
 pub use accounts::{OAuthFlow, PendingCode, Rotation};
+pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use ports::bound_on_host;
 pub use sessions::NewSession;
 pub use users::User;

@@ -94,6 +94,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             auth_per_minute: 1000,
             api_per_minute: 1000,
         },
+        billing: Default::default(),
     }
 }
 

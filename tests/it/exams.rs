@@ -10,7 +10,6 @@ use std::time::Duration;
 use ckad_platform::{
     clusters::Kubeconfig,
     docker::DockerEngine,
-    store::Store,
     tasks::{SolutionRunner, Target, TaskCatalog},
     terminals::{DockerTerminals, TerminalFiles, TerminalRuntime},
 };
@@ -173,13 +172,19 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
         "not someone else's"
     );
 
-    // An access pass opens the full exam.
-    let store = Store::open(&settings.database_url).await.unwrap();
-    let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
-    store
-        .grant_access_pass(&ada.id, full["id"].as_str().unwrap(), None)
-        .await
-        .unwrap();
+    // An access pass, granted by an admin and activated, opens the full exam.
+    let admin = platform.learner("admin@example.com").await;
+    let (code, pass) = platform
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/access/grant",
+            &admin,
+            Some(serde_json::json!({"email": "ada@example.com", "plan": "pass-1w"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{pass}");
+    let activate = format!("/api/v1/access/activate/{}", pass["id"].as_str().unwrap());
+    assert_eq!(platform.post(&activate, &token).await.0, StatusCode::OK);
     let (_, exams) = platform.get("/api/exams", &token).await;
     let full = the_exam(&exams, "access", "pass");
     assert_eq!(full["allowed"], true);

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod auth;
+mod billing;
 mod clusters;
 mod deploy;
 mod exams;

@@ -1,0 +1,267 @@
+//! `pass_types`, `access_passes` and `stripe_events`.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::domain::{NewPass, Pass, PassSource, PassType};
+
+const PASS_COLUMNS: &str = "p.id, p.user_id, p.pass_type_id, t.name, p.duration_hours, p.status, p.source, \
+     p.checkout_session_id, p.payment_intent_id, p.created_at, p.activated_at, p.expires_at";
+
+/// What processing a Stripe event does to the passes, recorded in the transaction that records
+/// the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassChange {
+    Nothing,
+    Create(NewPass),
+    /// Revokes the unused passes the payment bought.
+    RevokeUnused {
+        payment_intent: String,
+        reason: String,
+    },
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Recorded before: nothing done again.
+    Duplicate,
+    /// Recorded now; this many passes were made or revoked.
+    Applied(u64),
+}
+
+/// Why an activation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationRefused {
+    /// No unused pass of the user's with that id.
+    NotFound,
+    /// Another pass is active until then.
+    OtherActive(DateTime<Utc>),
+}
+
+impl Store {
+    /// Every pass type, in the pricing page's order; `offered` only, unless `all`.
+    pub async fn pass_types(&self) -> Result<Vec<PassType>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, price_cents, currency, duration_hours FROM pass_types
+             WHERE offered = 1 ORDER BY position, price_cents",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn pass_type(&self, id: &str) -> Result<Option<PassType>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, price_cents, currency, duration_hours FROM pass_types WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Makes `types` the offered ones, in this order; the others stay for the passes that name
+    /// them but are no longer offered.
+    pub async fn replace_pass_types(&self, types: &[PassType]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE pass_types SET offered = 0")
+            .execute(&mut *tx)
+            .await?;
+        for (position, t) in types.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO pass_types (id, name, price_cents, currency, duration_hours, offered, position)
+                 VALUES (?, ?, ?, ?, ?, 1, ?)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, price_cents = excluded.price_cents,
+                     currency = excluded.currency, duration_hours = excluded.duration_hours,
+                     offered = 1, position = excluded.position",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(t.price_cents)
+            .bind(&t.currency)
+            .bind(t.duration_hours)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user's passes, newest first.
+    pub async fn passes_of(&self, user_id: &str) -> Result<Vec<Pass>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PASS_COLUMNS} FROM access_passes p JOIN pass_types t ON t.id = p.pass_type_id
+             WHERE p.user_id = ? ORDER BY p.created_at DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn pass_by_id(&self, id: &str) -> Result<Option<Pass>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PASS_COLUMNS} FROM access_passes p JOIN pass_types t ON t.id = p.pass_type_id
+             WHERE p.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Makes a pass (an admin's grant).
+    pub async fn insert_pass(&self, new: &NewPass) -> Result<Pass, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_pass(&mut tx, new).await?;
+        tx.commit().await?;
+        self.pass_by_id(&id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a pass just made is missing".into()))
+    }
+
+    /// Starts the clock of the user's unused pass `id` at `now`, unless another pass is active
+    /// (one that has expired is marked so first, in the same transaction).
+    pub async fn activate_pass(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Pass, ActivationRefused>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let active: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, expires_at FROM access_passes WHERE user_id = ? AND status = 'active'",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match active {
+            Some((_, end)) if end > now => return Ok(Err(ActivationRefused::OtherActive(end))),
+            // Expired: the unique index allows one `active` row, so it is marked `expired`.
+            Some((old, _)) => {
+                sqlx::query("UPDATE access_passes SET status = 'expired' WHERE id = ?")
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        let hours: Option<u32> = sqlx::query_scalar(
+            "SELECT duration_hours FROM access_passes WHERE id = ? AND user_id = ? AND status = 'unused'",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(hours) = hours else {
+            return Ok(Err(ActivationRefused::NotFound));
+        };
+        sqlx::query(
+            "UPDATE access_passes SET status = 'active', activated_at = ?, expires_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now + chrono::Duration::hours(hours.into()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(self.pass_by_id(id).await?.ok_or(ActivationRefused::NotFound))
+    }
+
+    /// The user's pass that is active at `now`.
+    pub async fn active_pass(&self, user_id: &str, now: DateTime<Utc>) -> Result<Option<Pass>, StoreError> {
+        let active: Option<Pass> = sqlx::query_as(&format!(
+            "SELECT {PASS_COLUMNS} FROM access_passes p JOIN pass_types t ON t.id = p.pass_type_id
+             WHERE p.user_id = ? AND p.status = 'active'"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(active.filter(|p| p.expires_at.is_some_and(|end| end > now)))
+    }
+
+    /// Takes a pass back (an admin); false if it was revoked already or there is none.
+    pub async fn revoke_pass(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_passes SET status = 'revoked', revoked_at = ?, revoked_reason = ?
+             WHERE id = ? AND status != 'revoked'",
+        )
+        .bind(Utc::now())
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the Stripe event `id` and makes its change in the same transaction; an event
+    /// recorded before changes nothing.
+    pub async fn record_stripe_event(
+        &self,
+        id: &str,
+        kind: &str,
+        change: &PassChange,
+    ) -> Result<EventOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO stripe_events (id, type, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        if recorded.rows_affected() == 0 {
+            return Ok(EventOutcome::Duplicate);
+        }
+        let changed = match change {
+            PassChange::Nothing => 0,
+            PassChange::Create(new) => {
+                insert_pass(&mut tx, new).await?;
+                1
+            }
+            PassChange::RevokeUnused {
+                payment_intent,
+                reason,
+            } => sqlx::query(
+                "UPDATE access_passes SET status = 'revoked', revoked_at = ?, revoked_reason = ?
+                 WHERE payment_intent_id = ? AND status = 'unused'",
+            )
+            .bind(Utc::now())
+            .bind(reason)
+            .bind(payment_intent)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        tx.commit().await?;
+        Ok(EventOutcome::Applied(changed))
+    }
+}
+
+async fn insert_pass(tx: &mut sqlx::SqliteConnection, new: &NewPass) -> Result<String, StoreError> {
+    let id = Uuid::new_v4().to_string();
+    let (source, checkout, payment) = match &new.source {
+        PassSource::Stripe {
+            checkout_session,
+            payment_intent,
+        } => ("stripe", Some(checkout_session), payment_intent.as_ref()),
+        PassSource::Admin => ("admin", None, None),
+    };
+    sqlx::query(
+        "INSERT INTO access_passes (id, user_id, pass_type_id, duration_hours, status, source,
+             checkout_session_id, payment_intent_id, created_at)
+         VALUES (?, ?, ?, ?, 'unused', ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&new.user_id)
+    .bind(&new.pass_type.id)
+    .bind(new.pass_type.duration_hours)
+    .bind(source)
+    .bind(checkout)
+    .bind(payment)
+    .bind(Utc::now())
+    .execute(&mut *tx)
+    .await
+    .map_err(super::conflict("a pass for this checkout"))?;
+    Ok(id)
+}
