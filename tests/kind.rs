@@ -292,3 +292,84 @@ async fn a_missing_node_image_is_named_by_ready() {
         "{reason}"
     );
 }
+
+/// The last line a pod has logged.
+async fn last_line(pods: &Api<Pod>, name: &str) -> String {
+    let logs = pods.logs(name, &LogParams::default()).await.unwrap_or_default();
+    logs.lines().last().unwrap_or_default().to_owned()
+}
+
+/// NetworkPolicy is enforced: before a policy both pods reach the server; once a policy lets in
+/// only `role=client`, the client still does and the other pod no longer does.
+#[tokio::test]
+async fn a_network_policy_keeps_out_the_pods_it_does_not_allow() {
+    let state = tempfile::tempdir().unwrap();
+    let provider = kind(state.path(), None);
+    let spec = spec();
+    let cluster = provider.create(&spec).await.unwrap();
+    let client = cluster.admin_kubeconfig.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+    let server = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "server", "labels": { "app": "server" } },
+        "spec": { "containers": [{ "name": "nginx", "image": "nginx:1.27" }] }
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &server).await.unwrap();
+    wait_running(&pods, "server").await;
+    let address = pods.get("server").await.unwrap().status.unwrap().pod_ip.unwrap();
+    // Each caller tries the server once a second and logs the outcome.
+    for (name, labels) in [
+        ("caller", serde_json::json!({ "role": "client" })),
+        ("stranger", serde_json::json!({})),
+    ] {
+        let caller = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "labels": labels },
+            "spec": { "containers": [{
+                "name": "curl",
+                "image": "nginx:1.27",
+                "command": ["sh", "-c", format!(
+                    "while true; do curl -s -m 2 -o /dev/null http://{address}/ && echo open || echo closed; sleep 1; done"
+                )]
+            }] }
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &caller).await.unwrap();
+    }
+    for name in ["caller", "stranger"] {
+        wait_running(&pods, name).await;
+        eventually(
+            &format!("{name} reaches the server"),
+            Duration::from_secs(30),
+            || async { last_line(&pods, name).await == "open" },
+        )
+        .await;
+    }
+
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client, "default");
+    let policy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "clients-only" },
+        "spec": {
+            "podSelector": { "matchLabels": { "app": "server" } },
+            "policyTypes": ["Ingress"],
+            "ingress": [{ "from": [{ "podSelector": { "matchLabels": { "role": "client" } } }] }]
+        }
+    }))
+    .unwrap();
+    policies.create(&PostParams::default(), &policy).await.unwrap();
+    eventually("the stranger is kept out", Duration::from_secs(30), || async {
+        last_line(&pods, "stranger").await == "closed"
+    })
+    .await;
+    // And stays out, while the client still gets in.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stranger = pods.logs("stranger", &LogParams::default()).await.unwrap();
+    let tail: Vec<&str> = stranger.lines().rev().take(2).collect();
+    assert_eq!(tail, ["closed", "closed"], "{stranger}");
+    let caller = pods.logs("caller", &LogParams::default()).await.unwrap();
+    let tail: Vec<&str> = caller.lines().rev().take(3).collect();
+    assert_eq!(tail, ["open", "open", "open"], "{caller}");
+
+    provider.delete(&spec.name).await.unwrap();
+    assert_gone(state.path(), &spec).await;
+}

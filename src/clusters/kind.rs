@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(
             default_node_image(),
             format!(
-                "ckad-kind/node:{}-r2",
+                "ckad-kind/node:{}-r3",
                 super::super::LiteVersions::pinned().kubernetes
             )
         );
