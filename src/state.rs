@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{Auth, Google},
-    clusters::{self, ClusterProvider},
+    clusters::{self, ClusterProvider, ProviderKind},
     configuration::{EmailProvider, Settings},
     docker::DockerEngine,
     exams::{AccessPasses, ExamCatalog},
@@ -61,6 +61,13 @@ impl AppState {
                 settings.clusters.state_dir.display()
             )
         })?;
+        if settings.clusters.provider == ProviderKind::Kind {
+            if let Some(reason) =
+                clusters::kind_refusal(settings.clusters.kind.containment.as_ref(), &docker).await
+            {
+                anyhow::bail!("CLUSTER_PROVIDER=kind refused: {reason}");
+            }
+        }
         let mailer: Arc<dyn Mailer> = match &settings.auth.email {
             EmailProvider::Outbox => Arc::new(DevOutbox),
             EmailProvider::Smtp(smtp) => Arc::new(Smtp::new(smtp).context("configuring SMTP")?),

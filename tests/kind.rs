@@ -1,16 +1,19 @@
 //! Real `kind` clusters on the local Docker engine, from the offline node image that
 //! scripts/build-kind-node.sh builds (scripts/setup.sh runs it): pods run, and their logs and
 //! exec work through kube-rs; the images tasks name work with no registry; deleting leaves
-//! nothing; a failed create rolls back; two clusters cannot reach each other.
+//! nothing; a failed create rolls back; two clusters cannot reach each other; NetworkPolicy is
+//! enforced; `kind` is refused until the operator says what contains its privileged nodes.
 
 mod common;
 
-use common::{eventually, spec};
+use common::{eventually, spec, Platform};
 
 use std::time::Duration;
 
 use ckad_platform::{
-    clusters::{ClusterName, ClusterProvider, ClusterSpec, KindConfig, KindProvider, Kubeconfig},
+    clusters::{
+        ClusterName, ClusterProvider, ClusterSpec, KindConfig, KindProvider, Kubeconfig, NodeContainment,
+    },
     docker::DockerEngine,
     store::bound_on_host,
 };
@@ -22,6 +25,7 @@ fn kind(state: &std::path::Path, node_image: Option<&str>) -> KindProvider {
     let config = KindConfig {
         binary: Some(common::lite_bin_dir().join("kind")),
         node_image: node_image.map(str::to_owned),
+        ..Default::default()
     };
     let docker = DockerEngine::new("unix:///var/run/docker.sock");
     KindProvider::new(docker, config, state, &common::instance(state)).unwrap()
@@ -372,4 +376,122 @@ async fn a_network_policy_keeps_out_the_pods_it_does_not_allow() {
 
     provider.delete(&spec.name).await.unwrap();
     assert_gone(state.path(), &spec).await;
+}
+
+/// A platform of this process whose sessions get `kind` clusters.
+fn kind_settings(dir: &std::path::Path) -> ckad_platform::configuration::Settings {
+    let mut settings = common::settings(dir, "unix:///var/run/docker.sock");
+    settings.clusters.provider = ckad_platform::configuration::ProviderKind::Kind;
+    settings.clusters.kind = KindConfig {
+        binary: Some(common::lite_bin_dir().join("kind")),
+        node_image: None,
+        containment: Some(NodeContainment::TrustedLearners),
+    };
+    settings
+}
+
+/// The engine's runtimes and its default one, as `docker info` says.
+async fn engine_runtimes() -> (Vec<String>, String) {
+    let info = common::docker().await.info().await.unwrap();
+    let runtimes = info.runtimes.unwrap().into_keys().collect();
+    (runtimes, info.default_runtime.unwrap())
+}
+
+/// Privileged nodes are refused until the operator says what contains them: trusted learners,
+/// or a sandboxing runtime that the engine has and runs containers with by default. `/readyz`
+/// says which is in force.
+#[tokio::test]
+async fn kind_is_refused_until_the_operator_says_what_contains_its_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (runtimes, default) = engine_runtimes().await;
+    let refused = |containment: Option<NodeContainment>| {
+        let mut settings = kind_settings(dir.path());
+        settings.clusters.kind.containment = containment;
+        async move {
+            match ckad_platform::AppState::build(settings).await {
+                Ok(_) => panic!("accepted"),
+                Err(e) => format!("{e:#}"),
+            }
+        }
+    };
+
+    let reason = refused(None).await;
+    assert!(
+        reason.starts_with("CLUSTER_PROVIDER=kind refused: kind nodes are privileged"),
+        "{reason}"
+    );
+    assert!(reason.contains("KIND_TRUSTED_LEARNERS=true"), "{reason}");
+    assert!(reason.contains("KIND_NODE_RUNTIME"), "{reason}");
+    let reason = refused(Some(NodeContainment::Runtime("no-such-sandbox".into()))).await;
+    assert!(
+        reason.contains("KIND_NODE_RUNTIME=no-such-sandbox: the engine has no such runtime"),
+        "{reason}"
+    );
+    let other = runtimes.iter().find(|r| **r != default).unwrap();
+    let reason = refused(Some(NodeContainment::Runtime(other.clone()))).await;
+    assert!(
+        reason.contains(&format!(
+            "KIND_NODE_RUNTIME={other}: the engine's default runtime is {default}"
+        )),
+        "{reason}"
+    );
+
+    for (containment, said) in [
+        (
+            NodeContainment::Runtime(default.clone()),
+            format!("nodes under the engine's runtime {default} (KIND_NODE_RUNTIME)"),
+        ),
+        (
+            NodeContainment::TrustedLearners,
+            "privileged nodes, learners trusted by the operator (KIND_TRUSTED_LEARNERS)".into(),
+        ),
+    ] {
+        let mut settings = kind_settings(dir.path());
+        settings.clusters.kind.containment = Some(containment);
+        let platform = Platform::start(settings).await;
+        let readiness: serde_json::Value = platform
+            .client
+            .get(format!("{}/readyz", platform.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let check = readiness["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "kind")
+            .unwrap();
+        assert_eq!(check["detail"], said, "{readiness}");
+        platform.shut_down().await;
+    }
+}
+
+/// The binary as an operator starts it: `CLUSTER_PROVIDER=kind` and nothing said about the
+/// learners ends the process at once with the reason.
+#[tokio::test]
+async fn the_binary_refuses_kind_without_an_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", common::free_port()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/ckad.db", dir.path().display()),
+        )
+        .env("STATE_DIR", dir.path().join("state"))
+        .env("CLUSTER_PROVIDER", "kind")
+        .env_remove("KIND_TRUSTED_LEARNERS")
+        .env_remove("KIND_NODE_RUNTIME")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CLUSTER_PROVIDER=kind refused: kind nodes are privileged"),
+        "{stderr}"
+    );
 }

@@ -36,6 +36,78 @@ pub struct KindConfig {
     pub binary: Option<PathBuf>,
     /// A node image to use instead of [`default_node_image`] (e.g. kind's official one).
     pub node_image: Option<String>,
+    /// What holds a learner's pods in; without it the platform refuses `kind`.
+    pub containment: Option<NodeContainment>,
+}
+
+/// A node is a privileged container: a learner's privileged pod on it can reach the host. The
+/// operator says which of two answers holds, and the platform refuses `kind` until one does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeContainment {
+    /// `KIND_TRUSTED_LEARNERS=true`: the learners are trusted with the host.
+    TrustedLearners,
+    /// `KIND_NODE_RUNTIME=<name>`: nodes run under this sandboxing runtime of the engine. It
+    /// must be the engine's default runtime: kind has no way to ask for another.
+    Runtime(String),
+}
+
+impl NodeContainment {
+    /// From `KIND_TRUSTED_LEARNERS` and `KIND_NODE_RUNTIME`; a runtime, being the stronger
+    /// promise, wins when both are set.
+    pub fn from_settings(trusted_learners: bool, runtime: Option<String>) -> Option<Self> {
+        match runtime {
+            Some(name) => Some(Self::Runtime(name)),
+            None if trusted_learners => Some(Self::TrustedLearners),
+            None => None,
+        }
+    }
+
+    /// What `/readyz` says is in force.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::TrustedLearners => {
+                "privileged nodes, learners trusted by the operator (KIND_TRUSTED_LEARNERS)".into()
+            }
+            Self::Runtime(name) => format!("nodes under the engine's runtime {name} (KIND_NODE_RUNTIME)"),
+        }
+    }
+}
+
+/// Why the platform will not run `kind` clusters with `containment`, if it will not: none was
+/// chosen, or the runtime named is not the engine's default one.
+pub async fn refusal(containment: Option<&NodeContainment>, docker: &DockerEngine) -> Option<String> {
+    let name = match containment {
+        None => {
+            return Some(
+                "kind nodes are privileged containers, from which a learner's pod can reach the \
+                 host: set KIND_TRUSTED_LEARNERS=true if every learner is trusted with it, or \
+                 KIND_NODE_RUNTIME to the sandboxing runtime the engine runs containers with"
+                    .into(),
+            )
+        }
+        Some(NodeContainment::TrustedLearners) => return None,
+        Some(NodeContainment::Runtime(name)) => name,
+    };
+    let info = match async { docker.client().await?.info().await }.await {
+        Ok(info) => info,
+        Err(e) => return Some(format!("KIND_NODE_RUNTIME={name}: Docker engine: {e}")),
+    };
+    let known = info.runtimes.unwrap_or_default();
+    let default = info.default_runtime.unwrap_or_default();
+    if !known.contains_key(name) {
+        let mut names: Vec<_> = known.into_keys().collect();
+        names.sort();
+        return Some(format!(
+            "KIND_NODE_RUNTIME={name}: the engine has no such runtime (it has {})",
+            names.join(", ")
+        ));
+    }
+    (default != *name).then(|| {
+        format!(
+            "KIND_NODE_RUNTIME={name}: the engine's default runtime is {default}, and kind \
+             cannot ask for another; make {name} the engine's default-runtime"
+        )
+    })
 }
 
 /// The node image scripts/build-kind-node.sh builds for the versions this server was built with.
@@ -323,6 +395,10 @@ impl ClusterProvider for KindProvider {
         };
         let client = Kubeconfig::from_yaml(yaml)?.client().await?;
         Ok(probe_health(&client).await)
+    }
+
+    fn containment(&self) -> Option<String> {
+        self.config.containment.as_ref().map(NodeContainment::describe)
     }
 
     async fn ready(&self) -> Result<(), String> {
