@@ -7,6 +7,7 @@
 //! config carries what the node then needs (see [`HostQuirks`]).
 
 use std::{
+    collections::{HashMap, HashSet},
     ffi::OsStr,
     path::{Path, PathBuf},
     time::Duration,
@@ -29,6 +30,8 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 /// For the `default` ServiceAccount and CoreDNS after the node is Ready.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const NETWORK_PREFIX: &str = "kind-";
+/// The label kind puts on a cluster's node containers.
+const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 
 #[derive(Debug, Clone, Default)]
 pub struct KindConfig {
@@ -262,6 +265,38 @@ impl KindProvider {
         self.config.node_image.clone().unwrap_or_else(default_node_image)
     }
 
+    /// Clusters with a node container whose network is gone. A `kind create` killed with the
+    /// platform leaves its `docker run` going; the node it makes may appear only after the
+    /// reconciler deleted the half-made cluster and its network, and then it can never start.
+    /// Such a node is nobody's, whichever platform made it: networks come before nodes.
+    async fn stranded_nodes(&self) -> Result<Vec<ClusterName>, ClusterError> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
+        let docker = self.docker.client().await?;
+        let filters = HashMap::from([("label".to_owned(), vec![KIND_CLUSTER_LABEL.to_owned()])]);
+        let nodes = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        let networks: HashSet<String> = docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect();
+        Ok(nodes
+            .into_iter()
+            .filter_map(|node| {
+                let name = ClusterName::parse(node.labels?.get(KIND_CLUSTER_LABEL)?).ok()?;
+                let network = format!("{NETWORK_PREFIX}{name}");
+                let on_ours = node.host_config?.network_mode.as_deref() == Some(network.as_str());
+                (on_ours && !networks.contains(&network)).then_some(name)
+            })
+            .collect())
+    }
+
     fn file(&self, name: &ClusterName, suffix: &str) -> PathBuf {
         self.dir.join(format!("{name}{suffix}"))
     }
@@ -374,6 +409,7 @@ impl ClusterProvider for KindProvider {
         // Our networks (made before `kind create`) and our files; `kind get clusters` would also
         // name clusters that are not ours.
         let mut names = self.networks.clusters().await?;
+        names.extend(self.stranded_nodes().await?);
         let mut files = tokio::fs::read_dir(&self.dir).await?;
         while let Some(entry) = files.next_entry().await? {
             let file = entry.file_name().to_string_lossy().into_owned();
