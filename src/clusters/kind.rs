@@ -27,6 +27,9 @@ const CREATE_LIMIT: Duration = Duration::from_secs(300);
 /// The seed's validation: nodes listed within 30 s.
 const VALIDATE_LIMIT: Duration = Duration::from_secs(30);
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+/// Removing a node and its `/var` volume (a copy of the preloaded images) took over two minutes
+/// at load average ~40 on 2 cores; an ending may wait, a half-removed cluster helps nobody.
+const DELETE_LIMIT: Duration = Duration::from_secs(300);
 /// For the `default` ServiceAccount and CoreDNS after the node is Ready.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const NETWORK_PREFIX: &str = "kind-";
@@ -392,7 +395,7 @@ impl ClusterProvider for KindProvider {
                 &kubeconfig_arg,
             ],
             &[],
-            COMMAND_LIMIT,
+            DELETE_LIMIT,
         )
         .await?;
         self.networks.remove(&format!("{NETWORK_PREFIX}{name}")).await?;
