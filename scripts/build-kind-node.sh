@@ -10,7 +10,9 @@
 #   images          preloaded in containerd's k8s.io namespace under exactly the names kubeadm
 #                   asks for: the control plane, kube-proxy, etcd, CoreDNS, pause (built from the
 #                   kubernetes module's pause.c), and local-path-provisioner for PVCs
-#   pod network     a static bridge conflist (docker/kind-node/), no pods needed
+#   pod network     a static bridge conflist (docker/kind-node/), no pods needed; NetworkPolicy
+#                   enforced by kube-router's policy controller alone (iptables and ipset; the
+#                   nftables queueing kube-network-policies needs is missing from some kernels)
 #   workloads       working stand-ins, from Debian, for the images tasks name (busybox, nginx,
 #                   httpd, redis, postgres: docker/kind-node/workloads/), preloaded likewise and
 #                   served by a read-only registry on the node's loopback that containerd mirrors
@@ -74,6 +76,14 @@ userland_proxy() {
   mmdebstrap --variant=essential --include=iptables,conntrack,nftables,kmod \
     "$suite" "$out/proxy-userland.part.tar" "${mirrors[@]}"
   mv "$out/proxy-userland.part.tar" "$out/proxy-userland.tar"
+}
+
+# kube-router's policy controller runs iptables, iptables-restore and ipset.
+userland_firewall() {
+  [ -s "$out/firewall-userland.tar" ] && return 0
+  mmdebstrap --variant=essential --include=iptables,ipset,kmod \
+    "$suite" "$out/firewall-userland.part.tar" "${mirrors[@]}"
+  mv "$out/firewall-userland.part.tar" "$out/firewall-userland.tar"
 }
 
 # Debian's busybox with the C library it links (the static one cannot resolve names): the
@@ -162,6 +172,13 @@ local_path_provisioner() {
   GOBIN="$out/bin" go install -ldflags "-s -w" "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER"
 }
 
+kube_router() {
+  [ -x "$out/bin/kube-router-$KUBE_ROUTER" ] && return 0
+  GOBIN="$work/kube-router" go install -ldflags "-s -w" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER"
+  mv "$work/kube-router/kube-router" "$out/bin/kube-router-$KUBE_ROUTER"
+}
+
 pause() {
   [ -x "$out/bin/pause" ] && return 0
   local src
@@ -196,7 +213,7 @@ component_images() {
   [ -s "$out/images-r$KIND_NODE_REVISION.tar" ] && return 0
   local r="$work/images" path='ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
   mkdir -p "$r/control-plane/usr/local/bin" "$r/etcd/usr/local/bin" "$r/proxy" "$r/coredns" \
-    "$r/pause" "$r/lpp/usr/local/bin" "$r/busybox"
+    "$r/pause" "$r/lpp/usr/local/bin" "$r/busybox" "$r/kube-router"
   cp "$lite_bin"/{kube-apiserver,kube-controller-manager,kube-scheduler} "$r/control-plane/usr/local/bin/"
   cp "$out/bin/etcd" "$r/etcd/usr/local/bin/"
   tar -C "$r/proxy" -xf "$out/proxy-userland.tar"
@@ -204,6 +221,8 @@ component_images() {
   cp "$out/bin/coredns" "$r/coredns/coredns"
   cp "$out/bin/pause" "$r/pause/pause"
   cp "$out/bin/local-path-provisioner" "$r/lpp/usr/local/bin/"
+  tar -C "$r/kube-router" -xf "$out/firewall-userland.tar"
+  cp "$out/bin/kube-router-$KUBE_ROUTER" "$r/kube-router/usr/local/bin/kube-router"
 
   local k8s=ckad-kind-stage/registry.k8s.io c
   image "$k8s/kube-apiserver:$KUBERNETES" "$r/control-plane" "$path"
@@ -215,6 +234,8 @@ component_images() {
   image "$k8s/coredns/coredns:$COREDNS" "$r/coredns" 'ENTRYPOINT ["/coredns"]'
   image "$k8s/pause:$PAUSE" "$r/pause" 'ENTRYPOINT ["/pause"]'
   image "ckad-kind-stage/ckad.local/local-path-provisioner:$LOCAL_PATH_PROVISIONER" "$r/lpp" "$path"
+  image "ckad-kind-stage/ckad.local/kube-router:$KUBE_ROUTER" "$r/kube-router" "$path" \
+    'ENTRYPOINT ["/usr/local/bin/kube-router"]'
   workload_images "$r"
 
   local tags=() final stage
@@ -227,7 +248,8 @@ component_images() {
 # Every image the node holds: `final-name staged-name` lines.
 node_images() {
   # shellcheck disable=SC2046 # one name per word
-  staged $(images_kubeadm_wants) "ckad.local/local-path-provisioner:$LOCAL_PATH_PROVISIONER" $(workload_names)
+  staged $(images_kubeadm_wants) "ckad.local/local-path-provisioner:$LOCAL_PATH_PROVISIONER" \
+    "ckad.local/kube-router:$KUBE_ROUTER" $(workload_names)
 }
 
 # busybox, nginx, httpd, redis and postgres that behave as the official images do for tasks:
@@ -326,7 +348,7 @@ TOML
   cp "$lite_bin"/{kubelet,kubeadm,kubectl} "$r/usr/bin/"
   printf '%s' "$KUBERNETES" >"$r/kind/version"
   mkdir -p "$r/kind/manifests"
-  cp "$root/docker/kind-node/default-cni.yaml" "$r/kind/manifests/"
+  sed "s/KUBE_ROUTER/$KUBE_ROUTER/" "$root/docker/kind-node/default-cni.yaml" >"$r/kind/manifests/default-cni.yaml"
   sed "s/LOCAL_PATH_PROVISIONER/$LOCAL_PATH_PROVISIONER/" "$root/docker/kind-node/default-storage.yaml" \
     >"$r/kind/manifests/default-storage.yaml"
   tar -C "$r" -c . | docker import --change 'LABEL ckad.platform=kind-node-build' - "$tag-rootfs" >/dev/null
@@ -375,11 +397,13 @@ started=$SECONDS
 stage "node userland (mmdebstrap)" userland_node
 stage "kube-proxy userland (mmdebstrap)" userland_proxy
 stage "busybox (Debian)" userland_busybox
+stage "kube-router userland (mmdebstrap)" userland_firewall
 stage "workloads userland (mmdebstrap)" userland_workloads
 stage "registry (Debian)" userland_registry
 stage "etcd $ETCD_IMAGE" etcd
 stage "CoreDNS $COREDNS" coredns
 stage "local-path-provisioner $LOCAL_PATH_PROVISIONER" local_path_provisioner
+stage "kube-router $KUBE_ROUTER" kube_router
 stage "Kubernetes binaries (build-lite.sh node)" kubernetes
 stage "pause $PAUSE" pause
 stage "component images" component_images

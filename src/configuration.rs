@@ -8,7 +8,7 @@ use leptos::config::LeptosOptions;
 use crate::{
     auth::GoogleSettings,
     billing::{settings::load_pass_types, BillingSettings, StripeSettings},
-    clusters::{KindConfig, SubnetPool},
+    clusters::{KindConfig, NodeContainment, SubnetPool},
     domain::{PortRanges, Secret},
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     sessions::SessionSettings,
@@ -210,6 +210,10 @@ impl Settings {
                 kind: KindConfig {
                     binary: var("KIND_BINARY", Optional::<Program>(None))?.0.map(|p| p.0),
                     node_image: var("KIND_NODE_IMAGE", Optional::<String>(None))?.0,
+                    containment: NodeContainment::from_settings(
+                        var("KIND_TRUSTED_LEARNERS", false)?,
+                        var("KIND_NODE_RUNTIME", Optional::<String>(None))?.0,
+                    ),
                 },
                 ports: PortRanges {
                     api: var("API_PORT_RANGE", PortRange(30000..=39999))?.0,

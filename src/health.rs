@@ -23,6 +23,9 @@ pub struct Check {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What is in force, where the operator chose it (e.g. how `kind` nodes are contained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +65,10 @@ pub async fn readyz(
         probe("terminal", terminals.ready()),
         probe("firewall", firewall_in_place),
     );
+    let provider = Check {
+        detail: clusters.containment(),
+        ..provider
+    };
     let checks = vec![database, engine, provider, terminal, host_firewall];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
@@ -94,5 +101,6 @@ async fn probe(name: &'static str, check: impl std::future::Future<Output = Resu
         name,
         ok: outcome.is_ok(),
         reason: outcome.err(),
+        detail: None,
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{Auth, Google},
     billing::Billing,
-    clusters::{self, ClusterProvider},
+    clusters::{self, ClusterProvider, ProviderKind},
     configuration::{EmailProvider, Settings},
     docker::DockerEngine,
     exams::ExamCatalog,
@@ -75,6 +75,13 @@ impl AppState {
                 settings.clusters.state_dir.display()
             )
         })?;
+        if settings.clusters.provider == ProviderKind::Kind {
+            if let Some(reason) =
+                clusters::kind_refusal(settings.clusters.kind.containment.as_ref(), &docker).await
+            {
+                anyhow::bail!("CLUSTER_PROVIDER=kind refused: {reason}");
+            }
+        }
         let mailer: Arc<dyn Mailer> = match &settings.auth.email {
             EmailProvider::Outbox => Arc::new(DevOutbox),
             EmailProvider::Smtp(smtp) => Arc::new(Smtp::new(smtp).context("configuring SMTP")?),

@@ -7,6 +7,7 @@
 //! config carries what the node then needs (see [`HostQuirks`]).
 
 use std::{
+    collections::{HashMap, HashSet},
     ffi::OsStr,
     path::{Path, PathBuf},
     time::Duration,
@@ -26,9 +27,14 @@ const CREATE_LIMIT: Duration = Duration::from_secs(300);
 /// The seed's validation: nodes listed within 30 s.
 const VALIDATE_LIMIT: Duration = Duration::from_secs(30);
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+/// Removing a node and its `/var` volume (a copy of the preloaded images) took over two minutes
+/// at load average ~40 on 2 cores; an ending may wait, a half-removed cluster helps nobody.
+const DELETE_LIMIT: Duration = Duration::from_secs(300);
 /// For the `default` ServiceAccount and CoreDNS after the node is Ready.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const NETWORK_PREFIX: &str = "kind-";
+/// The label kind puts on a cluster's node containers.
+const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 
 #[derive(Debug, Clone, Default)]
 pub struct KindConfig {
@@ -36,6 +42,78 @@ pub struct KindConfig {
     pub binary: Option<PathBuf>,
     /// A node image to use instead of [`default_node_image`] (e.g. kind's official one).
     pub node_image: Option<String>,
+    /// What holds a learner's pods in; without it the platform refuses `kind`.
+    pub containment: Option<NodeContainment>,
+}
+
+/// A node is a privileged container: a learner's privileged pod on it can reach the host. The
+/// operator says which of two answers holds, and the platform refuses `kind` until one does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeContainment {
+    /// `KIND_TRUSTED_LEARNERS=true`: the learners are trusted with the host.
+    TrustedLearners,
+    /// `KIND_NODE_RUNTIME=<name>`: nodes run under this sandboxing runtime of the engine. It
+    /// must be the engine's default runtime: kind has no way to ask for another.
+    Runtime(String),
+}
+
+impl NodeContainment {
+    /// From `KIND_TRUSTED_LEARNERS` and `KIND_NODE_RUNTIME`; a runtime, being the stronger
+    /// promise, wins when both are set.
+    pub fn from_settings(trusted_learners: bool, runtime: Option<String>) -> Option<Self> {
+        match runtime {
+            Some(name) => Some(Self::Runtime(name)),
+            None if trusted_learners => Some(Self::TrustedLearners),
+            None => None,
+        }
+    }
+
+    /// What `/readyz` says is in force.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::TrustedLearners => {
+                "privileged nodes, learners trusted by the operator (KIND_TRUSTED_LEARNERS)".into()
+            }
+            Self::Runtime(name) => format!("nodes under the engine's runtime {name} (KIND_NODE_RUNTIME)"),
+        }
+    }
+}
+
+/// Why the platform will not run `kind` clusters with `containment`, if it will not: none was
+/// chosen, or the runtime named is not the engine's default one.
+pub async fn refusal(containment: Option<&NodeContainment>, docker: &DockerEngine) -> Option<String> {
+    let name = match containment {
+        None => {
+            return Some(
+                "kind nodes are privileged containers, from which a learner's pod can reach the \
+                 host: set KIND_TRUSTED_LEARNERS=true if every learner is trusted with it, or \
+                 KIND_NODE_RUNTIME to the sandboxing runtime the engine runs containers with"
+                    .into(),
+            )
+        }
+        Some(NodeContainment::TrustedLearners) => return None,
+        Some(NodeContainment::Runtime(name)) => name,
+    };
+    let info = match async { docker.client().await?.info().await }.await {
+        Ok(info) => info,
+        Err(e) => return Some(format!("KIND_NODE_RUNTIME={name}: Docker engine: {e}")),
+    };
+    let known = info.runtimes.unwrap_or_default();
+    let default = info.default_runtime.unwrap_or_default();
+    if !known.contains_key(name) {
+        let mut names: Vec<_> = known.into_keys().collect();
+        names.sort();
+        return Some(format!(
+            "KIND_NODE_RUNTIME={name}: the engine has no such runtime (it has {})",
+            names.join(", ")
+        ));
+    }
+    (default != *name).then(|| {
+        format!(
+            "KIND_NODE_RUNTIME={name}: the engine's default runtime is {default}, and kind \
+             cannot ask for another; make {name} the engine's default-runtime"
+        )
+    })
 }
 
 /// The node image scripts/build-kind-node.sh builds for the versions this server was built with.
@@ -190,6 +268,38 @@ impl KindProvider {
         self.config.node_image.clone().unwrap_or_else(default_node_image)
     }
 
+    /// Clusters with a node container whose network is gone. A `kind create` killed with the
+    /// platform leaves its `docker run` going; the node it makes may appear only after the
+    /// reconciler deleted the half-made cluster and its network, and then it can never start.
+    /// Such a node is nobody's, whichever platform made it: networks come before nodes.
+    async fn stranded_nodes(&self) -> Result<Vec<ClusterName>, ClusterError> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
+        let docker = self.docker.client().await?;
+        let filters = HashMap::from([("label".to_owned(), vec![KIND_CLUSTER_LABEL.to_owned()])]);
+        let nodes = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        let networks: HashSet<String> = docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect();
+        Ok(nodes
+            .into_iter()
+            .filter_map(|node| {
+                let name = ClusterName::parse(node.labels?.get(KIND_CLUSTER_LABEL)?).ok()?;
+                let network = format!("{NETWORK_PREFIX}{name}");
+                let on_ours = node.host_config?.network_mode.as_deref() == Some(network.as_str());
+                (on_ours && !networks.contains(&network)).then_some(name)
+            })
+            .collect())
+    }
+
     fn file(&self, name: &ClusterName, suffix: &str) -> PathBuf {
         self.dir.join(format!("{name}{suffix}"))
     }
@@ -285,7 +395,7 @@ impl ClusterProvider for KindProvider {
                 &kubeconfig_arg,
             ],
             &[],
-            COMMAND_LIMIT,
+            DELETE_LIMIT,
         )
         .await?;
         self.networks.remove(&format!("{NETWORK_PREFIX}{name}")).await?;
@@ -302,6 +412,7 @@ impl ClusterProvider for KindProvider {
         // Our networks (made before `kind create`) and our files; `kind get clusters` would also
         // name clusters that are not ours.
         let mut names = self.networks.clusters().await?;
+        names.extend(self.stranded_nodes().await?);
         let mut files = tokio::fs::read_dir(&self.dir).await?;
         while let Some(entry) = files.next_entry().await? {
             let file = entry.file_name().to_string_lossy().into_owned();
@@ -323,6 +434,10 @@ impl ClusterProvider for KindProvider {
         };
         let client = Kubeconfig::from_yaml(yaml)?.client().await?;
         Ok(probe_health(&client).await)
+    }
+
+    fn containment(&self) -> Option<String> {
+        self.config.containment.as_ref().map(NodeContainment::describe)
     }
 
     async fn ready(&self) -> Result<(), String> {
@@ -452,7 +567,7 @@ mod tests {
         assert_eq!(
             default_node_image(),
             format!(
-                "ckad-kind/node:{}-r2",
+                "ckad-kind/node:{}-r3",
                 super::super::LiteVersions::pinned().kubernetes
             )
         );

@@ -16,7 +16,9 @@ use std::{sync::Arc, time::Duration};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-pub use kind::{default_node_image, HostQuirks, KindConfig, KindProvider};
+pub use kind::{
+    default_node_image, refusal as kind_refusal, HostQuirks, KindConfig, KindProvider, NodeContainment,
+};
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
@@ -110,6 +112,11 @@ pub trait ClusterProvider: Send + Sync {
     /// Whether the provider can create clusters at all (its tools and images are present);
     /// the reason when not. Shown by `/readyz`.
     async fn ready(&self) -> Result<(), String>;
+
+    /// What holds learners' pods in, when the operator had to choose it; shown by `/readyz`.
+    fn containment(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The provider the settings choose.

@@ -504,3 +504,14 @@ impl ckad_platform::tasks::LearnerFiles for NoTerminal {
         Err(format!("{path}: no terminal was started"))
     }
 }
+
+/// A `kind` provider of this test's own instance, from the offline node image unless it names one.
+pub fn kind(state: &Path, node_image: Option<&str>) -> ckad_platform::clusters::KindProvider {
+    let config = ckad_platform::clusters::KindConfig {
+        binary: Some(lite_bin_dir().join("kind")),
+        node_image: node_image.map(str::to_owned),
+        ..Default::default()
+    };
+    let docker = ckad_platform::docker::DockerEngine::new("unix:///var/run/docker.sock");
+    ckad_platform::clusters::KindProvider::new(docker, config, state, &instance(state)).unwrap()
+}

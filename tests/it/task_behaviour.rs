@@ -9,8 +9,7 @@ use crate::common;
 use std::time::Duration;
 
 use ckad_platform::{
-    clusters::{ClusterProvider, KindConfig, KindProvider},
-    docker::DockerEngine,
+    clusters::ClusterProvider,
     tasks::{score, CheckResult, SolutionRunner, Target, Task, TaskCatalog},
 };
 use futures_util::FutureExt as _;
@@ -57,15 +56,6 @@ solution:
 Nothing to do.
 "#;
 
-fn kind(state: &std::path::Path) -> KindProvider {
-    let config = KindConfig {
-        binary: Some(common::lite_bin_dir().join("kind")),
-        node_image: None,
-    };
-    let docker = DockerEngine::new("unix:///var/run/docker.sock");
-    KindProvider::new(docker, config, state, &common::instance(state)).unwrap()
-}
-
 fn report(outcomes: &[CheckResult]) -> String {
     outcomes
         .iter()
@@ -108,7 +98,7 @@ fn outcome<'o>(outcomes: &'o [CheckResult], starting: &str) -> &'o CheckResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn behaviour_checks_judge_what_real_pods_do() {
     let state = tempfile::tempdir().unwrap();
-    let provider = kind(state.path());
+    let provider = common::kind(state.path(), None);
     provider.ready().await.unwrap();
     // A port found free may be taken by another process before the cluster binds it: once more.
     let mut created = None;
