@@ -70,6 +70,10 @@ pub fn app(state: AppState) -> Router {
             app::shell,
         ))
         .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            routes::extract::renew_session,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
         ));

@@ -200,8 +200,7 @@ async fn the_verify_response_sets_http_only_secure_lax_cookies() {
             && cookies[0].ends_with("Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax")
     );
     assert!(
-        cookies[1].starts_with("ckad_refresh=")
-            && cookies[1].contains("Path=/api/auth; Max-Age=604800; HttpOnly")
+        cookies[1].starts_with("ckad_refresh=") && cookies[1].contains("Path=/; Max-Age=604800; HttpOnly")
     );
 }
 
@@ -514,4 +513,104 @@ async fn bad_input_is_refused_at_the_edge() {
     let body: Value = malformed.json().await.unwrap();
     assert!(body["error"].as_str().is_some());
     assert!(app.smtp.messages().is_empty(), "nothing was mailed");
+}
+
+/// The `Set-Cookie` value of `name` in a response, if it sets one.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// An access token for `user_id` that expired a minute ago, signed with the platform's key.
+fn expired_access_token(user_id: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": user_id, "iss": "ckad-platform", "aud": "ckad-platform/api",
+        "iat": now - 960, "exp": now - 60, "typ": "access",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"a-test-secret-that-is-at-least-32-bytes"),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_access_cookie_is_renewed_for_check_extend_and_a_terminal_reconnect() {
+    use common::Terminals as _;
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let (token, user_id) = (
+        signed["access_token"].as_str().unwrap(),
+        signed["user"]["id"].as_str().unwrap(),
+    );
+    let platform = common::Platform::at(&app.base);
+    platform.start_session(token).await;
+    let (_, tasks) = platform.get("/api/tasks", token).await;
+    let task = tasks[0]["id"].as_str().unwrap();
+
+    // The browser comes back after the access token's 15 minutes: each request carries an
+    // expired access cookie and the refresh cookie the last answer set.
+    let mut refresh = signed["refresh_token"].as_str().unwrap().to_owned();
+    let check = format!("/api/tasks/{task}/check");
+    for path in [check.as_str(), "/api/session/extend", "/api/terminal/ticket"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("origin", common::ORIGIN)
+            .header(
+                "cookie",
+                format!(
+                    "ckad_access={}; ckad_refresh={refresh}",
+                    expired_access_token(user_id)
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let access = set_cookie(&response, "ckad_access").expect("a fresh access cookie");
+        assert_eq!(app.me(&access).await, StatusCode::OK, "{path}");
+        refresh = set_cookie(&response, "ckad_refresh").expect("the refresh cookie, rotated");
+        let body: Value = response.json().await.unwrap();
+        if path == "/api/terminal/ticket" {
+            let mut shell = platform
+                .connect(body["ticket"].as_str().unwrap(), common::ORIGIN)
+                .await
+                .expect("the terminal reconnects");
+            shell.type_line("echo renewed-$((6*7))").await;
+            shell.read_until("renewed-42").await;
+        }
+    }
+    assert_eq!(
+        platform.post("/api/session/stop", token).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_dead_refresh_cookie_is_cleared_and_the_request_refused() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let response = app
+        .client
+        .get(format!("{}/api/auth/me", app.base))
+        .header(
+            "cookie",
+            format!(
+                "ckad_access={}; ckad_refresh=not-a-token",
+                expired_access_token(signed["user"]["id"].as_str().unwrap())
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(set_cookie(&response, "ckad_refresh").as_deref(), Some(""));
 }

@@ -6,9 +6,10 @@ mod google;
 mod passwords;
 mod tokens;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
+use tokio::sync::Mutex;
 
 pub use google::{Google, GoogleError, GoogleSettings};
 pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
@@ -63,6 +64,10 @@ pub struct Auth {
     tokens: AccessTokens,
     mailer: Arc<dyn Mailer>,
     google: Option<Google>,
+    /// The browser renewals of the last [`REFRESH_GRACE`], by the hash of the refresh token each
+    /// replaced: the requests a page sends at once with the same expired cookie share one
+    /// successor instead of racing to rotate it.
+    renewals: Arc<Mutex<HashMap<String, (Instant, SignedIn)>>>,
 }
 
 impl Auth {
@@ -73,6 +78,7 @@ impl Auth {
             secret,
             mailer,
             google,
+            renewals: Arc::default(),
         }
     }
 
@@ -206,6 +212,21 @@ impl Auth {
             refresh_token: successor,
             user,
         })
+    }
+
+    /// A browser's sign-in renewed from its refresh cookie: [`Auth::refresh`], except that the
+    /// same token presented again within [`REFRESH_GRACE`] gets the same successor.
+    pub async fn renew(&self, refresh_token: &str) -> Result<SignedIn, AuthError> {
+        let key = tokens::hash_refresh_token(refresh_token);
+        let grace = REFRESH_GRACE.to_std().expect("a positive grace");
+        let mut recent = self.renewals.lock().await;
+        recent.retain(|_, (at, _)| at.elapsed() < grace);
+        if let Some((_, signed)) = recent.get(&key) {
+            return Ok(signed.clone());
+        }
+        let signed = self.refresh(refresh_token).await?;
+        recent.insert(key, (Instant::now(), signed.clone()));
+        Ok(signed)
     }
 
     /// Revokes the sign-in the refresh token belongs to.
