@@ -3,76 +3,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
-use ckad_platform::{
-    configuration::EmailProvider,
-    mail::{SmtpSecurity, SmtpSettings},
-};
+use common::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A real SMTP server on loopback, writing what it receives to a mailbox file.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    mailbox: std::path::PathBuf,
-}
-
-impl SmtpSink {
-    fn start(dir: &std::path::Path) -> Self {
-        let port = common::free_port();
-        let mailbox = dir.join("mailbox.jsonl");
-        let python = std::env::var("CKAD_PYTHON").expect("CKAD_PYTHON is set by scripts/setup.sh");
-        let mut child = Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py"))
-            .args([port.to_string(), mailbox.display().to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut ready,
-        )
-        .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        Self { child, port, mailbox }
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.mailbox)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    /// The code in the last mail to `to`.
-    fn code_for(&self, to: &str) -> String {
-        // Addresses are stored and mailed lower-case.
-        let to = to.trim().to_lowercase();
-        let message = self
-            .messages()
-            .into_iter()
-            .rev()
-            .find(|m| m["to"][0] == to.as_str())
-            .expect("a mail was sent");
-        let data = message["data"].as_str().unwrap();
-        let at = data
-            .find("Your sign-in code is ")
-            .expect("the body names the code")
-            + 21;
-        data[at..at + 6].to_owned()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct App {
     base: String,
@@ -84,16 +17,9 @@ struct App {
 impl App {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let smtp = SmtpSink::start(dir.path());
+        let smtp = SmtpSink::start();
         let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
-        settings.auth.email = EmailProvider::Smtp(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            security: SmtpSecurity::None,
-            username: None,
-            password: None,
-            from: "CKAD Practice <noreply@ckad.test>".into(),
-        });
+        settings.auth.email = smtp.provider();
         let base = common::serve(settings).await;
         Self {
             base,
@@ -295,7 +221,7 @@ async fn known_and_unknown_emails_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn passwords_register_and_log_in() {
+async fn a_registration_signs_nobody_in_until_the_mailed_code_proves_the_email() {
     let app = App::start().await;
     let (status, body) = app
         .post(
@@ -311,20 +237,41 @@ async fn passwords_register_and_log_in() {
         )
     );
     let account = json!({ "email": "ada@example.com", "password": "correct horse battery", "name": "Ada" });
-    let (status, body) = app.post("/api/auth/register", account.clone()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["user"]["name"], "Ada");
+    let response = app
+        .client
+        .post(format!("{}/api/auth/register", app.base))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "nobody is signed in"
+    );
     assert_eq!(
-        app.post("/api/auth/register", account).await.0,
-        StatusCode::CONFLICT
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "sent" })
+    );
+    let login = json!({ "email": "ADA@example.com", "password": "correct horse battery" });
+    assert_eq!(
+        app.post("/api/auth/login", login.clone()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the password is of no use before the email is proven"
     );
 
-    let (status, body) = app
-        .post(
-            "/api/auth/login",
-            json!({ "email": "ADA@example.com", "password": "correct horse battery" }),
-        )
-        .await;
+    let mut proven = account.clone();
+    proven["code"] = "000000".into();
+    assert_eq!(
+        app.post("/api/auth/password", proven.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    proven["code"] = app.smtp.code_for("ada@example.com").into();
+    let (status, body) = app.post("/api/auth/password", proven).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["name"], "Ada");
+
+    let (status, body) = app.post("/api/auth/login", login).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let wrong = app
         .post(
@@ -343,6 +290,24 @@ async fn passwords_register_and_log_in() {
 }
 
 #[tokio::test]
+async fn a_registration_answers_alike_for_known_and_unknown_emails() {
+    let app = App::start().await;
+    app.sign_in("ada@example.com").await;
+    let register = |email: &str| {
+        app.post(
+            "/api/auth/register",
+            json!({ "email": email, "password": "correct horse battery" }),
+        )
+    };
+    let (known, unknown) = (
+        register("ada@example.com").await,
+        register("nobody@example.com").await,
+    );
+    assert_eq!(known, unknown);
+    assert_eq!(known, (StatusCode::ACCEPTED, json!({ "status": "sent" })));
+}
+
+#[tokio::test]
 async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
     let app = App::start().await;
     app.sign_in("ada@example.com").await;
@@ -352,7 +317,7 @@ async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
             json!({ "email": "ada@example.com", "password": "attacker password" }),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = app
         .post(
             "/api/auth/login",
@@ -360,6 +325,120 @@ async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The state a password registration left before emails had to be proven: a password on an
+/// address nobody proved, and a sign-in made with it.
+async fn unproven_admin(app: &App) -> Value {
+    let code = app.code("admin@example.com").await;
+    let password = json!({ "email": "admin@example.com", "code": code, "password": "stranger's password" });
+    let (status, signed) = app.post("/api/auth/password", password).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    app.sql("UPDATE users SET email_verified_at = NULL").await;
+    signed
+}
+
+#[tokio::test]
+async fn an_unproven_email_gets_no_admin_rights_no_renewal_and_loses_its_password_to_the_owner() {
+    let app = App::start().await;
+    let stranger = unproven_admin(&app).await;
+    let access = stranger["access_token"].as_str().unwrap();
+    let admin_list = app
+        .client
+        .get(format!("{}/api/v1/sessions", app.base))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_list.status(), StatusCode::FORBIDDEN);
+    let refresh = json!({ "refresh_token": stranger["refresh_token"] });
+    assert_eq!(
+        app.post("/api/auth/refresh", refresh.clone()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "an unproven account's sign-in cannot be renewed"
+    );
+    let login = json!({ "email": "admin@example.com", "password": "stranger's password" });
+    assert_eq!(
+        app.post("/api/auth/login", login.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The address's owner proves it with a code: the stranger's password is gone for good.
+    let owner = app.sign_in("admin@example.com").await;
+    assert_eq!(
+        app.post("/api/auth/login", login).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post("/api/auth/refresh", refresh).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin_list = app
+        .client
+        .get(format!("{}/api/v1/sessions", app.base))
+        .bearer_auth(owner["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_list.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_reset_by_mailed_code_ends_every_other_sign_in() {
+    let app = App::start().await;
+    let first = app.sign_in("ada@example.com").await;
+    let code = app.code("ada@example.com").await;
+    let reset = json!({ "email": "ada@example.com", "code": code, "password": "a brand new password" });
+    let (status, now) = app.post("/api/auth/password", reset).await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": first["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": now["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let login = json!({ "email": "ada@example.com", "password": "a brand new password" });
+    assert_eq!(app.post("/api/auth/login", login).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_sign_in() {
+    let app = App::start().await;
+    let (laptop, phone) = (
+        app.sign_in("ada@example.com").await,
+        app.sign_in("ada@example.com").await,
+    );
+    let response = app
+        .client
+        .post(format!("{}/api/auth/logout/everywhere", app.base))
+        .bearer_auth(phone["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for device in [laptop, phone] {
+        assert_eq!(
+            app.post(
+                "/api/auth/refresh",
+                json!({ "refresh_token": device["refresh_token"] })
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 #[tokio::test]
@@ -550,7 +629,7 @@ async fn an_expired_access_cookie_is_renewed_for_check_extend_and_a_terminal_rec
         signed["access_token"].as_str().unwrap(),
         signed["user"]["id"].as_str().unwrap(),
     );
-    let platform = common::Platform::at(&app.base);
+    let platform = common::Platform::at(&app.base, None);
     platform.start_session(token).await;
     let (_, tasks) = platform.get("/api/tasks", token).await;
     let task = tasks[0]["id"].as_str().unwrap();

@@ -357,6 +357,8 @@ impl Drop for Process {
 async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
+    let sink = common::SmtpSink::start();
+    let mail = sink.env();
     let spawn = || {
         Process(
             Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
@@ -369,13 +371,17 @@ async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
                 .env("STATE_DIR", dir.path().join("state"))
                 .env("PLATFORM_INSTANCE", common::instance(dir.path()))
                 .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
+                .envs(mail.clone())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap(),
         )
     };
-    let platform = Platform::at(&format!("http://127.0.0.1:{port}"));
+    let platform = Platform::at(
+        &format!("http://127.0.0.1:{port}"),
+        Some(common::Mailbox::Smtp(sink)),
+    );
     let mut process = spawn();
     platform.wait_until_ready().await;
     let token = platform.learner("ada@example.com").await;

@@ -37,8 +37,6 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")]
     WeakPassword,
-    #[error("an account with this email exists: sign in instead")]
-    AccountExists,
     #[error("your sign-in has expired: sign in again")]
     InvalidRefresh,
     #[error(transparent)]
@@ -47,6 +45,14 @@ pub enum AuthError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn check_password_length(password: &str) -> Result<(), AuthError> {
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(AuthError::WeakPassword)
+    }
 }
 
 /// A signed-in user and the tokens that prove it.
@@ -98,6 +104,7 @@ impl Auth {
         let identity = self.google()?.finish(&self.store, code, state).await?;
         let email = Email::parse(&identity.email)?;
         let user = self.user_for(&email, &identity.name).await?;
+        let user = self.store.prove_email(&user.id, None).await?;
         self.sign_in(user).await
     }
 
@@ -130,10 +137,9 @@ impl Auth {
         Ok(())
     }
 
-    /// Signs in with a code: single use, bound to its email, dead after [`CODE_ATTEMPTS`] wrong
-    /// tries or [`CODE_TTL`].
-    pub async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, AuthError> {
-        let email = Email::parse(email)?;
+    /// Uses up the live code of `email` if `code` is it: single use, dead after
+    /// [`CODE_ATTEMPTS`] wrong tries or [`CODE_TTL`].
+    async fn take_code(&self, email: &Email, code: &str) -> Result<(), AuthError> {
         let pending = self
             .store
             .pending_code(email.as_str())
@@ -142,38 +148,64 @@ impl Auth {
         if pending.attempts >= CODE_ATTEMPTS {
             return Err(AuthError::InvalidCode);
         }
-        if !codes::code_matches(&self.secret, &email, code.trim(), &pending.code_hash) {
+        if !codes::code_matches(&self.secret, email, code.trim(), &pending.code_hash) {
             self.store.count_failed_attempt(&pending.id).await?;
             return Err(AuthError::InvalidCode);
         }
         if !self.store.consume_code(&pending.id).await? {
             return Err(AuthError::InvalidCode);
         }
+        Ok(())
+    }
+
+    /// Signs in with a mailed code, which proves the email (and makes the account on first use).
+    pub async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, AuthError> {
+        let email = Email::parse(email)?;
+        self.take_code(&email, code).await?;
         let user = self.user_for(&email, "").await?;
+        let user = self.store.prove_email(&user.id, None).await?;
         self.sign_in(user).await
     }
 
-    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, AuthError> {
+    /// The first step of a password registration (or a reset): checks the password's length and
+    /// mails a code. Nothing is stored but the code, and the answer is the same whether the email
+    /// has an account or not; [`Auth::set_password`] with the code finishes it.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(), AuthError> {
+        check_password_length(password)?;
+        self.request_code(email).await
+    }
+
+    /// Sets the password of `email`, proven by its mailed code, and signs in; every earlier
+    /// sign-in of the account ends. This finishes a registration and is the password reset.
+    pub async fn set_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email)?;
-        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count()) {
-            return Err(AuthError::WeakPassword);
-        }
+        check_password_length(password)?;
+        self.take_code(&email, code).await?;
         let hash = passwords::hash_password(password);
-        let user = match self
-            .store
-            .insert_password_user(email.as_str(), name.trim(), &hash)
-            .await
-        {
-            Err(StoreError::Conflict(_)) => return Err(AuthError::AccountExists),
-            created => created?,
-        };
+        let user = self.user_for(&email, name.trim()).await?;
+        let user = self.store.prove_email(&user.id, Some(&hash)).await?;
         self.sign_in(user).await
+    }
+
+    /// Ends every sign-in of the user.
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), AuthError> {
+        Ok(self.store.revoke_user_families(user_id).await?)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email).map_err(|_| AuthError::InvalidCredentials)?;
         let found = self.store.password_of(email.as_str()).await?;
-        let stored = found.as_ref().and_then(|(_, hash)| hash.as_deref());
+        // A password works only on an account whose email is proven.
+        let stored = found
+            .as_ref()
+            .filter(|(user, _)| user.email_verified_at.is_some())
+            .and_then(|(_, hash)| hash.as_deref());
         if !passwords::verify_password(password, stored) {
             return Err(AuthError::InvalidCredentials);
         }
@@ -206,6 +238,7 @@ impl Auth {
             .store
             .user_by_id(&user_id)
             .await?
+            .filter(|user| user.email_verified_at.is_some())
             .ok_or(AuthError::InvalidRefresh)?;
         Ok(SignedIn {
             access_token: self.tokens.issue(&user.id),
@@ -247,8 +280,11 @@ impl Auth {
         self.tokens.verify(access_token)
     }
 
-    /// A new sign-in: a new refresh-token family.
+    /// A new sign-in: a new refresh-token family. Only a proven email signs in.
     async fn sign_in(&self, user: User) -> Result<SignedIn, AuthError> {
+        if user.email_verified_at.is_none() {
+            return Err(AuthError::InvalidCredentials);
+        }
         let refresh_token = tokens::new_refresh_token();
         let family = uuid::Uuid::new_v4().to_string();
         let hash = tokens::hash_refresh_token(&refresh_token);

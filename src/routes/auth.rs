@@ -4,8 +4,8 @@
 
 use app::{
     api::{
-        CodeBody, CodeSent, EmailBody, ErrorBody, LoginBody, RefreshBody, RegisterBody, SignInAnswer,
-        UserView,
+        CodeBody, CodeSent, EmailBody, ErrorBody, LoginBody, PasswordBody, RefreshBody, RegisterBody,
+        SignInAnswer, UserView,
     },
     ports::{Accounts, Refusal, SignedIn as PageSignedIn},
 };
@@ -38,9 +38,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
         .routes(routes!(register))
+        .routes(routes!(set_password))
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(logout_everywhere))
         .routes(routes!(me))
         .routes(routes!(google_start))
         .routes(routes!(google_callback))
@@ -60,6 +62,17 @@ fn signed_in(status: StatusCode, signed: SignedIn) -> Response {
     (status, cookies, Json(body)).into_response()
 }
 
+/// The one answer to a code request, known email or not.
+fn code_sent() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(CodeSent {
+            status: "sent".into(),
+        }),
+    )
+        .into_response()
+}
+
 /// Emails a 6-digit sign-in code. Always the same answer, known email or not.
 #[utoipa::path(post, path = "/email/otp", tag = "auth", request_body = EmailBody, responses(
     (status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody),
@@ -69,13 +82,7 @@ async fn request_code(
     ApiJson(body): ApiJson<EmailBody>,
 ) -> Result<Response, ApiError> {
     auth.request_code(&body.email).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CodeSent {
-            status: "sent".into(),
-        }),
-    )
-        .into_response())
+    Ok(code_sent())
 }
 
 /// Signs in with an emailed code; the tokens come as cookies too.
@@ -92,17 +99,32 @@ async fn verify_code(
     ))
 }
 
-/// Creates a password account and signs in.
+/// The first step of a password account: checks the password's length and mails a code to
+/// prove the email; nobody is signed in. The same answer whether the email has an account or not.
 #[utoipa::path(post, path = "/register", tag = "auth", request_body = RegisterBody, responses(
-    (status = 201, body = SignInAnswer), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody),
 ))]
 async fn register(
     State(auth): State<Auth>,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<Response, ApiError> {
+    auth.register(&body.email, &body.password).await?;
+    Ok(code_sent())
+}
+
+/// Sets the account's password with the code mailed to its email (the end of a registration, or
+/// a reset), ends every earlier sign-in of the account, and signs in.
+#[utoipa::path(post, path = "/password", tag = "auth", request_body = PasswordBody, responses(
+    (status = 200, body = SignInAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+))]
+async fn set_password(
+    State(auth): State<Auth>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<Response, ApiError> {
     Ok(signed_in(
-        StatusCode::CREATED,
-        auth.register(&body.email, &body.password, &body.name).await?,
+        StatusCode::OK,
+        auth.set_password(&body.email, &body.code, &body.password, &body.name)
+            .await?,
     ))
 }
 
@@ -156,6 +178,21 @@ async fn logout(
     if let Some(token) = presented_refresh(&headers, &body)? {
         auth.logout(&token).await?;
     }
+    sockets.close_user(&user.id, CloseReason::SignedOut);
+    let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
+    Ok((StatusCode::NO_CONTENT, cleared).into_response())
+}
+
+/// Ends every sign-in of the user, on every device, and closes their terminal sockets.
+#[utoipa::path(post, path = "/logout/everywhere", tag = "auth", responses(
+    (status = 204, description = "Signed out everywhere; the cookies are cleared"), (status = 401, body = ErrorBody),
+))]
+async fn logout_everywhere(
+    State(auth): State<Auth>,
+    State(sockets): State<TerminalSockets>,
+    user: CurrentUser,
+) -> Result<Response, ApiError> {
+    auth.sign_out_everywhere(&user.id).await?;
     sockets.close_user(&user.id, CloseReason::SignedOut);
     let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
@@ -255,8 +292,25 @@ impl Accounts for PageAccounts {
         page_signed_in(self.auth.login(email, password).await)
     }
 
-    async fn register(&self, email: &str, password: &str, name: &str) -> Result<PageSignedIn, Refusal> {
-        page_signed_in(self.auth.register(email, password, name).await)
+    async fn register(&self, email: &str, password: &str) -> Result<(), Refusal> {
+        self.auth.register(email, password).await.map_err(refusal)
+    }
+
+    async fn set_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<PageSignedIn, Refusal> {
+        page_signed_in(self.auth.set_password(email, code, password, name).await)
+    }
+
+    async fn sign_out_everywhere(&self, headers: &HeaderMap) -> Result<Vec<HeaderValue>, Refusal> {
+        let user = CurrentUser::from_headers(&self.auth, headers)?;
+        self.auth.sign_out_everywhere(&user.id).await.map_err(refusal)?;
+        self.sockets.close_user(&user.id, CloseReason::SignedOut);
+        Ok(cleared_cookies().to_vec())
     }
 
     async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue> {

@@ -102,7 +102,6 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCode | AuthError::InvalidCredentials | AuthError::InvalidRefresh => {
                 StatusCode::UNAUTHORIZED
             }
-            AuthError::AccountExists => StatusCode::CONFLICT,
             AuthError::Google(google) => match google {
                 GoogleError::NotConfigured => StatusCode::NOT_FOUND,
                 GoogleError::UnknownState => StatusCode::BAD_REQUEST,

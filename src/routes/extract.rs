@@ -119,7 +119,7 @@ where
     }
 }
 
-/// A signed-in user whose email is in `ADMIN_EMAILS`.
+/// A signed-in user whose proven email is in `ADMIN_EMAILS`.
 #[derive(Debug, Clone)]
 pub struct AdminUser {
     pub user: UserView,
@@ -130,7 +130,11 @@ impl AdminUser {
     pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
         let CurrentUser { id } = CurrentUser::from_headers(&state.auth, headers)?;
         match state.auth.user(&id).await? {
-            Some(user) if state.settings.admin_emails.contains(&user.email.to_lowercase()) => {
+            // Rights come with an address only once its owner proved it.
+            Some(user)
+                if user.email_verified_at.is_some()
+                    && state.settings.admin_emails.contains(&user.email.to_lowercase()) =>
+            {
                 Ok(Self { user: user.into() })
             }
             Some(_) => Err(ApiError::new(

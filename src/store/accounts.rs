@@ -105,28 +105,59 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn insert_password_user(
+    /// Records that `user_id` proved their email just now. A password set before the email was
+    /// ever proven is dropped with every sign-in made with it; `new_password_hash`, if given,
+    /// becomes the password and ends every earlier sign-in (a new password signs out everywhere).
+    pub async fn prove_email(
         &self,
-        email: &str,
-        name: &str,
-        password_hash: &str,
+        user_id: &str,
+        new_password_hash: Option<&str>,
     ) -> Result<User, StoreError> {
-        let user = self.insert_user(email, name).await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(password_hash)
-            .bind(&user.id)
-            .execute(&self.pool)
-            .await?;
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let unproven_password: bool = sqlx::query_scalar(
+            "SELECT email_verified_at IS NULL AND password_hash IS NOT NULL FROM users WHERE id = ?",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if unproven_password || new_password_hash.is_some() {
+            revoke_families_of(&mut tx, user_id, now).await?;
+        }
+        let user = sqlx::query_as(
+            "UPDATE users SET
+                 password_hash = CASE WHEN ?1 IS NOT NULL THEN ?1
+                                      WHEN email_verified_at IS NULL THEN NULL
+                                      ELSE password_hash END,
+                 email_verified_at = COALESCE(email_verified_at, ?2)
+             WHERE id = ?3
+             RETURNING id, email, name, created_at, email_verified_at",
+        )
+        .bind(new_password_hash)
+        .bind(now)
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(user)
+    }
+
+    /// Ends every sign-in of `user_id` ("sign out everywhere").
+    pub async fn revoke_user_families(&self, user_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        revoke_families_of(&mut tx, user_id, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The user and their password hash (None for accounts that sign in by code or Google).
     pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row: Option<UserWithPassword> =
-            sqlx::query_as("SELECT id, email, name, created_at, password_hash FROM users WHERE email = ?")
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<UserWithPassword> = sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users WHERE email = ?",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| (row.user, row.password_hash)))
     }
 
@@ -230,6 +261,19 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+async fn revoke_families_of(
+    tx: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ?")
+        .bind(now)
+        .bind(user_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// A Google sign-in between its redirect and its callback.
