@@ -48,6 +48,20 @@ impl App {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
 
+    /// Codes mailed so far become older than the gap between two mails to one address.
+    async fn a_minute_passes(&self) {
+        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(61)).to_rfc3339();
+        self.sql(&format!(
+            "UPDATE one_time_codes SET created_at = '{earlier}' WHERE created_at > '{earlier}'"
+        ))
+        .await;
+    }
+
+    async fn guess(&self, email: &str, code: &str) -> (StatusCode, Value) {
+        self.post("/api/auth/email/verify", json!({ "email": email, "code": code }))
+            .await
+    }
+
     async fn me(&self, token: &str) -> StatusCode {
         self.client
             .get(format!("{}/api/auth/me", self.base))
@@ -60,6 +74,7 @@ impl App {
 
     /// Asks for a code and returns the one the SMTP server received.
     async fn code(&self, email: &str) -> String {
+        self.a_minute_passes().await;
         assert_eq!(
             self.post("/api/auth/email/otp", json!({ "email": email }))
                 .await
@@ -156,9 +171,87 @@ async fn five_wrong_guesses_kill_the_code() {
         .await;
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::TOO_MANY_REQUESTS,
         "the right code after five wrong ones"
     );
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+}
+
+#[tokio::test]
+async fn twenty_parallel_wrong_guesses_each_count() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let guesses = (0..20).map(|_| app.guess("ada@example.com", wrong(&code)));
+    let mut answers: Vec<(StatusCode, Value)> = futures_util::future::join_all(guesses).await;
+    answers.sort_by_key(|(status, _)| *status);
+    let wrong_code = (
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": "that code is wrong or has expired: ask for a new one" }),
+    );
+    let too_many = (
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({ "error": "too many tries for this email: ask for a new code later" }),
+    );
+    assert_eq!(answers[..5], vec![wrong_code; 5][..], "five tries were compared");
+    assert_eq!(answers[5..], vec![too_many.clone(); 15][..], "the rest were not");
+    assert_eq!(app.guess("ada@example.com", &code).await, too_many);
+}
+
+#[tokio::test]
+async fn an_email_has_ten_tries_an_hour_across_its_codes_and_five_codes() {
+    let app = App::start().await;
+    for _ in 0..2 {
+        let code = app.code("ada@example.com").await;
+        for _ in 0..5 {
+            app.guess("ada@example.com", wrong(&code)).await;
+        }
+    }
+    // A third code is mailed, but the hour's tries are spent: even the right code is refused.
+    let code = app.code("ada@example.com").await;
+    assert_eq!(
+        app.guess("ada@example.com", &code).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for _ in 0..2 {
+        app.code("ada@example.com").await;
+    }
+    assert_eq!(app.smtp.codes_for("ada@example.com").len(), 5);
+    app.a_minute_passes().await;
+    let (status, body) = app
+        .post("/api/auth/email/otp", json!({ "email": "ada@example.com" }))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({ "status": "sent" }))
+    );
+    assert_eq!(
+        app.smtp.codes_for("ada@example.com").len(),
+        5,
+        "no sixth code within the hour"
+    );
+}
+
+#[tokio::test]
+async fn a_second_request_within_a_minute_mails_nothing_and_the_live_code_works() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let (status, body) = app
+        .post("/api/auth/email/otp", json!({ "email": "ada@example.com" }))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({ "status": "sent" }))
+    );
+    assert_eq!(app.smtp.codes_for("ada@example.com"), vec![code.clone()]);
+    assert_eq!(app.guess("ada@example.com", &code).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

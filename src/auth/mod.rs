@@ -18,12 +18,20 @@ pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
 use crate::{
     domain::{Email, InvalidEmail, Secret},
     mail::{MailError, Mailer},
-    store::{Rotation, Store, StoreError, User},
+    store::{CodeLimits, CodeTry, Rotation, Store, StoreError, User},
 };
 
-/// How long a code works, and how many wrong tries kill it.
+/// How long a code works.
 pub const CODE_TTL: Duration = Duration::minutes(10);
-pub const CODE_ATTEMPTS: i64 = 5;
+/// Five tries kill a code; an email gets five codes and ten tries an hour, and a new code no
+/// sooner than a minute after the last (which stays valid meanwhile).
+pub const CODE_LIMITS: CodeLimits = CodeLimits {
+    attempts_per_code: 5,
+    codes_per_window: 5,
+    tries_per_window: 10,
+    window: Duration::hours(1),
+    mail_gap: Duration::minutes(1),
+};
 /// A refresh token presented again this soon after its rotation is a race (two tabs), not theft.
 const REFRESH_GRACE: Duration = Duration::seconds(10);
 
@@ -33,6 +41,8 @@ pub enum AuthError {
     InvalidEmail(#[from] InvalidEmail),
     #[error("that code is wrong or has expired: ask for a new one")]
     InvalidCode,
+    #[error("too many tries for this email: ask for a new code later")]
+    TooManyTries,
     #[error("the email or the password is wrong")]
     InvalidCredentials,
     #[error("a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")]
@@ -125,34 +135,35 @@ impl Auth {
     }
 
     /// Mails a fresh code. Known and unknown emails are treated alike: the first verified code
-    /// creates the account.
+    /// creates the account. Within a minute of the last code, or past the email's codes for the
+    /// hour, nothing is mailed and the answer is the same (the live code still works).
     pub async fn request_code(&self, email: &str) -> Result<(), AuthError> {
         let email = Email::parse(email)?;
         let code = codes::new_code();
         let hash = codes::hash_code(&self.secret, &email, &code);
-        self.store
-            .insert_code(email.as_str(), &hash, Utc::now() + CODE_TTL)
+        let stored = self
+            .store
+            .insert_code(email.as_str(), &hash, Utc::now() + CODE_TTL, CODE_LIMITS)
             .await?;
-        self.mailer.send_code(&email, &code).await?;
+        if stored {
+            self.mailer.send_code(&email, &code).await?;
+        } else {
+            tracing::info!("a code was asked for again too soon: none mailed");
+        }
         Ok(())
     }
 
-    /// Uses up the live code of `email` if `code` is it: single use, dead after
-    /// [`CODE_ATTEMPTS`] wrong tries or [`CODE_TTL`].
+    /// Uses up the live code of `email` if `code` is it. Every try is counted before the
+    /// comparison; see [`CODE_LIMITS`].
     async fn take_code(&self, email: &Email, code: &str) -> Result<(), AuthError> {
-        let pending = self
-            .store
-            .pending_code(email.as_str())
-            .await?
-            .ok_or(AuthError::InvalidCode)?;
-        if pending.attempts >= CODE_ATTEMPTS {
-            return Err(AuthError::InvalidCode);
-        }
-        if !codes::code_matches(&self.secret, email, code.trim(), &pending.code_hash) {
-            self.store.count_failed_attempt(&pending.id).await?;
-            return Err(AuthError::InvalidCode);
-        }
-        if !self.store.consume_code(&pending.id).await? {
+        let pending = match self.store.try_code(email.as_str(), CODE_LIMITS).await? {
+            CodeTry::Compare(pending) => pending,
+            CodeTry::NoCode => return Err(AuthError::InvalidCode),
+            CodeTry::TooMany => return Err(AuthError::TooManyTries),
+        };
+        if !codes::code_matches(&self.secret, email, code.trim(), &pending.code_hash)
+            || !self.store.consume_code(&pending.id).await?
+        {
             return Err(AuthError::InvalidCode);
         }
         Ok(())

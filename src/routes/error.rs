@@ -99,6 +99,7 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let status = match &error {
             AuthError::InvalidEmail(_) | AuthError::WeakPassword => StatusCode::BAD_REQUEST,
+            AuthError::TooManyTries => StatusCode::TOO_MANY_REQUESTS,
             AuthError::InvalidCode | AuthError::InvalidCredentials | AuthError::InvalidRefresh => {
                 StatusCode::UNAUTHORIZED
             }
