@@ -786,3 +786,66 @@ async fn a_dead_refresh_cookie_is_cleared_and_the_request_refused() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(set_cookie(&response, "ckad_refresh").as_deref(), Some(""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_logins_leave_the_server_answering_promptly() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let account = json!({ "email": "ada@example.com", "code": code, "password": "correct horse battery" });
+    assert_eq!(app.post("/api/auth/password", account).await.0, StatusCode::OK);
+    let logins = (0..50).map(|i| {
+        let password = if i % 2 == 0 {
+            "correct horse battery"
+        } else {
+            "a wrong password"
+        };
+        app.post(
+            "/api/auth/login",
+            json!({ "email": "ada@example.com", "password": password }),
+        )
+    });
+    // While the logins are hashed, a cheap request is timed now and then.
+    let probe = async {
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let started = std::time::Instant::now();
+            let health = app.client.get(format!("{}/healthz", app.base)).send().await;
+            assert_eq!(health.unwrap().status(), StatusCode::OK);
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let started = std::time::Instant::now();
+    let (answers, slowest) = tokio::join!(futures_util::future::join_all(logins), probe);
+    let statuses: Vec<StatusCode> = answers.into_iter().map(|(status, _)| status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        25,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(s)),
+        "{statuses:?}"
+    );
+    eprintln!(
+        "50 logins in {:?}; the slowest health check {slowest:?}",
+        started.elapsed()
+    );
+    // Generous: the build machines are shared, and a stalled server waits for whole hashes.
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "a health check waited {slowest:?} behind the hashing"
+    );
+    // A password longer than any account's is refused before hashing.
+    let long = json!({ "email": "ada@example.com", "password": "x".repeat(129) });
+    assert_eq!(
+        app.post("/api/auth/login", long).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({ "error": "the email or the password is wrong" })
+        )
+    );
+}

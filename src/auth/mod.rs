@@ -84,6 +84,7 @@ pub struct Auth {
     /// replaced: the requests a page sends at once with the same expired cookie share one
     /// successor instead of racing to rotate it.
     renewals: Arc<Mutex<HashMap<String, (Instant, SignedIn)>>>,
+    hasher: passwords::Hasher,
 }
 
 impl Auth {
@@ -95,6 +96,7 @@ impl Auth {
             mailer,
             google,
             renewals: Arc::default(),
+            hasher: passwords::Hasher::default(),
         }
     }
 
@@ -198,7 +200,7 @@ impl Auth {
         let email = Email::parse(email)?;
         check_password_length(password)?;
         self.take_code(&email, code).await?;
-        let hash = passwords::hash_password(password);
+        let hash = self.hasher.hash(password).await;
         let user = self.user_for(&email, name.trim()).await?;
         let user = self.store.prove_email(&user.id, Some(&hash)).await?;
         self.sign_in(user).await
@@ -211,13 +213,15 @@ impl Auth {
 
     pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email).map_err(|_| AuthError::InvalidCredentials)?;
+        // No password outside the lengths a registration allows is anyone's: never hashed.
+        check_password_length(password).map_err(|_| AuthError::InvalidCredentials)?;
         let found = self.store.password_of(email.as_str()).await?;
         // A password works only on an account whose email is proven.
         let stored = found
             .as_ref()
             .filter(|(user, _)| user.email_verified_at.is_some())
-            .and_then(|(_, hash)| hash.as_deref());
-        if !passwords::verify_password(password, stored) {
+            .and_then(|(_, hash)| hash.clone());
+        if !self.hasher.verify(password, stored).await {
             return Err(AuthError::InvalidCredentials);
         }
         let (user, _) = found.expect("a matching password has an account");
