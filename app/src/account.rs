@@ -43,7 +43,8 @@ pub(crate) mod server {
     }
 }
 
-#[server(prefix = "/api/auth")]
+/// Asked by every page: under `/api/pages`, so that it never spends the sign-in budget.
+#[server(prefix = "/api/pages")]
 pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
     Ok(server::accounts()?.current_user(&server::headers()).await)
 }
