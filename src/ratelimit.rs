@@ -61,6 +61,32 @@ impl RateLimiter {
     }
 }
 
+/// How often one learner may check one task: grading reads their whole cluster.
+pub const CHECK_GAP: Duration = Duration::from_secs(5);
+
+/// One Check per learner and task every [`CHECK_GAP`].
+#[derive(Clone)]
+pub struct CheckThrottle(RateLimiter);
+
+impl Default for CheckThrottle {
+    fn default() -> Self {
+        Self(RateLimiter::new(1, CHECK_GAP))
+    }
+}
+
+impl CheckThrottle {
+    /// Admits a Check of `task` by `user_id`, or says when the next one will be.
+    pub fn admit(&self, user_id: &str, task: &str) -> Result<(), ApiError> {
+        self.0.check(&format!("{user_id} {task}")).map_err(|wait| {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("you checked this task a moment ago: check it again in {seconds} s"),
+            )
+        })
+    }
+}
+
 /// The client's address as this deployment should believe it.
 pub fn client_address(socket: SocketAddr, headers: &HeaderMap, trusted_proxies: usize) -> IpAddr {
     if trusted_proxies == 0 {

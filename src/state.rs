@@ -14,6 +14,7 @@ use crate::{
     exams::{AccessPasses, ExamCatalog},
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
+    ratelimit::CheckThrottle,
     sessions::{SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
@@ -34,6 +35,7 @@ pub struct AppState {
     pub firewall: HostFirewall,
     pub sessions: Sessions,
     pub auth: Auth,
+    pub checks: CheckThrottle,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down; long-lived connections watch it.
     pub stopping: CancellationToken,
@@ -104,6 +106,7 @@ impl AppState {
             terminals,
             sockets,
             tickets: Tickets::default(),
+            checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),
             sessions,
             leptos_options: settings.site.clone(),

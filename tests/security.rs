@@ -279,3 +279,33 @@ async fn signed_in_callers_have_budgets_of_their_own() {
         "another account at the same address"
     );
 }
+
+#[tokio::test]
+async fn a_learner_checks_a_task_at_most_once_every_few_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = common::Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    platform.start_session(&token).await;
+    let (_, tasks) = platform.get("/api/tasks", &token).await;
+    let (first, second) = (tasks[0]["id"].as_str().unwrap(), tasks[1]["id"].as_str().unwrap());
+    let (platform, token) = (&platform, &token);
+    let check = |task: &str| {
+        let path = format!("/api/tasks/{task}/check");
+        async move { platform.post(&path, token).await }
+    };
+    assert_eq!(check(first).await.0, StatusCode::OK);
+    let (status, body) = check(first).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let sentence = body["error"].as_str().unwrap();
+    assert!(
+        sentence.starts_with("you checked this task a moment ago: check it again in "),
+        "{sentence}"
+    );
+    assert_eq!(check(second).await.0, StatusCode::OK, "another task");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(check(first).await.0, StatusCode::OK, "a few seconds later");
+    assert_eq!(
+        platform.post("/api/session/stop", token).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
