@@ -172,6 +172,19 @@ pub fn UserMenu() -> impl IntoView {
     }
 }
 
+/// The sentence for a refused Google sign-in, by the reason the server names.
+fn google_refusal(reason: &str) -> &'static str {
+    match reason {
+        "cancelled" => "The Google sign-in was cancelled.",
+        "expired" => {
+            "This sign-in link has expired, was already used, or was started in another browser: start again."
+        }
+        "unverified" => "Your Google account's email is not verified.",
+        "unavailable" => "Google sign-in is not configured on this server.",
+        _ => "The Google sign-in did not complete: try again.",
+    }
+}
+
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let request = ServerAction::<RequestCode>::new();
@@ -179,9 +192,9 @@ pub fn SignInPage() -> impl IntoView {
     let password = ServerAction::<LogIn>::new();
     // The email a code was sent to, once one was.
     let sent_to = move || request.value().get().and_then(Result::ok);
-    // Why a Google sign-in came back refused, if it did.
+    // Why a Google sign-in came back refused, if it did: one of our sentences, never the query's.
     let query = leptos_router::hooks::use_query_map();
-    let refused = move || query.read().get("error");
+    let refused = move || query.read().get("error").map(|code| google_refusal(&code));
 
     view! {
         <section class="auth-page">

@@ -107,13 +107,14 @@ impl Auth {
     }
 
     /// The Google consent page to send the browser to.
-    pub async fn google_start(&self) -> Result<String, AuthError> {
+    /// Google's consent page, and the secret the browser must bring back to the callback.
+    pub async fn google_start(&self) -> Result<(String, String), AuthError> {
         Ok(self.google()?.start(&self.store).await?)
     }
 
     /// Signs in the verified Google identity, linked by email to an existing account or a new one.
-    pub async fn google_finish(&self, code: &str, state: &str) -> Result<SignedIn, AuthError> {
-        let identity = self.google()?.finish(&self.store, code, state).await?;
+    pub async fn google_finish(&self, code: &str, state: &str, browser: &str) -> Result<SignedIn, AuthError> {
+        let identity = self.google()?.finish(&self.store, code, state, browser).await?;
         let email = Email::parse(&identity.email)?;
         let user = self.user_for(&email, &identity.name).await?;
         let user = self.store.prove_email(&user.id, None).await?;

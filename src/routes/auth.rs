@@ -20,7 +20,10 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    cookies::{cleared_cookies, cookie_value, session_cookies, REFRESH_COOKIE},
+    cookies::{
+        cleared_cookies, cleared_google_cookie, cookie_value, google_cookie, session_cookies, GOOGLE_COOKIE,
+        REFRESH_COOKIE,
+    },
     extract::CurrentUser,
     ApiError, ApiJson,
 };
@@ -198,14 +201,18 @@ async fn logout_everywhere(
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
-/// Off to Google's consent page.
+/// Off to Google's consent page, with the cookie that binds the flow to this browser.
 #[utoipa::path(get, path = "/google", tag = "auth", responses(
     (status = 303, description = "To Google, or back to the sign-in page with the reason"),
 ))]
 async fn google_start(State(auth): State<Auth>) -> Response {
     match auth.google_start().await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(error) => back_to_sign_in(error),
+        Ok((url, browser)) => (
+            [(header::SET_COOKIE, google_cookie(&browser))],
+            Redirect::to(&url),
+        )
+            .into_response(),
+        Err(error) => refused(&error),
     }
 }
 
@@ -217,33 +224,46 @@ struct GoogleCallback {
     error: Option<String>,
 }
 
-/// Back from Google: signed in and sent home, or sent to the sign-in page with the reason.
+/// Back from Google: signed in and sent home, or sent to the sign-in page with the reason. Only
+/// the browser that started the sign-in (its cookie) can finish it.
 #[utoipa::path(get, path = "/google/callback", tag = "auth", params(
     ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query),
 ), responses((status = 303, description = "Home signed in, or to the sign-in page with the reason")))]
-async fn google_callback(State(auth): State<Auth>, Query(callback): Query<GoogleCallback>) -> Response {
+async fn google_callback(
+    State(auth): State<Auth>,
+    headers: HeaderMap,
+    Query(callback): Query<GoogleCallback>,
+) -> Response {
     let (Some(code), Some(state), None) = (callback.code, callback.state, callback.error) else {
-        return back_to_sign_in(AuthError::Google(GoogleError::Exchange(
-            "the sign-in was cancelled".into(),
-        )));
+        return back_to_sign_in("cancelled");
     };
-    match auth.google_finish(&code, &state).await {
+    let browser = cookie_value(&headers, GOOGLE_COOKIE).unwrap_or_default();
+    match auth.google_finish(&code, &state, browser).await {
         Ok(signed) => {
-            let cookies = AppendHeaders(session_cookies(&signed).map(|c| (header::SET_COOKIE, c)));
-            (cookies, Redirect::to("/")).into_response()
+            let cookies = session_cookies(&signed)
+                .into_iter()
+                .chain([cleared_google_cookie()])
+                .map(|c| (header::SET_COOKIE, c));
+            (AppendHeaders(cookies), Redirect::to("/")).into_response()
         }
-        Err(error) => back_to_sign_in(error),
+        Err(error) => refused(&error),
     }
 }
 
-/// A browser flow's failure: the sign-in page, saying why (the status is logged).
-fn back_to_sign_in(error: AuthError) -> Response {
-    let ApiError { status, message } = error.into();
-    tracing::warn!(status = status.as_u16(), message, "Google sign-in refused");
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("error", &message)
-        .finish();
-    Redirect::to(&format!("/signin?{query}")).into_response()
+/// A refused Google sign-in: logged, and the sign-in page told which of its fixed sentences to
+/// show (never a text of ours or of the query's).
+fn refused(error: &AuthError) -> Response {
+    tracing::warn!(%error, "Google sign-in refused");
+    back_to_sign_in(match error {
+        AuthError::Google(GoogleError::NotConfigured) => "unavailable",
+        AuthError::Google(GoogleError::UnknownState) => "expired",
+        AuthError::Google(GoogleError::EmailNotVerified) => "unverified",
+        _ => "failed",
+    })
+}
+
+fn back_to_sign_in(reason: &str) -> Response {
+    Redirect::to(&format!("/signin?error={reason}")).into_response()
 }
 
 /// Who is signed in.

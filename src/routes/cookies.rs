@@ -24,6 +24,19 @@ pub fn session_cookies(signed: &SignedIn) -> [HeaderValue; 2] {
     ]
 }
 
+/// The browser's proof, at Google's callback, that it started the sign-in: ten minutes, and only
+/// on the paths of the Google flow.
+pub const GOOGLE_COOKIE: &str = "ckad_google";
+const GOOGLE_PATH: &str = "/api/auth/google";
+
+pub fn google_cookie(secret: &str) -> HeaderValue {
+    cookie(GOOGLE_COOKIE, secret, GOOGLE_PATH, 600)
+}
+
+pub fn cleared_google_cookie() -> HeaderValue {
+    cookie(GOOGLE_COOKIE, "", GOOGLE_PATH, 0)
+}
+
 pub fn cleared_cookies() -> [HeaderValue; 3] {
     [
         cookie(ACCESS_COOKIE, "", "/", 0),
