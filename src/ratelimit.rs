@@ -1,7 +1,8 @@
 //! Request rate limits per client (or per user): a token bucket per key (GCRA), in memory. The
 //! client is the socket's address unless `TRUSTED_PROXIES` says how many proxies stand in front,
 //! in which case it is read that many hops from the right of `X-Forwarded-For`; a header the
-//! client wrote itself is never believed.
+//! client wrote itself is never believed. An IPv6 client is its /64 (one host holds them all);
+//! an IPv4 address mapped into IPv6 is the IPv4 address. A signed-in caller is their account.
 
 use std::{
     collections::HashMap,
@@ -17,7 +18,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::routes::ApiError;
+use crate::{
+    auth::Auth,
+    routes::{extract::CurrentUser, ApiError},
+};
 
 /// At most `limit` requests per `period` for each key, in bursts of up to `limit`.
 #[derive(Clone)]
@@ -57,6 +61,32 @@ impl RateLimiter {
     }
 }
 
+/// How often one learner may check one task: grading reads their whole cluster.
+pub const CHECK_GAP: Duration = Duration::from_secs(5);
+
+/// One Check per learner and task every [`CHECK_GAP`].
+#[derive(Clone)]
+pub struct CheckThrottle(RateLimiter);
+
+impl Default for CheckThrottle {
+    fn default() -> Self {
+        Self(RateLimiter::new(1, CHECK_GAP))
+    }
+}
+
+impl CheckThrottle {
+    /// Admits a Check of `task` by `user_id`, or says when the next one will be.
+    pub fn admit(&self, user_id: &str, task: &str) -> Result<(), ApiError> {
+        self.0.check(&format!("{user_id} {task}")).map_err(|wait| {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("you checked this task a moment ago: check it again in {seconds} s"),
+            )
+        })
+    }
+}
+
 /// The client's address as this deployment should believe it.
 pub fn client_address(socket: SocketAddr, headers: &HeaderMap, trusted_proxies: usize) -> IpAddr {
     if trusted_proxies == 0 {
@@ -75,12 +105,29 @@ pub fn client_address(socket: SocketAddr, headers: &HeaderMap, trusted_proxies: 
         .map_or(socket.ip(), |i| hops[i])
 }
 
-/// A limit applied by middleware to the paths under `scope`, keyed by client address.
+/// The bucket of a client address: an IPv6 address's /64, an IPv4 address as itself (mapped
+/// into IPv6 or not).
+pub fn address_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => ipnet::Ipv6Net::new(v6, 64)
+                .expect("64 is a valid prefix")
+                .trunc()
+                .to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// A limit applied by middleware to the paths under `scope`, keyed by the signed-in account when
+/// the request proves one (`accounts`), else by client address.
 #[derive(Clone)]
 pub struct ClientLimit {
     pub scope: &'static str,
     pub limiter: RateLimiter,
     pub trusted_proxies: usize,
+    pub accounts: Option<Auth>,
 }
 
 pub async fn limit_clients(
@@ -92,8 +139,15 @@ pub async fn limit_clients(
     if !request.uri().path().starts_with(limit.scope) {
         return next.run(request).await;
     }
-    let client = client_address(socket, request.headers(), limit.trusted_proxies);
-    match limit.limiter.check(&client.to_string()) {
+    let account = limit
+        .accounts
+        .as_ref()
+        .and_then(|auth| CurrentUser::from_headers(auth, request.headers()).ok());
+    let key = match account {
+        Some(user) => format!("account {}", user.id),
+        None => address_key(client_address(socket, request.headers(), limit.trusted_proxies)),
+    };
+    match limit.limiter.check(&key) {
         Ok(()) => next.run(request).await,
         Err(wait) => too_many(wait),
     }
@@ -129,6 +183,16 @@ mod tests {
             "{wait:?}"
         );
         limiter.check("b").expect("other clients have their own bucket");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_client_its_ipv4_address() {
+        let key = |a: &str| address_key(a.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
     }
 
     #[test]

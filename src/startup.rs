@@ -72,24 +72,31 @@ pub fn app(state: AppState) -> Router {
             app::shell,
         ))
         .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            routes::extract::renew_session,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
         ));
     // The API (server functions included) is rate limited per client, tighter for sign-in, and
     // answers state-changing requests from the site's own origin only.
     let http = &state.settings.http;
-    let per_minute = |scope, limit| ClientLimit {
+    let per_minute = |scope, limit, accounts| ClientLimit {
         scope,
         limiter: RateLimiter::new(limit, Duration::from_secs(60)),
         trusted_proxies: http.trusted_proxies,
+        accounts,
     };
+    // Signing in is limited per address (nobody is known yet); the rest of the API per account
+    // once the caller is signed in.
     router = router
         .layer(middleware::from_fn_with_state(
-            per_minute("/api/auth/", http.auth_per_minute),
+            per_minute("/api/auth/", http.auth_per_minute, None),
             ratelimit::limit_clients,
         ))
         .layer(middleware::from_fn_with_state(
-            per_minute("/api/", http.api_per_minute),
+            per_minute("/api/", http.api_per_minute, Some(state.auth.clone())),
             ratelimit::limit_clients,
         ))
         .layer(middleware::from_fn_with_state(

@@ -15,6 +15,7 @@ use crate::{
     exams::ExamCatalog,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
+    ratelimit::CheckThrottle,
     sessions::{SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
@@ -37,6 +38,7 @@ pub struct AppState {
     pub auth: Auth,
     /// Plans, passes, payments and who may take a full exam.
     pub billing: Billing,
+    pub checks: CheckThrottle,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down; long-lived connections watch it.
     pub stopping: CancellationToken,
@@ -126,6 +128,7 @@ impl AppState {
             terminals,
             sockets,
             tickets: Tickets::default(),
+            checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),
             sessions,
             leptos_options: settings.site.clone(),

@@ -43,7 +43,8 @@ pub(crate) mod server {
     }
 }
 
-#[server(prefix = "/api/auth")]
+/// Asked by every page: under `/api/pages`, so that it never spends the sign-in budget.
+#[server(prefix = "/api/pages")]
 pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
     Ok(server::accounts()?.current_user(&server::headers()).await)
 }
@@ -67,9 +68,43 @@ pub async fn log_in(email: String, password: String) -> Result<(), ServerFnError
     server::finish(server::accounts()?.log_in(&email, &password).await)
 }
 
+/// Mails a code to prove the email; answers the email it went to.
 #[server(prefix = "/api/auth")]
-pub async fn register(email: String, name: String, password: String) -> Result<(), ServerFnError> {
-    server::finish(server::accounts()?.register(&email, &password, &name).await)
+pub async fn register(email: String, password: String) -> Result<String, ServerFnError> {
+    server::accounts()?
+        .register(&email, &password)
+        .await
+        .map_err(server::refuse)?;
+    Ok(email)
+}
+
+/// Sets the password with the mailed code (the end of a registration, or a reset) and signs in.
+#[server(prefix = "/api/auth")]
+pub async fn set_password(
+    email: String,
+    code: String,
+    password: String,
+    name: String,
+) -> Result<(), ServerFnError> {
+    server::finish(
+        server::accounts()?
+            .set_password(&email, &code, &password, &name)
+            .await,
+    )
+}
+
+#[server(prefix = "/api/auth")]
+pub async fn sign_out_everywhere() -> Result<(), ServerFnError> {
+    let cleared = server::accounts()?
+        .sign_out_everywhere(&server::headers())
+        .await
+        .map_err(server::refuse)?;
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    for cookie in cleared {
+        response.append_header(http::header::SET_COOKIE, cookie);
+    }
+    leptos_axum::redirect("/");
+    Ok(())
 }
 
 #[server(prefix = "/api/auth")]
@@ -137,6 +172,19 @@ pub fn UserMenu() -> impl IntoView {
     }
 }
 
+/// The sentence for a refused Google sign-in, by the reason the server names.
+fn google_refusal(reason: &str) -> &'static str {
+    match reason {
+        "cancelled" => "The Google sign-in was cancelled.",
+        "expired" => {
+            "This sign-in link has expired, was already used, or was started in another browser: start again."
+        }
+        "unverified" => "Your Google account's email is not verified.",
+        "unavailable" => "Google sign-in is not configured on this server.",
+        _ => "The Google sign-in did not complete: try again.",
+    }
+}
+
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let request = ServerAction::<RequestCode>::new();
@@ -144,9 +192,9 @@ pub fn SignInPage() -> impl IntoView {
     let password = ServerAction::<LogIn>::new();
     // The email a code was sent to, once one was.
     let sent_to = move || request.value().get().and_then(Result::ok);
-    // Why a Google sign-in came back refused, if it did.
+    // Why a Google sign-in came back refused, if it did: one of our sentences, never the query's.
     let query = leptos_router::hooks::use_query_map();
-    let refused = move || query.read().get("error");
+    let refused = move || query.read().get("error").map(|code| google_refusal(&code));
 
     view! {
         <section class="auth-page">
@@ -183,29 +231,67 @@ pub fn SignInPage() -> impl IntoView {
                         <button type="submit" disabled=move || password.pending().get()>"Sign in"</button>
                     </ActionForm>
                     {form_error(password.value())}
-                    <p class="hint">"New here? " <A href="/signup">"Create an account"</A></p>
+                    <p class="hint">"New here, or forgot your password? " <A href="/signup">"Set a password"</A></p>
                 </div>
             </div>
         </section>
     }
 }
 
+/// A password account in two steps: the form mails a code to the email, and the code (which
+/// proves the email) sets the password and signs in. An email that already has an account gets
+/// its password replaced the same way: this is also the password reset.
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let register = ServerAction::<Register>::new();
+    let set_password = ServerAction::<SetPassword>::new();
+    let (name, email, password) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+    );
+    // The email a code was sent to, once one was.
+    let sent_to = move || register.value().get().and_then(Result::ok);
     view! {
         <section class="auth-page">
             <h1>"Create an account"</h1>
             <div class="auth-card">
-                <ActionForm action=register>
-                    <label>"Name" <input name="name" autocomplete="name"/></label>
-                    <label>"Email" <input type="email" name="email" required autocomplete="email"/></label>
-                    <label>"Password (10 characters or more)" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
-                    <button type="submit" disabled=move || register.pending().get()>"Create account"</button>
-                </ActionForm>
-                {form_error(register.value())}
-                <p class="hint">"Already have one? " <A href="/signin">"Sign in"</A></p>
+                <Show
+                    when=move || sent_to().is_some()
+                    fallback=move || view! {
+                        <ActionForm action=register>
+                            <label>"Name" <input name="name" autocomplete="name" bind:value=name/></label>
+                            <label>"Email" <input type="email" name="email" required autocomplete="email" bind:value=email/></label>
+                            <label>"Password (10 characters or more)" <input type="password" name="password" required minlength="10" autocomplete="new-password" bind:value=password/></label>
+                            <button type="submit" disabled=move || register.pending().get()>"Create account"</button>
+                        </ActionForm>
+                        {form_error(register.value())}
+                    }
+                >
+                    <p class="hint">"We sent a 6-digit code to " <strong>{sent_to}</strong> " to prove the address is yours. It works once, for 10 minutes."</p>
+                    <ActionForm action=set_password>
+                        <input type="hidden" name="email" prop:value=move || sent_to().unwrap_or_default()/>
+                        <input type="hidden" name="name" prop:value=name/>
+                        <input type="hidden" name="password" prop:value=password/>
+                        <label>"Code" <input name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required autocomplete="one-time-code"/></label>
+                        <button type="submit" disabled=move || set_password.pending().get()>"Confirm"</button>
+                    </ActionForm>
+                    {form_error(set_password.value())}
+                </Show>
+                <p class="hint">"Already have one? " <A href="/signin">"Sign in"</A>". Setting a password here replaces the old one once the code proves the email."</p>
             </div>
         </section>
+    }
+}
+
+/// Ends every sign-in of the learner, on every device.
+#[component]
+pub fn EndEverySignIn() -> impl IntoView {
+    let action = ServerAction::<SignOutEverywhere>::new();
+    view! {
+        <ActionForm action attr:class="inline">
+            <button type="submit" class="link-button">"End every sign-in on every device"</button>
+        </ActionForm>
+        {form_error(action.value())}
     }
 }

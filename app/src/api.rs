@@ -375,6 +375,17 @@ pub struct RegisterBody {
     pub name: String,
 }
 
+/// `POST /api/auth/password`: a password set with the code mailed to the email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PasswordBody {
+    pub email: String,
+    pub code: String,
+    pub password: String,
+    /// Used when the account is new.
+    #[serde(default)]
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LoginBody {
     pub email: String,

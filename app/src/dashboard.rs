@@ -6,7 +6,7 @@ use leptos_router::{components::A, hooks::use_navigate, NavigateOptions};
 use send_wrapper::SendWrapper;
 
 use crate::{
-    account::error_text,
+    account::{error_text, EndEverySignIn},
     api::{SessionEvent, SessionStatus, SessionView, Step, StepState},
     live::{clock_text, time_left, SessionEvents},
     session::{current_session, past_sessions, start_session},
@@ -61,6 +61,8 @@ pub fn DashboardPage() -> impl IntoView {
             <h2>"Mock exam results"</h2>
             <crate::exams::ExamHistory/>
             <p><A href="/exams">"Take a mock exam"</A></p>
+            <h2>"Your sign-ins"</h2>
+            <EndEverySignIn/>
         </section>
     }
 }

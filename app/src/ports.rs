@@ -30,7 +30,18 @@ pub trait Accounts: Send + Sync {
     async fn request_code(&self, email: &str) -> Result<(), Refusal>;
     async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, Refusal>;
     async fn log_in(&self, email: &str, password: &str) -> Result<SignedIn, Refusal>;
-    async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, Refusal>;
+    /// Checks the password's length and mails a code; nobody is signed in yet.
+    async fn register(&self, email: &str, password: &str) -> Result<(), Refusal>;
+    /// Sets the password with the mailed code (a registration's end, or a reset) and signs in.
+    async fn set_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<SignedIn, Refusal>;
+    /// Ends every sign-in of the request's user; returns the cookies that clear this one.
+    async fn sign_out_everywhere(&self, headers: &HeaderMap) -> Result<Vec<HeaderValue>, Refusal>;
     /// Ends the request's sign-in; returns the cookies that clear it.
     async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue>;
 }

@@ -126,8 +126,11 @@ impl Google {
     }
 
     /// Where to send the browser: Google's consent page, with a fresh state, PKCE challenge
-    /// and nonce recorded for the callback.
-    pub async fn start(&self, store: &Store) -> Result<String, GoogleError> {
+    /// and nonce recorded for the callback; and the secret the browser keeps (in a short-lived
+    /// cookie) to prove at the callback that it is the one that started, so that a callback URL
+    /// replayed in another browser signs nobody in there.
+    pub async fn start(&self, store: &Store) -> Result<(String, String), GoogleError> {
+        let browser = CsrfToken::new_random().secret().clone();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let nonce = CsrfToken::new_random().secret().clone();
         let (url, state) = self
@@ -144,21 +147,22 @@ impl Google {
             nonce,
         };
         store
-            .insert_oauth_flow(&hash_refresh_token(state.secret()), &flow, Utc::now() + FLOW_TTL)
+            .insert_oauth_flow(&flow_key(state.secret(), &browser), &flow, Utc::now() + FLOW_TTL)
             .await?;
-        Ok(url.to_string())
+        Ok((url.to_string(), browser))
     }
 
-    /// Completes a callback: the state must be one we issued and unused; the code is exchanged
+    /// Completes a callback: the state must be one we issued to this browser and unused; the code is exchanged
     /// with its PKCE verifier; the ID token must verify and carry our nonce and a verified email.
     pub async fn finish(
         &self,
         store: &Store,
         code: &str,
         state: &str,
+        browser: &str,
     ) -> Result<GoogleIdentity, GoogleError> {
         let flow = store
-            .take_oauth_flow(&hash_refresh_token(state))
+            .take_oauth_flow(&flow_key(state, browser))
             .await?
             .ok_or(GoogleError::UnknownState)?;
         let response = self
@@ -213,6 +217,11 @@ impl Google {
             .map_err(|e| invalid(&e))?
             .claims)
     }
+}
+
+/// How a flow is stored: its state and its browser's secret, hashed together.
+fn flow_key(state: &str, browser: &str) -> String {
+    hash_refresh_token(&format!("{state}\0{browser}"))
 }
 
 #[cfg(test)]

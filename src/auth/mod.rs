@@ -6,9 +6,10 @@ mod google;
 mod passwords;
 mod tokens;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
+use tokio::sync::Mutex;
 
 pub use google::{Google, GoogleError, GoogleSettings};
 pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
@@ -17,12 +18,20 @@ pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
 use crate::{
     domain::{Email, InvalidEmail, Secret},
     mail::{MailError, Mailer},
-    store::{Rotation, Store, StoreError, User},
+    store::{CodeLimits, CodeTry, Rotation, Store, StoreError, User},
 };
 
-/// How long a code works, and how many wrong tries kill it.
+/// How long a code works.
 pub const CODE_TTL: Duration = Duration::minutes(10);
-pub const CODE_ATTEMPTS: i64 = 5;
+/// Five tries kill a code; an email gets five codes and ten tries an hour, and a new code no
+/// sooner than a minute after the last (which stays valid meanwhile).
+pub const CODE_LIMITS: CodeLimits = CodeLimits {
+    attempts_per_code: 5,
+    codes_per_window: 5,
+    tries_per_window: 10,
+    window: Duration::hours(1),
+    mail_gap: Duration::minutes(1),
+};
 /// A refresh token presented again this soon after its rotation is a race (two tabs), not theft.
 const REFRESH_GRACE: Duration = Duration::seconds(10);
 
@@ -32,12 +41,12 @@ pub enum AuthError {
     InvalidEmail(#[from] InvalidEmail),
     #[error("that code is wrong or has expired: ask for a new one")]
     InvalidCode,
+    #[error("too many tries for this email: ask for a new code later")]
+    TooManyTries,
     #[error("the email or the password is wrong")]
     InvalidCredentials,
     #[error("a password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters")]
     WeakPassword,
-    #[error("an account with this email exists: sign in instead")]
-    AccountExists,
     #[error("your sign-in has expired: sign in again")]
     InvalidRefresh,
     #[error(transparent)]
@@ -46,6 +55,14 @@ pub enum AuthError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn check_password_length(password: &str) -> Result<(), AuthError> {
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(AuthError::WeakPassword)
+    }
 }
 
 /// A signed-in user and the tokens that prove it.
@@ -63,6 +80,11 @@ pub struct Auth {
     tokens: AccessTokens,
     mailer: Arc<dyn Mailer>,
     google: Option<Google>,
+    /// The browser renewals of the last [`REFRESH_GRACE`], by the hash of the refresh token each
+    /// replaced: the requests a page sends at once with the same expired cookie share one
+    /// successor instead of racing to rotate it.
+    renewals: Arc<Mutex<HashMap<String, (Instant, SignedIn)>>>,
+    hasher: passwords::Hasher,
 }
 
 impl Auth {
@@ -73,6 +95,8 @@ impl Auth {
             secret,
             mailer,
             google,
+            renewals: Arc::default(),
+            hasher: passwords::Hasher::default(),
         }
     }
 
@@ -83,15 +107,17 @@ impl Auth {
     }
 
     /// The Google consent page to send the browser to.
-    pub async fn google_start(&self) -> Result<String, AuthError> {
+    /// Google's consent page, and the secret the browser must bring back to the callback.
+    pub async fn google_start(&self) -> Result<(String, String), AuthError> {
         Ok(self.google()?.start(&self.store).await?)
     }
 
     /// Signs in the verified Google identity, linked by email to an existing account or a new one.
-    pub async fn google_finish(&self, code: &str, state: &str) -> Result<SignedIn, AuthError> {
-        let identity = self.google()?.finish(&self.store, code, state).await?;
+    pub async fn google_finish(&self, code: &str, state: &str, browser: &str) -> Result<SignedIn, AuthError> {
+        let identity = self.google()?.finish(&self.store, code, state, browser).await?;
         let email = Email::parse(&identity.email)?;
         let user = self.user_for(&email, &identity.name).await?;
+        let user = self.store.prove_email(&user.id, None).await?;
         self.sign_in(user).await
     }
 
@@ -112,63 +138,91 @@ impl Auth {
     }
 
     /// Mails a fresh code. Known and unknown emails are treated alike: the first verified code
-    /// creates the account.
+    /// creates the account. Within a minute of the last code, or past the email's codes for the
+    /// hour, nothing is mailed and the answer is the same (the live code still works).
     pub async fn request_code(&self, email: &str) -> Result<(), AuthError> {
         let email = Email::parse(email)?;
         let code = codes::new_code();
         let hash = codes::hash_code(&self.secret, &email, &code);
-        self.store
-            .insert_code(email.as_str(), &hash, Utc::now() + CODE_TTL)
+        let stored = self
+            .store
+            .insert_code(email.as_str(), &hash, Utc::now() + CODE_TTL, CODE_LIMITS)
             .await?;
-        self.mailer.send_code(&email, &code).await?;
+        if stored {
+            self.mailer.send_code(&email, &code).await?;
+        } else {
+            tracing::info!("a code was asked for again too soon: none mailed");
+        }
         Ok(())
     }
 
-    /// Signs in with a code: single use, bound to its email, dead after [`CODE_ATTEMPTS`] wrong
-    /// tries or [`CODE_TTL`].
+    /// Uses up the live code of `email` if `code` is it. Every try is counted before the
+    /// comparison; see [`CODE_LIMITS`].
+    async fn take_code(&self, email: &Email, code: &str) -> Result<(), AuthError> {
+        let pending = match self.store.try_code(email.as_str(), CODE_LIMITS).await? {
+            CodeTry::Compare(pending) => pending,
+            CodeTry::NoCode => return Err(AuthError::InvalidCode),
+            CodeTry::TooMany => return Err(AuthError::TooManyTries),
+        };
+        if !codes::code_matches(&self.secret, email, code.trim(), &pending.code_hash)
+            || !self.store.consume_code(&pending.id).await?
+        {
+            return Err(AuthError::InvalidCode);
+        }
+        Ok(())
+    }
+
+    /// Signs in with a mailed code, which proves the email (and makes the account on first use).
     pub async fn verify_code(&self, email: &str, code: &str) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email)?;
-        let pending = self
-            .store
-            .pending_code(email.as_str())
-            .await?
-            .ok_or(AuthError::InvalidCode)?;
-        if pending.attempts >= CODE_ATTEMPTS {
-            return Err(AuthError::InvalidCode);
-        }
-        if !codes::code_matches(&self.secret, &email, code.trim(), &pending.code_hash) {
-            self.store.count_failed_attempt(&pending.id).await?;
-            return Err(AuthError::InvalidCode);
-        }
-        if !self.store.consume_code(&pending.id).await? {
-            return Err(AuthError::InvalidCode);
-        }
+        self.take_code(&email, code).await?;
         let user = self.user_for(&email, "").await?;
+        let user = self.store.prove_email(&user.id, None).await?;
         self.sign_in(user).await
     }
 
-    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<SignedIn, AuthError> {
+    /// The first step of a password registration (or a reset): checks the password's length and
+    /// mails a code. Nothing is stored but the code, and the answer is the same whether the email
+    /// has an account or not; [`Auth::set_password`] with the code finishes it.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(), AuthError> {
+        check_password_length(password)?;
+        self.request_code(email).await
+    }
+
+    /// Sets the password of `email`, proven by its mailed code, and signs in; every earlier
+    /// sign-in of the account ends. This finishes a registration and is the password reset.
+    pub async fn set_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email)?;
-        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count()) {
-            return Err(AuthError::WeakPassword);
-        }
-        let hash = passwords::hash_password(password);
-        let user = match self
-            .store
-            .insert_password_user(email.as_str(), name.trim(), &hash)
-            .await
-        {
-            Err(StoreError::Conflict(_)) => return Err(AuthError::AccountExists),
-            created => created?,
-        };
+        check_password_length(password)?;
+        self.take_code(&email, code).await?;
+        let hash = self.hasher.hash(password).await;
+        let user = self.user_for(&email, name.trim()).await?;
+        let user = self.store.prove_email(&user.id, Some(&hash)).await?;
         self.sign_in(user).await
+    }
+
+    /// Ends every sign-in of the user.
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), AuthError> {
+        Ok(self.store.revoke_user_families(user_id).await?)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, AuthError> {
         let email = Email::parse(email).map_err(|_| AuthError::InvalidCredentials)?;
+        // No password outside the lengths a registration allows is anyone's: never hashed.
+        check_password_length(password).map_err(|_| AuthError::InvalidCredentials)?;
         let found = self.store.password_of(email.as_str()).await?;
-        let stored = found.as_ref().and_then(|(_, hash)| hash.as_deref());
-        if !passwords::verify_password(password, stored) {
+        // A password works only on an account whose email is proven.
+        let stored = found
+            .as_ref()
+            .filter(|(user, _)| user.email_verified_at.is_some())
+            .and_then(|(_, hash)| hash.clone());
+        if !self.hasher.verify(password, stored).await {
             return Err(AuthError::InvalidCredentials);
         }
         let (user, _) = found.expect("a matching password has an account");
@@ -200,12 +254,28 @@ impl Auth {
             .store
             .user_by_id(&user_id)
             .await?
+            .filter(|user| user.email_verified_at.is_some())
             .ok_or(AuthError::InvalidRefresh)?;
         Ok(SignedIn {
             access_token: self.tokens.issue(&user.id),
             refresh_token: successor,
             user,
         })
+    }
+
+    /// A browser's sign-in renewed from its refresh cookie: [`Auth::refresh`], except that the
+    /// same token presented again within [`REFRESH_GRACE`] gets the same successor.
+    pub async fn renew(&self, refresh_token: &str) -> Result<SignedIn, AuthError> {
+        let key = tokens::hash_refresh_token(refresh_token);
+        let grace = REFRESH_GRACE.to_std().expect("a positive grace");
+        let mut recent = self.renewals.lock().await;
+        recent.retain(|_, (at, _)| at.elapsed() < grace);
+        if let Some((_, signed)) = recent.get(&key) {
+            return Ok(signed.clone());
+        }
+        let signed = self.refresh(refresh_token).await?;
+        recent.insert(key, (Instant::now(), signed.clone()));
+        Ok(signed)
     }
 
     /// Revokes the sign-in the refresh token belongs to.
@@ -226,8 +296,11 @@ impl Auth {
         self.tokens.verify(access_token)
     }
 
-    /// A new sign-in: a new refresh-token family.
+    /// A new sign-in: a new refresh-token family. Only a proven email signs in.
     async fn sign_in(&self, user: User) -> Result<SignedIn, AuthError> {
+        if user.email_verified_at.is_none() {
+            return Err(AuthError::InvalidCredentials);
+        }
         let refresh_token = tokens::new_refresh_token();
         let family = uuid::Uuid::new_v4().to_string();
         let hash = tokens::hash_refresh_token(&refresh_token);

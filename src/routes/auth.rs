@@ -4,8 +4,8 @@
 
 use app::{
     api::{
-        CodeBody, CodeSent, EmailBody, ErrorBody, LoginBody, RefreshBody, RegisterBody, SignInAnswer,
-        UserView,
+        CodeBody, CodeSent, EmailBody, ErrorBody, LoginBody, PasswordBody, RefreshBody, RegisterBody,
+        SignInAnswer, UserView,
     },
     ports::{Accounts, Refusal, SignedIn as PageSignedIn},
 };
@@ -20,7 +20,10 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    cookies::{cleared_cookies, cookie_value, session_cookies, REFRESH_COOKIE},
+    cookies::{
+        cleared_cookies, cleared_google_cookie, cookie_value, google_cookie, session_cookies, GOOGLE_COOKIE,
+        REFRESH_COOKIE,
+    },
     extract::CurrentUser,
     ApiError, ApiJson,
 };
@@ -38,9 +41,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
         .routes(routes!(register))
+        .routes(routes!(set_password))
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(logout_everywhere))
         .routes(routes!(me))
         .routes(routes!(google_start))
         .routes(routes!(google_callback))
@@ -60,6 +65,17 @@ fn signed_in(status: StatusCode, signed: SignedIn) -> Response {
     (status, cookies, Json(body)).into_response()
 }
 
+/// The one answer to a code request, known email or not.
+fn code_sent() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(CodeSent {
+            status: "sent".into(),
+        }),
+    )
+        .into_response()
+}
+
 /// Emails a 6-digit sign-in code. Always the same answer, known email or not.
 #[utoipa::path(post, path = "/email/otp", tag = "auth", request_body = EmailBody, responses(
     (status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody),
@@ -69,13 +85,7 @@ async fn request_code(
     ApiJson(body): ApiJson<EmailBody>,
 ) -> Result<Response, ApiError> {
     auth.request_code(&body.email).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CodeSent {
-            status: "sent".into(),
-        }),
-    )
-        .into_response())
+    Ok(code_sent())
 }
 
 /// Signs in with an emailed code; the tokens come as cookies too.
@@ -92,17 +102,32 @@ async fn verify_code(
     ))
 }
 
-/// Creates a password account and signs in.
+/// The first step of a password account: checks the password's length and mails a code to
+/// prove the email; nobody is signed in. The same answer whether the email has an account or not.
 #[utoipa::path(post, path = "/register", tag = "auth", request_body = RegisterBody, responses(
-    (status = 201, body = SignInAnswer), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody),
 ))]
 async fn register(
     State(auth): State<Auth>,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<Response, ApiError> {
+    auth.register(&body.email, &body.password).await?;
+    Ok(code_sent())
+}
+
+/// Sets the account's password with the code mailed to its email (the end of a registration, or
+/// a reset), ends every earlier sign-in of the account, and signs in.
+#[utoipa::path(post, path = "/password", tag = "auth", request_body = PasswordBody, responses(
+    (status = 200, body = SignInAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+))]
+async fn set_password(
+    State(auth): State<Auth>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<Response, ApiError> {
     Ok(signed_in(
-        StatusCode::CREATED,
-        auth.register(&body.email, &body.password, &body.name).await?,
+        StatusCode::OK,
+        auth.set_password(&body.email, &body.code, &body.password, &body.name)
+            .await?,
     ))
 }
 
@@ -161,14 +186,33 @@ async fn logout(
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
-/// Off to Google's consent page.
+/// Ends every sign-in of the user, on every device, and closes their terminal sockets.
+#[utoipa::path(post, path = "/logout/everywhere", tag = "auth", responses(
+    (status = 204, description = "Signed out everywhere; the cookies are cleared"), (status = 401, body = ErrorBody),
+))]
+async fn logout_everywhere(
+    State(auth): State<Auth>,
+    State(sockets): State<TerminalSockets>,
+    user: CurrentUser,
+) -> Result<Response, ApiError> {
+    auth.sign_out_everywhere(&user.id).await?;
+    sockets.close_user(&user.id, CloseReason::SignedOut);
+    let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
+    Ok((StatusCode::NO_CONTENT, cleared).into_response())
+}
+
+/// Off to Google's consent page, with the cookie that binds the flow to this browser.
 #[utoipa::path(get, path = "/google", tag = "auth", responses(
     (status = 303, description = "To Google, or back to the sign-in page with the reason"),
 ))]
 async fn google_start(State(auth): State<Auth>) -> Response {
     match auth.google_start().await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(error) => back_to_sign_in(error),
+        Ok((url, browser)) => (
+            [(header::SET_COOKIE, google_cookie(&browser))],
+            Redirect::to(&url),
+        )
+            .into_response(),
+        Err(error) => refused(&error),
     }
 }
 
@@ -180,33 +224,46 @@ struct GoogleCallback {
     error: Option<String>,
 }
 
-/// Back from Google: signed in and sent home, or sent to the sign-in page with the reason.
+/// Back from Google: signed in and sent home, or sent to the sign-in page with the reason. Only
+/// the browser that started the sign-in (its cookie) can finish it.
 #[utoipa::path(get, path = "/google/callback", tag = "auth", params(
     ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query),
 ), responses((status = 303, description = "Home signed in, or to the sign-in page with the reason")))]
-async fn google_callback(State(auth): State<Auth>, Query(callback): Query<GoogleCallback>) -> Response {
+async fn google_callback(
+    State(auth): State<Auth>,
+    headers: HeaderMap,
+    Query(callback): Query<GoogleCallback>,
+) -> Response {
     let (Some(code), Some(state), None) = (callback.code, callback.state, callback.error) else {
-        return back_to_sign_in(AuthError::Google(GoogleError::Exchange(
-            "the sign-in was cancelled".into(),
-        )));
+        return back_to_sign_in("cancelled");
     };
-    match auth.google_finish(&code, &state).await {
+    let browser = cookie_value(&headers, GOOGLE_COOKIE).unwrap_or_default();
+    match auth.google_finish(&code, &state, browser).await {
         Ok(signed) => {
-            let cookies = AppendHeaders(session_cookies(&signed).map(|c| (header::SET_COOKIE, c)));
-            (cookies, Redirect::to("/")).into_response()
+            let cookies = session_cookies(&signed)
+                .into_iter()
+                .chain([cleared_google_cookie()])
+                .map(|c| (header::SET_COOKIE, c));
+            (AppendHeaders(cookies), Redirect::to("/")).into_response()
         }
-        Err(error) => back_to_sign_in(error),
+        Err(error) => refused(&error),
     }
 }
 
-/// A browser flow's failure: the sign-in page, saying why (the status is logged).
-fn back_to_sign_in(error: AuthError) -> Response {
-    let ApiError { status, message } = error.into();
-    tracing::warn!(status = status.as_u16(), message, "Google sign-in refused");
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("error", &message)
-        .finish();
-    Redirect::to(&format!("/signin?{query}")).into_response()
+/// A refused Google sign-in: logged, and the sign-in page told which of its fixed sentences to
+/// show (never a text of ours or of the query's).
+fn refused(error: &AuthError) -> Response {
+    tracing::warn!(%error, "Google sign-in refused");
+    back_to_sign_in(match error {
+        AuthError::Google(GoogleError::NotConfigured) => "unavailable",
+        AuthError::Google(GoogleError::UnknownState) => "expired",
+        AuthError::Google(GoogleError::EmailNotVerified) => "unverified",
+        _ => "failed",
+    })
+}
+
+fn back_to_sign_in(reason: &str) -> Response {
+    Redirect::to(&format!("/signin?error={reason}")).into_response()
 }
 
 /// Who is signed in.
@@ -255,8 +312,25 @@ impl Accounts for PageAccounts {
         page_signed_in(self.auth.login(email, password).await)
     }
 
-    async fn register(&self, email: &str, password: &str, name: &str) -> Result<PageSignedIn, Refusal> {
-        page_signed_in(self.auth.register(email, password, name).await)
+    async fn register(&self, email: &str, password: &str) -> Result<(), Refusal> {
+        self.auth.register(email, password).await.map_err(refusal)
+    }
+
+    async fn set_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<PageSignedIn, Refusal> {
+        page_signed_in(self.auth.set_password(email, code, password, name).await)
+    }
+
+    async fn sign_out_everywhere(&self, headers: &HeaderMap) -> Result<Vec<HeaderValue>, Refusal> {
+        let user = CurrentUser::from_headers(&self.auth, headers)?;
+        self.auth.sign_out_everywhere(&user.id).await.map_err(refusal)?;
+        self.sockets.close_user(&user.id, CloseReason::SignedOut);
+        Ok(cleared_cookies().to_vec())
     }
 
     async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue> {

@@ -1,5 +1,5 @@
-//! The sign-in cookies: HttpOnly, Secure, SameSite=Lax; the refresh token's only on the path
-//! that uses it.
+//! The sign-in cookies: HttpOnly, Secure, SameSite=Lax. The refresh cookie goes with every
+//! request, so that the server can renew an expired access token wherever it meets one.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
@@ -7,8 +7,9 @@ use crate::auth::{SignedIn, ACCESS_TTL, REFRESH_TTL};
 
 pub const ACCESS_COOKIE: &str = "ckad_access";
 pub const REFRESH_COOKIE: &str = "ckad_refresh";
-/// The refresh cookie goes only where it is used.
-pub const REFRESH_PATH: &str = "/api/auth";
+pub const REFRESH_PATH: &str = "/";
+/// Where refresh cookies lived before: cleared on sign-out too.
+const OLD_REFRESH_PATH: &str = "/api/auth";
 
 /// The access and refresh cookies of a sign-in.
 pub fn session_cookies(signed: &SignedIn) -> [HeaderValue; 2] {
@@ -23,10 +24,24 @@ pub fn session_cookies(signed: &SignedIn) -> [HeaderValue; 2] {
     ]
 }
 
-pub fn cleared_cookies() -> [HeaderValue; 2] {
+/// The browser's proof, at Google's callback, that it started the sign-in: ten minutes, and only
+/// on the paths of the Google flow.
+pub const GOOGLE_COOKIE: &str = "ckad_google";
+const GOOGLE_PATH: &str = "/api/auth/google";
+
+pub fn google_cookie(secret: &str) -> HeaderValue {
+    cookie(GOOGLE_COOKIE, secret, GOOGLE_PATH, 600)
+}
+
+pub fn cleared_google_cookie() -> HeaderValue {
+    cookie(GOOGLE_COOKIE, "", GOOGLE_PATH, 0)
+}
+
+pub fn cleared_cookies() -> [HeaderValue; 3] {
     [
         cookie(ACCESS_COOKIE, "", "/", 0),
         cookie(REFRESH_COOKIE, "", REFRESH_PATH, 0),
+        cookie(REFRESH_COOKIE, "", OLD_REFRESH_PATH, 0),
     ]
 }
 

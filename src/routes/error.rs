@@ -99,10 +99,10 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let status = match &error {
             AuthError::InvalidEmail(_) | AuthError::WeakPassword => StatusCode::BAD_REQUEST,
+            AuthError::TooManyTries => StatusCode::TOO_MANY_REQUESTS,
             AuthError::InvalidCode | AuthError::InvalidCredentials | AuthError::InvalidRefresh => {
                 StatusCode::UNAUTHORIZED
             }
-            AuthError::AccountExists => StatusCode::CONFLICT,
             AuthError::Google(google) => match google {
                 GoogleError::NotConfigured => StatusCode::NOT_FOUND,
                 GoogleError::UnknownState => StatusCode::BAD_REQUEST,

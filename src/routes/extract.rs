@@ -1,17 +1,89 @@
 //! Who is asking: the one way to find the signed-in user ([`CurrentUser`]) and an administrator
-//! ([`AdminUser`]), shared by the JSON API, the pages' server functions and the terminal socket.
+//! ([`AdminUser`]), shared by the JSON API, the pages' server functions and the terminal socket;
+//! and [`renew_session`], which keeps a browser signed in past its access token's 15 minutes.
 
 use app::api::UserView;
 use axum::{
-    extract::{FromRef, FromRequestParts},
-    http::{header, request::Parts, HeaderMap, StatusCode},
+    extract::{FromRef, FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::Response,
 };
 
 use super::{
-    cookies::{cookie_value, ACCESS_COOKIE},
+    cookies::{cleared_cookies, cookie_value, session_cookies, ACCESS_COOKIE, REFRESH_COOKIE},
     ApiError,
 };
-use crate::{auth::Auth, AppState};
+use crate::{
+    auth::{Auth, AuthError},
+    AppState,
+};
+
+/// The endpoints that handle the refresh cookie themselves.
+const OWN_REFRESH: [&str; 2] = ["/api/auth/refresh", "/api/auth/logout"];
+
+/// A browser whose access cookie is missing or expired but whose refresh cookie is live gets a
+/// new pair before the request is handled: the request is served as signed in (pages, server
+/// functions and the API alike) and the response sets the new cookies. A dead refresh cookie is
+/// cleared. Requests that carry `Authorization` are API clients and renew by themselves.
+pub async fn renew_session(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let needs_renewal = !OWN_REFRESH.contains(&request.uri().path())
+        && !headers.contains_key(header::AUTHORIZATION)
+        && cookie_value(headers, ACCESS_COOKIE).is_none_or(|token| auth.authenticate(token.trim()).is_err());
+    let Some(refresh) = cookie_value(headers, REFRESH_COOKIE).filter(|_| needs_renewal) else {
+        return next.run(request).await;
+    };
+    let set = match auth.renew(refresh).await {
+        Ok(signed) => {
+            let replaced = with_cookies(
+                request.headers(),
+                &[
+                    (ACCESS_COOKIE, &signed.access_token),
+                    (REFRESH_COOKIE, &signed.refresh_token),
+                ],
+            );
+            request.headers_mut().insert(header::COOKIE, replaced);
+            session_cookies(&signed).to_vec()
+        }
+        Err(AuthError::InvalidRefresh) => cleared_cookies().to_vec(),
+        Err(error) => {
+            tracing::error!(%error, "a browser sign-in could not be renewed");
+            Vec::new()
+        }
+    };
+    let mut response = next.run(request).await;
+    // A response that sets the sign-in cookies itself (a sign-in, a sign-out) has the last word.
+    let sets_own = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.as_bytes().starts_with(ACCESS_COOKIE.as_bytes()));
+    if !sets_own {
+        for cookie in set {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+/// The request's `Cookie` header with `replacements` in place of the cookies of those names.
+fn with_cookies(headers: &HeaderMap, replacements: &[(&str, &str)]) -> HeaderValue {
+    let kept = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && !replacements.iter().any(|(n, _)| *n == name)
+        })
+        .map(str::to_owned);
+    let new = replacements.iter().map(|(name, value)| format!("{name}={value}"));
+    let joined = kept.chain(new).collect::<Vec<_>>().join("; ");
+    HeaderValue::from_str(&joined).expect("cookies from a valid header and URL-safe tokens")
+}
 
 /// The signed-in user of a request, from `Authorization: Bearer` or the access cookie.
 #[derive(Debug, Clone)]
@@ -47,7 +119,7 @@ where
     }
 }
 
-/// A signed-in user whose email is in `ADMIN_EMAILS`.
+/// A signed-in user whose proven email is in `ADMIN_EMAILS`.
 #[derive(Debug, Clone)]
 pub struct AdminUser {
     pub user: UserView,
@@ -58,7 +130,11 @@ impl AdminUser {
     pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
         let CurrentUser { id } = CurrentUser::from_headers(&state.auth, headers)?;
         match state.auth.user(&id).await? {
-            Some(user) if state.settings.admin_emails.contains(&user.email.to_lowercase()) => {
+            // Rights come with an address only once its owner proved it.
+            Some(user)
+                if user.email_verified_at.is_some()
+                    && state.settings.admin_emails.contains(&user.email.to_lowercase()) =>
+            {
                 Ok(Self { user: user.into() })
             }
             Some(_) => Err(ApiError::new(

@@ -91,7 +91,7 @@ impl Practice for Pages {
 
     async fn check_task(&self, headers: &HeaderMap, task_id: &str) -> Result<CheckReport, Refusal> {
         let user = self.user(headers)?;
-        Ok(check_report(&self.0.sessions, &user, task_id.to_owned()).await?)
+        Ok(check_report(&self.0.sessions, &self.0.checks, &user, task_id.to_owned()).await?)
     }
 
     async fn list_live_sessions(&self, headers: &HeaderMap) -> Result<AdminOverview, Refusal> {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{extract::CurrentUser, ApiError};
+use crate::ratelimit::CheckThrottle;
 use crate::{
     domain::{ExamResult, Session},
     sessions::{SessionError, Sessions},
@@ -222,9 +223,11 @@ async fn task(
 /// Grades the task against the user's started session.
 pub(crate) async fn check_report(
     sessions: &Sessions,
+    throttle: &CheckThrottle,
     user: &CurrentUser,
     task: String,
 ) -> Result<CheckReport, ApiError> {
+    throttle.admit(&user.id, &task)?;
     let checks = sessions.check(&user.id, &task).await?;
     Ok(CheckReport {
         passed: checks.iter().all(|c| c.passed),
@@ -236,14 +239,15 @@ pub(crate) async fn check_report(
 /// Grades the task against the user's started session.
 #[utoipa::path(post, path = "/{id}/check", tag = "tasks", params(("id" = String, Path)), responses(
     (status = 200, body = CheckReport), (status = 401, body = ErrorBody),
-    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
 ))]
 async fn check(
     user: CurrentUser,
     Path(id): Path<String>,
     State(sessions): State<Sessions>,
+    State(throttle): State<CheckThrottle>,
 ) -> Result<Json<CheckReport>, ApiError> {
-    Ok(Json(check_report(&sessions, &user, id).await?))
+    Ok(Json(check_report(&sessions, &throttle, &user, id).await?))
 }
 
 /// Every exam, and whether this learner may take it now.

@@ -44,16 +44,56 @@ pub enum Rotation {
     Replayed,
 }
 
+/// How often one email may be mailed codes and try them.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeLimits {
+    /// Wrong tries that kill a code.
+    pub attempts_per_code: i64,
+    /// Codes mailed to one email in a [`CodeLimits::window`].
+    pub codes_per_window: i64,
+    /// Tries (across its codes) of one email in a [`CodeLimits::window`].
+    pub tries_per_window: i64,
+    pub window: chrono::Duration,
+    /// No new code sooner than this after the last one: the live one stays valid instead.
+    pub mail_gap: chrono::Duration,
+}
+
+/// What a guess at an email's code may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTry {
+    /// Compare with this code; the try is already counted.
+    Compare(PendingCode),
+    /// No live code.
+    NoCode,
+    /// The code's or the email's tries are spent.
+    TooMany,
+}
+
 impl Store {
-    /// Stores a new code for `email`; earlier unused codes for it stop working.
+    /// Stores a new code for `email` (earlier unused codes for it stop working), unless the last
+    /// one is younger than the gap or the email had its codes for the window: false then, and the
+    /// live code stays as it was.
     pub async fn insert_code(
         &self,
         email: &str,
         code_hash: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        limits: CodeLimits,
+    ) -> Result<bool, StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (recent, in_window): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(created_at > ?), 0), COUNT(*) FROM one_time_codes
+             WHERE email = ? AND created_at > ?",
+        )
+        .bind(now - limits.mail_gap)
+        .bind(email)
+        .bind(now - limits.window)
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent > 0 || in_window >= limits.codes_per_window {
+            return Ok(false);
+        }
         sqlx::query("UPDATE one_time_codes SET consumed_at = ? WHERE email = ? AND consumed_at IS NULL")
             .bind(now)
             .bind(email)
@@ -70,28 +110,45 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
-    /// The unused, unexpired code for `email`, if any.
-    pub async fn pending_code(&self, email: &str) -> Result<Option<PendingCode>, StoreError> {
-        Ok(sqlx::query_as(
+    /// Counts a try at the live code of `email` before it is compared, in one transaction, so
+    /// that parallel guesses each count and none gets past the limits.
+    pub async fn try_code(&self, email: &str, limits: CodeLimits) -> Result<CodeTry, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tries: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(attempts), 0) FROM one_time_codes WHERE email = ? AND created_at > ?",
+        )
+        .bind(email)
+        .bind(now - limits.window)
+        .fetch_one(&mut *tx)
+        .await?;
+        let live: Option<PendingCode> = sqlx::query_as(
             "SELECT id, code_hash, attempts FROM one_time_codes
              WHERE email = ? AND consumed_at IS NULL AND expires_at > ?
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(email)
-        .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    pub async fn count_failed_attempt(&self, code_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = ?")
-            .bind(code_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match live {
+            None => CodeTry::NoCode,
+            Some(code) if code.attempts >= limits.attempts_per_code || tries >= limits.tries_per_window => {
+                CodeTry::TooMany
+            }
+            Some(code) => {
+                sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = ?")
+                    .bind(&code.id)
+                    .execute(&mut *tx)
+                    .await?;
+                CodeTry::Compare(code)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Uses the code up; false if another request used it first.
@@ -105,28 +162,59 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn insert_password_user(
+    /// Records that `user_id` proved their email just now. A password set before the email was
+    /// ever proven is dropped with every sign-in made with it; `new_password_hash`, if given,
+    /// becomes the password and ends every earlier sign-in (a new password signs out everywhere).
+    pub async fn prove_email(
         &self,
-        email: &str,
-        name: &str,
-        password_hash: &str,
+        user_id: &str,
+        new_password_hash: Option<&str>,
     ) -> Result<User, StoreError> {
-        let user = self.insert_user(email, name).await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(password_hash)
-            .bind(&user.id)
-            .execute(&self.pool)
-            .await?;
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let unproven_password: bool = sqlx::query_scalar(
+            "SELECT email_verified_at IS NULL AND password_hash IS NOT NULL FROM users WHERE id = ?",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if unproven_password || new_password_hash.is_some() {
+            revoke_families_of(&mut tx, user_id, now).await?;
+        }
+        let user = sqlx::query_as(
+            "UPDATE users SET
+                 password_hash = CASE WHEN ?1 IS NOT NULL THEN ?1
+                                      WHEN email_verified_at IS NULL THEN NULL
+                                      ELSE password_hash END,
+                 email_verified_at = COALESCE(email_verified_at, ?2)
+             WHERE id = ?3
+             RETURNING id, email, name, created_at, email_verified_at",
+        )
+        .bind(new_password_hash)
+        .bind(now)
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(user)
+    }
+
+    /// Ends every sign-in of `user_id` ("sign out everywhere").
+    pub async fn revoke_user_families(&self, user_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        revoke_families_of(&mut tx, user_id, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The user and their password hash (None for accounts that sign in by code or Google).
     pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row: Option<UserWithPassword> =
-            sqlx::query_as("SELECT id, email, name, created_at, password_hash FROM users WHERE email = ?")
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<UserWithPassword> = sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users WHERE email = ?",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| (row.user, row.password_hash)))
     }
 
@@ -230,6 +318,19 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+async fn revoke_families_of(
+    tx: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ?")
+        .bind(now)
+        .bind(user_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// A Google sign-in between its redirect and its callback.

@@ -20,7 +20,7 @@ use sqlx::{
     SqlitePool,
 };
 
-pub use accounts::{OAuthFlow, PendingCode, Rotation};
+pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use ports::bound_on_host;
 pub use sessions::NewSession;

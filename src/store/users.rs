@@ -11,6 +11,8 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// When the email was proven (a mailed code or Google); never-proven accounts cannot sign in.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// A user as pages and API clients see them.
@@ -28,7 +30,7 @@ impl Store {
     pub async fn insert_user(&self, email: &str, name: &str) -> Result<User, StoreError> {
         sqlx::query_as(
             "INSERT INTO users (id, email, name, created_at) VALUES (?, ?, ?, ?)
-             RETURNING id, email, name, created_at",
+             RETURNING id, email, name, created_at, email_verified_at",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(email)
@@ -42,16 +44,18 @@ impl Store {
     /// Emails compare without regard to case.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE email = ?")
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?,
+            sqlx::query_as(
+                "SELECT id, email, name, created_at, email_verified_at FROM users WHERE email = ?",
+            )
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?,
         )
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE id = ?")
+            sqlx::query_as("SELECT id, email, name, created_at, email_verified_at FROM users WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?,

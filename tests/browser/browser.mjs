@@ -1,6 +1,6 @@
 // Shared set-up for browser tests: Debian's Chromium driven by playwright-core, a fresh profile
 // per test, and the address of the server under test.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -32,17 +32,39 @@ export async function hydrated(page) {
   await page.waitForLoadState('networkidle');
 }
 
-/** Signs the page's browser up as a new learner (the cookies stay in its context). */
+/** The code in the newest mail to `email` in the SMTP server's mailbox ($MAILBOX, by scripts/test.sh). */
+export async function mailedCode(email, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let mails = [];
+    try {
+      mails = readFileSync(process.env.MAILBOX, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    } catch { /* no mail yet */ }
+    const mail = mails.reverse().find((m) => m.to[0] === email.toLowerCase());
+    if (mail) return mail.data.match(/Your sign-in code is (\d{6})/)[1];
+    if (Date.now() > deadline) throw new Error(`no code was mailed to ${email}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Signs the page's browser up as a learner (the cookies stay in its context): registers, then
+ * proves the email with the mailed code, which sets the password. An existing account gets the
+ * password anew the same way.
+ */
 export async function signUp(page, email, name = 'Learner') {
-  const status = await page.evaluate(async ([email, name]) => {
-    const body = JSON.stringify({ email, password: 'correct horse battery', name });
-    const response = await fetch('/api/auth/register', {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body,
+  const post = (path, body) => page.evaluate(async ([path, body]) => {
+    const response = await fetch(path, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
     });
     await response.text(); // read, or leaving the page counts the request as aborted
     return response.status;
-  }, [email, name]);
-  if (status !== 201) throw new Error(`signing up ${email} answered ${status}`);
+  }, [path, body]);
+  const account = { email, password: 'correct horse battery', name };
+  const registered = await post('/api/auth/register', account);
+  if (registered !== 202) throw new Error(`registering ${email} answered ${registered}`);
+  const proven = await post('/api/auth/password', { ...account, code: await mailedCode(email) });
+  if (proven !== 200) throw new Error(`proving ${email} answered ${proven}`);
 }
 
 /** Polls the JSON API until the page's user has a started session; returns it. */

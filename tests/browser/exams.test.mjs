@@ -3,7 +3,7 @@
 // and the reference solutions.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { artefacts, baseUrl, expectedProblems, openBrowser, waitForServer } from './browser.mjs';
+import { artefacts, baseUrl, expectedProblems, openBrowser, signUp, waitForServer } from './browser.mjs';
 
 let browser;
 before(async () => {
@@ -17,15 +17,7 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   await page.goto(`${baseUrl}/signup`);
   await page.waitForLoadState('networkidle');
   const email = `exam${Date.now()}@example.com`;
-  const signedUp = await page.evaluate(async (email) => {
-    const body = JSON.stringify({ email, password: 'correct horse battery', name: 'Exam Taker' });
-    const response = await fetch('/api/auth/register', {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body,
-    });
-    await response.text();
-    return response.status;
-  }, email);
-  assert.equal(signedUp, 201);
+  await signUp(page, email, 'Exam Taker');
 
   await page.goto(`${baseUrl}/exams`);
   await page.getByRole('heading', { name: 'Mock exams' }).waitFor();

@@ -3,76 +3,9 @@
 
 use crate::common;
 
-use std::process::{Child, Command, Stdio};
-
-use ckad_platform::{
-    configuration::EmailProvider,
-    mail::{SmtpSecurity, SmtpSettings},
-};
+use common::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A real SMTP server on loopback, writing what it receives to a mailbox file.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    mailbox: std::path::PathBuf,
-}
-
-impl SmtpSink {
-    fn start(dir: &std::path::Path) -> Self {
-        let port = common::free_port();
-        let mailbox = dir.join("mailbox.jsonl");
-        let python = std::env::var("CKAD_PYTHON").expect("CKAD_PYTHON is set by scripts/setup.sh");
-        let mut child = Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py"))
-            .args([port.to_string(), mailbox.display().to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut ready,
-        )
-        .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        Self { child, port, mailbox }
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.mailbox)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    /// The code in the last mail to `to`.
-    fn code_for(&self, to: &str) -> String {
-        // Addresses are stored and mailed lower-case.
-        let to = to.trim().to_lowercase();
-        let message = self
-            .messages()
-            .into_iter()
-            .rev()
-            .find(|m| m["to"][0] == to.as_str())
-            .expect("a mail was sent");
-        let data = message["data"].as_str().unwrap();
-        let at = data
-            .find("Your sign-in code is ")
-            .expect("the body names the code")
-            + 21;
-        data[at..at + 6].to_owned()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct App {
     base: String,
@@ -84,16 +17,9 @@ struct App {
 impl App {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let smtp = SmtpSink::start(dir.path());
+        let smtp = SmtpSink::start();
         let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
-        settings.auth.email = EmailProvider::Smtp(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            security: SmtpSecurity::None,
-            username: None,
-            password: None,
-            from: "CKAD Practice <noreply@ckad.test>".into(),
-        });
+        settings.auth.email = smtp.provider();
         let base = common::serve(settings).await;
         Self {
             base,
@@ -122,6 +48,20 @@ impl App {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
 
+    /// Codes mailed so far become older than the gap between two mails to one address.
+    async fn a_minute_passes(&self) {
+        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(61)).to_rfc3339();
+        self.sql(&format!(
+            "UPDATE one_time_codes SET created_at = '{earlier}' WHERE created_at > '{earlier}'"
+        ))
+        .await;
+    }
+
+    async fn guess(&self, email: &str, code: &str) -> (StatusCode, Value) {
+        self.post("/api/auth/email/verify", json!({ "email": email, "code": code }))
+            .await
+    }
+
     async fn me(&self, token: &str) -> StatusCode {
         self.client
             .get(format!("{}/api/auth/me", self.base))
@@ -134,6 +74,7 @@ impl App {
 
     /// Asks for a code and returns the one the SMTP server received.
     async fn code(&self, email: &str) -> String {
+        self.a_minute_passes().await;
         assert_eq!(
             self.post("/api/auth/email/otp", json!({ "email": email }))
                 .await
@@ -200,8 +141,7 @@ async fn the_verify_response_sets_http_only_secure_lax_cookies() {
             && cookies[0].ends_with("Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax")
     );
     assert!(
-        cookies[1].starts_with("ckad_refresh=")
-            && cookies[1].contains("Path=/api/auth; Max-Age=604800; HttpOnly")
+        cookies[1].starts_with("ckad_refresh=") && cookies[1].contains("Path=/; Max-Age=604800; HttpOnly")
     );
 }
 
@@ -231,9 +171,87 @@ async fn five_wrong_guesses_kill_the_code() {
         .await;
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::TOO_MANY_REQUESTS,
         "the right code after five wrong ones"
     );
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+}
+
+#[tokio::test]
+async fn twenty_parallel_wrong_guesses_each_count() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let guesses = (0..20).map(|_| app.guess("ada@example.com", wrong(&code)));
+    let mut answers: Vec<(StatusCode, Value)> = futures_util::future::join_all(guesses).await;
+    answers.sort_by_key(|(status, _)| *status);
+    let wrong_code = (
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": "that code is wrong or has expired: ask for a new one" }),
+    );
+    let too_many = (
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({ "error": "too many tries for this email: ask for a new code later" }),
+    );
+    assert_eq!(answers[..5], vec![wrong_code; 5][..], "five tries were compared");
+    assert_eq!(answers[5..], vec![too_many.clone(); 15][..], "the rest were not");
+    assert_eq!(app.guess("ada@example.com", &code).await, too_many);
+}
+
+#[tokio::test]
+async fn an_email_has_ten_tries_an_hour_across_its_codes_and_five_codes() {
+    let app = App::start().await;
+    for _ in 0..2 {
+        let code = app.code("ada@example.com").await;
+        for _ in 0..5 {
+            app.guess("ada@example.com", wrong(&code)).await;
+        }
+    }
+    // A third code is mailed, but the hour's tries are spent: even the right code is refused.
+    let code = app.code("ada@example.com").await;
+    assert_eq!(
+        app.guess("ada@example.com", &code).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for _ in 0..2 {
+        app.code("ada@example.com").await;
+    }
+    assert_eq!(app.smtp.codes_for("ada@example.com").len(), 5);
+    app.a_minute_passes().await;
+    let (status, body) = app
+        .post("/api/auth/email/otp", json!({ "email": "ada@example.com" }))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({ "status": "sent" }))
+    );
+    assert_eq!(
+        app.smtp.codes_for("ada@example.com").len(),
+        5,
+        "no sixth code within the hour"
+    );
+}
+
+#[tokio::test]
+async fn a_second_request_within_a_minute_mails_nothing_and_the_live_code_works() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let (status, body) = app
+        .post("/api/auth/email/otp", json!({ "email": "ada@example.com" }))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({ "status": "sent" }))
+    );
+    assert_eq!(app.smtp.codes_for("ada@example.com"), vec![code.clone()]);
+    assert_eq!(app.guess("ada@example.com", &code).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -296,7 +314,7 @@ async fn known_and_unknown_emails_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn passwords_register_and_log_in() {
+async fn a_registration_signs_nobody_in_until_the_mailed_code_proves_the_email() {
     let app = App::start().await;
     let (status, body) = app
         .post(
@@ -312,20 +330,41 @@ async fn passwords_register_and_log_in() {
         )
     );
     let account = json!({ "email": "ada@example.com", "password": "correct horse battery", "name": "Ada" });
-    let (status, body) = app.post("/api/auth/register", account.clone()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["user"]["name"], "Ada");
+    let response = app
+        .client
+        .post(format!("{}/api/auth/register", app.base))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "nobody is signed in"
+    );
     assert_eq!(
-        app.post("/api/auth/register", account).await.0,
-        StatusCode::CONFLICT
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "sent" })
+    );
+    let login = json!({ "email": "ADA@example.com", "password": "correct horse battery" });
+    assert_eq!(
+        app.post("/api/auth/login", login.clone()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the password is of no use before the email is proven"
     );
 
-    let (status, body) = app
-        .post(
-            "/api/auth/login",
-            json!({ "email": "ADA@example.com", "password": "correct horse battery" }),
-        )
-        .await;
+    let mut proven = account.clone();
+    proven["code"] = "000000".into();
+    assert_eq!(
+        app.post("/api/auth/password", proven.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    proven["code"] = app.smtp.code_for("ada@example.com").into();
+    let (status, body) = app.post("/api/auth/password", proven).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["name"], "Ada");
+
+    let (status, body) = app.post("/api/auth/login", login).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let wrong = app
         .post(
@@ -344,6 +383,24 @@ async fn passwords_register_and_log_in() {
 }
 
 #[tokio::test]
+async fn a_registration_answers_alike_for_known_and_unknown_emails() {
+    let app = App::start().await;
+    app.sign_in("ada@example.com").await;
+    let register = |email: &str| {
+        app.post(
+            "/api/auth/register",
+            json!({ "email": email, "password": "correct horse battery" }),
+        )
+    };
+    let (known, unknown) = (
+        register("ada@example.com").await,
+        register("nobody@example.com").await,
+    );
+    assert_eq!(known, unknown);
+    assert_eq!(known, (StatusCode::ACCEPTED, json!({ "status": "sent" })));
+}
+
+#[tokio::test]
 async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
     let app = App::start().await;
     app.sign_in("ada@example.com").await;
@@ -353,7 +410,7 @@ async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
             json!({ "email": "ada@example.com", "password": "attacker password" }),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = app
         .post(
             "/api/auth/login",
@@ -361,6 +418,120 @@ async fn a_code_account_cannot_be_taken_over_by_registering_a_password() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The state a password registration left before emails had to be proven: a password on an
+/// address nobody proved, and a sign-in made with it.
+async fn unproven_admin(app: &App) -> Value {
+    let code = app.code("admin@example.com").await;
+    let password = json!({ "email": "admin@example.com", "code": code, "password": "stranger's password" });
+    let (status, signed) = app.post("/api/auth/password", password).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    app.sql("UPDATE users SET email_verified_at = NULL").await;
+    signed
+}
+
+#[tokio::test]
+async fn an_unproven_email_gets_no_admin_rights_no_renewal_and_loses_its_password_to_the_owner() {
+    let app = App::start().await;
+    let stranger = unproven_admin(&app).await;
+    let access = stranger["access_token"].as_str().unwrap();
+    let admin_list = app
+        .client
+        .get(format!("{}/api/v1/sessions", app.base))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_list.status(), StatusCode::FORBIDDEN);
+    let refresh = json!({ "refresh_token": stranger["refresh_token"] });
+    assert_eq!(
+        app.post("/api/auth/refresh", refresh.clone()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "an unproven account's sign-in cannot be renewed"
+    );
+    let login = json!({ "email": "admin@example.com", "password": "stranger's password" });
+    assert_eq!(
+        app.post("/api/auth/login", login.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The address's owner proves it with a code: the stranger's password is gone for good.
+    let owner = app.sign_in("admin@example.com").await;
+    assert_eq!(
+        app.post("/api/auth/login", login).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post("/api/auth/refresh", refresh).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin_list = app
+        .client
+        .get(format!("{}/api/v1/sessions", app.base))
+        .bearer_auth(owner["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_list.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_reset_by_mailed_code_ends_every_other_sign_in() {
+    let app = App::start().await;
+    let first = app.sign_in("ada@example.com").await;
+    let code = app.code("ada@example.com").await;
+    let reset = json!({ "email": "ada@example.com", "code": code, "password": "a brand new password" });
+    let (status, now) = app.post("/api/auth/password", reset).await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": first["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": now["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let login = json!({ "email": "ada@example.com", "password": "a brand new password" });
+    assert_eq!(app.post("/api/auth/login", login).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_sign_in() {
+    let app = App::start().await;
+    let (laptop, phone) = (
+        app.sign_in("ada@example.com").await,
+        app.sign_in("ada@example.com").await,
+    );
+    let response = app
+        .client
+        .post(format!("{}/api/auth/logout/everywhere", app.base))
+        .bearer_auth(phone["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for device in [laptop, phone] {
+        assert_eq!(
+            app.post(
+                "/api/auth/refresh",
+                json!({ "refresh_token": device["refresh_token"] })
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 #[tokio::test]
@@ -514,4 +685,167 @@ async fn bad_input_is_refused_at_the_edge() {
     let body: Value = malformed.json().await.unwrap();
     assert!(body["error"].as_str().is_some());
     assert!(app.smtp.messages().is_empty(), "nothing was mailed");
+}
+
+/// The `Set-Cookie` value of `name` in a response, if it sets one.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// An access token for `user_id` that expired a minute ago, signed with the platform's key.
+fn expired_access_token(user_id: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": user_id, "iss": "ckad-platform", "aud": "ckad-platform/api",
+        "iat": now - 960, "exp": now - 60, "typ": "access",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"a-test-secret-that-is-at-least-32-bytes"),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_access_cookie_is_renewed_for_check_extend_and_a_terminal_reconnect() {
+    use common::Terminals as _;
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let (token, user_id) = (
+        signed["access_token"].as_str().unwrap(),
+        signed["user"]["id"].as_str().unwrap(),
+    );
+    let platform = common::Platform::at(&app.base, None);
+    platform.start_session(token).await;
+    let (_, tasks) = platform.get("/api/tasks", token).await;
+    let task = tasks[0]["id"].as_str().unwrap();
+
+    // The browser comes back after the access token's 15 minutes: each request carries an
+    // expired access cookie and the refresh cookie the last answer set.
+    let mut refresh = signed["refresh_token"].as_str().unwrap().to_owned();
+    let check = format!("/api/tasks/{task}/check");
+    for path in [check.as_str(), "/api/session/extend", "/api/terminal/ticket"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("origin", common::ORIGIN)
+            .header(
+                "cookie",
+                format!(
+                    "ckad_access={}; ckad_refresh={refresh}",
+                    expired_access_token(user_id)
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let access = set_cookie(&response, "ckad_access").expect("a fresh access cookie");
+        assert_eq!(app.me(&access).await, StatusCode::OK, "{path}");
+        refresh = set_cookie(&response, "ckad_refresh").expect("the refresh cookie, rotated");
+        let body: Value = response.json().await.unwrap();
+        if path == "/api/terminal/ticket" {
+            let mut shell = platform
+                .connect(body["ticket"].as_str().unwrap(), common::ORIGIN)
+                .await
+                .expect("the terminal reconnects");
+            shell.type_line("echo renewed-$((6*7))").await;
+            shell.read_until("renewed-42").await;
+        }
+    }
+    assert_eq!(
+        platform.post("/api/session/stop", token).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_dead_refresh_cookie_is_cleared_and_the_request_refused() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let response = app
+        .client
+        .get(format!("{}/api/auth/me", app.base))
+        .header(
+            "cookie",
+            format!(
+                "ckad_access={}; ckad_refresh=not-a-token",
+                expired_access_token(signed["user"]["id"].as_str().unwrap())
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(set_cookie(&response, "ckad_refresh").as_deref(), Some(""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_logins_leave_the_server_answering_promptly() {
+    let app = App::start().await;
+    let code = app.code("ada@example.com").await;
+    let account = json!({ "email": "ada@example.com", "code": code, "password": "correct horse battery" });
+    assert_eq!(app.post("/api/auth/password", account).await.0, StatusCode::OK);
+    let logins = (0..50).map(|i| {
+        let password = if i % 2 == 0 {
+            "correct horse battery"
+        } else {
+            "a wrong password"
+        };
+        app.post(
+            "/api/auth/login",
+            json!({ "email": "ada@example.com", "password": password }),
+        )
+    });
+    // While the logins are hashed, a cheap request is timed now and then.
+    let probe = async {
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let started = std::time::Instant::now();
+            let health = app.client.get(format!("{}/healthz", app.base)).send().await;
+            assert_eq!(health.unwrap().status(), StatusCode::OK);
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let started = std::time::Instant::now();
+    let (answers, slowest) = tokio::join!(futures_util::future::join_all(logins), probe);
+    let statuses: Vec<StatusCode> = answers.into_iter().map(|(status, _)| status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        25,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(s)),
+        "{statuses:?}"
+    );
+    eprintln!(
+        "50 logins in {:?}; the slowest health check {slowest:?}",
+        started.elapsed()
+    );
+    // Generous: the build machines are shared, and a stalled server waits for whole hashes.
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "a health check waited {slowest:?} behind the hashing"
+    );
+    // A password longer than any account's is refused before hashing.
+    let long = json!({ "email": "ada@example.com", "password": "x".repeat(129) });
+    assert_eq!(
+        app.post("/api/auth/login", long).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({ "error": "the email or the password is wrong" })
+        )
+    );
 }

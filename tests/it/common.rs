@@ -105,7 +105,9 @@ pub async fn serve_on(listener: tokio::net::TcpListener, settings: Settings) -> 
 
 /// The platform with `settings` on a fresh loopback port until the test ends; returns its base URL.
 pub async fn serve(settings: Settings) -> String {
-    Platform::start(settings).await.until_the_test_ends()
+    Platform::serve(AppState::build(settings).await.unwrap())
+        .await
+        .until_the_test_ends()
 }
 
 /// A process of the real `ckad-platform` binary; killed (SIGKILL) and reaped if the test drops it.
@@ -230,11 +232,25 @@ pub struct Platform {
     pub base: String,
     pub client: reqwest::Client,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// Where its sign-in codes arrive.
+    pub mailbox: Option<Mailbox>,
 }
 
 impl Platform {
-    pub async fn start(settings: Settings) -> Self {
-        Self::serve(AppState::build(settings).await.unwrap()).await
+    /// A platform whose mail (unless the settings name a service) goes to a real SMTP server.
+    pub async fn start(mut settings: Settings) -> Self {
+        let mut mailbox = None;
+        if matches!(
+            settings.auth.email,
+            ckad_platform::configuration::EmailProvider::Outbox
+        ) {
+            let sink = SmtpSink::start();
+            settings.auth.email = sink.provider();
+            mailbox = Some(Mailbox::Smtp(sink));
+        }
+        let mut platform = Self::serve(AppState::build(settings).await.unwrap()).await;
+        platform.mailbox = mailbox;
+        platform
     }
 
     /// Serves a state the test has built (and perhaps changed) on a fresh loopback port.
@@ -256,21 +272,23 @@ impl Platform {
             base,
             client: reqwest::Client::new(),
             running: Some((stop, server)),
+            mailbox: None,
         }
     }
 
     /// Leaves the platform serving until the test's runtime ends (dropping `Platform` stops it).
     pub fn until_the_test_ends(mut self) -> String {
         std::mem::forget(self.running.take());
-        self.base
+        self.base.clone()
     }
 
-    /// A platform running elsewhere (a process of the binary) at `base`.
-    pub fn at(base: &str) -> Self {
+    /// A platform running elsewhere (a process of the binary) at `base`, mailing to `mailbox`.
+    pub fn at(base: &str, mailbox: Option<Mailbox>) -> Self {
         Self {
             base: base.to_owned(),
             client: reqwest::Client::new(),
             running: None,
+            mailbox,
         }
     }
 
@@ -320,13 +338,25 @@ impl Platform {
         self.call(reqwest::Method::POST, path, token, None).await
     }
 
-    /// A new learner's access token.
+    /// A new learner's access token: registered, and proven by the code mailed to the email.
     pub async fn learner(&self, email: &str) -> String {
         let account = json!({ "email": email, "password": "correct horse battery", "name": "Ada" });
         let (status, body) = self
-            .call(reqwest::Method::POST, "/api/auth/register", "", Some(account))
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/register",
+                "",
+                Some(account.clone()),
+            )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let mailbox = self.mailbox.as_ref().expect("a platform whose mail can be read");
+        let mut proven = account;
+        proven["code"] = mailbox.code_for(email).await.into();
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/auth/password", "", Some(proven))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -514,4 +544,131 @@ pub fn kind(state: &Path, node_image: Option<&str>) -> ckad_platform::clusters::
     };
     let docker = ckad_platform::docker::DockerEngine::new("unix:///var/run/docker.sock");
     ckad_platform::clusters::KindProvider::new(docker, config, state, &instance(state)).unwrap()
+}
+
+/// A real SMTP server on loopback, writing what it receives to a mailbox file.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    mailbox: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mailbox = dir.path().join("mailbox.jsonl");
+        let python = std::env::var("CKAD_PYTHON").expect("CKAD_PYTHON is set by scripts/setup.sh");
+        let mut child = std::process::Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py"))
+            .args([port.to_string(), mailbox.display().to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        Self {
+            child,
+            port,
+            mailbox,
+            _dir: dir,
+        }
+    }
+
+    /// The platform's mail settings for this server.
+    pub fn provider(&self) -> ckad_platform::configuration::EmailProvider {
+        ckad_platform::configuration::EmailProvider::Smtp(ckad_platform::mail::SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            security: ckad_platform::mail::SmtpSecurity::None,
+            username: None,
+            password: None,
+            from: "CKAD Practice <noreply@ckad.test>".into(),
+        })
+    }
+
+    /// The same settings as a platform process reads them.
+    pub fn env(&self) -> [(&'static str, String); 4] {
+        [
+            ("EMAIL_PROVIDER", "smtp".into()),
+            ("SMTP_HOST", "127.0.0.1".into()),
+            ("SMTP_PORT", self.port.to_string()),
+            ("SMTP_SECURITY", "none".into()),
+        ]
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.mailbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// The code in the last mail to `to`.
+    pub fn code_for(&self, to: &str) -> String {
+        self.codes_for(to).pop().expect("a mail was sent")
+    }
+
+    /// The codes mailed to `to`, oldest first.
+    pub fn codes_for(&self, to: &str) -> Vec<String> {
+        // Addresses are stored and mailed lower-case.
+        let to = to.trim().to_lowercase();
+        self.messages()
+            .into_iter()
+            .filter(|m| m["to"][0] == to.as_str())
+            .map(|message| {
+                let data = message["data"].as_str().unwrap();
+                let at = data
+                    .find("Your sign-in code is ")
+                    .expect("the body names the code")
+                    + 21;
+                data[at..at + 6].to_owned()
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where a platform's sign-in codes can be read: a real SMTP server's mailbox, or the development
+/// outbox's lines in a platform process's log.
+pub enum Mailbox {
+    Smtp(SmtpSink),
+    Log(std::sync::Arc<std::sync::Mutex<String>>),
+}
+
+impl Mailbox {
+    /// The newest code mailed to `to`, waiting a little for it to arrive.
+    pub async fn code_for(&self, to: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = match self {
+                Self::Smtp(sink) => sink.codes_for(to).pop(),
+                Self::Log(log) => log.lock().unwrap().lines().rev().find_map(|line| {
+                    // One JSON object per line, the event's fields beside its message.
+                    let line: Value = serde_json::from_str(line).ok()?;
+                    (line["to"] == to.to_lowercase().as_str())
+                        .then(|| line["code"].as_str().map(str::to_owned))
+                        .flatten()
+                }),
+            };
+            if let Some(code) = found {
+                return code;
+            }
+            assert!(Instant::now() < deadline, "no code was mailed to {to}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

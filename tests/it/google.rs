@@ -115,10 +115,27 @@ impl App {
         self.client.get(url).send().await.unwrap()
     }
 
-    /// Follows our redirect to the provider and the provider's back to our callback URL.
-    async fn callback_url(&self) -> String {
+    /// `url` from the browser that holds `cookie`.
+    async fn get_as(&self, url: &str, cookie: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Follows our redirect to the provider and the provider's back to our callback URL; that
+    /// URL and the cookie the browser that started keeps.
+    async fn callback(&self) -> (String, String) {
         let to_provider = self.get(&format!("{}/api/auth/google", self.base)).await;
         assert_eq!(to_provider.status(), StatusCode::SEE_OTHER);
+        let set = to_provider.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(
+            set.starts_with("ckad_google=") && set.contains("HttpOnly") && set.contains("Max-Age=600"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_owned();
         let authorize = location(&to_provider);
         for param in [
             "code_challenge_method=S256",
@@ -136,7 +153,7 @@ impl App {
             callback.starts_with(&format!("{}/api/auth/google/callback?code=", self.base)),
             "{callback}"
         );
-        callback
+        (callback, cookie)
     }
 }
 
@@ -144,7 +161,7 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
 
-/// Where a refused callback sends the browser, and the reason it shows.
+/// Where a refused callback sends the browser: the sign-in page, and the reason it names.
 fn refused_with(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(
@@ -165,7 +182,8 @@ fn refused_with(response: &reqwest::Response) -> String {
 #[tokio::test]
 async fn a_google_sign_in_creates_the_account_and_sets_the_cookies() {
     let app = App::start(Some("ckad-web")).await;
-    let done = app.get(&app.callback_url().await).await;
+    let (callback, cookie) = app.callback().await;
+    let done = app.get_as(&callback, &cookie).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&done), "/");
     let cookies: Vec<String> = done
@@ -174,7 +192,11 @@ async fn a_google_sign_in_creates_the_account_and_sets_the_cookies() {
         .iter()
         .map(|c| c.to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(cookies.len(), 2);
+    assert_eq!(cookies.len(), 3);
+    assert!(
+        cookies[2].starts_with("ckad_google=;"),
+        "the binding cookie is cleared"
+    );
     let access = cookies[0].split(';').next().unwrap();
     let me: serde_json::Value = app
         .client
@@ -195,43 +217,62 @@ async fn a_google_sign_in_creates_the_account_and_sets_the_cookies() {
 #[tokio::test]
 async fn a_callback_works_once() {
     let app = App::start(Some("ckad-web")).await;
-    let callback = app.callback_url().await;
-    assert_eq!(location(&app.get(&callback).await), "/");
-    let again = app.get(&callback).await;
-    assert_eq!(
-        refused_with(&again),
-        "this sign-in link has expired or was already used: start again"
-    );
+    let (callback, cookie) = app.callback().await;
+    assert_eq!(location(&app.get_as(&callback, &cookie).await), "/");
+    let again = app.get_as(&callback, &cookie).await;
+    assert_eq!(refused_with(&again), "expired");
 }
 
 #[tokio::test]
 async fn a_state_we_did_not_issue_is_refused() {
     let app = App::start(Some("ckad-web")).await;
-    let callback = app.callback_url().await;
+    let (callback, cookie) = app.callback().await;
     let (before, _) = callback.split_once("state=").unwrap();
-    let forged = app.get(&format!("{before}state=forged-state")).await;
-    assert_eq!(
-        refused_with(&forged),
-        "this sign-in link has expired or was already used: start again"
-    );
+    let forged = app.get_as(&format!("{before}state=forged-state"), &cookie).await;
+    assert_eq!(refused_with(&forged), "expired");
 }
 
 #[tokio::test]
 async fn an_unverified_google_email_is_refused() {
     let app = App::start(Some("ckad-unverified")).await;
-    let refused = app.get(&app.callback_url().await).await;
-    assert_eq!(
-        refused_with(&refused),
-        "your Google account's email is not verified"
-    );
+    let (callback, cookie) = app.callback().await;
+    let refused = app.get_as(&callback, &cookie).await;
+    assert_eq!(refused_with(&refused), "unverified");
 }
 
 #[tokio::test]
 async fn without_configuration_google_sign_in_says_so() {
     let app = App::start(None).await;
     let refused = app.get(&format!("{}/api/auth/google", app.base)).await;
+    assert_eq!(refused_with(&refused), "unavailable");
+}
+
+#[tokio::test]
+async fn a_callback_replayed_in_another_browser_is_refused() {
+    let app = App::start(Some("ckad-web")).await;
+    let (callback, cookie) = app.callback().await;
+    // Another browser: without the cookie, or with the cookie of a sign-in of its own.
+    let (_, other) = app.callback().await;
+    for stranger in ["", other.as_str()] {
+        let replayed = app.get_as(&callback, stranger).await;
+        assert_eq!(refused_with(&replayed), "expired", "{stranger:?}");
+    }
     assert_eq!(
-        refused_with(&refused),
-        "Google sign-in is not configured on this server"
+        location(&app.get_as(&callback, &cookie).await),
+        "/",
+        "the browser that started still finishes"
     );
+}
+
+#[tokio::test]
+async fn the_sign_in_page_shows_only_its_own_sentences() {
+    let app = &App::start(None).await;
+    let page = |query: &str| {
+        let url = format!("{}/signin?error={query}", app.base);
+        async move { app.get(&url).await.text().await.unwrap() }
+    };
+    let planted = page("Your+account+is+locked:+call+0800+555+555").await;
+    assert!(!planted.contains("locked"), "the query's text is shown");
+    assert!(planted.contains("The Google sign-in did not complete: try again."));
+    assert!(page("unverified").await.contains("email is not verified."));
 }

@@ -463,7 +463,12 @@ async fn answering(platform: &Platform) {
 
 /// The real binary on `kind`, as an operator runs it, in `dir`.
 /// Its log goes to `platform-<port>-<n>.log` in `dir`, the `n`th of this test.
-fn platform_process(dir: &std::path::Path, port: u16, n: u32) -> tokio::process::Child {
+fn platform_process(
+    dir: &std::path::Path,
+    port: u16,
+    n: u32,
+    mail: &[(&str, String)],
+) -> tokio::process::Child {
     let log = std::fs::File::create(dir.join(format!("platform-{port}-{n}.log"))).unwrap();
     let ckad_platform::domain::PortSet {
         api,
@@ -488,6 +493,7 @@ fn platform_process(dir: &std::path::Path, port: u16, n: u32) -> tokio::process:
         // The learner's token must outlive the first process.
         .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
         .env("RECONCILE_EVERY_SECS", "5")
+        .envs(mail.iter().cloned())
         .env("RUST_LOG", "info")
         .stdout(log)
         .kill_on_drop(true)
@@ -503,8 +509,13 @@ async fn a_half_made_kind_cluster_of_a_killed_platform_is_removed_by_the_next() 
     let dir = tempfile::tempdir().unwrap();
     let instance = common::instance(dir.path());
     let port = common::free_port();
-    let mut first = platform_process(dir.path(), port, 1);
-    let platform = Platform::at(&format!("http://127.0.0.1:{port}"));
+    let sink = common::SmtpSink::start();
+    let mail = sink.env();
+    let mut first = platform_process(dir.path(), port, 1, &mail);
+    let platform = Platform::at(
+        &format!("http://127.0.0.1:{port}"),
+        Some(common::Mailbox::Smtp(sink)),
+    );
     answering(&platform).await;
     let token = platform.learner("killed@example.com").await;
     let (status, session) = platform.post("/api/session/start", &token).await;
@@ -528,7 +539,7 @@ async fn a_half_made_kind_cluster_of_a_killed_platform_is_removed_by_the_next() 
     first.kill().await.unwrap();
     assert!(common::network_exists(&format!("kind-{cluster}")).await);
 
-    let _second = platform_process(dir.path(), port, 2);
+    let _second = platform_process(dir.path(), port, 2, &mail);
     answering(&platform).await;
     let store = ckad_platform::store::Store::connect(&format!("sqlite://{}/ckad.db", dir.path().display()))
         .await

@@ -88,11 +88,25 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
         .env_clear()
         .envs(["PATH", "HOME", "LITE_BIN_DIR"].map(|name| (name, std::env::var(name).unwrap())))
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(std::fs::File::create(root.path().join("platform.log")).unwrap())
+        .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let platform = Platform::at(&origin);
+    // The development outbox writes sign-in codes to the log, where the newcomer reads them.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    tokio::spawn({
+        use tokio::io::AsyncBufReadExt as _;
+        let (log, stdout) = (log.clone(), child.stdout.take().unwrap());
+        async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
+    let platform = Platform::at(&origin, Some(common::Mailbox::Log(log.clone())));
     platform.wait_until_ready().await;
 
     let token = platform.learner("newcomer@example.com").await;
@@ -135,7 +149,7 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
     assert_eq!(states.count(), 0, "a cluster's state folder is left");
     child.kill().await.unwrap();
     // An operator reading the log of this ordinary session finds no error in it.
-    let log = std::fs::read_to_string(root.path().join("platform.log")).unwrap();
+    let log = log.lock().unwrap().clone();
     let errors: Vec<&str> = log
         .lines()
         .filter(|line| line.contains(r#""level":"ERROR""#))

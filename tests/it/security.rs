@@ -179,3 +179,133 @@ async fn hsts_is_sent_only_when_the_site_is_served_over_tls() {
         "max-age=63072000; includeSubDomains"
     );
 }
+
+#[tokio::test]
+async fn asking_who_is_signed_in_never_spends_the_sign_in_budget() {
+    use leptos::server_fn::ServerFn as _;
+    let (base, _dir) = spawn(|s| s.http.auth_per_minute = 2).await;
+    let client = reqwest::Client::new();
+    // Every page asks; a visitor reading five pages must still be able to sign in after.
+    for _ in 0..5 {
+        let response = client
+            .post(format!("{base}{}", app::account::CurrentUser::PATH))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    for n in 0..2 {
+        let response = client
+            .post(format!("{base}/api/auth/email/otp"))
+            .json(&json!({ "email": format!("user{n}@example.com") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+}
+
+#[tokio::test]
+async fn the_addresses_of_one_ipv6_64_share_a_budget_and_a_mapped_ipv4_address_is_itself() {
+    let (base, _dir) = spawn(|s| {
+        s.http.auth_per_minute = 2;
+        s.http.trusted_proxies = 1;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let otp = |from: &'static str, n: u32| {
+        client
+            .post(format!("{base}/api/auth/email/otp"))
+            .header("x-forwarded-for", from)
+            .json(&json!({ "email": format!("user{n}@example.com") }))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for (n, from) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
+        .into_iter()
+        .enumerate()
+    {
+        statuses.push(otp(from, n as u32).await.unwrap().status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::ACCEPTED,
+            StatusCode::ACCEPTED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(
+        otp("2001:db8:1:3::1", 3).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    let mut statuses = Vec::new();
+    for (n, from) in ["203.0.113.7", "::ffff:203.0.113.7", "203.0.113.7"]
+        .into_iter()
+        .enumerate()
+    {
+        statuses.push(otp(from, 10 + n as u32).await.unwrap().status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::ACCEPTED,
+            StatusCode::ACCEPTED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+#[tokio::test]
+async fn signed_in_callers_have_budgets_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.http.api_per_minute = 4;
+    let platform = common::Platform::start(settings).await;
+    // Signing up two learners takes four API calls from this address.
+    let (ada, bob) = (
+        platform.learner("ada@example.com").await,
+        platform.learner("bob@example.com").await,
+    );
+    let history = |token| platform.get("/api/session/history", token);
+    for _ in 0..4 {
+        assert_eq!(history(&ada).await.0, StatusCode::OK);
+    }
+    assert_eq!(history(&ada).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        history(&bob).await.0,
+        StatusCode::OK,
+        "another account at the same address"
+    );
+}
+
+#[tokio::test]
+async fn a_learner_checks_a_task_at_most_once_every_few_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = common::Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    platform.start_session(&token).await;
+    let (_, tasks) = platform.get("/api/tasks", &token).await;
+    let (first, second) = (tasks[0]["id"].as_str().unwrap(), tasks[1]["id"].as_str().unwrap());
+    let (platform, token) = (&platform, &token);
+    let check = |task: &str| {
+        let path = format!("/api/tasks/{task}/check");
+        async move { platform.post(&path, token).await }
+    };
+    assert_eq!(check(first).await.0, StatusCode::OK);
+    let (status, body) = check(first).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let sentence = body["error"].as_str().unwrap();
+    assert!(
+        sentence.starts_with("you checked this task a moment ago: check it again in "),
+        "{sentence}"
+    );
+    assert_eq!(check(second).await.0, StatusCode::OK, "another task");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(check(first).await.0, StatusCode::OK, "a few seconds later");
+    assert_eq!(
+        platform.post("/api/session/stop", token).await.0,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -345,12 +345,19 @@ async fn time_runs_out_with_warnings_first() {
 async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
+    let sink = common::SmtpSink::start();
+    let mail = sink.env();
     let spawn = || {
         Process::spawn(
-            Process::command(port, dir.path()).env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes"),
+            Process::command(port, dir.path())
+                .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
+                .envs(mail.clone()),
         )
     };
-    let platform = Platform::at(&format!("http://127.0.0.1:{port}"));
+    let platform = Platform::at(
+        &format!("http://127.0.0.1:{port}"),
+        Some(common::Mailbox::Smtp(sink)),
+    );
     let mut process = spawn();
     platform.wait_until_ready().await;
     let token = platform.learner("ada@example.com").await;
@@ -402,14 +409,20 @@ async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
 async fn a_start_under_way_at_a_sigterm_completes_before_the_platform_stops() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
+    let sink = common::SmtpSink::start();
+    let mail = sink.env();
     let spawn = || {
         Process::spawn(
             Process::command(port, dir.path())
                 .env("JWT_SECRET", "a-test-secret-that-is-at-least-32-bytes")
-                .env("SHUTDOWN_GRACE_SECS", "90"),
+                .env("SHUTDOWN_GRACE_SECS", "90")
+                .envs(mail.clone()),
         )
     };
-    let platform = Platform::at(&format!("http://127.0.0.1:{port}"));
+    let platform = Platform::at(
+        &format!("http://127.0.0.1:{port}"),
+        Some(common::Mailbox::Smtp(sink)),
+    );
     let mut process = spawn();
     platform.wait_until_ready().await;
     let token = platform.learner("ada@example.com").await;
