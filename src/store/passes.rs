@@ -127,7 +127,9 @@ impl Store {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<Pass, ActivationRefused>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // The write lock up front: two activations at once are taken one after the other, so the
+        // second finds the first active and is refused (not a unique-index error).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let active: Option<(String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT id, expires_at FROM access_passes WHERE user_id = ? AND status = 'active'",
         )
@@ -264,4 +266,47 @@ async fn insert_pass(tx: &mut sqlx::SqliteConnection, new: &NewPass) -> Result<S
     .await
     .map_err(super::conflict("a pass for this checkout"))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::SqlitePool;
+
+    use super::*;
+    use crate::domain::{NewPass, PassSource};
+
+    /// Activations at once (two tabs, a double click): one pass becomes active, the rest are
+    /// refused as "another pass is active", never a database error.
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn parallel_activations_leave_one_pass_active_and_refuse_the_others(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let user_id = store.insert_user("ada@example.com", "Ada").await.unwrap().id;
+        let week = store
+            .pass_types()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(PassType::is_sold)
+            .unwrap();
+        let mut passes = Vec::new();
+        for _ in 0..6 {
+            let new = NewPass {
+                user_id: user_id.clone(),
+                pass_type: week.clone(),
+                source: PassSource::Admin,
+            };
+            passes.push(store.insert_pass(&new).await.unwrap().id);
+        }
+        let now = Utc::now();
+        let activations = passes.iter().map(|id| {
+            let (store, user_id) = (store.clone(), user_id.clone());
+            async move { store.activate_pass(&user_id, id, now).await.unwrap() }
+        });
+        let answers = futures_util::future::join_all(activations).await;
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1, "{answers:?}");
+        assert!(answers
+            .iter()
+            .filter_map(|a| a.as_ref().err())
+            .all(|refused| matches!(refused, ActivationRefused::OtherActive(_))));
+    }
 }
