@@ -412,9 +412,12 @@ async fn a_learners_session_on_kind_runs_pods_from_the_terminal_and_leaves_nothi
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
         let (code, report) = platform.post("/api/tasks/pod-with-labels/check", &token).await;
-        assert_eq!(code, reqwest::StatusCode::OK, "{report}");
-        if report["passed"] == true {
-            break;
+        // Check allows one press per task every few seconds: a 429 says to press again later.
+        if code != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(code, reqwest::StatusCode::OK, "{report}");
+            if report["passed"] == true {
+                break;
+            }
         }
         assert!(std::time::Instant::now() < deadline, "never passed: {report}");
         tokio::time::sleep(Duration::from_secs(1)).await;

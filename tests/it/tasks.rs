@@ -250,11 +250,11 @@ async fn failing_checks_explain_themselves_against_a_real_cluster() {
                 Some("Deployment web/api still exists")
             ),
             (
-                "Deployment web/api: container api has {\"image\":\"nginx:1.27\"}",
+                "Deployment web/api: container api has image nginx:1.27",
                 Some("api.image is \"nginx:1.26\"")
             ),
             (
-                "Deployment web/api: container web has {\"image\":\"nginx:1.26\"}",
+                "Deployment web/api: container web has image nginx:1.26",
                 Some("Deployment web/api has no container named web (it has api)")
             ),
             (
