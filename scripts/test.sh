@@ -46,7 +46,8 @@ status=0
 # the graders' proof and the kind clusters, run alone so that they never meet on two cores), and
 # the app crate's own unit tests (built for the server side).
 phase() { "$@" 2>&1 | tee -a "$logs/cargo.log" || status=$?; }
-phase cargo test --locked --no-fail-fast -p ckad-platform -- --skip task_proof:: --skip kind:: --skip task_behaviour::
+phase cargo test --locked -p ckad-platform --lib --bins
+phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --skip task_proof:: --skip kind:: --skip task_behaviour::
 phase cargo test --locked -p ckad-platform --test it -- task_proof::
 phase cargo test --locked -p ckad-platform --test it -- kind:: task_behaviour::
 phase cargo test --locked -p app --features ssr --lib
