@@ -14,7 +14,8 @@ use std::{
 };
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde::Deserialize as _;
 use tokio::sync::Mutex;
 
 use super::{
@@ -178,7 +179,8 @@ pub struct KindProvider {
 }
 
 /// The seed's `kind-config-template.yaml`, with the pool's ports on 127.0.0.1 (the API through
-/// kind's own `apiServerPort`), and what the host's quirks ask for.
+/// kind's own `apiServerPort`), and what the host's quirks ask for. kubeadm leaves CoreDNS to
+/// [`install_dns`] (kind's own `preflight` stays skipped).
 pub fn render_config(ports: &PortSet, quirks: HostQuirks) -> String {
     let mut config = format!(
         r#"kind: Cluster
@@ -200,6 +202,7 @@ nodes:
     kubeadmConfigPatches:
       - |
         kind: InitConfiguration
+        skipPhases: [preflight, addon/coredns]
         nodeRegistration:
           kubeletExtraArgs:
             system-reserved: memory=256Mi
@@ -351,6 +354,7 @@ impl KindProvider {
         let terminal_kubeconfig = Kubeconfig::from_yaml(internal)?;
         let client = admin_kubeconfig.client().await?;
         wait_until_healthy(&client, VALIDATE_LIMIT).await?;
+        install_dns(&client).await?;
         wait_for_accounts_and_dns(&client).await?;
         Ok(Cluster {
             name: spec.name.clone(),
@@ -459,6 +463,39 @@ impl ClusterProvider for KindProvider {
     }
 }
 
+/// CoreDNS as kubeadm installs it, but one replica that is Ready within a second of answering
+/// (kubeadm's probe runs every ten seconds, and a new cluster waited for it).
+const COREDNS: &str = include_str!("kind-coredns.yaml");
+
+/// The objects of [`COREDNS`] (a test reads them all).
+fn dns_objects() -> Vec<(DynamicObject, ApiResource)> {
+    serde_yaml::Deserializer::from_str(COREDNS)
+        .map(|document| {
+            let object = DynamicObject::deserialize(document).expect("kind-coredns.yaml is valid");
+            let types = object.types.as_ref().expect("each object has a kind");
+            let kind = GroupVersionKind::try_from(types).expect("each kind has an apiVersion");
+            (object, ApiResource::from_gvk(&kind))
+        })
+        .collect()
+}
+
+async fn install_dns(client: &kube::Client) -> Result<(), ClusterError> {
+    for (object, resource) in dns_objects() {
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let name = object.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("ckad-platform"),
+            &Patch::Apply(&object),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Polls until the `default` ServiceAccount of `default` exists (pods are refused before it)
 /// and CoreDNS answers (a learner's first pod may look a Service up by name).
 async fn wait_for_accounts_and_dns(client: &kube::Client) -> Result<(), ClusterError> {
@@ -535,6 +572,7 @@ mod tests {
         assert_eq!(patches.len(), 1);
         let patch = patches[0].as_str().unwrap();
         assert!(patch.contains("system-reserved: memory=256Mi"));
+        assert!(patch.contains("skipPhases: [preflight, addon/coredns]"));
         assert!(patch.contains("eviction-hard: memory.available<100Mi"));
         assert!(doc.get("containerdConfigPatches").is_none());
     }
@@ -559,6 +597,45 @@ mod tests {
         assert!(
             containerd.contains("restrict_oom_score_adj = true"),
             "{containerd}"
+        );
+    }
+
+    #[test]
+    fn coredns_is_the_preloaded_version_with_one_quick_replica() {
+        let objects = dns_objects();
+        let kinds: Vec<&str> = objects.iter().map(|(_, r)| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ConfigMap",
+                "Service",
+                "Deployment"
+            ]
+        );
+        let plurals: Vec<&str> = objects.iter().map(|(_, r)| r.plural.as_str()).collect();
+        assert_eq!(
+            plurals,
+            [
+                "serviceaccounts",
+                "clusterroles",
+                "clusterrolebindings",
+                "configmaps",
+                "services",
+                "deployments"
+            ]
+        );
+        let deployment = &objects[5].0.data["spec"];
+        assert_eq!(deployment["replicas"], 1);
+        let container = &deployment["template"]["spec"]["containers"][0];
+        assert_eq!(container["readinessProbe"]["periodSeconds"], 1);
+        let versions = include_str!("../../scripts/kind-node-versions.env");
+        let coredns = versions.lines().find_map(|l| l.strip_prefix("COREDNS=")).unwrap();
+        assert_eq!(
+            container["image"],
+            format!("registry.k8s.io/coredns/coredns:{coredns}")
         );
     }
 
