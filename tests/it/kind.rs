@@ -63,6 +63,23 @@ async fn wait_running(pods: &Api<Pod>, name: &str) {
     .await;
 }
 
+/// Runs a pod that ends by itself: its last phase and its log.
+async fn run_to_end(pods: &Api<Pod>, pod: serde_json::Value) -> (String, String) {
+    let pod: Pod = serde_json::from_value(pod).unwrap();
+    let name = pod.metadata.name.clone().unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let phase = || async {
+        let pod = pods.get(&name).await.unwrap();
+        pod.status.and_then(|s| s.phase).unwrap_or_default()
+    };
+    eventually(&format!("pod {name} ends"), Duration::from_secs(60), || async {
+        matches!(phase().await.as_str(), "Succeeded" | "Failed")
+    })
+    .await;
+    let logs = pods.logs(&name, &LogParams::default()).await.unwrap();
+    (phase().await, logs)
+}
+
 /// What `command` prints in the pod's container, through the API's exec.
 async fn exec(pods: &Api<Pod>, pod: &str, command: &[&str]) -> String {
     let mut attached = pods
@@ -158,31 +175,23 @@ async fn nginx_answers_another_pod_through_a_service() {
     services.create(&PostParams::default(), &service).await.unwrap();
     wait_running(&pods, "web").await;
 
-    let fetch = serde_json::from_value(serde_json::json!({
-        "metadata": { "name": "fetch" },
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{
-                "name": "wget",
-                "image": "busybox",
-                "command": ["wget", "-q", "-O", "-", "http://web:8080/"]
-            }]
-        }
-    }))
-    .unwrap();
-    pods.create(&PostParams::default(), &fetch).await.unwrap();
-    eventually("the fetch pod ends", Duration::from_secs(60), || async {
-        let pod = pods.get("fetch").await.unwrap();
-        matches!(
-            pod.status.and_then(|s| s.phase).as_deref(),
-            Some("Succeeded" | "Failed")
-        )
-    })
+    let (phase, page) = run_to_end(
+        &pods,
+        serde_json::json!({
+            "metadata": { "name": "fetch" },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "wget",
+                    "image": "busybox",
+                    "command": ["wget", "-q", "-O", "-", "http://web:8080/"]
+                }]
+            }
+        }),
+    )
     .await;
-    let page = pods.logs("fetch", &LogParams::default()).await.unwrap();
     assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{page}");
-    let phase = pods.get("fetch").await.unwrap().status.and_then(|s| s.phase);
-    assert_eq!(phase.as_deref(), Some("Succeeded"));
+    assert_eq!(phase, "Succeeded");
 
     provider.delete(&spec.name).await.unwrap();
     assert_gone(state.path(), &spec).await;
@@ -210,30 +219,23 @@ async fn two_kind_clusters_cannot_reach_each_other() {
 
     // From a pod of the first cluster: its own API answers, the second's does not.
     let pods: Api<Pod> = Api::namespaced(cluster.admin_kubeconfig.client().await.unwrap(), "default");
-    let probe = serde_json::from_value(serde_json::json!({
-        "metadata": { "name": "probe" },
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{
-                "name": "curl",
-                "image": "nginx:1.27",
-                "command": ["sh", "-c", format!(
-                    "curl -sk -m 5 https://{own}:6443/livez; echo; curl -sk -m 5 https://{other}:6443/livez || echo unreachable"
-                )]
-            }]
-        }
-    }))
-    .unwrap();
-    pods.create(&PostParams::default(), &probe).await.unwrap();
-    eventually("the probe ends", Duration::from_secs(60), || async {
-        let pod = pods.get("probe").await.unwrap();
-        matches!(
-            pod.status.and_then(|s| s.phase).as_deref(),
-            Some("Succeeded" | "Failed")
-        )
-    })
+    let (_, seen) = run_to_end(
+        &pods,
+        serde_json::json!({
+            "metadata": { "name": "probe" },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "curl",
+                    "image": "nginx:1.27",
+                    "command": ["sh", "-c", format!(
+                        "curl -sk -m 5 https://{own}:6443/livez; echo; curl -sk -m 5 https://{other}:6443/livez || echo unreachable"
+                    )]
+                }]
+            }
+        }),
+    )
     .await;
-    let seen = pods.logs("probe", &LogParams::default()).await.unwrap();
     assert_eq!(seen, "ok\nunreachable\n");
 
     for spec in [&first, &second] {
