@@ -372,6 +372,10 @@ impl ClusterProvider for KindProvider {
         "kind"
     }
 
+    fn runs_containers(&self) -> bool {
+        true
+    }
+
     fn network_of(&self, name: &ClusterName) -> String {
         format!("{NETWORK_PREFIX}{name}")
     }

@@ -315,6 +315,11 @@ impl ClusterProvider for LiteProvider {
         "lite"
     }
 
+    fn runs_containers(&self) -> bool {
+        // kwok simulates the node: pods are Running, nothing runs in them.
+        false
+    }
+
     fn network_of(&self, name: &ClusterName) -> String {
         format!("{PROJECT_PREFIX}{name}")
     }

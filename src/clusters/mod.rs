@@ -93,6 +93,10 @@ pub trait ClusterProvider: Send + Sync {
     /// `lite` or `kind`.
     fn kind(&self) -> &'static str;
 
+    /// Whether the cluster's node runs containers, so that checks of real behaviour (logs, exec,
+    /// HTTP) apply.
+    fn runs_containers(&self) -> bool;
+
     /// The Docker network the cluster and its session's terminal share.
     fn network_of(&self, name: &ClusterName) -> String;
 

@@ -429,15 +429,9 @@ impl Sessions {
         let target = Target {
             client: &client,
             files: &files,
-            runs_containers: self.runs_containers(),
+            runs_containers: self.clusters.runs_containers(),
         };
         Ok(task.grade(&target).await)
-    }
-
-    /// Whether sessions' clusters run containers, so that tasks' behaviour checks apply: every
-    /// provider's do but `lite`'s, whose node is simulated.
-    fn runs_containers(&self) -> bool {
-        self.clusters.kind() != "lite"
     }
 
     async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
@@ -456,7 +450,7 @@ impl Sessions {
         let target = Target {
             client: &client,
             files: &files,
-            runs_containers: self.runs_containers(),
+            runs_containers: self.clusters.runs_containers(),
         };
         let result = exams::grade(exam, &self.tasks, &target, &session.id).await;
         self.store.insert_exam_result(&result).await?;
