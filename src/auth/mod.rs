@@ -9,6 +9,7 @@ mod tokens;
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 
 pub use google::{Google, GoogleError, GoogleSettings};
@@ -16,7 +17,7 @@ pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
 pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
 
 use crate::{
-    domain::{Email, InvalidEmail, Secret},
+    domain::{Email, InvalidEmail},
     mail::{MailError, Mailer},
     store::{CodeLimits, CodeTry, Rotation, Store, StoreError, User},
 };
@@ -76,7 +77,7 @@ pub struct SignedIn {
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
-    secret: Secret,
+    secret: SecretString,
     tokens: AccessTokens,
     mailer: Arc<dyn Mailer>,
     google: Option<Google>,
@@ -88,7 +89,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(store: Store, secret: Secret, mailer: Arc<dyn Mailer>, google: Option<Google>) -> Self {
+    pub fn new(store: Store, secret: SecretString, mailer: Arc<dyn Mailer>, google: Option<Google>) -> Self {
         Self {
             tokens: AccessTokens::new(&secret),
             store,

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
 use ckad_platform::{
     configuration::EmailProvider,
-    domain::Secret,
     mail::{MailApiKind, MailApiSettings},
 };
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -47,7 +47,7 @@ async fn request_code(kind: MailApiKind, url: String) -> (StatusCode, Value) {
     settings.auth.email = EmailProvider::Api(MailApiSettings {
         kind,
         url,
-        key: Secret::new("test-api-key"),
+        key: SecretString::from("test-api-key"),
         from: "noreply@ckad.test".into(),
     });
     let base = common::serve(settings).await;
