@@ -5,13 +5,13 @@
 use app::api::UserView;
 use axum::{
     extract::{FromRef, FromRequestParts, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     middleware::Next,
     response::Response,
 };
 
 use super::{
-    cookies::{cleared_cookies, cookie_value, session_cookies, ACCESS_COOKIE, REFRESH_COOKIE},
+    cookies::{cleared_cookies, cookie_value, session_cookies, with_cookies, ACCESS_COOKIE, REFRESH_COOKIE},
     ApiError,
 };
 use crate::{
@@ -34,7 +34,7 @@ pub async fn renew_session(State(auth): State<Auth>, mut request: Request, next:
     let Some(refresh) = cookie_value(headers, REFRESH_COOKIE).filter(|_| needs_renewal) else {
         return next.run(request).await;
     };
-    let set = match auth.renew(refresh).await {
+    let set = match auth.renew(&refresh).await {
         Ok(signed) => {
             let replaced = with_cookies(
                 request.headers(),
@@ -67,24 +67,6 @@ pub async fn renew_session(State(auth): State<Auth>, mut request: Request, next:
     response
 }
 
-/// The request's `Cookie` header with `replacements` in place of the cookies of those names.
-fn with_cookies(headers: &HeaderMap, replacements: &[(&str, &str)]) -> HeaderValue {
-    let kept = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && !replacements.iter().any(|(n, _)| *n == name)
-        })
-        .map(str::to_owned);
-    let new = replacements.iter().map(|(name, value)| format!("{name}={value}"));
-    let joined = kept.chain(new).collect::<Vec<_>>().join("; ");
-    HeaderValue::from_str(&joined).expect("cookies from a valid header and URL-safe tokens")
-}
-
 /// The signed-in user of a request, from `Authorization: Bearer` or the access cookie.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
@@ -99,6 +81,7 @@ impl CurrentUser {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let token = bearer
+            .map(str::to_owned)
             .or_else(|| cookie_value(headers, ACCESS_COOKIE))
             .ok_or_else(ApiError::sign_in_first)?;
         let id = auth

@@ -136,12 +136,21 @@ async fn the_verify_response_sets_http_only_secure_lax_cookies() {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert_eq!(cookies.len(), 2);
-    assert!(
-        cookies[0].starts_with("ckad_access=")
-            && cookies[0].ends_with("Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax")
+    // The attributes, in whatever order the cookie library writes them.
+    let attributes = |cookie: &str| {
+        let mut parts: Vec<String> = cookie.split("; ").skip(1).map(str::to_owned).collect();
+        parts.sort();
+        parts
+    };
+    assert!(cookies[0].starts_with("ckad_access="), "{cookies:?}");
+    assert_eq!(
+        attributes(cookies[0]),
+        ["HttpOnly", "Max-Age=900", "Path=/", "SameSite=Lax", "Secure"]
     );
-    assert!(
-        cookies[1].starts_with("ckad_refresh=") && cookies[1].contains("Path=/; Max-Age=604800; HttpOnly")
+    assert!(cookies[1].starts_with("ckad_refresh="), "{cookies:?}");
+    assert_eq!(
+        attributes(cookies[1]),
+        ["HttpOnly", "Max-Age=604800", "Path=/", "SameSite=Lax", "Secure"]
     );
 }
 
