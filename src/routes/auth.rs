@@ -168,22 +168,31 @@ async fn refresh(State(auth): State<Auth>, jar: CookieJar, body: Bytes) -> Resul
     Ok(signed_in(StatusCode::OK, auth.refresh(&token).await?))
 }
 
-/// Revokes the refresh token and closes the user's terminal sockets.
+/// Revokes the sign-in of the refresh token (body or cookie; no access token needed, so an
+/// expired sign-in can still be ended) and closes its user's terminal sockets. 400 when no live
+/// sign-in was presented; the cookies are cleared either way.
 #[utoipa::path(post, path = "/logout", tag = "auth", request_body(content = Option<RefreshBody>), responses(
-    (status = 204, description = "Signed out; the cookies are cleared"), (status = 401, body = ErrorBody),
+    (status = 204, description = "Signed out; the cookies are cleared"), (status = 400, body = ErrorBody),
 ))]
 async fn logout(
     State(auth): State<Auth>,
     State(sockets): State<TerminalSockets>,
-    user: CurrentUser,
     jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = presented_refresh(&jar, &body)? {
-        auth.logout(&token).await?;
-    }
-    sockets.close_user(&user.id, CloseReason::SignedOut);
     let cleared = AppendHeaders(set_cookies(cleared_cookies()));
+    let user = match presented_refresh(&jar, &body)? {
+        Some(token) => auth.logout(&token).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        let nothing = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "there is no sign-in to end: send the refresh token of a live sign-in",
+        );
+        return Ok((cleared, nothing).into_response());
+    };
+    sockets.close_user(&user, CloseReason::SignedOut);
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
