@@ -238,7 +238,7 @@ impl Settings {
             admin_emails: var("ADMIN_EMAILS", EmailList::default())?.0,
             auth: AuthSettings {
                 secret: jwt_secret()?,
-                email: email_provider()?,
+                email: email_provider(&public_origin)?,
                 google: google(&public_origin)?,
             },
             http: HttpSettings {
@@ -351,8 +351,21 @@ fn jwt_secret() -> Result<SecretString, ConfigError> {
     }
 }
 
-fn email_provider() -> Result<EmailProvider, ConfigError> {
+/// Where codes go. The outbox (the log) on a public https site would strand every learner and
+/// put their codes in the log, so it needs the operator to say so (`EMAIL_OUTBOX_ALLOWED`).
+fn email_provider(public_origin: &str) -> Result<EmailProvider, ConfigError> {
     match var("EMAIL_PROVIDER", "outbox".to_owned())?.as_str() {
+        "outbox" if public_origin.starts_with("https://") && !var("EMAIL_OUTBOX_ALLOWED", false)? => {
+            Err(ConfigError::Invalid {
+                name: "EMAIL_PROVIDER",
+                value: "outbox".into(),
+                reason: format!(
+                    "{public_origin} is public, but the outbox only writes sign-in codes to the log: \
+                     choose `smtp`, `sendgrid` or `resend`, or set EMAIL_OUTBOX_ALLOWED=true if this \
+                     site is yours alone"
+                ),
+            })
+        }
         "outbox" => Ok(EmailProvider::Outbox),
         "smtp" => Ok(EmailProvider::Smtp(SmtpSettings {
             host: var("SMTP_HOST", "127.0.0.1".to_owned())?,
