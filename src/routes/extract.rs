@@ -102,6 +102,39 @@ where
     }
 }
 
+/// A signed-in user whose email is proven: only they may start sessions (a session costs the host
+/// a cluster, and an address nobody proved is nobody's).
+#[derive(Debug, Clone)]
+pub struct ProvenUser {
+    pub id: String,
+}
+
+impl ProvenUser {
+    /// 401 without a sign-in, 403 until the email is proven.
+    pub async fn from_headers(auth: &Auth, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let CurrentUser { id } = CurrentUser::from_headers(auth, headers)?;
+        match auth.user(&id).await? {
+            Some(user) if user.email_verified_at.is_some() => Ok(Self { id }),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "prove your email first: sign in with the code mailed to it",
+            )),
+            None => Err(ApiError::sign_in_first()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProvenUser
+where
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&Auth::from_ref(state), &parts.headers).await
+    }
+}
+
 /// A signed-in user whose proven email is in `ADMIN_EMAILS`.
 #[derive(Debug, Clone)]
 pub struct AdminUser {

@@ -1065,3 +1065,104 @@ async fn a_restored_backup_signs_everyone_out() {
         .unwrap();
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A session costs the host a cluster: only an account whose email is proven may start one, even
+/// holding a valid access token (the stranger's token below was issued before the proof lapsed).
+#[tokio::test]
+async fn an_unproven_email_cannot_start_a_session_or_an_exam() {
+    let app = App::start().await;
+    let stranger = unproven_admin(&app).await;
+    let access = stranger["access_token"].as_str().unwrap();
+    for path in ["/api/session/start", "/api/exams/exam-1/start"] {
+        let answer = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(
+            body["error"],
+            "prove your email first: sign in with the code mailed to it"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        0,
+        "nothing was recorded"
+    );
+}
+
+/// Password hashing runs on blocking threads behind a semaphore: 50 logins at once must not
+/// stall a learner's terminal, whose echo stays within its usual time (measured first, idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_logins_leave_a_terminals_echo_as_quick_as_usual() {
+    use common::Terminals as _;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let platform = common::Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    platform.start_session(&token).await;
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, common::ORIGIN)
+        .await
+        .unwrap();
+    // The shell computes the number, so the typed line never matches what is awaited.
+    let mut echoes = 0;
+    let mut echo = async |shell: &mut common::Shell| {
+        echoes += 1;
+        let started = Instant::now();
+        shell.type_line(&format!("echo \"<$((1000 + {echoes}))>\"")).await;
+        shell.read_until(&format!("<{}>", 1000 + echoes)).await;
+        started.elapsed()
+    };
+    let mut usual = Duration::ZERO;
+    for _ in 0..5 {
+        usual = usual.max(echo(&mut shell).await);
+    }
+
+    let (answers, slowest) = {
+        let logins = (0..50).map(|i| {
+            let password = if i % 2 == 0 {
+                "correct horse battery"
+            } else {
+                "a wrong password"
+            };
+            platform.call(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                "",
+                Some(json!({ "email": "ada@example.com", "password": password })),
+            )
+        });
+        let logins = futures_util::future::join_all(logins);
+        tokio::pin!(logins);
+        let mut slowest = Duration::ZERO;
+        loop {
+            tokio::select! {
+                answers = &mut logins => break (answers, slowest),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    slowest = slowest.max(echo(&mut shell).await);
+                }
+            }
+        }
+    };
+    let ok = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 25, "{answers:?}");
+    eprintln!("terminal echo: usual {usual:?}, slowest during 50 logins {slowest:?}");
+    assert!(slowest > Duration::ZERO, "no echo was timed while the logins ran");
+    // Generous for a shared machine; a stalled server waits for whole hashes, seconds in all.
+    assert!(
+        slowest < usual + Duration::from_millis(750),
+        "an echo waited {slowest:?} behind the hashing (usual {usual:?})"
+    );
+    let (status, _) = platform.post("/api/session/stop", &token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    platform.shut_down().await;
+}
