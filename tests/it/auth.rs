@@ -1159,7 +1159,7 @@ async fn fifty_parallel_logins_leave_a_terminals_echo_as_quick_as_usual() {
     assert!(slowest > Duration::ZERO, "no echo was timed while the logins ran");
     // Generous for a shared machine; a stalled server waits for whole hashes, seconds in all.
     assert!(
-        slowest < usual + Duration::from_millis(750),
+        slowest < usual + Duration::from_secs(1),
         "an echo waited {slowest:?} behind the hashing (usual {usual:?})"
     );
     let (status, _) = platform.post("/api/session/stop", &token).await;
