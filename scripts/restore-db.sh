@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Restores a backup made by backup-db.sh into an empty directory and proves it sound: an
-# integrity check, and the row count of every table. Point DATABASE_URL at the result (with the
-# platform stopped) to use it.
+# integrity check, and the row count of every table. Every sign-in in the copy is ended (its
+# refresh tokens revoked): a token rotated or revoked since the backup would live again otherwise.
+# Point DATABASE_URL at the result (with the platform stopped) to use it.
 #
 #   scripts/restore-db.sh BACKUP_FILE TARGET_DIR
 set -euo pipefail
@@ -24,6 +25,11 @@ if [ "$check" != "ok" ]; then
   exit 1
 fi
 echo "restore-db: $db passed its integrity check"
+if [ -n "$(sqlite3 "$db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'refresh_tokens'")" ]; then
+  revoked=$(sqlite3 "$db" "UPDATE refresh_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
+                           WHERE revoked_at IS NULL; SELECT changes()")
+  echo "restore-db: signed everyone out ($revoked refresh tokens revoked)"
+fi
 for table in $(sqlite3 "$db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"); do
   echo "$table $(sqlite3 "$db" "SELECT COUNT(*) FROM \"$table\"")"
 done

@@ -4,12 +4,13 @@
 use std::{env, ops::RangeInclusive, path::PathBuf, str::FromStr, time::Duration};
 
 use leptos::config::LeptosOptions;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::{
     auth::GoogleSettings,
     billing::{settings::load_pass_types, BillingSettings, StripeSettings},
     clusters::{KindConfig, NodeContainment, SubnetPool},
-    domain::{PortRanges, Secret},
+    domain::PortRanges,
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     sessions::SessionSettings,
     store::sqlite_path,
@@ -169,7 +170,7 @@ pub enum EmailProvider {
 pub struct AuthSettings {
     /// Signs access tokens and keys code hashes (`JWT_SECRET`, at least 32 bytes). Unset, a
     /// random one is made at start-up: every restart then signs everyone out.
-    pub secret: Secret,
+    pub secret: SecretString,
     pub email: EmailProvider,
     /// Google sign-in, when `GOOGLE_CLIENT_ID` is set.
     pub google: Option<GoogleSettings>,
@@ -237,7 +238,7 @@ impl Settings {
             admin_emails: var("ADMIN_EMAILS", EmailList::default())?.0,
             auth: AuthSettings {
                 secret: jwt_secret()?,
-                email: email_provider()?,
+                email: email_provider(&public_origin)?,
                 google: google(&public_origin)?,
             },
             http: HttpSettings {
@@ -288,7 +289,7 @@ fn google(public_origin: &str) -> Result<Option<GoogleSettings>, ConfigError> {
     };
     Ok(Some(GoogleSettings {
         client_id,
-        client_secret: var("GOOGLE_CLIENT_SECRET", Secret::new(""))?,
+        client_secret: secret("GOOGLE_CLIENT_SECRET")?.unwrap_or_default(),
         auth_url: var(
             "GOOGLE_AUTH_URL",
             "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
@@ -309,8 +310,8 @@ fn google(public_origin: &str) -> Result<Option<GoogleSettings>, ConfigError> {
 /// Payments (Stripe) and the plans; see [`StripeSettings::from_values`].
 fn billing() -> Result<BillingSettings, ConfigError> {
     let stripe = StripeSettings::from_values(
-        var("STRIPE_SECRET_KEY", Optional::<Secret>(None))?.0,
-        var("STRIPE_WEBHOOK_SECRET", Optional::<Secret>(None))?.0,
+        secret("STRIPE_SECRET_KEY")?,
+        secret("STRIPE_WEBHOOK_SECRET")?,
         var("STRIPE_API_BASE", "https://api.stripe.com".to_owned())?,
     )
     .map_err(|(name, reason)| ConfigError::Invalid {
@@ -329,9 +330,9 @@ fn billing() -> Result<BillingSettings, ConfigError> {
     Ok(BillingSettings { stripe, pass_types })
 }
 
-fn jwt_secret() -> Result<Secret, ConfigError> {
-    match var("JWT_SECRET", Optional::<Secret>(None))?.0 {
-        Some(secret) if secret.expose().len() >= 32 => Ok(secret),
+fn jwt_secret() -> Result<SecretString, ConfigError> {
+    match secret("JWT_SECRET")? {
+        Some(secret) if secret.expose_secret().len() >= 32 => Ok(secret),
         Some(_) => Err(ConfigError::Invalid {
             name: "JWT_SECRET",
             value: "<redacted>".into(),
@@ -343,22 +344,35 @@ fn jwt_secret() -> Result<Secret, ConfigError> {
             let mut bytes = [0u8; 32];
             rand::rng().fill_bytes(&mut bytes);
             eprintln!("JWT_SECRET is not set: using a random one, so a restart signs everyone out");
-            Ok(Secret::new(
+            Ok(SecretString::from(
                 base64::engine::general_purpose::STANDARD.encode(bytes),
             ))
         }
     }
 }
 
-fn email_provider() -> Result<EmailProvider, ConfigError> {
+/// Where codes go. The outbox (the log) on a public https site would strand every learner and
+/// put their codes in the log, so it needs the operator to say so (`EMAIL_OUTBOX_ALLOWED`).
+fn email_provider(public_origin: &str) -> Result<EmailProvider, ConfigError> {
     match var("EMAIL_PROVIDER", "outbox".to_owned())?.as_str() {
+        "outbox" if public_origin.starts_with("https://") && !var("EMAIL_OUTBOX_ALLOWED", false)? => {
+            Err(ConfigError::Invalid {
+                name: "EMAIL_PROVIDER",
+                value: "outbox".into(),
+                reason: format!(
+                    "{public_origin} is public, but the outbox only writes sign-in codes to the log: \
+                     choose `smtp`, `sendgrid` or `resend`, or set EMAIL_OUTBOX_ALLOWED=true if this \
+                     site is yours alone"
+                ),
+            })
+        }
         "outbox" => Ok(EmailProvider::Outbox),
         "smtp" => Ok(EmailProvider::Smtp(SmtpSettings {
             host: var("SMTP_HOST", "127.0.0.1".to_owned())?,
             port: var("SMTP_PORT", 587)?,
             security: var("SMTP_SECURITY", SmtpSecurity::StartTls)?,
             username: var("SMTP_USERNAME", Optional::<String>(None))?.0,
-            password: var("SMTP_PASSWORD", Optional::<Secret>(None))?.0,
+            password: secret("SMTP_PASSWORD")?,
             from: var("EMAIL_FROM", "CKAD Practice <noreply@localhost>".to_owned())?,
         })),
         "sendgrid" => mail_api(
@@ -388,13 +402,11 @@ fn mail_api(
     url_name: &'static str,
     default_url: &str,
 ) -> Result<EmailProvider, ConfigError> {
-    let key = var(key_name, Optional::<Secret>(None))?
-        .0
-        .ok_or_else(|| ConfigError::Invalid {
-            name: key_name,
-            value: String::new(),
-            reason: "required by this EMAIL_PROVIDER".into(),
-        })?;
+    let key = secret(key_name)?.ok_or_else(|| ConfigError::Invalid {
+        name: key_name,
+        value: String::new(),
+        reason: "required by this EMAIL_PROVIDER".into(),
+    })?;
     Ok(EmailProvider::Api(MailApiSettings {
         kind,
         url: var(url_name, default_url.to_owned())?,
@@ -465,6 +477,11 @@ fn database_url() -> Result<String, ConfigError> {
     }
 }
 
+/// A secret variable, if set: never printed, not even in an error.
+fn secret(name: &'static str) -> Result<Option<SecretString>, ConfigError> {
+    Ok(var(name, Optional::<String>(None))?.0.map(SecretString::from))
+}
+
 /// A variable that may be unset.
 struct Optional<T>(Option<T>);
 
@@ -495,6 +512,19 @@ mod tests {
         assert!("".parse::<AbsolutePath>().is_err());
         assert_eq!("kind".parse::<Program>().unwrap().0, PathBuf::from("kind"));
         assert_eq!("bin/kind".parse::<Program>().unwrap().0, cwd.join("bin/kind"));
+    }
+
+    /// Settings are logged at start-up: their secrets must not be.
+    #[test]
+    fn secrets_never_print() {
+        let settings = AuthSettings {
+            secret: SecretString::from("hunter2-hunter2"),
+            email: EmailProvider::Outbox,
+            google: None,
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert_eq!(settings.secret.expose_secret(), "hunter2-hunter2");
     }
 
     #[test]

@@ -1,17 +1,21 @@
-//! `/healthz` says the process is alive; `/readyz` says whether it can serve learners, and if
-//! not, why.
+//! `/healthz` says the process is alive; `/readyz` says whether it can serve learners, and, to
+//! callers on the host itself, why not (the reasons name internals an outsider has no use for).
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
 use serde::Serialize;
 
 use crate::{
-    clusters::ClusterProvider,
-    configuration::{FirewallMode, Settings},
-    docker::DockerEngine,
+    configuration::FirewallMode,
+    ratelimit::client_address,
     store::{SchemaState, Store},
-    terminals::{HostFirewall, TerminalRuntime},
+    AppState,
 };
 
 /// How long one dependency may take to answer before it counts as down.
@@ -38,31 +42,47 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Readiness: the status code for everyone, the checks and their reasons for the host alone.
 pub async fn readyz(
-    State(store): State<Store>,
-    State(docker): State<DockerEngine>,
-    State(clusters): State<Arc<dyn ClusterProvider>>,
-    State(terminals): State<Arc<dyn TerminalRuntime>>,
-    State(firewall): State<HostFirewall>,
-    State(settings): State<Arc<Settings>>,
-) -> (StatusCode, Json<Readiness>) {
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let readiness = readiness(&state).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let client = client_address(peer, &headers, state.settings.http.trusted_proxies);
+    if client.to_canonical().is_loopback() {
+        (status, Json(readiness)).into_response()
+    } else {
+        let word = if readiness.ready { "ready" } else { "not ready" };
+        (status, word).into_response()
+    }
+}
+
+async fn readiness(state: &AppState) -> Readiness {
+    let (clusters, settings) = (&state.clusters, &state.settings);
     let firewall_in_place = async {
         match settings.terminals.firewall {
             FirewallMode::External => Ok(()),
-            FirewallMode::Iptables if firewall.is_in_place().await => Ok(()),
+            FirewallMode::Iptables if state.firewall.is_in_place().await => Ok(()),
             FirewallMode::Iptables => Err("the rule keeping session networks off the host is missing".into()),
         }
     };
     let (database, engine, provider, terminal, host_firewall) = tokio::join!(
-        probe("database", database_ready(&store)),
+        probe("database", database_ready(&state.store)),
         probe("docker", async {
-            docker
+            state
+                .docker
                 .ping()
                 .await
                 .map_err(|e| format!("engine not answering: {e}"))
         }),
         probe(clusters.kind(), clusters.ready()),
-        probe("terminal", terminals.ready()),
+        probe("terminal", state.terminals.ready()),
         probe("firewall", firewall_in_place),
     );
     let provider = Check {
@@ -71,12 +91,7 @@ pub async fn readyz(
     };
     let checks = vec![database, engine, provider, terminal, host_firewall];
     let ready = checks.iter().all(|c| c.ok);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(Readiness { ready, checks }))
+    Readiness { ready, checks }
 }
 
 async fn database_ready(store: &Store) -> Result<(), String> {

@@ -5,8 +5,9 @@ use lettre::{
     message::Mailbox, transport::smtp::authentication::Credentials, AsyncSmtpTransport, AsyncTransport as _,
     Message, Tokio1Executor,
 };
+use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::{Email, Secret};
+use crate::domain::Email;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -60,7 +61,7 @@ pub struct SmtpSettings {
     pub port: u16,
     pub security: SmtpSecurity,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretString>,
     pub from: String,
 }
 
@@ -81,9 +82,10 @@ impl Smtp {
         .map_err(|e| MailError::Build(e.to_string()))?
         .port(settings.port);
         let builder = match (&settings.username, &settings.password) {
-            (Some(user), Some(password)) => {
-                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()))
-            }
+            (Some(user), Some(password)) => builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            )),
             _ => builder,
         };
         let from = settings
@@ -138,7 +140,7 @@ pub struct MailApiSettings {
     pub kind: MailApiKind,
     /// The send endpoint (SendGrid's or Resend's by default).
     pub url: String,
-    pub key: Secret,
+    pub key: SecretString,
     pub from: String,
 }
 
@@ -182,7 +184,7 @@ impl Mailer for MailApi {
         let response = self
             .http
             .post(&self.settings.url)
-            .bearer_auth(self.settings.key.expose())
+            .bearer_auth(self.settings.key.expose_secret())
             .json(&self.payload(to, code))
             .send()
             .await

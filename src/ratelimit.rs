@@ -1,14 +1,17 @@
-//! Request rate limits per client (or per user): a token bucket per key (GCRA), in memory. The
-//! client is the socket's address unless `TRUSTED_PROXIES` says how many proxies stand in front,
-//! in which case it is read that many hops from the right of `X-Forwarded-For`; a header the
-//! client wrote itself is never believed. An IPv6 client is its /64 (one host holds them all);
+//! Request rate limits per client (or per user): a token bucket per key (governor's GCRA), in
+//! memory. The client is the socket's address unless `TRUSTED_PROXIES` says how many proxies
+//! stand in front, in which case it is read that many hops from the right of `X-Forwarded-For`;
+//! a header the client wrote itself is never believed. An IPv6 client is its /64 (one host holds them all);
 //! an IPv4 address mapped into IPv6 is the IPv4 address. A signed-in caller is their account.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    num::NonZeroU32,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
 use axum::{
@@ -17,47 +20,53 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
 
 use crate::{
     auth::Auth,
     routes::{extract::CurrentUser, ApiError},
 };
 
-/// At most `limit` requests per `period` for each key, in bursts of up to `limit`.
+/// At most `limit` requests per `period` for each key, in bursts of up to `limit` (governor's
+/// GCRA, one state per key).
 #[derive(Clone)]
 pub struct RateLimiter {
-    limit: u32,
-    period: Duration,
-    /// Per key, the theoretical arrival time of the next request (GCRA).
-    buckets: Arc<Mutex<HashMap<String, Instant>>>,
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Checks since the keys were last pruned.
+    checks: Arc<AtomicUsize>,
 }
+
+/// Every this many checks, keys whose buckets are full again are forgotten: memory stays bounded
+/// by the clients of the last moments, not of all time.
+const PRUNE_EVERY: usize = 1024;
 
 impl RateLimiter {
     pub fn new(limit: u32, period: Duration) -> Self {
+        let burst = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period / burst.get())
+            .expect("a limit per a period longer than zero")
+            .allow_burst(burst);
         Self {
-            limit: limit.max(1),
-            period,
-            buckets: Arc::default(),
+            limiter: Arc::new(governor::RateLimiter::keyed(quota)),
+            checks: Arc::default(),
         }
     }
 
     /// Admits a request for `key`, or says how long until one would be admitted.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let interval = self.period / self.limit;
-        let mut buckets = self.buckets.lock().expect("no panics while holding the lock");
-        if buckets.len() > 10_000 {
-            // Forget clients whose buckets are full again.
-            buckets.retain(|_, next| *next > now);
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
         }
-        let next = buckets.get(key).copied().unwrap_or(now).max(now);
-        let after = next + interval;
-        // Allow a burst: `after` may run ahead of now by up to one period.
-        if after > now + self.period {
-            return Err(after - (now + self.period));
-        }
-        buckets.insert(key.to_owned(), after);
-        Ok(())
+        self.limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// How many keys are remembered.
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.limiter.len()
     }
 }
 
@@ -183,6 +192,18 @@ mod tests {
             "{wait:?}"
         );
         limiter.check("b").expect("other clients have their own bucket");
+    }
+
+    #[test]
+    fn clients_whose_buckets_are_full_again_are_forgotten() {
+        let limiter = RateLimiter::new(1, Duration::from_millis(1));
+        for client in 0..PRUNE_EVERY - 1 {
+            limiter.check(&client.to_string()).unwrap();
+        }
+        assert_eq!(limiter.keys(), PRUNE_EVERY - 1);
+        std::thread::sleep(Duration::from_millis(5));
+        limiter.check("one more").unwrap();
+        assert!(limiter.keys() <= 1, "{} keys kept", limiter.keys());
     }
 
     #[test]

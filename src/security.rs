@@ -33,6 +33,19 @@ pub fn page_context() {
     }
 }
 
+/// API answers (server functions included) carry tokens and learners' data: no cache, the
+/// browser's or a proxy's, may keep them.
+pub async fn no_store(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    if api {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Headers every response carries.
 pub const STATIC_HEADERS: [(header::HeaderName, &str); 2] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

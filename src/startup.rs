@@ -103,7 +103,8 @@ pub fn app(state: AppState) -> Router {
             Arc::<str>::from(http.public_origin.as_str()),
             security::check_origin,
         ))
-        .layer(security::cors(&http.public_origin));
+        .layer(security::cors(&http.public_origin))
+        .layer(middleware::from_fn(security::no_store));
     if http.public_origin.starts_with("https://") {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             axum::http::header::STRICT_TRANSPORT_SECURITY,
@@ -150,6 +151,14 @@ pub async fn run(
             tracing::error!(%error, "session networks can reach the host");
         }
     }
+    tokio::spawn({
+        let (auth, every, stopping) = (
+            state.auth.clone(),
+            state.settings.sessions.sweep_every,
+            stopping.clone(),
+        );
+        async move { auth.sweep(every, stopping).await }
+    });
     let sessions = state.sessions.clone();
     tokio::spawn({
         let sessions = sessions.clone();

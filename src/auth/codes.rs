@@ -3,11 +3,12 @@
 
 use hmac::{Hmac, Mac};
 use rand::{Rng as _, TryRngCore as _};
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 use super::tokens::hex;
-use crate::domain::{Email, Secret};
+use crate::domain::Email;
 
 pub fn new_code() -> String {
     format!(
@@ -17,9 +18,9 @@ pub fn new_code() -> String {
 }
 
 /// The stored form of `code` for `email`.
-pub fn hash_code(secret: &Secret, email: &Email, code: &str) -> String {
+pub fn hash_code(secret: &SecretString, email: &Email, code: &str) -> String {
     let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
+        Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes any key length");
     mac.update(email.as_str().as_bytes());
     mac.update(b"\0");
     mac.update(code.as_bytes());
@@ -27,7 +28,7 @@ pub fn hash_code(secret: &Secret, email: &Email, code: &str) -> String {
 }
 
 /// Whether `code` is the one stored as `stored` for `email`, compared in constant time.
-pub fn code_matches(secret: &Secret, email: &Email, code: &str, stored: &str) -> bool {
+pub fn code_matches(secret: &SecretString, email: &Email, code: &str, stored: &str) -> bool {
     hash_code(secret, email, code)
         .as_bytes()
         .ct_eq(stored.as_bytes())
@@ -50,7 +51,7 @@ mod tests {
     #[test]
     fn a_code_is_bound_to_its_email_and_key() {
         let (secret, ada, bob) = (
-            Secret::new("k1"),
+            SecretString::from("k1"),
             Email::parse("ada@example.com").unwrap(),
             Email::parse("bob@example.com").unwrap(),
         );
@@ -58,6 +59,6 @@ mod tests {
         assert!(code_matches(&secret, &ada, "123456", &stored));
         assert!(!code_matches(&secret, &ada, "123457", &stored));
         assert!(!code_matches(&secret, &bob, "123456", &stored));
-        assert!(!code_matches(&Secret::new("k2"), &ada, "123456", &stored));
+        assert!(!code_matches(&SecretString::from("k2"), &ada, "123456", &stored));
     }
 }

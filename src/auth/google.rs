@@ -15,8 +15,9 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use super::tokens::hash_refresh_token;
-use crate::domain::Secret;
 use crate::store::{OAuthFlow, Store, StoreError};
 
 /// How long a sign-in may sit on Google's consent screen.
@@ -25,7 +26,7 @@ const FLOW_TTL: Duration = Duration::minutes(10);
 #[derive(Debug, Clone)]
 pub struct GoogleSettings {
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: SecretString,
     pub auth_url: String,
     pub token_url: String,
     pub jwks_url: String,
@@ -98,7 +99,9 @@ impl Google {
     pub fn new(settings: GoogleSettings) -> Result<Self, String> {
         let url = |what: &str, value: &str| format!("{what} {value:?} is not a URL");
         let client = oauth2::Client::new(ClientId::new(settings.client_id.clone()))
-            .set_client_secret(ClientSecret::new(settings.client_secret.expose().to_owned()))
+            .set_client_secret(ClientSecret::new(
+                settings.client_secret.expose_secret().to_owned(),
+            ))
             .set_auth_uri(
                 AuthUrl::new(settings.auth_url.clone())
                     .map_err(|_| url("GOOGLE_AUTH_URL", &settings.auth_url))?,

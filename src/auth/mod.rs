@@ -9,6 +9,7 @@ mod tokens;
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{Duration, Utc};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 
 pub use google::{Google, GoogleError, GoogleSettings};
@@ -16,7 +17,7 @@ pub use passwords::{MAX_LENGTH as PASSWORD_MAX, MIN_LENGTH as PASSWORD_MIN};
 pub use tokens::{AccessTokens, InvalidToken, ACCESS_TTL, REFRESH_TTL};
 
 use crate::{
-    domain::{Email, InvalidEmail, Secret},
+    domain::{Email, InvalidEmail},
     mail::{MailError, Mailer},
     store::{CodeLimits, CodeTry, Rotation, Store, StoreError, User},
 };
@@ -34,6 +35,8 @@ pub const CODE_LIMITS: CodeLimits = CodeLimits {
 };
 /// A refresh token presented again this soon after its rotation is a race (two tabs), not theft.
 const REFRESH_GRACE: Duration = Duration::seconds(10);
+/// A sign-in ends this long after it began, however often its tokens were rotated.
+pub const FAMILY_LIFETIME: Duration = Duration::days(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -76,7 +79,7 @@ pub struct SignedIn {
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
-    secret: Secret,
+    secret: SecretString,
     tokens: AccessTokens,
     mailer: Arc<dyn Mailer>,
     google: Option<Google>,
@@ -88,7 +91,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(store: Store, secret: Secret, mailer: Arc<dyn Mailer>, google: Option<Google>) -> Self {
+    pub fn new(store: Store, secret: SecretString, mailer: Arc<dyn Mailer>, google: Option<Google>) -> Self {
         Self {
             tokens: AccessTokens::new(&secret),
             store,
@@ -240,6 +243,7 @@ impl Auth {
                 &tokens::hash_refresh_token(&successor),
                 Utc::now() + REFRESH_TTL,
                 REFRESH_GRACE,
+                FAMILY_LIFETIME,
             )
             .await?;
         let user_id = match rotation {
@@ -278,12 +282,29 @@ impl Auth {
         Ok(signed)
     }
 
-    /// Revokes the sign-in the refresh token belongs to.
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
-        self.store
+    /// Revokes the sign-in the refresh token belongs to, and says whose it was; None when
+    /// there was nothing live to revoke.
+    pub async fn logout(&self, refresh_token: &str) -> Result<Option<String>, AuthError> {
+        Ok(self
+            .store
             .revoke_refresh_family(&tokens::hash_refresh_token(refresh_token))
-            .await?;
-        Ok(())
+            .await?)
+    }
+
+    /// Deletes expired codes, Google flows and refresh families every `every` until `stopping`:
+    /// the tables hold what can still be used, not every sign-in ever made.
+    pub async fn sweep(&self, every: std::time::Duration, stopping: tokio_util::sync::CancellationToken) {
+        loop {
+            match self.store.purge_expired_sign_ins(CODE_LIMITS.window).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "expired sign-in records deleted"),
+                Err(error) => tracing::error!(%error, "the sweeper cannot delete expired sign-in records"),
+            }
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     /// The user an access token names.

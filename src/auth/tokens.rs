@@ -5,10 +5,9 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-
-use crate::domain::Secret;
 
 pub const ACCESS_TTL: Duration = Duration::minutes(15);
 pub const REFRESH_TTL: Duration = Duration::days(7);
@@ -39,15 +38,15 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(secret: &Secret) -> Self {
+    pub fn new(secret: &SecretString) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
         Self {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             validation,
         }
     }
@@ -96,7 +95,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> AccessTokens {
-        AccessTokens::new(&Secret::new("a-test-secret-of-at-least-32-bytes!"))
+        AccessTokens::new(&SecretString::from("a-test-secret-of-at-least-32-bytes!"))
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm, key: &str) -> String {

@@ -9,12 +9,13 @@ pub mod stripe;
 pub mod webhook;
 
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
 
 use app::api::{Access, AccessStatus, CheckoutStarted, PassView, PlanView, Plans, WebhookReceipt};
 pub use settings::{BillingSettings, StripeSettings};
 
 use crate::{
-    domain::{NewPass, PassSource, PassType, Secret},
+    domain::{NewPass, PassSource, PassType},
     exams::{Exam, ExamAccess},
     store::{ActivationRefused, EventOutcome, PassChange, Store, StoreError},
 };
@@ -49,7 +50,7 @@ pub enum BillingError {
 #[derive(Clone)]
 pub struct Billing {
     store: Store,
-    stripe: Option<(StripeClient, Secret)>,
+    stripe: Option<(StripeClient, SecretString)>,
     /// Where Checkout sends the browser back (`PUBLIC_URL`).
     public_origin: String,
 }
@@ -134,7 +135,7 @@ impl Billing {
         now: DateTime<Utc>,
     ) -> Result<WebhookReceipt, BillingError> {
         let (_, secret) = self.stripe.as_ref().ok_or(BillingError::Disabled)?;
-        webhook::verify(secret.expose(), signature, payload, now)?;
+        webhook::verify(secret.expose_secret(), signature, payload, now)?;
         let event = webhook::parse(payload).ok_or(BillingError::NotAnEvent)?;
         let change = self.change_for(&event).await?;
         let outcome = self

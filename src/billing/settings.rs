@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::domain::{PassType, Secret};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::domain::PassType;
 
 #[derive(Debug, Clone, Default)]
 pub struct BillingSettings {
@@ -15,8 +17,8 @@ pub struct BillingSettings {
 
 #[derive(Debug, Clone)]
 pub struct StripeSettings {
-    pub secret_key: Secret,
-    pub webhook_secret: Secret,
+    pub secret_key: SecretString,
+    pub webhook_secret: SecretString,
     /// `STRIPE_API_BASE` (default `https://api.stripe.com`).
     pub api_base: String,
 }
@@ -28,8 +30,8 @@ impl StripeSettings {
     /// Payments are on with both secrets, off with neither; one alone, or one not shaped like
     /// Stripe's, is an error at start-up (a typo must not silently turn payments off).
     pub fn from_values(
-        secret_key: Option<Secret>,
-        webhook_secret: Option<Secret>,
+        secret_key: Option<SecretString>,
+        webhook_secret: Option<SecretString>,
         api_base: String,
     ) -> Result<Option<Self>, Invalid> {
         let (secret_key, webhook_secret) = match (secret_key, webhook_secret) {
@@ -48,7 +50,7 @@ impl StripeSettings {
             }
             (Some(k), Some(w)) => (k, w),
         };
-        let key = secret_key.expose();
+        let key = secret_key.expose_secret();
         let key_ok = ["sk_test_", "sk_live_", "rk_test_", "rk_live_"]
             .iter()
             .any(|p| key.strip_prefix(p).is_some_and(well_formed_rest));
@@ -59,7 +61,7 @@ impl StripeSettings {
             ));
         }
         if !webhook_secret
-            .expose()
+            .expose_secret()
             .strip_prefix("whsec_")
             .is_some_and(well_formed_rest)
         {
@@ -127,8 +129,8 @@ mod tests {
 
     fn stripe(key: Option<&str>, hook: Option<&str>) -> Result<Option<StripeSettings>, Invalid> {
         StripeSettings::from_values(
-            key.map(Secret::new),
-            hook.map(Secret::new),
+            key.map(SecretString::from),
+            hook.map(SecretString::from),
             "https://api.stripe.com".into(),
         )
     }
@@ -166,8 +168,8 @@ mod tests {
             assert_eq!(stripe(key, hook).unwrap_err().0, name, "{key:?} {hook:?}");
         }
         let bad_base = StripeSettings::from_values(
-            Some(Secret::new("sk_test_51Habcdefgh")),
-            Some(Secret::new("whsec_abcdefgh12")),
+            Some(SecretString::from("sk_test_51Habcdefgh")),
+            Some(SecretString::from("whsec_abcdefgh12")),
             "api.stripe.com".into(),
         );
         assert_eq!(bad_base.unwrap_err().0, "STRIPE_API_BASE");

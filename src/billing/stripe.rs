@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use app::api::CheckoutStarted;
+use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::{PassType, Secret};
+use crate::domain::PassType;
 
 /// Stripe's API at `base` (`STRIPE_API_BASE`; tests point it at stripe-mock).
 #[derive(Clone)]
 pub struct StripeClient {
     http: reqwest::Client,
     base: String,
-    key: Secret,
+    key: SecretString,
 }
 
 /// What a Checkout Session is made for.
@@ -24,7 +25,7 @@ pub struct CheckoutRequest<'a> {
 }
 
 impl StripeClient {
-    pub fn new(base: &str, key: Secret) -> Result<Self, reqwest::Error> {
+    pub fn new(base: &str, key: SecretString) -> Result<Self, reqwest::Error> {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -60,7 +61,7 @@ impl StripeClient {
         let response = self
             .http
             .post(format!("{}/v1/checkout/sessions", self.base))
-            .bearer_auth(self.key.expose())
+            .bearer_auth(self.key.expose_secret())
             .form(&form)
             .send()
             .await

@@ -12,17 +12,18 @@ use app::{
 use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode},
     response::{AppendHeaders, IntoResponse, Redirect, Response},
     Json,
 };
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     cookies::{
-        cleared_cookies, cleared_google_cookie, cookie_value, google_cookie, session_cookies, GOOGLE_COOKIE,
-        REFRESH_COOKIE,
+        cleared_cookies, cleared_google_cookie, cookie_value, google_cookie, session_cookies, set_cookies,
+        GOOGLE_COOKIE, REFRESH_COOKIE,
     },
     extract::CurrentUser,
     ApiError, ApiJson,
@@ -54,7 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The JSON answer to a sign-in, with both cookies set.
 fn signed_in(status: StatusCode, signed: SignedIn) -> Response {
-    let cookies = AppendHeaders(session_cookies(&signed).map(|c| (header::SET_COOKIE, c)));
+    let cookies = AppendHeaders(set_cookies(session_cookies(&signed)));
     let body = SignInAnswer {
         user: signed.user.into(),
         access_token: signed.access_token,
@@ -142,7 +143,7 @@ async fn login(State(auth): State<Auth>, ApiJson(body): ApiJson<LoginBody>) -> R
 }
 
 /// The refresh token from the JSON body (API clients) or the cookie (browsers; no body).
-fn presented_refresh(headers: &HeaderMap, body: &Bytes) -> Result<Option<String>, ApiError> {
+fn presented_refresh(jar: &CookieJar, body: &Bytes) -> Result<Option<String>, ApiError> {
     let from_body = if body.is_empty() {
         None
     } else {
@@ -155,34 +156,43 @@ fn presented_refresh(headers: &HeaderMap, body: &Bytes) -> Result<Option<String>
             })?
             .refresh_token
     };
-    Ok(from_body.or_else(|| cookie_value(headers, REFRESH_COOKIE).map(str::to_owned)))
+    Ok(from_body.or_else(|| jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned())))
 }
 
 /// New tokens for a refresh token, from the body (API clients) or the cookie (browsers).
 #[utoipa::path(post, path = "/refresh", tag = "auth", request_body(content = Option<RefreshBody>), responses(
     (status = 200, body = SignInAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
 ))]
-async fn refresh(State(auth): State<Auth>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let token = presented_refresh(&headers, &body)?.ok_or(AuthError::InvalidRefresh)?;
+async fn refresh(State(auth): State<Auth>, jar: CookieJar, body: Bytes) -> Result<Response, ApiError> {
+    let token = presented_refresh(&jar, &body)?.ok_or(AuthError::InvalidRefresh)?;
     Ok(signed_in(StatusCode::OK, auth.refresh(&token).await?))
 }
 
-/// Revokes the refresh token and closes the user's terminal sockets.
+/// Revokes the sign-in of the refresh token (body or cookie; no access token needed, so an
+/// expired sign-in can still be ended) and closes its user's terminal sockets. 400 when no live
+/// sign-in was presented; the cookies are cleared either way.
 #[utoipa::path(post, path = "/logout", tag = "auth", request_body(content = Option<RefreshBody>), responses(
-    (status = 204, description = "Signed out; the cookies are cleared"), (status = 401, body = ErrorBody),
+    (status = 204, description = "Signed out; the cookies are cleared"), (status = 400, body = ErrorBody),
 ))]
 async fn logout(
     State(auth): State<Auth>,
     State(sockets): State<TerminalSockets>,
-    user: CurrentUser,
-    headers: HeaderMap,
+    jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = presented_refresh(&headers, &body)? {
-        auth.logout(&token).await?;
-    }
-    sockets.close_user(&user.id, CloseReason::SignedOut);
-    let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
+    let cleared = AppendHeaders(set_cookies(cleared_cookies()));
+    let user = match presented_refresh(&jar, &body)? {
+        Some(token) => auth.logout(&token).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        let nothing = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "there is no sign-in to end: send the refresh token of a live sign-in",
+        );
+        return Ok((cleared, nothing).into_response());
+    };
+    sockets.close_user(&user, CloseReason::SignedOut);
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
@@ -197,7 +207,7 @@ async fn logout_everywhere(
 ) -> Result<Response, ApiError> {
     auth.sign_out_everywhere(&user.id).await?;
     sockets.close_user(&user.id, CloseReason::SignedOut);
-    let cleared = AppendHeaders(cleared_cookies().map(|c| (header::SET_COOKIE, c)));
+    let cleared = AppendHeaders(set_cookies(cleared_cookies()));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
@@ -207,11 +217,7 @@ async fn logout_everywhere(
 ))]
 async fn google_start(State(auth): State<Auth>) -> Response {
     match auth.google_start().await {
-        Ok((url, browser)) => (
-            [(header::SET_COOKIE, google_cookie(&browser))],
-            Redirect::to(&url),
-        )
-            .into_response(),
+        Ok((url, browser)) => (set_cookies([google_cookie(&browser)]), Redirect::to(&url)).into_response(),
         Err(error) => refused(&error),
     }
 }
@@ -231,19 +237,17 @@ struct GoogleCallback {
 ), responses((status = 303, description = "Home signed in, or to the sign-in page with the reason")))]
 async fn google_callback(
     State(auth): State<Auth>,
-    headers: HeaderMap,
+    jar: CookieJar,
     Query(callback): Query<GoogleCallback>,
 ) -> Response {
     let (Some(code), Some(state), None) = (callback.code, callback.state, callback.error) else {
         return back_to_sign_in("cancelled");
     };
-    let browser = cookie_value(&headers, GOOGLE_COOKIE).unwrap_or_default();
+    let browser = jar.get(GOOGLE_COOKIE).map_or("", |c| c.value());
     match auth.google_finish(&code, &state, browser).await {
         Ok(signed) => {
-            let cookies = session_cookies(&signed)
-                .into_iter()
-                .chain([cleared_google_cookie()])
-                .map(|c| (header::SET_COOKIE, c));
+            let [access, refresh] = session_cookies(&signed);
+            let cookies = set_cookies([access, refresh, cleared_google_cookie()]);
             (AppendHeaders(cookies), Redirect::to("/")).into_response()
         }
         Err(error) => refused(&error),
@@ -338,7 +342,7 @@ impl Accounts for PageAccounts {
             self.sockets.close_user(&user.id, CloseReason::SignedOut);
         }
         if let Some(token) = cookie_value(headers, REFRESH_COOKIE) {
-            if let Err(error) = self.auth.logout(token).await {
+            if let Err(error) = self.auth.logout(&token).await {
                 tracing::error!(%error, "sign-out could not revoke the refresh token");
             }
         }

@@ -5,13 +5,13 @@
 use app::api::UserView;
 use axum::{
     extract::{FromRef, FromRequestParts, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     middleware::Next,
     response::Response,
 };
 
 use super::{
-    cookies::{cleared_cookies, cookie_value, session_cookies, ACCESS_COOKIE, REFRESH_COOKIE},
+    cookies::{cleared_cookies, cookie_value, session_cookies, with_cookies, ACCESS_COOKIE, REFRESH_COOKIE},
     ApiError,
 };
 use crate::{
@@ -34,7 +34,7 @@ pub async fn renew_session(State(auth): State<Auth>, mut request: Request, next:
     let Some(refresh) = cookie_value(headers, REFRESH_COOKIE).filter(|_| needs_renewal) else {
         return next.run(request).await;
     };
-    let set = match auth.renew(refresh).await {
+    let set = match auth.renew(&refresh).await {
         Ok(signed) => {
             let replaced = with_cookies(
                 request.headers(),
@@ -67,24 +67,6 @@ pub async fn renew_session(State(auth): State<Auth>, mut request: Request, next:
     response
 }
 
-/// The request's `Cookie` header with `replacements` in place of the cookies of those names.
-fn with_cookies(headers: &HeaderMap, replacements: &[(&str, &str)]) -> HeaderValue {
-    let kept = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && !replacements.iter().any(|(n, _)| *n == name)
-        })
-        .map(str::to_owned);
-    let new = replacements.iter().map(|(name, value)| format!("{name}={value}"));
-    let joined = kept.chain(new).collect::<Vec<_>>().join("; ");
-    HeaderValue::from_str(&joined).expect("cookies from a valid header and URL-safe tokens")
-}
-
 /// The signed-in user of a request, from `Authorization: Bearer` or the access cookie.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
@@ -99,6 +81,7 @@ impl CurrentUser {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let token = bearer
+            .map(str::to_owned)
             .or_else(|| cookie_value(headers, ACCESS_COOKIE))
             .ok_or_else(ApiError::sign_in_first)?;
         let id = auth
@@ -116,6 +99,39 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         Self::from_headers(&Auth::from_ref(state), &parts.headers)
+    }
+}
+
+/// A signed-in user whose email is proven: only they may start sessions (a session costs the host
+/// a cluster, and an address nobody proved is nobody's).
+#[derive(Debug, Clone)]
+pub struct ProvenUser {
+    pub id: String,
+}
+
+impl ProvenUser {
+    /// 401 without a sign-in, 403 until the email is proven.
+    pub async fn from_headers(auth: &Auth, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let CurrentUser { id } = CurrentUser::from_headers(auth, headers)?;
+        match auth.user(&id).await? {
+            Some(user) if user.email_verified_at.is_some() => Ok(Self { id }),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "prove your email first: sign in with the code mailed to it",
+            )),
+            None => Err(ApiError::sign_in_first()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProvenUser
+where
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&Auth::from_ref(state), &parts.headers).await
     }
 }
 

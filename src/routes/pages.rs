@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 
 use super::{
     admin::live_sessions,
-    extract::{AdminUser, CurrentUser},
+    extract::{AdminUser, CurrentUser, ProvenUser},
     session::{check_report, exam_summaries, graded_exam, graded_exams, task_detail, task_summary},
     ApiError,
 };
@@ -47,7 +47,7 @@ impl Practice for Pages {
     }
 
     async fn start_session(&self, headers: &HeaderMap) -> Result<SessionView, Refusal> {
-        let user = self.user(headers)?;
+        let user = ProvenUser::from_headers(&self.0.auth, headers).await?;
         Ok((&self.0.sessions.begin(&user.id).await.map_err(refusal)?).into())
     }
 
@@ -117,7 +117,7 @@ impl ExamPages for Pages {
     }
 
     async fn start(&self, headers: &HeaderMap, exam_id: &str) -> Result<(), Refusal> {
-        let user = self.user(headers)?;
+        let user = ProvenUser::from_headers(&self.0.auth, headers).await?;
         self.0
             .sessions
             .begin_exam(&user.id, exam_id)

@@ -23,7 +23,10 @@ use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{extract::CurrentUser, ApiError};
+use super::{
+    extract::{CurrentUser, ProvenUser},
+    ApiError,
+};
 use crate::ratelimit::CheckThrottle;
 use crate::{
     domain::{ExamResult, Session},
@@ -60,11 +63,12 @@ pub fn tasks_router() -> OpenApiRouter<AppState> {
 /// Records the session and answers 202 at once; the start's steps follow on `/events`.
 #[utoipa::path(post, path = "/start", tag = "session", responses(
     (status = 202, description = "Recorded; provisioning in the background", body = SessionView),
-    (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, description = "The email is not proven yet", body = ErrorBody),
+    (status = 409, body = ErrorBody),
     (status = 429, description = "Too many starts; see Retry-After", body = ErrorBody),
     (status = 503, description = "Every seat is taken", body = ErrorBody),
 ))]
-async fn start(user: CurrentUser, State(sessions): State<Sessions>) -> Result<Response, ApiError> {
+async fn start(user: ProvenUser, State(sessions): State<Sessions>) -> Result<Response, ApiError> {
     started(sessions.begin(&user.id).await)
 }
 
@@ -286,7 +290,7 @@ async fn list_exams(
     (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
 ))]
 async fn start_exam(
-    user: CurrentUser,
+    user: ProvenUser,
     Path(id): Path<String>,
     State(sessions): State<Sessions>,
 ) -> Result<Response, ApiError> {

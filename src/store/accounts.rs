@@ -244,13 +244,16 @@ impl Store {
 
     /// Rotates the token with `old_hash` into one with `new_hash`, atomically, so two requests
     /// presenting the same token can never both succeed. `grace` tells a near-simultaneous second
-    /// use (refused, family kept) from a replay (family revoked).
+    /// use (refused, family kept) from a replay (family revoked). The successor expires at
+    /// `new_expires_at` but never later than `family_lifetime` after the family's first token:
+    /// rotations do not keep a sign-in alive for ever.
     pub async fn rotate_refresh(
         &self,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: DateTime<Utc>,
         grace: chrono::Duration,
+        family_lifetime: chrono::Duration,
     ) -> Result<Rotation, StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -278,6 +281,16 @@ impl Store {
             (Some(_), None) => Rotation::Invalid,
             (None, _) if record.expires_at <= now => Rotation::Invalid,
             (None, _) => {
+                let family_started: DateTime<Utc> =
+                    sqlx::query_scalar("SELECT MIN(created_at) FROM refresh_tokens WHERE family_id = ?")
+                        .bind(&record.family_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let family_ends = family_started + family_lifetime;
+                if family_ends <= now {
+                    return Ok(Rotation::Invalid);
+                }
+                let new_expires_at = new_expires_at.min(family_ends);
                 let successor = Uuid::new_v4().to_string();
                 sqlx::query(
                     "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at)
@@ -306,17 +319,48 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Revokes the family of the token with `token_hash` (logout); false if it was unknown.
-    pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?)
-             WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)",
+    /// Revokes the family of the token with `token_hash` (logout): the user it signed in, or
+    /// None if the token is unknown or its family already ended (nothing to revoke).
+    pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let users: Vec<String> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET revoked_at = ?
+             WHERE revoked_at IS NULL AND expires_at > ?
+               AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)
+             RETURNING user_id",
         )
         .bind(Utc::now())
+        .bind(Utc::now())
         .bind(token_hash)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(users.into_iter().next())
+    }
+
+    /// Deletes the sign-in records nobody can use any more: codes expired and older than
+    /// `code_window` (the limits count younger ones), Google flows past their expiry, and refresh
+    /// families whose every token expired (a live family keeps its rotated tokens, to spot
+    /// replays and to date its start). Returns how many rows went.
+    pub async fn purge_expired_sign_ins(&self, code_window: chrono::Duration) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let codes = sqlx::query("DELETE FROM one_time_codes WHERE expires_at <= ? AND created_at <= ?")
+            .bind(now)
+            .bind(now - code_window)
+            .execute(&mut *tx)
+            .await?;
+        let flows = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let tokens = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id IN
+                 (SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING MAX(expires_at) <= ?)",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(codes.rows_affected() + flows.rows_affected() + tokens.rows_affected())
     }
 }
 

@@ -303,6 +303,40 @@ async fn metrics_are_for_the_host_alone() {
     app.shut_down().await;
 }
 
+/// Why the platform is not ready names its internals (engine errors, paths, migrations): only
+/// the host gets them; anyone else gets the status code and a bare word.
+#[tokio::test]
+async fn readyz_gives_its_reasons_to_the_host_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("unix://{}/no-docker.sock", dir.path().display());
+    let mut settings = settings(dir.path(), &missing);
+    settings.http.trusted_proxies = 1;
+    let app = TestApp::serve(AppState::build(settings).await.unwrap(), dir).await;
+    let readyz = |forwarded_for: &'static str| {
+        app.platform
+            .client
+            .get(format!("{}/readyz", app.platform.base))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+    };
+    for outsider in ["203.0.113.7", "2001:db8::7"] {
+        let answer = readyz(outsider).await.unwrap();
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.text().await.unwrap(), "not ready", "{outsider}");
+    }
+    let answer = readyz("127.0.0.1").await.unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert!(
+        body["checks"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("engine not answering"),
+        "{body}"
+    );
+    app.shut_down().await;
+}
+
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_safe_headers() {
     let app = TestApp::spawn().await;

@@ -16,10 +16,15 @@ struct App {
 
 impl App {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut ckad_platform::configuration::Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpSink::start();
         let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
         settings.auth.email = smtp.provider();
+        adjust(&mut settings);
         let base = common::serve(settings).await;
         Self {
             base,
@@ -46,6 +51,25 @@ impl App {
         let url = format!("sqlite://{}/ckad.db", self.dir.path().display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+
+    /// One number from the app's database.
+    async fn count(&self, query: &str) -> i64 {
+        let url = format!("sqlite://{}/ckad.db", self.dir.path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar(query).fetch_one(&pool).await.unwrap()
+    }
+
+    /// A browser's request: the refresh cookie alone, from the site's own origin.
+    async fn post_with_cookie(&self, path: &str, refresh: &str) -> StatusCode {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("origin", "http://127.0.0.1:3000")
+            .header("cookie", format!("ckad_refresh={refresh}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// Codes mailed so far become older than the gap between two mails to one address.
@@ -136,12 +160,21 @@ async fn the_verify_response_sets_http_only_secure_lax_cookies() {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert_eq!(cookies.len(), 2);
-    assert!(
-        cookies[0].starts_with("ckad_access=")
-            && cookies[0].ends_with("Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax")
+    // The attributes, in whatever order the cookie library writes them.
+    let attributes = |cookie: &str| {
+        let mut parts: Vec<String> = cookie.split("; ").skip(1).map(str::to_owned).collect();
+        parts.sort();
+        parts
+    };
+    assert!(cookies[0].starts_with("ckad_access="), "{cookies:?}");
+    assert_eq!(
+        attributes(cookies[0]),
+        ["HttpOnly", "Max-Age=900", "Path=/", "SameSite=Lax", "Secure"]
     );
-    assert!(
-        cookies[1].starts_with("ckad_refresh=") && cookies[1].contains("Path=/; Max-Age=604800; HttpOnly")
+    assert!(cookies[1].starts_with("ckad_refresh="), "{cookies:?}");
+    assert_eq!(
+        attributes(cookies[1]),
+        ["HttpOnly", "Max-Age=604800", "Path=/", "SameSite=Lax", "Secure"]
     );
 }
 
@@ -848,4 +881,288 @@ async fn fifty_parallel_logins_leave_the_server_answering_promptly() {
             json!({ "error": "the email or the password is wrong" })
         )
     );
+}
+
+/// A browser whose access token has expired still signs out: the refresh cookie alone names the
+/// sign-in to end. With nothing live to revoke the answer says so (400), not a silent 204.
+#[tokio::test]
+async fn logout_works_with_the_refresh_cookie_alone_and_refuses_when_there_is_nothing_to_revoke() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let refresh = signed["refresh_token"].as_str().unwrap();
+
+    assert_eq!(
+        app.post_with_cookie("/api/auth/logout", refresh).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = app
+        .post("/api/auth/refresh", json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the sign-in is over");
+
+    // Again with the same (now dead) cookie, and with nothing at all.
+    assert_eq!(
+        app.post_with_cookie("/api/auth/logout", refresh).await,
+        StatusCode::BAD_REQUEST
+    );
+    let nothing = app
+        .client
+        .post(format!("{}/api/auth/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nothing.status(), StatusCode::BAD_REQUEST);
+    let body: Value = nothing.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("no sign-in to end"),
+        "{body}"
+    );
+}
+
+/// Rotation renews a sign-in a week at a time, but never past 30 days from its first token.
+#[tokio::test]
+async fn a_sign_in_ends_thirty_days_after_it_began_however_often_it_is_renewed() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    // The sign-in began 30 days less a minute ago.
+    let began =
+        (chrono::Utc::now() - chrono::Duration::days(30) + chrono::Duration::seconds(60)).to_rfc3339();
+    app.sql(&format!("UPDATE refresh_tokens SET created_at = '{began}'"))
+        .await;
+
+    let (status, renewed) = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": signed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let within_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(61)).to_rfc3339();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at <= '{within_a_minute}'"
+        ))
+        .await,
+        1,
+        "the successor lives only as long as the sign-in has left, not a whole week"
+    );
+
+    // The 30 days are up: the successor no longer renews anything.
+    let long_ago =
+        (chrono::Utc::now() - chrono::Duration::days(30) - chrono::Duration::seconds(1)).to_rfc3339();
+    app.sql(&format!(
+        "UPDATE refresh_tokens SET created_at = '{long_ago}' WHERE revoked_at IS NOT NULL"
+    ))
+    .await;
+    let (status, body) = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": renewed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+/// Expired codes (once past the hour the limits count), Google flows and whole refresh families
+/// are deleted by the sweeper; what can still be used stays.
+#[tokio::test]
+async fn the_sweeper_purges_expired_codes_flows_and_refresh_families() {
+    let app =
+        App::start_with(|settings| settings.sessions.sweep_every = std::time::Duration::from_secs(1)).await;
+    let signed = app.sign_in("ada@example.com").await;
+    let user = signed["user"]["id"].as_str().unwrap();
+    let ago = |hours: i64| (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339();
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    app.sql(&format!(
+        "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at)
+             VALUES ('old-code', 'bob@example.com', 'h', '{}', '{}');
+         INSERT INTO oauth_flows (state_hash, pkce_verifier, nonce, expires_at)
+             VALUES ('old-flow', 'v', 'n', '{}'), ('live-flow', 'v', 'n', '{ahead}');
+         INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at, revoked_at)
+             VALUES ('old-1', '{user}', 'old-family', 'h1', '{}', '{}', '{}'),
+                    ('old-2', '{user}', 'old-family', 'h2', '{}', '{}', NULL)",
+        ago(2),
+        ago(3),
+        ago(1),
+        ago(200),
+        ago(368),
+        ago(200),
+        ago(30),
+        ago(200),
+    ))
+    .await;
+    common::eventually("the sweep", std::time::Duration::from_secs(10), || async {
+        app.count("SELECT COUNT(*) FROM oauth_flows WHERE state_hash = 'old-flow'")
+            .await
+            == 0
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM one_time_codes WHERE id = 'old-code'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = 'old-family'")
+            .await,
+        0
+    );
+    // Still usable, or still counted by the limits: kept.
+    assert_eq!(app.count("SELECT COUNT(*) FROM oauth_flows").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM one_time_codes").await, 1);
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": signed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A backup holds refresh tokens that were live when it was taken; restored, they would sign in
+/// again whoever had signed out or been revoked since. The restore ends every sign-in.
+#[tokio::test]
+async fn a_restored_backup_signs_everyone_out() {
+    let app = App::start().await;
+    let signed = app.sign_in("ada@example.com").await;
+    let script =
+        |name: &str| std::process::Command::new(format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR")));
+    let backups = tempfile::tempdir().unwrap();
+    let backed_up = script("backup-db.sh")
+        .arg(format!("sqlite://{}/ckad.db", app.dir.path().display()))
+        .env("BACKUP_DIR", backups.path())
+        .output()
+        .unwrap();
+    assert!(backed_up.status.success(), "{backed_up:?}");
+    let backup = std::fs::read_dir(backups.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let restored = tempfile::tempdir().unwrap();
+    let target = restored.path().join("db");
+    let output = script("restore-db.sh")
+        .arg(&backup)
+        .arg(&target)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains("signed everyone out (1 refresh tokens revoked)"),
+        "{report}"
+    );
+
+    // A platform on the restored database: the token from before the backup renews nothing.
+    let base = common::serve(common::settings(&target, "unix:///var/run/docker.sock")).await;
+    let answer = app
+        .client
+        .post(format!("{base}/api/auth/refresh"))
+        .json(&json!({ "refresh_token": signed["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A session costs the host a cluster: only an account whose email is proven may start one, even
+/// holding a valid access token (the stranger's token below was issued before the proof lapsed).
+#[tokio::test]
+async fn an_unproven_email_cannot_start_a_session_or_an_exam() {
+    let app = App::start().await;
+    let stranger = unproven_admin(&app).await;
+    let access = stranger["access_token"].as_str().unwrap();
+    for path in ["/api/session/start", "/api/exams/exam-1/start"] {
+        let answer = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(
+            body["error"],
+            "prove your email first: sign in with the code mailed to it"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        0,
+        "nothing was recorded"
+    );
+}
+
+/// Password hashing runs on blocking threads behind a semaphore: 50 logins at once must not
+/// stall a learner's terminal, whose echo stays within its usual time (measured first, idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_logins_leave_a_terminals_echo_as_quick_as_usual() {
+    use common::Terminals as _;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let platform = common::Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let token = platform.learner("ada@example.com").await;
+    platform.start_session(&token).await;
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, common::ORIGIN)
+        .await
+        .unwrap();
+    // The shell computes the number, so the typed line never matches what is awaited.
+    let mut echoes = 0;
+    let mut echo = async |shell: &mut common::Shell| {
+        echoes += 1;
+        let started = Instant::now();
+        shell.type_line(&format!("echo \"<$((1000 + {echoes}))>\"")).await;
+        shell.read_until(&format!("<{}>", 1000 + echoes)).await;
+        started.elapsed()
+    };
+    let mut usual = Duration::ZERO;
+    for _ in 0..5 {
+        usual = usual.max(echo(&mut shell).await);
+    }
+
+    let (answers, slowest) = {
+        let logins = (0..50).map(|i| {
+            let password = if i % 2 == 0 {
+                "correct horse battery"
+            } else {
+                "a wrong password"
+            };
+            platform.call(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                "",
+                Some(json!({ "email": "ada@example.com", "password": password })),
+            )
+        });
+        let logins = futures_util::future::join_all(logins);
+        tokio::pin!(logins);
+        let mut slowest = Duration::ZERO;
+        loop {
+            tokio::select! {
+                answers = &mut logins => break (answers, slowest),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    slowest = slowest.max(echo(&mut shell).await);
+                }
+            }
+        }
+    };
+    let ok = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 25, "{answers:?}");
+    eprintln!("terminal echo: usual {usual:?}, slowest during 50 logins {slowest:?}");
+    assert!(slowest > Duration::ZERO, "no echo was timed while the logins ran");
+    // Generous for a shared machine; a stalled server waits for whole hashes, seconds in all.
+    assert!(
+        slowest < usual + Duration::from_secs(1),
+        "an echo waited {slowest:?} behind the hashing (usual {usual:?})"
+    );
+    let (status, _) = platform.post("/api/session/stop", &token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    platform.shut_down().await;
 }

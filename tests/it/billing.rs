@@ -11,10 +11,10 @@ use std::{process::Stdio, time::Duration};
 use ckad_platform::{
     billing::{webhook, BillingSettings, StripeSettings},
     configuration::Settings,
-    domain::Secret,
 };
 use common::Platform;
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -59,8 +59,8 @@ impl StripeMock {
 fn with_payments(settings: &mut Settings, stripe: &StripeMock) {
     settings.billing = BillingSettings {
         stripe: StripeSettings::from_values(
-            Some(Secret::new("sk_test_billingtests")),
-            Some(Secret::new(WEBHOOK_SECRET)),
+            Some(SecretString::from("sk_test_billingtests")),
+            Some(SecretString::from(WEBHOOK_SECRET)),
             stripe.base.clone(),
         )
         .unwrap(),

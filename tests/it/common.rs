@@ -13,13 +13,14 @@ use ckad_platform::{
         AuthSettings, ClusterSettings, EmailProvider, FirewallMode, HttpSettings, LogFormat, ProviderKind,
         Settings, TerminalSettings,
     },
-    domain::{PortRanges, PortSet, Secret},
+    domain::{PortRanges, PortSet},
     sessions::SessionSettings,
     store::bound_on_host,
     AppState,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::{net::TcpListener, sync::oneshot, time::Instant};
 use tokio_tungstenite::{
@@ -83,7 +84,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
         tasks_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tasks").into(),
         admin_emails: vec!["admin@example.com".into()],
         auth: AuthSettings {
-            secret: Secret::new("a-test-secret-that-is-at-least-32-bytes"),
+            secret: SecretString::from("a-test-secret-that-is-at-least-32-bytes"),
             email: EmailProvider::Outbox,
             google: None,
         },

@@ -410,7 +410,7 @@ fn the_compose_project_runs_healthy_with_the_units_cleanup_and_the_crons_backup(
     let instance = common::instance(host_dir.path());
     let project = ComposeProject::new(&format!(
         "DOMAIN=ckad.example.com\nACME_EMAIL=ops@example.com\nAPP_IMAGE={}\nAPP_PORT={port}\n\
-         CKAD_HOST_DIR={}\nPLATFORM_INSTANCE={instance}\n",
+         CKAD_HOST_DIR={}\nPLATFORM_INSTANCE={instance}\nEMAIL_OUTBOX_ALLOWED=true\n",
         app_image(),
         host_dir.path().display()
     ));

@@ -91,7 +91,7 @@ impl App {
         settings.http.public_origin = base.clone();
         settings.auth.google = client_id.map(|client_id| GoogleSettings {
             client_id: client_id.into(),
-            client_secret: ckad_platform::domain::Secret::new("a client secret"),
+            client_secret: secrecy::SecretString::from("a client secret"),
             auth_url: format!("{issuer}/authorize"),
             token_url: format!("{issuer}/token"),
             jwks_url: format!("{issuer}/jwks"),

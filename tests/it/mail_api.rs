@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
 use ckad_platform::{
     configuration::EmailProvider,
-    domain::Secret,
     mail::{MailApiKind, MailApiSettings},
 };
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -47,7 +47,7 @@ async fn request_code(kind: MailApiKind, url: String) -> (StatusCode, Value) {
     settings.auth.email = EmailProvider::Api(MailApiSettings {
         kind,
         url,
-        key: Secret::new("test-api-key"),
+        key: SecretString::from("test-api-key"),
         from: "noreply@ckad.test".into(),
     });
     let base = common::serve(settings).await;
@@ -111,4 +111,55 @@ async fn a_refusing_mail_service_is_a_502_that_hides_its_details() {
     let (status, body) = request_code(MailApiKind::SendGrid, url).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["error"], "we could not send the email; try again shortly");
+}
+
+/// The outbox writes codes to the log: on a public https site nobody could sign in and the codes
+/// would sit in the log. The binary refuses to start so configured, unless told it is meant.
+#[test]
+fn an_outbox_on_a_public_https_site_is_refused_at_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut command = common::Process::command(port, dir.path());
+    command
+        .env("PUBLIC_URL", "https://ckad.example.com")
+        .env("EMAIL_PROVIDER", "outbox")
+        .env_remove("EMAIL_OUTBOX_ALLOWED")
+        .stderr(std::process::Stdio::piped());
+    let mut refused = common::Process::spawn(&mut command);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = refused.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the platform started instead of refusing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(refused.0.stderr.as_mut().unwrap(), &mut said).unwrap();
+    assert!(!status.success(), "{said}");
+    assert!(
+        said.contains("EMAIL_PROVIDER=\"outbox\" is not valid") && said.contains("EMAIL_OUTBOX_ALLOWED=true"),
+        "{said}"
+    );
+
+    command
+        .env("EMAIL_OUTBOX_ALLOWED", "true")
+        .stderr(std::process::Stdio::null());
+    let _platform = common::Process::spawn(&mut command);
+    let started = std::time::Instant::now();
+    let client = reqwest::blocking::Client::new();
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "allowed, the platform never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

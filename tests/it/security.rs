@@ -309,3 +309,39 @@ async fn a_learner_checks_a_task_at_most_once_every_few_seconds() {
         StatusCode::NO_CONTENT
     );
 }
+
+/// Tokens and learners' data must not be kept by a browser's or a proxy's cache: every API answer
+/// says `no-store`, refusals and limits included.
+#[tokio::test]
+async fn every_api_answer_says_no_store() {
+    let (base, _dir) = spawn(|s| s.http.api_per_minute = 3).await;
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for path in ["/api/auth/me", "/api/tasks", "/api/openapi.json", "/api/auth/me"] {
+        answers.push(client.get(format!("{base}{path}")).send().await.unwrap());
+    }
+    answers.push(
+        client
+            .post(format!("{base}/api/auth/logout"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap(),
+    );
+    let statuses: Vec<StatusCode> = answers.iter().map(|a| a.status()).collect();
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    for answer in &answers {
+        assert_eq!(
+            answer
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{} {}",
+            answer.url(),
+            answer.status()
+        );
+    }
+}

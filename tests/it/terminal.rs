@@ -314,7 +314,7 @@ async fn the_socket_bridges_the_same_shell_and_closes_with_a_reason() {
     assert_eq!(tmux_clients(session["id"].as_str().unwrap()).await, 1);
 
     // Signing out closes the user's sockets with a reason.
-    let (status, _) = platform.post("/api/auth/logout", &token).await;
+    let (status, _) = platform.post("/api/auth/logout/everywhere", &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (goodbye, close) = shell.closing().await;
     assert_eq!(goodbye.unwrap()["type"], "signed_out");
