@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use app::api::CheckResult;
-pub use app::api::{Access, ExamCategory, ExamType};
+pub use app::api::{Access, DomainScore, ExamCategory, ExamType};
 
 use crate::{
     domain::{ExamResult, GradedTask},
@@ -147,6 +147,7 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, sessio
             GradedTask {
                 task: view.id.clone(),
                 title: view.title.clone(),
+                domain: view.domain.name().to_owned(),
                 weight: view.weight,
                 points: crate::tasks::score(&checks),
                 checks,
@@ -162,6 +163,25 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, sessio
         graded_at: chrono::Utc::now(),
         tasks: graded,
     }
+}
+
+/// Points earned and available per domain, domains in the order their first task comes.
+pub fn scores_by_domain(result: &ExamResult) -> Vec<DomainScore> {
+    let mut scores: Vec<DomainScore> = Vec::new();
+    for task in &result.tasks {
+        match scores.iter_mut().find(|s| s.domain == task.domain) {
+            Some(score) => {
+                score.points += task.points;
+                score.weight += task.weight;
+            }
+            None => scores.push(DomainScore {
+                domain: task.domain.clone(),
+                points: task.points,
+                weight: task.weight,
+            }),
+        }
+    }
+    scores
 }
 
 /// Whether a user may take an exam (`crate::billing::Billing` answers).
@@ -223,6 +243,35 @@ mod tests {
             );
             assert!(exam.passes(66, 100) && !exam.passes(65, 100), "{}", exam.id);
         }
+    }
+
+    #[test]
+    fn scores_add_up_by_domain_in_the_order_tasks_come() {
+        let task = |domain: &str, points, weight| GradedTask {
+            task: "t".into(),
+            title: "T".into(),
+            domain: domain.into(),
+            weight,
+            points,
+            checks: Vec::new(),
+        };
+        let result = ExamResult {
+            session_id: "s".into(),
+            exam_id: "e".into(),
+            score: 9,
+            max_score: 17,
+            graded_at: chrono::Utc::now(),
+            tasks: vec![
+                task("Deployment", 4, 4),
+                task("Design", 0, 6),
+                task("Deployment", 5, 7),
+            ],
+        };
+        let by_domain: Vec<(String, u32, u32)> = scores_by_domain(&result)
+            .into_iter()
+            .map(|s| (s.domain, s.points, s.weight))
+            .collect();
+        assert_eq!(by_domain, [("Deployment".into(), 9, 11), ("Design".into(), 0, 6)]);
     }
 
     #[test]

@@ -315,10 +315,21 @@ pub struct ExamSummary {
 pub struct GradedTask {
     pub task: String,
     pub title: String,
+    /// The task's curriculum domain (empty in results kept before domains were recorded).
+    #[serde(default)]
+    pub domain: String,
     pub weight: u32,
     /// The weight times the share of checks passed, rounded.
     pub points: u32,
     pub checks: Vec<CheckResult>,
+}
+
+/// The points of one curriculum domain in a graded exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DomainScore {
+    pub domain: String,
+    pub points: u32,
+    pub weight: u32,
 }
 
 /// A graded exam, as kept.
@@ -352,6 +363,8 @@ pub struct GradedExam {
     /// The exam's pass line, in percent of its points, and whether the score reached it.
     pub pass_percent: u32,
     pub passed: bool,
+    /// Points earned and available per curriculum domain, in the order the tasks come.
+    pub domains: Vec<DomainScore>,
     pub solutions: Vec<Solution>,
 }
 

@@ -154,6 +154,11 @@ pub fn ExamResultPage() -> impl IntoView {
                             <h1>{graded.title.clone()}</h1>
                             <p class="score">{format!("{} / {} points ({percent}%), graded {}", s.score, s.max_score, graded.graded_day())}</p>
                             <p class="verdict">{format!("{} (the pass line is {}%)", if graded.passed { "Passed" } else { "Not passed" }, graded.pass_percent)}</p>
+                            <ul class="domain-scores">
+                                {graded.domains.iter().map(|d| view! {
+                                    <li>{format!("{}: {} / {}", d.domain, d.points, d.weight)}</li>
+                                }).collect_view()}
+                            </ul>
                             {s.tasks.iter().cloned().map(|task| view! {
                                 <article class="graded-task">
                                     <h2>{format!("{} — {} / {}", task.title, task.points, task.weight)}</h2>

@@ -28,7 +28,7 @@ use crate::ratelimit::CheckThrottle;
 use crate::{
     auth::Auth,
     domain::{ExamResult, Session},
-    exams::{ExamFilter, DEFAULT_PASS_PERCENT},
+    exams::{scores_by_domain, ExamFilter, DEFAULT_PASS_PERCENT},
     sessions::{SessionError, Sessions},
     tasks::{self, Task},
     AppState,
@@ -340,11 +340,13 @@ fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> Grad
     } else {
         Vec::new()
     };
+    let domains = scores_by_domain(&result);
     GradedExam {
         result,
         title,
         pass_percent,
         passed,
+        domains,
         solutions,
     }
 }

@@ -155,6 +155,20 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
     assert_eq!(result["score"], pod["weight"]);
     let max: u64 = tasks.iter().map(|t| t["weight"].as_u64().unwrap()).sum();
     assert_eq!(result["max_score"].as_u64(), Some(max));
+    // By domain (the five tasks span four), and short of the pass line.
+    let domains = result["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 4, "{domains:?}");
+    let design = domains
+        .iter()
+        .find(|d| d["domain"] == "Application Design and Build")
+        .unwrap();
+    assert_eq!(design["points"], pod["weight"], "{design}");
+    let weights: u64 = domains.iter().map(|d| d["weight"].as_u64().unwrap()).sum();
+    assert_eq!(Some(weights), result["max_score"].as_u64());
+    assert_eq!(
+        (&result["passed"], &result["pass_percent"]),
+        (&false.into(), &66.into())
+    );
     let solutions = result["solutions"].as_array().unwrap();
     assert_eq!(solutions.len(), 5);
     assert!(
