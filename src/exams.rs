@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use app::api::Access;
 use app::api::CheckResult;
+pub use app::api::{Access, DomainScore, ExamCategory, ExamType};
 
 use crate::{
     domain::{ExamResult, GradedTask},
@@ -22,12 +22,48 @@ use crate::{
 pub struct Exam {
     pub id: String,
     pub title: String,
+    #[serde(rename = "type")]
+    pub exam_type: ExamType,
+    pub category: ExamCategory,
     pub minutes: u32,
     pub access: Access,
+    /// The share of the points that passes, in percent (the CKAD's is 66).
+    #[serde(default = "pass_percent")]
+    pub pass_percent: u32,
     pub tasks: Vec<String>,
 }
 
+/// The pass line of an exam that names none: the CKAD's.
+pub const DEFAULT_PASS_PERCENT: u32 = 66;
+
+fn pass_percent() -> u32 {
+    DEFAULT_PASS_PERCENT
+}
+
+/// Which exams a listing shows (`GET /api/exams?type=helm&category=mock`); unset shows all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct ExamFilter {
+    #[serde(rename = "type")]
+    pub exam_type: Option<ExamType>,
+    pub category: Option<ExamCategory>,
+}
+
+impl ExamFilter {
+    pub fn shows(&self, exam: &Exam) -> bool {
+        self.exam_type.is_none_or(|t| t == exam.exam_type) && self.category.is_none_or(|c| c == exam.category)
+    }
+}
+
 impl Exam {
+    pub fn is_free(&self) -> bool {
+        self.access == Access::Free
+    }
+
+    /// Whether `score` of `max_score` points reaches the pass line.
+    pub fn passes(&self, score: u32, max_score: u32) -> bool {
+        max_score > 0 && u64::from(score) * 100 >= u64::from(self.pass_percent) * u64::from(max_score)
+    }
+
     /// The points the exam is worth: its tasks' weights.
     pub fn max_score(&self, tasks: &TaskCatalog) -> u32 {
         self.tasks
@@ -78,6 +114,9 @@ impl ExamCatalog {
             if exam.minutes == 0 || exam.tasks.is_empty() {
                 return Err(invalid(format!("exam {} needs minutes and tasks", exam.id)));
             }
+            if !(1..=100).contains(&exam.pass_percent) {
+                return Err(invalid(format!("exam {}: pass_percent is 1-100", exam.id)));
+            }
             for (j, task) in exam.tasks.iter().enumerate() {
                 if tasks.get(task).is_none() {
                     return Err(invalid(format!("exam {} names an unknown task {task}", exam.id)));
@@ -108,6 +147,7 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, sessio
             GradedTask {
                 task: view.id.clone(),
                 title: view.title.clone(),
+                domain: view.domain.name().to_owned(),
                 weight: view.weight,
                 points: crate::tasks::score(&checks),
                 checks,
@@ -125,6 +165,25 @@ pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, sessio
     }
 }
 
+/// Points earned and available per domain, domains in the order their first task comes.
+pub fn scores_by_domain(result: &ExamResult) -> Vec<DomainScore> {
+    let mut scores: Vec<DomainScore> = Vec::new();
+    for task in &result.tasks {
+        match scores.iter_mut().find(|s| s.domain == task.domain) {
+            Some(score) => {
+                score.points += task.points;
+                score.weight += task.weight;
+            }
+            None => scores.push(DomainScore {
+                domain: task.domain.clone(),
+                points: task.points,
+                weight: task.weight,
+            }),
+        }
+    }
+    scores
+}
+
 /// Whether a user may take an exam (`crate::billing::Billing` answers).
 #[async_trait::async_trait]
 pub trait ExamAccess: Send + Sync {
@@ -136,16 +195,83 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_exams_name_known_tasks() {
+    fn the_shipped_exams_are_shaped_like_the_real_ones() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let tasks = TaskCatalog::load(root.join("tasks")).unwrap();
         let exams = ExamCatalog::load(&root.join("tasks/exams.yaml"), &tasks).unwrap();
-        let free = exams.get("ckad-mock-free").unwrap();
-        assert_eq!(
-            (free.minutes, free.tasks.len(), free.access),
-            (30, 5, Access::Free)
-        );
-        assert!(exams.list().iter().any(|e| e.access == Access::Pass));
+        // The second seed's mock exams: questions and minutes by type, free to take.
+        for (exam_type, questions, minutes) in [
+            (ExamType::Ckad, 5, 30),
+            (ExamType::Cka, 5, 30),
+            (ExamType::Cks, 3, 20),
+            (ExamType::Docker, 3, 15),
+            (ExamType::Helm, 3, 15),
+        ] {
+            let filter = ExamFilter {
+                exam_type: Some(exam_type),
+                category: Some(ExamCategory::Mock),
+            };
+            let mocks: Vec<&Exam> = exams.list().iter().filter(|e| filter.shows(e)).collect();
+            assert_eq!(mocks.len(), 1, "{exam_type:?}");
+            let mock = mocks[0];
+            assert_eq!(
+                (mock.tasks.len(), mock.minutes, mock.is_free()),
+                (questions, minutes, true),
+                "{}",
+                mock.id
+            );
+        }
+        // Full CKAD exams as on the day: 15-20 tasks in 2 hours, worth 100 points, 66 % passes.
+        let full = ExamFilter {
+            exam_type: Some(ExamType::Ckad),
+            category: Some(ExamCategory::Full),
+        };
+        let full: Vec<&Exam> = exams.list().iter().filter(|e| full.shows(e)).collect();
+        assert!(full.len() >= 2, "{} full CKAD exams", full.len());
+        for exam in full {
+            assert_eq!(
+                (
+                    (15..=20).contains(&exam.tasks.len()),
+                    exam.minutes,
+                    exam.max_score(&tasks),
+                    exam.access,
+                    exam.pass_percent
+                ),
+                (true, 120, 100, Access::Pass, 66),
+                "{}",
+                exam.id
+            );
+            assert!(exam.passes(66, 100) && !exam.passes(65, 100), "{}", exam.id);
+        }
+    }
+
+    #[test]
+    fn scores_add_up_by_domain_in_the_order_tasks_come() {
+        let task = |domain: &str, points, weight| GradedTask {
+            task: "t".into(),
+            title: "T".into(),
+            domain: domain.into(),
+            weight,
+            points,
+            checks: Vec::new(),
+        };
+        let result = ExamResult {
+            session_id: "s".into(),
+            exam_id: "e".into(),
+            score: 9,
+            max_score: 17,
+            graded_at: chrono::Utc::now(),
+            tasks: vec![
+                task("Deployment", 4, 4),
+                task("Design", 0, 6),
+                task("Deployment", 5, 7),
+            ],
+        };
+        let by_domain: Vec<(String, u32, u32)> = scores_by_domain(&result)
+            .into_iter()
+            .map(|s| (s.domain, s.points, s.weight))
+            .collect();
+        assert_eq!(by_domain, [("Deployment".into(), 9, 11), ("Design".into(), 0, 6)]);
     }
 
     #[test]
@@ -156,21 +282,25 @@ mod tests {
         let file = dir.path().join("exams.yaml");
         let cases = [
             (
-                "- {id: a, title: A, minutes: 30, access: free, tasks: [nope]}",
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 30, access: free, tasks: [nope]}",
                 "unknown task nope",
             ),
             (
-                "- {id: a, title: A, minutes: 0, access: free, tasks: [pod-with-labels]}",
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 0, access: free, tasks: [pod-with-labels]}",
                 "needs minutes",
             ),
             (
-                "- {id: a, title: A, minutes: 9, access: gold, tasks: [pod-with-labels]}",
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: gold, tasks: [pod-with-labels]}",
                 "unknown variant",
             ),
             (
-                "- {id: a, title: A, minutes: 9, access: free, tasks: [pod-with-labels]}\n\
-                 - {id: a, title: B, minutes: 9, access: free, tasks: [pod-with-labels]}",
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, tasks: [pod-with-labels]}\n\
+                 - {id: a, title: B, type: ckad, category: mock, minutes: 9, access: free, tasks: [pod-with-labels]}",
                 "defined twice",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, pass_percent: 0, tasks: [pod-with-labels]}",
+                "pass_percent is 1-100",
             ),
         ];
         for (text, reason) in cases {

@@ -271,16 +271,42 @@ pub enum Access {
     Pass,
 }
 
+/// The certification an exam rehearses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExamType {
+    Ckad,
+    Cka,
+    Cks,
+    Docker,
+    Helm,
+}
+
+/// A short mock exam (a taste, open to visitors' browsing) or a full-length one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExamCategory {
+    Mock,
+    Full,
+}
+
 /// An exam as a learner sees it before taking it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ExamSummary {
     pub id: String,
     pub title: String,
+    #[serde(rename = "type")]
+    pub exam_type: ExamType,
+    pub category: ExamCategory,
     pub minutes: u32,
     pub tasks: usize,
     pub max_score: u32,
     pub access: Access,
-    /// Whether this learner may take it now.
+    /// The share of the points that passes, in percent.
+    pub pass_percent: u32,
+    /// Open to every signed-in learner (`access` is `free`).
+    pub is_free: bool,
+    /// Whether this learner may take it now (never for a visitor who is not signed in).
     pub allowed: bool,
 }
 
@@ -289,10 +315,21 @@ pub struct ExamSummary {
 pub struct GradedTask {
     pub task: String,
     pub title: String,
+    /// The task's curriculum domain (empty in results kept before domains were recorded).
+    #[serde(default)]
+    pub domain: String,
     pub weight: u32,
     /// The weight times the share of checks passed, rounded.
     pub points: u32,
     pub checks: Vec<CheckResult>,
+}
+
+/// The points of one curriculum domain in a graded exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DomainScore {
+    pub domain: String,
+    pub points: u32,
+    pub weight: u32,
 }
 
 /// A graded exam, as kept.
@@ -323,6 +360,11 @@ pub struct GradedExam {
     #[serde(flatten)]
     pub result: ExamResult,
     pub title: String,
+    /// The exam's pass line, in percent of its points, and whether the score reached it.
+    pub pass_percent: u32,
+    pub passed: bool,
+    /// Points earned and available per curriculum domain, in the order the tasks come.
+    pub domains: Vec<DomainScore>,
     pub solutions: Vec<Solution>,
 }
 

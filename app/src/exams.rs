@@ -88,6 +88,8 @@ pub fn ExamsPage() -> impl IntoView {
                                                     "Start this exam"
                                                 </button>
                                             }.into_any()
+                                        } else if exam.is_free {
+                                            view! { <p class="muted">"Sign in to start this exam."</p> }.into_any()
                                         } else {
                                             view! { <p class="muted">"Needs an access pass."</p> }.into_any()
                                         }}
@@ -151,6 +153,12 @@ pub fn ExamResultPage() -> impl IntoView {
                         view! {
                             <h1>{graded.title.clone()}</h1>
                             <p class="score">{format!("{} / {} points ({percent}%), graded {}", s.score, s.max_score, graded.graded_day())}</p>
+                            <p class="verdict">{format!("{} (the pass line is {}%)", if graded.passed { "Passed" } else { "Not passed" }, graded.pass_percent)}</p>
+                            <ul class="domain-scores">
+                                {graded.domains.iter().map(|d| view! {
+                                    <li>{format!("{}: {} / {}", d.domain, d.points, d.weight)}</li>
+                                }).collect_view()}
+                            </ul>
                             {s.tasks.iter().cloned().map(|task| view! {
                                 <article class="graded-task">
                                     <h2>{format!("{} — {} / {}", task.title, task.points, task.weight)}</h2>

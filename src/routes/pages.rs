@@ -112,8 +112,8 @@ impl Practice for Pages {
 #[async_trait::async_trait]
 impl ExamPages for Pages {
     async fn exams(&self, headers: &HeaderMap) -> Result<Vec<ExamSummary>, Refusal> {
-        let user = self.user(headers)?;
-        Ok(exam_summaries(&self.0.sessions, &user).await?)
+        let user = self.user(headers).ok();
+        Ok(exam_summaries(&self.0.sessions, user.as_ref(), Default::default()).await?)
     }
 
     async fn start(&self, headers: &HeaderMap, exam_id: &str) -> Result<(), Refusal> {

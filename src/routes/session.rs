@@ -6,12 +6,12 @@
 use std::{convert::Infallible, time::Duration};
 
 use app::api::{
-    CheckReport, Difficulty, ErrorBody, ExamSummary, GradedExam, SessionEvent, SessionView, Solution,
-    TaskDetail, TaskSummary,
+    CheckReport, Difficulty, ErrorBody, ExamCategory, ExamSummary, ExamType, GradedExam, SessionEvent,
+    SessionView, Solution, TaskDetail, TaskSummary,
 };
 use axum::{
-    extract::{Path, State},
-    http::{header, HeaderValue, StatusCode},
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -29,7 +29,9 @@ use super::{
 };
 use crate::ratelimit::CheckThrottle;
 use crate::{
+    auth::Auth,
     domain::{ExamResult, Session},
+    exams::{scores_by_domain, ExamFilter, DEFAULT_PASS_PERCENT},
     sessions::{SessionError, Sessions},
     tasks::{self, Task},
     AppState,
@@ -254,34 +256,56 @@ async fn check(
     Ok(Json(check_report(&sessions, &throttle, &user, id).await?))
 }
 
-/// Every exam, and whether this learner may take it now.
+/// The exams `filter` shows, and whether this learner may take each now. A visitor who is not
+/// signed in sees the mock exams only, none of which they may start before signing in.
 pub(crate) async fn exam_summaries(
     sessions: &Sessions,
-    user: &CurrentUser,
+    user: Option<&CurrentUser>,
+    filter: ExamFilter,
 ) -> Result<Vec<ExamSummary>, ApiError> {
     let mut summaries = Vec::new();
-    for exam in sessions.exams().list() {
+    let shown = sessions
+        .exams()
+        .list()
+        .iter()
+        .filter(|exam| filter.shows(exam) && (user.is_some() || exam.category == ExamCategory::Mock));
+    for exam in shown {
+        let allowed = match user {
+            Some(user) => sessions.may_take(&user.id, exam).await?,
+            None => false,
+        };
         summaries.push(ExamSummary {
             id: exam.id.clone(),
             title: exam.title.clone(),
+            exam_type: exam.exam_type,
+            category: exam.category,
             minutes: exam.minutes,
             tasks: exam.tasks.len(),
             max_score: exam.max_score(sessions.tasks()),
             access: exam.access,
-            allowed: sessions.may_take(&user.id, exam).await?,
+            pass_percent: exam.pass_percent,
+            is_free: exam.is_free(),
+            allowed,
         });
     }
     Ok(summaries)
 }
 
-#[utoipa::path(get, path = "/", tag = "exams", responses(
-    (status = 200, body = Vec<ExamSummary>), (status = 401, body = ErrorBody),
+/// The exams, filtered by `type` (ckad, cka, cks, docker, helm) and `category` (mock, full);
+/// visitors who are not signed in may browse the mock exams.
+#[utoipa::path(get, path = "/", tag = "exams", params(
+    ("type" = Option<ExamType>, Query), ("category" = Option<ExamCategory>, Query),
+), responses(
+    (status = 200, body = Vec<ExamSummary>), (status = 400, description = "an unknown type or category"),
 ))]
 async fn list_exams(
-    user: CurrentUser,
+    headers: HeaderMap,
+    State(auth): State<Auth>,
     State(sessions): State<Sessions>,
+    Query(filter): Query<ExamFilter>,
 ) -> Result<Json<Vec<ExamSummary>>, ApiError> {
-    Ok(Json(exam_summaries(&sessions, &user).await?))
+    let user = CurrentUser::from_headers(&auth, &headers).ok();
+    Ok(Json(exam_summaries(&sessions, user.as_ref(), filter).await?))
 }
 
 /// Starts a mock exam session; answered like a practice start.
@@ -299,10 +323,10 @@ async fn start_exam(
 
 /// A graded exam with its exam's title and, when asked, each task's reference solution.
 fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> GradedExam {
-    let title = sessions
-        .exams()
-        .get(&result.exam_id)
-        .map_or_else(|| result.exam_id.clone(), |e| e.title.clone());
+    let exam = sessions.exams().get(&result.exam_id);
+    let title = exam.map_or_else(|| result.exam_id.clone(), |e| e.title.clone());
+    let pass_percent = exam.map_or(DEFAULT_PASS_PERCENT, |e| e.pass_percent);
+    let passed = exam.is_some_and(|e| e.passes(result.score, result.max_score));
     let solutions = if with_solutions {
         result
             .tasks
@@ -320,9 +344,13 @@ fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> Grad
     } else {
         Vec::new()
     };
+    let domains = scores_by_domain(&result);
     GradedExam {
         result,
         title,
+        pass_percent,
+        passed,
+        domains,
         solutions,
     }
 }

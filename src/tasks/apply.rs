@@ -12,12 +12,10 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::{de, Deserialize, Deserializer};
 use serde_json::Value;
 
-use tokio::io::AsyncWriteExt as _;
-
 use super::{
-    files::{FileContent, LearnerFiles, LearnerPath, READ_LIMIT},
+    files::{FileContent, LearnerFiles, LearnerPath},
     kinds::{Kind, ObjectRef},
-    Answer, Target, Task, TaskError, CHARTS_IN_TERMINAL,
+    local_copy, Answer, Target, Task, TaskError, CHARTS_IN_TERMINAL,
 };
 
 const FIELD_MANAGER: &str = "ckad-platform";
@@ -68,7 +66,8 @@ impl Manifest {
 
     /// Server-side apply, then waits for what later steps rely on: a Namespace's default
     /// ServiceAccount (pods are refused without it), a Deployment's controller having seen this
-    /// generation (so that the next change makes a new revision).
+    /// generation (so that the next change makes a new revision), a CustomResourceDefinition
+    /// established.
     pub async fn apply(&self, client: &kube::Client) -> Result<(), TaskError> {
         let fail = |message: String| TaskError::Apply {
             object: self.object.to_string(),
@@ -96,6 +95,20 @@ impl Manifest {
                         .pointer("/status/observedGeneration")
                         .and_then(Value::as_i64);
                     observed.is_some() && observed >= deployment.metadata.generation
+                })
+                .await
+            }
+            // Its custom resources are refused until the API server serves them.
+            "CustomResourceDefinition" => {
+                wait_for(&api, &self.object.name, |crd| {
+                    crd.data
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c["type"] == "Established" && c["status"] == "True")
+                        })
                 })
                 .await
             }
@@ -297,46 +310,49 @@ impl SolutionRunner {
         Ok(())
     }
 
-    /// Runs the tool. A file of the learner's terminal among the arguments (`kubectl apply -f
-    /// /home/ckad/pdb.yaml`) is read through the terminal and given on standard input (`-f -`).
+    /// Runs the tool. Files of the learner's terminal among the arguments (`kubectl apply -f
+    /// /home/ckad/pdb.yaml`, `--from-file=key=/home/ckad/app.conf`) and kustomization folders
+    /// (`kubectl apply -k /home/ckad/shop`) are copied through the terminal into a local folder,
+    /// and the tool reads them there.
     async fn execute(&self, command: &Command, files: &dyn LearnerFiles) -> Result<(), TaskError> {
         let fail = |message: String| TaskError::Command {
             command: command.to_string(),
             message,
         };
-        let mut stdin = None;
+        let local = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
         let mut args = Vec::with_capacity(command.args.len());
+        let mut after_kustomize = false;
         for arg in &command.args {
-            match LearnerPath::try_from(arg.as_str()) {
-                Ok(path) if stdin.is_none() => {
-                    let content = files
-                        .read(&path, READ_LIMIT)
-                        .await
-                        .map_err(&fail)?
-                        .ok_or_else(|| fail(format!("{path} does not exist")))?;
-                    stdin = Some(content);
-                    args.push("-".to_owned());
-                }
-                Ok(_) => return Err(fail("it names two files of the terminal".into())),
-                Err(_) => args.push(self.local_path(arg)),
+            // The path is the argument itself, or what follows the last `=` of an option.
+            let (prefix, value) = match arg.starts_with('-') {
+                true => arg.rsplit_once('=').map_or((arg.as_str(), ""), |(p, v)| (p, v)),
+                false => ("", arg.as_str()),
+            };
+            let folder = after_kustomize || prefix == "--kustomize" || prefix == "-k";
+            after_kustomize = arg == "-k" || arg == "--kustomize";
+            let Ok(path) = LearnerPath::try_from(value) else {
+                args.push(self.local_path(arg));
+                continue;
+            };
+            let copied = match folder {
+                true => local_copy::folder(files, &path, local.path()).await,
+                false => local_copy::file(files, &path, local.path()).await,
             }
+            .map_err(&fail)?;
+            args.push(match prefix {
+                "" => copied.to_string_lossy().into_owned(),
+                prefix => format!("{prefix}={}", copied.display()),
+            });
         }
-        let mut child = tokio::process::Command::new(self.tools_dir.join(command.tool.name()))
+        let child = tokio::process::Command::new(self.tools_dir.join(command.tool.name()))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(if stdin.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(e.to_string()))?;
-        if let (Some(content), Some(mut input)) = (stdin, child.stdin.take()) {
-            input.write_all(&content).await.map_err(|e| fail(e.to_string()))?;
-        }
         let output = tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output())
             .await
             .map_err(|_| fail(format!("no result within {}s", COMMAND_LIMIT.as_secs())))?

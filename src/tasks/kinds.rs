@@ -55,6 +55,9 @@ static KINDS: &[Kind] = &[
     Kind { name: "ClusterRole", group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", namespaced: false, fields: &["rules", "aggregationRule"], pod_spec: None },
     Kind { name: "RoleBinding", group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", namespaced: true, fields: &["roleRef", "subjects"], pod_spec: None },
     Kind { name: "ClusterRoleBinding", group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", namespaced: false, fields: &["roleRef", "subjects"], pod_spec: None },
+    Kind { name: "CustomResourceDefinition", group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", namespaced: false, fields: OBJECT, pod_spec: None },
+    // The custom resources of the CRDs that tasks define (design-custom-resource.md).
+    Kind { name: "Backup", group: "ops.example.com", version: "v1", plural: "backups", namespaced: true, fields: OBJECT, pod_spec: None },
 ];
 
 impl Kind {

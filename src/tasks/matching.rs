@@ -9,11 +9,23 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch(pub String);
 
-/// Scalars compare by value (numbers numerically), everything else exactly.
+/// Scalars compare by value (numbers numerically), objects key by key, lists element by element
+/// in any order (a learner may write the rules of a policy or the ports of a Service in any
+/// order; `runs` compares command lines, whose order matters).
 pub fn same(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Value::Array(a), Value::Array(b)) => {
+            let mut unmatched: Vec<&Value> = b.iter().collect();
+            a.len() == b.len()
+                && a.iter().all(|x| match unmatched.iter().position(|y| same(x, y)) {
+                    Some(i) => {
+                        unmatched.swap_remove(i);
+                        true
+                    }
+                    None => false,
+                })
+        }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
         }
@@ -245,6 +257,12 @@ mod tests {
         ));
         assert!(!contains(&json!(3), &json!("3")));
         assert!(same(&json!(3), &json!(3.0)));
+        assert!(same(
+            &json!([{ "port": 53 }, 5432]),
+            &json!([5432, { "port": 53 }])
+        ));
+        assert!(!same(&json!([53, 53]), &json!([53, 5432])));
+        assert!(!same(&json!([53]), &json!([53, 53])));
     }
 
     #[test]

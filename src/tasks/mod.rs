@@ -15,6 +15,7 @@ mod container;
 mod files;
 mod format;
 mod kinds;
+mod local_copy;
 mod matching;
 mod path;
 mod render;

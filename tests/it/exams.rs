@@ -155,6 +155,20 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
     assert_eq!(result["score"], pod["weight"]);
     let max: u64 = tasks.iter().map(|t| t["weight"].as_u64().unwrap()).sum();
     assert_eq!(result["max_score"].as_u64(), Some(max));
+    // By domain (the five tasks span four), and short of the pass line.
+    let domains = result["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 4, "{domains:?}");
+    let design = domains
+        .iter()
+        .find(|d| d["domain"] == "Application Design and Build")
+        .unwrap();
+    assert_eq!(design["points"], pod["weight"], "{design}");
+    let weights: u64 = domains.iter().map(|d| d["weight"].as_u64().unwrap()).sum();
+    assert_eq!(Some(weights), result["max_score"].as_u64());
+    assert_eq!(
+        (&result["passed"], &result["pass_percent"]),
+        (&false.into(), &66.into())
+    );
     let solutions = result["solutions"].as_array().unwrap();
     assert_eq!(solutions.len(), 5);
     assert!(
@@ -189,4 +203,83 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
     let full = the_exam(&exams, "access", "pass");
     assert_eq!(full["allowed"], true);
     platform.shut_down().await;
+}
+
+/// Visitors who are not signed in browse the mock exams of every type, none of which they may
+/// start; signed-in learners filter the list by type and category.
+#[tokio::test]
+async fn visitors_browse_the_mock_exams_and_the_list_filters_by_type_and_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+
+    let (code, listed) = platform.get("/api/exams", "").await;
+    assert_eq!(code, StatusCode::OK, "{listed}");
+    let listed = listed.as_array().unwrap();
+    let mut shape: Vec<(&str, u64, u64)> = listed
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                (&e["category"], &e["is_free"], &e["allowed"]),
+                (&"mock".into(), &true.into(), &false.into()),
+                "{e}"
+            );
+            (
+                e["type"].as_str().unwrap(),
+                e["tasks"].as_u64().unwrap(),
+                e["minutes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    shape.sort();
+    assert_eq!(
+        shape,
+        [
+            ("cka", 5, 30),
+            ("ckad", 5, 30),
+            ("cks", 3, 20),
+            ("docker", 3, 15),
+            ("helm", 3, 15)
+        ]
+    );
+    assert_eq!(
+        platform.post("/api/exams/helm-mock/start", "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let token = platform.learner("grace@example.com").await;
+    let (_, helm) = platform.get("/api/exams?type=helm", &token).await;
+    let helm = helm.as_array().unwrap();
+    assert_eq!(
+        (helm.len(), &helm[0]["id"], &helm[0]["allowed"]),
+        (1, &"helm-mock".into(), &true.into())
+    );
+    let (_, full) = platform.get("/api/exams?category=full", &token).await;
+    let full = full.as_array().unwrap();
+    assert!(full.len() >= 2, "{full:?}");
+    for exam in full {
+        assert_eq!(
+            (
+                &exam["type"],
+                &exam["max_score"],
+                &exam["pass_percent"],
+                &exam["minutes"],
+                &exam["allowed"]
+            ),
+            (
+                &"ckad".into(),
+                &100.into(),
+                &66.into(),
+                &120.into(),
+                &false.into()
+            ),
+            "{exam}"
+        );
+    }
+    let (_, ckad_mocks) = platform.get("/api/exams?type=ckad&category=mock", &token).await;
+    assert_eq!(ckad_mocks[0]["id"], "ckad-mock-free");
+    assert_eq!(ckad_mocks.as_array().unwrap().len(), 1);
+    assert_eq!(
+        platform.get("/api/exams?type=lpic", &token).await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
