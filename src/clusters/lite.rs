@@ -296,9 +296,14 @@ impl LiteProvider {
                     v: true,
                     ..Default::default()
                 };
+                // 404: gone already; 409: another removal of it is under way (the next round
+                // sees whether it finished).
                 match docker.remove_container(&id, Some(options)).await {
                     Ok(())
-                    | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                    | Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404 | 409,
+                        ..
+                    }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -203,6 +203,21 @@ async fn a_failed_lite_create_leaves_nothing_behind() {
     drop(squatter);
 }
 
+/// A session's end and the reconciler may remove one cluster at the same moment: Docker then
+/// answers one of them "removal already in progress" (409). Both succeed and nothing is left,
+/// the network included.
+#[tokio::test]
+async fn two_removals_of_one_cluster_at_once_both_succeed_and_leave_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let provider = lite(state.path());
+    let spec = spec();
+    provider.create(&spec).await.unwrap();
+    let (first, second) = tokio::join!(provider.delete(&spec.name), provider.delete(&spec.name));
+    first.unwrap();
+    second.unwrap();
+    assert_gone(state.path(), &spec.name).await;
+}
+
 #[tokio::test]
 async fn the_lite_state_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
