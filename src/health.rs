@@ -10,6 +10,7 @@ use crate::{
     clusters::ClusterProvider,
     configuration::{FirewallMode, Settings},
     docker::DockerEngine,
+    sessions::Sessions,
     store::{SchemaState, Store},
     terminals::{HostFirewall, TerminalRuntime},
 };
@@ -45,6 +46,7 @@ pub async fn readyz(
     State(terminals): State<Arc<dyn TerminalRuntime>>,
     State(firewall): State<HostFirewall>,
     State(settings): State<Arc<Settings>>,
+    State(sessions): State<Sessions>,
 ) -> (StatusCode, Json<Readiness>) {
     let firewall_in_place = async {
         match settings.terminals.firewall {
@@ -53,7 +55,13 @@ pub async fn readyz(
             FirewallMode::Iptables => Err("the rule keeping session networks off the host is missing".into()),
         }
     };
-    let (database, engine, provider, terminal, host_firewall) = tokio::join!(
+    // The warm pool's last refill failed: starts fall back to cold ones, which likely fail too.
+    let pool = async {
+        sessions
+            .pool_failure()
+            .map_or(Ok(()), |reason| Err(format!("cannot refill: {reason}")))
+    };
+    let (database, engine, provider, terminal, host_firewall, pool) = tokio::join!(
         probe("database", database_ready(&store)),
         probe("docker", async {
             docker
@@ -64,12 +72,13 @@ pub async fn readyz(
         probe(clusters.kind(), clusters.ready()),
         probe("terminal", terminals.ready()),
         probe("firewall", firewall_in_place),
+        probe("pool", pool),
     );
     let provider = Check {
         detail: clusters.containment(),
         ..provider
     };
-    let checks = vec![database, engine, provider, terminal, host_firewall];
+    let checks = vec![database, engine, provider, terminal, host_firewall, pool];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK
