@@ -139,7 +139,7 @@ fn Pool(pool: PoolView) -> impl IntoView {
     } = pool;
     view! {
         <div class="card capacity warm-pool">
-            <p class="capacity-figure">
+            <p class="pool-figure">
                 "Warm pool: " <strong>{ready}</strong> " of " <strong>{size}</strong> " ready"
                 {(filling > 0).then(|| format!(", {filling} being made"))}
             </p>
