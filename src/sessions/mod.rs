@@ -334,6 +334,7 @@ impl Sessions {
     async fn provision(&self, session: &Session, origin: Origin) -> Result<Session, SessionError> {
         let name = cluster_of(session)?;
         let kubeconfig_path = self.kubeconfig_file(&session.id);
+        let began = std::time::Instant::now();
         self.progress(session, Step::Cluster, StepState::Running);
         let cold = match origin {
             // The member's cluster answers and its terminal runs; its admin kubeconfig is ours.
@@ -355,6 +356,7 @@ impl Sessions {
             }
         };
         self.progress(session, Step::Cluster, StepState::Done);
+        let cluster_ms = began.elapsed().as_millis() as u64;
 
         self.progress(session, Step::Tasks, StepState::Running);
         let client = self.client_of(session).await?;
@@ -365,6 +367,7 @@ impl Sessions {
         )
         .await?;
         self.progress(session, Step::Tasks, StepState::Done);
+        let tasks_ms = began.elapsed().as_millis() as u64 - cluster_ms;
 
         self.progress(session, Step::Terminal, StepState::Running);
         if let Some(cluster) = &cold {
@@ -390,6 +393,9 @@ impl Sessions {
         )
         .await?;
 
+        let terminal_ms = began.elapsed().as_millis() as u64 - cluster_ms - tasks_ms;
+        // Where a start's time goes, step by step (the terminal's includes the tasks' files).
+        tracing::info!(session = %session.id, cluster_ms, tasks_ms, terminal_ms, "session steps");
         let expires_at = Utc::now() + self.ttl(self.exam_of(session));
         let terminal = format!("term-{name}");
         if !self
