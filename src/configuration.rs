@@ -12,7 +12,7 @@ use crate::{
     clusters::{KindConfig, NodeContainment, SubnetPool},
     domain::PortRanges,
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
-    sessions::SessionSettings,
+    sessions::{PoolSettings, SessionSettings},
     store::sqlite_path,
 };
 pub use crate::{
@@ -193,6 +193,7 @@ impl Settings {
             })?
             .leptos_options;
         let public_origin = public_origin(&var("PUBLIC_URL", format!("http://{}", site.site_addr))?)?;
+        let provider = var("CLUSTER_PROVIDER", ProviderKind::Lite)?;
         Ok(Self {
             database_url: database_url()?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
@@ -200,7 +201,7 @@ impl Settings {
             log_format: var("LOG_FORMAT", LogFormat::Json)?,
             site,
             clusters: ClusterSettings {
-                provider: var("CLUSTER_PROVIDER", ProviderKind::Lite)?,
+                provider,
                 instance: var("PLATFORM_INSTANCE", Optional::<Instance>(None))?
                     .0
                     .map_or_else(String::new, |i| i.0),
@@ -233,6 +234,12 @@ impl Settings {
                 max_concurrent: var("MAX_CONCURRENT_SESSIONS", 6)?,
                 warnings: [10, 5, 1].map(|m| Duration::from_secs(60 * m)).to_vec(),
                 sweep_every: Duration::from_secs(var("SWEEP_EVERY_SECS", 30)?),
+                pool: PoolSettings {
+                    // A lite member costs ~260 MiB; a kind one ~500 MiB and a minute of CPU to
+                    // make, so kind's pool is the operator's choice.
+                    size: var("WARM_POOL_SIZE", default_pool_size(provider))?,
+                    max_age: Duration::from_secs(60 * var("WARM_POOL_MAX_AGE_MINUTES", 60u64)?),
+                },
             },
             tasks_dir: path_var("TASKS_DIR", "tasks")?,
             admin_emails: var("ADMIN_EMAILS", EmailList::default())?.0,
@@ -249,6 +256,14 @@ impl Settings {
             },
             billing: billing()?,
         })
+    }
+}
+
+/// `WARM_POOL_SIZE` when unset: two members for `lite`, none for `kind`.
+fn default_pool_size(provider: ProviderKind) -> usize {
+    match provider {
+        ProviderKind::Lite => 2,
+        ProviderKind::Kind => 0,
     }
 }
 

@@ -72,7 +72,14 @@ async fn readiness(state: &AppState) -> Readiness {
             FirewallMode::Iptables => Err("the rule keeping session networks off the host is missing".into()),
         }
     };
-    let (database, engine, provider, terminal, host_firewall) = tokio::join!(
+    // The warm pool's last refill failed: starts fall back to cold ones, which likely fail too.
+    let pool = async {
+        state
+            .sessions
+            .pool_failure()
+            .map_or(Ok(()), |reason| Err(format!("cannot refill: {reason}")))
+    };
+    let (database, engine, provider, terminal, host_firewall, pool) = tokio::join!(
         probe("database", database_ready(&state.store)),
         probe("docker", async {
             state
@@ -84,12 +91,13 @@ async fn readiness(state: &AppState) -> Readiness {
         probe(clusters.kind(), clusters.ready()),
         probe("terminal", state.terminals.ready()),
         probe("firewall", firewall_in_place),
+        probe("pool", pool),
     );
     let provider = Check {
         detail: clusters.containment(),
         ..provider
     };
-    let checks = vec![database, engine, provider, terminal, host_firewall];
+    let checks = vec![database, engine, provider, terminal, host_firewall, pool];
     let ready = checks.iter().all(|c| c.ok);
     Readiness { ready, checks }
 }

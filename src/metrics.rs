@@ -1,5 +1,5 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route, and
-//! the terminal resizes applied (after coalescing); for the host's eyes only.
+//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route, the
+//! terminal resizes applied (after coalescing), and the warm pool; for the host's eyes only.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -12,7 +12,7 @@ use axum::{
 };
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -35,6 +35,67 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     /// Terminal resizes passed on to the engine.
     pub terminal_resizes: Counter,
+    pub pool: PoolMetrics,
+}
+
+/// The warm pool, as the sessions service updates it.
+#[derive(Clone, Debug)]
+pub struct PoolMetrics {
+    /// Members ready to be claimed.
+    pub ready: Gauge,
+    /// Starts that took a ready member.
+    pub claims: Counter,
+    /// Starts that found none and built their cluster cold.
+    pub misses: Counter,
+    /// Time to make one member, from its record to ready.
+    pub refill_seconds: Histogram,
+    /// Members whose making failed.
+    pub refill_failures: Counter,
+}
+
+impl Default for PoolMetrics {
+    fn default() -> Self {
+        Self {
+            ready: Gauge::default(),
+            claims: Counter::default(),
+            misses: Counter::default(),
+            // 0.5 s to ~2 min: a lite member takes seconds, a kind one about a minute.
+            refill_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.5, 2.0, 9,
+            )),
+            refill_failures: Counter::default(),
+        }
+    }
+}
+
+impl PoolMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "pool_ready",
+            "Warm pool members ready to be claimed",
+            self.ready.clone(),
+        );
+        registry.register(
+            "pool_claims",
+            "Session starts that claimed a warm pool member",
+            self.claims.clone(),
+        );
+        registry.register(
+            "pool_misses",
+            "Session starts that found the warm pool empty and started cold",
+            self.misses.clone(),
+        );
+        registry.register(
+            "pool_refill_seconds",
+            "Time to make one warm pool member ready",
+            self.refill_seconds.clone(),
+        );
+        registry.register(
+            "pool_refill_failures",
+            "Warm pool members that could not be made",
+            self.refill_failures.clone(),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -59,11 +120,14 @@ impl Default for Metrics {
             "Terminal resizes applied (bursts count once)",
             terminal_resizes.clone(),
         );
+        let pool = PoolMetrics::default();
+        pool.register(&mut registry);
         Self {
             registry,
             requests,
             latency,
             terminal_resizes,
+            pool,
         }
     }
 }

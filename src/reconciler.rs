@@ -1,5 +1,6 @@
 //! Nothing is ever orphaned: the reconciler compares the clusters and terminals on the engine with
-//! the sessions the database owns, removes what no live session owns, fails live sessions whose
+//! the sessions and warm pool members the database owns, removes what none owns, fails live
+//! sessions whose cluster is gone, forgets pool members whose making a restart cut off or whose
 //! cluster is gone, and gives back the ports of sessions that ended. It runs at start-up and then
 //! periodically, and every step is idempotent.
 //!
@@ -21,7 +22,7 @@ use crate::{
     docker::DockerEngine,
     domain::{Session, SessionStatus},
     sessions::Sessions,
-    store::Store,
+    store::{PoolMemberStatus, Store},
     terminals::{Revival, TerminalError, TerminalRuntime},
 };
 
@@ -44,6 +45,8 @@ pub struct Report {
     pub removed_terminals: Vec<ClusterName>,
     pub removed_clusters: Vec<ClusterName>,
     pub failed_sessions: Vec<String>,
+    /// Warm pool members forgotten (their ports given back with them).
+    pub forgotten_members: Vec<String>,
     pub released_ports: u64,
 }
 
@@ -63,8 +66,12 @@ pub async fn reconcile(
 ) -> Result<Report, ReconcileError> {
     // Engine first, sessions second: a session is recorded before its cluster and terminal are
     // made, so anything listed here that belongs to a live session finds it in the read below.
+    let listed_at = Utc::now();
     let existing: HashSet<ClusterName> = clusters.list().await?.into_iter().collect();
     let terminals_present = terminals.list().await?;
+    // Pool members before sessions: a member claimed between the two reads is seen in both
+    // (claiming records the session and forgets the member at once), never in neither.
+    let members = store.pool_members().await?;
     let mut report = Report::default();
     let mut owned = HashSet::new();
     for session in store.live_sessions().await? {
@@ -97,6 +104,25 @@ pub async fn reconcile(
             None => owned.extend(name),
         }
     }
+    for member in members {
+        let name = ClusterName::parse(&member.cluster_name).ok();
+        let present = name.as_ref().is_some_and(|n| existing.contains(n));
+        let forget = match member.status {
+            PoolMemberStatus::Filling => {
+                matches!(moment, Moment::StartUp { since } if member.created_at < since)
+            }
+            PoolMemberStatus::Ready => !present && member.ready_at.is_some_and(|t| t < listed_at),
+        };
+        // Forgotten first, so no start can claim it while its cluster goes.
+        if forget {
+            if store.delete_pool_member(&member.id).await? {
+                tracing::info!(cluster = %member.cluster_name, "forgot a warm pool member");
+                report.forgotten_members.push(member.cluster_name);
+            }
+        } else {
+            owned.extend(name);
+        }
+    }
     // A terminal sits on its cluster's network, so it goes first.
     for name in terminals_present.iter().filter(|n| !owned.contains(*n)) {
         terminals.remove(name).await?;
@@ -127,15 +153,17 @@ async fn pass(
     }
 }
 
-/// A start-up pass, then one every `every` until `stopping` is cancelled.
+/// A start-up pass (for what was recorded before `since`), then one every `every` until
+/// `stopping` is cancelled.
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
     terminals: Arc<dyn TerminalRuntime>,
     every: Duration,
+    since: chrono::DateTime<Utc>,
     stopping: CancellationToken,
 ) {
-    let mut moment = Moment::StartUp { since: Utc::now() };
+    let mut moment = Moment::StartUp { since };
     loop {
         pass(&store, clusters.as_ref(), terminals.as_ref(), moment).await;
         moment = Moment::Periodic;

@@ -165,13 +165,18 @@ pub async fn run(
         async move { sessions.run_clock().await }
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
+    // What was recorded before this moment belongs to an earlier run: the reconciler repairs it,
+    // and the pool keeps its healthy members.
+    let since = chrono::Utc::now();
     tokio::spawn(reconciler::run(
         state.store.clone(),
         state.clusters.clone(),
         state.terminals.clone(),
         state.settings.clusters.reconcile_every,
+        since,
         stopping.clone(),
     ));
+    sessions.start_pool(since);
     tokio::spawn(reconciler::keep_alive(
         reconciler::Liveness {
             sessions: state.sessions.clone(),

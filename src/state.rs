@@ -107,6 +107,7 @@ impl AppState {
         let sockets = TerminalSockets::default();
         let tasks = TaskCatalog::load(&settings.tasks_dir).context("loading the tasks")?;
         let stopping = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
         let sessions = Sessions::new(SessionParts {
             store: store.clone(),
             clusters: clusters.clone(),
@@ -120,6 +121,7 @@ impl AppState {
             ports: settings.clusters.ports.clone(),
             state_dir: settings.clusters.state_dir.clone(),
             stopping: stopping.clone(),
+            pool_metrics: metrics.pool.clone(),
         })
         .context("preparing the sessions' directory")?;
         Ok(Self {
@@ -136,7 +138,7 @@ impl AppState {
             clusters,
             settings: Arc::new(settings),
             store,
-            metrics: Arc::default(),
+            metrics,
             stopping,
         })
     }

@@ -1,10 +1,11 @@
-//! The administrators' page: the host's live sessions, how many seats are taken, and terminate.
+//! The administrators' page: the host's live sessions, how many seats are taken, the warm pool,
+//! and terminate.
 
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     account::error_text,
-    api::{AdminOverview, AdminSession},
+    api::{AdminOverview, AdminSession, PoolView},
     modal::Modal,
     session::{list_live_sessions, terminate_session},
     toast::use_toasts,
@@ -52,7 +53,7 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
             reload();
         });
     };
-    let AdminOverview { live, capacity } = shown;
+    let AdminOverview { live, capacity, pool } = shown;
     let used = live.len();
     view! {
         <div class="card capacity">
@@ -62,6 +63,7 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
             <meter min="0" max=capacity value=used high=capacity.saturating_sub(1) aria-label="Seats in use"></meter>
             <button class="button" on:click=move |_| reload()>"Refresh"</button>
         </div>
+        <Pool pool/>
         {if live.is_empty() {
             view! { <p class="hint">"No session is running."</p> }.into_any()
         } else {
@@ -123,5 +125,25 @@ fn Overview(shown: AdminOverview, reload: impl Fn() + Copy + Send + Sync + 'stat
                 </Modal>
             }
         })}
+    }
+}
+
+/// The clusters made ahead so that a start claims one instead of building it.
+#[component]
+fn Pool(pool: PoolView) -> impl IntoView {
+    let PoolView {
+        size,
+        ready,
+        filling,
+        failure,
+    } = pool;
+    view! {
+        <div class="card capacity warm-pool">
+            <p class="pool-figure">
+                "Warm pool: " <strong>{ready}</strong> " of " <strong>{size}</strong> " ready"
+                {(filling > 0).then(|| format!(", {filling} being made"))}
+            </p>
+            {failure.map(|reason| view! { <p class="form-error" role="alert">"Cannot refill: " {reason}</p> })}
+        </div>
     }
 }

@@ -146,6 +146,20 @@ pub struct SessionStats {
     /// `MAX_CONCURRENT_SESSIONS`.
     pub capacity: usize,
     pub by_status: Vec<(SessionStatus, i64)>,
+    pub pool: PoolView,
+}
+
+/// The warm pool of clusters made ahead, for admins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolView {
+    /// `WARM_POOL_SIZE`: members kept ready.
+    pub size: usize,
+    /// Members that a start would claim now.
+    pub ready: usize,
+    /// Members being made.
+    pub filling: usize,
+    /// Why the last refill failed, while it does.
+    pub failure: Option<String>,
 }
 
 /// A session as an admin sees it: whose, and what it runs on.
@@ -179,6 +193,7 @@ impl AdminSession {
 pub struct AdminOverview {
     pub live: Vec<AdminSession>,
     pub capacity: usize,
+    pub pool: PoolView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -96,9 +96,11 @@ impl Practice for Pages {
 
     async fn list_live_sessions(&self, headers: &HeaderMap) -> Result<AdminOverview, Refusal> {
         self.admin(headers).await?;
+        let stats = self.0.sessions.stats().await.map_err(refusal)?;
         Ok(AdminOverview {
             live: live_sessions(&self.0.auth, &self.0.sessions).await?,
-            capacity: self.0.sessions.stats().await.map_err(refusal)?.capacity,
+            capacity: stats.capacity,
+            pool: stats.pool,
         })
     }
 

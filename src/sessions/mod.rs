@@ -1,10 +1,12 @@
 //! A practice session's life: recorded before anything is made, then its cluster, the tasks'
 //! setup, its terminal, then `started`; destroyed in the reverse order by whoever ends it first
 //! (the user, the clock, an admin). Any failure on the way rolls back what was made and leaves the
-//! row `failed` with the reason. Each step is pushed to the user's pages as it happens.
+//! row `failed` with the reason. Each step is pushed to the user's pages as it happens. With a
+//! warm pool (see [`pool`]) the start claims a cluster and terminal made ahead instead.
 
 mod clock;
 mod events;
+mod pool;
 mod queries;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -13,11 +15,13 @@ use chrono::{DateTime, Utc};
 
 use app::api::{SessionEvent, SessionStats, Step, StepState};
 pub use events::SessionEvents;
+pub use pool::PoolSettings;
 
 use crate::{
     clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
     domain::{ExamResult, PortRanges, Session, SessionStatus},
     exams::{self, Exam, ExamAccess, ExamCatalog},
+    metrics::PoolMetrics,
     store::{bound_on_host, NewSession, Store, StoreError},
     tasks::{CheckResult, Target, TaskCatalog},
     terminals::{CloseReason, TerminalError, TerminalFiles, TerminalRuntime, TerminalSockets, TerminalSpec},
@@ -38,6 +42,8 @@ pub struct SessionSettings {
     pub warnings: Vec<Duration>,
     /// How often the sweeper looks for sessions whose time is up (`SWEEP_EVERY_SECS`).
     pub sweep_every: Duration,
+    /// The warm pool of clusters made ahead.
+    pub pool: PoolSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +98,8 @@ pub struct Sessions {
     stopping: tokio_util::sync::CancellationToken,
     /// Starts, ends and clocks running in the background; shutdown waits for them.
     work: tokio_util::task::TaskTracker,
+    pool: Arc<pool::PoolState>,
+    metrics: PoolMetrics,
 }
 
 /// What a `Sessions` is made of.
@@ -107,6 +115,7 @@ pub struct SessionParts {
     pub ports: PortRanges,
     pub state_dir: PathBuf,
     pub stopping: tokio_util::sync::CancellationToken,
+    pub pool_metrics: PoolMetrics,
 }
 
 impl Sessions {
@@ -127,6 +136,8 @@ impl Sessions {
             files: Arc::new(files),
             stopping: parts.stopping,
             work: tokio_util::task::TaskTracker::new(),
+            pool: Arc::default(),
+            metrics: parts.pool_metrics,
         })
     }
 
@@ -157,8 +168,8 @@ impl Sessions {
         if !self.may_take(user_id, exam).await? {
             return Err(SessionError::NoAccess);
         }
-        let session = self.record(user_id, Some(exam)).await?;
-        self.provision_in_background(session.clone());
+        let (session, origin) = self.record(user_id, Some(exam)).await?;
+        self.provision_in_background(session.clone(), origin);
         Ok(session)
     }
 
@@ -191,12 +202,14 @@ impl Sessions {
     /// Checks that the user may start, records the session `provisioning`, and makes it in the
     /// background; returns the recorded session at once. Progress goes to the user's pages.
     pub async fn begin(&self, user_id: &str) -> Result<Session, SessionError> {
-        let session = self.record(user_id, None).await?;
-        self.provision_in_background(session.clone());
+        let (session, origin) = self.record(user_id, None).await?;
+        self.provision_in_background(session.clone(), origin);
         Ok(session)
     }
 
-    async fn record(&self, user_id: &str, exam: Option<&Exam>) -> Result<Session, SessionError> {
+    /// Records the session: on a warm pool member if one is ready (claimed in the same
+    /// transaction), else on a cluster to be built.
+    async fn record(&self, user_id: &str, exam: Option<&Exam>) -> Result<(Session, Origin), SessionError> {
         if self.store.live_session_for_user(user_id).await?.is_some() {
             return Err(SessionError::AlreadyRunning);
         }
@@ -212,26 +225,46 @@ impl Sessions {
         }
         let seats = self.settings.max_concurrent;
         let start_time = Utc::now();
-        let session = self
-            .store
-            .insert_session(
-                NewSession {
-                    user_id,
-                    cluster_name: ClusterName::generate().as_str(),
-                    start_time,
-                    expires_at: start_time + self.ttl(exam),
-                    exam_id: exam.map(|e| e.id.as_str()),
-                },
-                seats.try_into().unwrap_or(u32::MAX),
-            )
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => SessionError::AlreadyRunning,
-                other => other.into(),
-            })?
-            .ok_or(SessionError::Full(seats))?;
-        tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, "session recorded");
-        Ok(session)
+        let cold_name = ClusterName::generate();
+        let new = NewSession {
+            user_id,
+            cluster_name: cold_name.as_str(),
+            start_time,
+            expires_at: start_time + self.ttl(exam),
+            exam_id: exam.map(|e| e.id.as_str()),
+        };
+        let seats_u32 = seats.try_into().unwrap_or(u32::MAX);
+        let already_running = |e| match e {
+            StoreError::Conflict(_) => SessionError::AlreadyRunning,
+            other => other.into(),
+        };
+        let claimed = match self.settings.pool.size {
+            0 => None,
+            _ => self
+                .store
+                .claim_pool_member(new.clone(), seats_u32, self.settings.pool.fresh_since(start_time))
+                .await
+                .map_err(already_running)?,
+        };
+        let (session, origin) = match claimed {
+            Some(session) => {
+                self.metrics.claims.inc();
+                self.metrics.ready.dec();
+                (session, Origin::Pool)
+            }
+            None => {
+                let session = self
+                    .store
+                    .insert_session(new, seats_u32)
+                    .await
+                    .map_err(already_running)?
+                    .ok_or(SessionError::Full(seats))?;
+                self.metrics.misses.inc();
+                (session, Origin::Cold)
+            }
+        };
+        tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, ?origin, "session recorded");
+        Ok((session, origin))
     }
 
     /// A practice session's configured life, or the exam's time limit.
@@ -242,18 +275,23 @@ impl Sessions {
         }
     }
 
-    fn provision_in_background(&self, session: Session) {
+    fn provision_in_background(&self, session: Session, origin: Origin) {
         let this = self.clone();
         self.work
-            .spawn(async move { this.provision_or_roll_back(session).await });
+            .spawn(async move { this.provision_or_roll_back(session, origin).await });
     }
 
-    async fn provision_or_roll_back(&self, session: Session) {
+    async fn provision_or_roll_back(&self, session: Session, origin: Origin) {
         let started = std::time::Instant::now();
-        match self.provision(&session).await {
+        let provisioned = self.provision(&session, origin).await;
+        // The pool refills once the start that took its member is done, never competing with it.
+        if origin == Origin::Pool {
+            self.pool.wake.notify_one();
+        }
+        match provisioned {
             Ok(started_session) => {
                 let elapsed_ms = started.elapsed().as_millis() as u64;
-                tracing::info!(session = %session.id, elapsed_ms, "session started");
+                tracing::info!(session = %session.id, elapsed_ms, ?origin, "session started");
                 self.events.publish(
                     &session.user_id,
                     SessionEvent::Started {
@@ -290,27 +328,38 @@ impl Sessions {
             .publish(&session.user_id, SessionEvent::Progress { step, state });
     }
 
-    async fn provision(&self, session: &Session) -> Result<Session, SessionError> {
-        let name = ClusterName::parse(&session.cluster_name)
-            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
-        let ports = self
-            .store
-            .allocate_ports(&session.id, &self.ports, bound_on_host)
-            .await?;
-        self.progress(session, Step::Cluster, StepState::Running);
-        let cluster = self
-            .clusters
-            .create(&ClusterSpec {
-                name: name.clone(),
-                ports,
-            })
-            .await?;
+    /// Makes (or, from the pool, finishes) the session's cluster, applies its tasks' setup,
+    /// makes its terminal and places the tasks' files, then records it started. The page sees the
+    /// same steps either way.
+    async fn provision(&self, session: &Session, origin: Origin) -> Result<Session, SessionError> {
+        let name = cluster_of(session)?;
         let kubeconfig_path = self.kubeconfig_file(&session.id);
-        write_private(&kubeconfig_path, cluster.admin_kubeconfig.yaml()).await?;
+        let began = std::time::Instant::now();
+        self.progress(session, Step::Cluster, StepState::Running);
+        let cold = match origin {
+            // The member's cluster answers and its terminal runs; its admin kubeconfig is ours.
+            Origin::Pool => None,
+            Origin::Cold => {
+                let ports = self
+                    .store
+                    .allocate_ports(&session.id, &self.ports, bound_on_host)
+                    .await?;
+                let cluster = self
+                    .clusters
+                    .create(&ClusterSpec {
+                        name: name.clone(),
+                        ports,
+                    })
+                    .await?;
+                write_private(&kubeconfig_path, cluster.admin_kubeconfig.yaml()).await?;
+                Some(cluster)
+            }
+        };
         self.progress(session, Step::Cluster, StepState::Done);
+        let cluster_ms = began.elapsed().as_millis() as u64;
 
         self.progress(session, Step::Tasks, StepState::Running);
-        let client = cluster.admin_kubeconfig.client().await?;
+        let client = self.client_of(session).await?;
         futures_util::future::try_join_all(
             self.tasks_of(session)
                 .into_iter()
@@ -318,17 +367,20 @@ impl Sessions {
         )
         .await?;
         self.progress(session, Step::Tasks, StepState::Done);
+        let tasks_ms = began.elapsed().as_millis() as u64 - cluster_ms;
 
         self.progress(session, Step::Terminal, StepState::Running);
-        self.terminals
-            .create(&TerminalSpec {
-                cluster: &name,
-                network: &cluster.network,
-                kubeconfig: &cluster.terminal_kubeconfig,
-                session_id: &session.id,
-                user_id: &session.user_id,
-            })
-            .await?;
+        if let Some(cluster) = &cold {
+            self.terminals
+                .create(&TerminalSpec {
+                    cluster: &name,
+                    network: &cluster.network,
+                    kubeconfig: &cluster.terminal_kubeconfig,
+                    session_id: &session.id,
+                    user_id: &session.user_id,
+                })
+                .await?;
+        }
         self.progress(session, Step::Terminal, StepState::Done);
         let files = TerminalFiles {
             runtime: self.terminals.as_ref(),
@@ -341,6 +393,9 @@ impl Sessions {
         )
         .await?;
 
+        let terminal_ms = began.elapsed().as_millis() as u64 - cluster_ms - tasks_ms;
+        // Where a start's time goes, step by step (the terminal's includes the tasks' files).
+        tracing::info!(session = %session.id, cluster_ms, tasks_ms, terminal_ms, "session steps");
         let expires_at = Utc::now() + self.ttl(self.exam_of(session));
         let terminal = format!("term-{name}");
         if !self
@@ -420,27 +475,16 @@ impl Sessions {
         if session.exam_id.is_some() {
             return Err(SessionError::ExamRules("no Check"));
         }
-        let client = self.client_of(&session).await?;
-        let cluster = cluster_of(&session)?;
-        let files = TerminalFiles {
-            runtime: self.terminals.as_ref(),
-            cluster: &cluster,
-        };
-        let target = Target {
-            client: &client,
-            files: &files,
-            runs_containers: self.clusters.runs_containers(),
-        };
-        Ok(task.grade(&target).await)
+        self.grade_on(&session, async |target| task.grade(target).await)
+            .await
     }
 
-    async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
-        let yaml = tokio::fs::read_to_string(self.kubeconfig_file(&session.id)).await?;
-        Ok(Kubeconfig::from_yaml(yaml)?.client().await?)
-    }
-
-    /// Grades a finished exam while its cluster still stands, and keeps the result.
-    async fn grade_exam(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
+    /// Runs `grade` against the session's cluster and its learner's files.
+    async fn grade_on<T>(
+        &self,
+        session: &Session,
+        grade: impl AsyncFnOnce(&Target<'_>) -> T,
+    ) -> Result<T, SessionError> {
         let client = self.client_of(session).await?;
         let cluster = cluster_of(session)?;
         let files = TerminalFiles {
@@ -452,7 +496,21 @@ impl Sessions {
             files: &files,
             runs_containers: self.clusters.runs_containers(),
         };
-        let result = exams::grade(exam, &self.tasks, &target, &session.id).await;
+        Ok(grade(&target).await)
+    }
+
+    async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
+        let yaml = tokio::fs::read_to_string(self.kubeconfig_file(&session.id)).await?;
+        Ok(Kubeconfig::from_yaml(yaml)?.client().await?)
+    }
+
+    /// Grades a finished exam while its cluster still stands, and keeps the result.
+    async fn grade_exam(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
+        let result = self
+            .grade_on(session, async |target| {
+                exams::grade(exam, &self.tasks, target, &session.id).await
+            })
+            .await?;
         self.store.insert_exam_result(&result).await?;
         tracing::info!(session = %session.id, exam = %exam.id, score = result.score, max = result.max_score, "exam graded");
         Ok(())
@@ -492,6 +550,7 @@ impl Sessions {
             live: self.store.count_live_sessions().await? as usize,
             capacity: self.settings.max_concurrent,
             by_status: self.store.count_sessions_by_status().await?,
+            pool: self.pool_view().await?,
         })
     }
 
@@ -596,6 +655,15 @@ impl Sessions {
     pub async fn run_clock(&self) {
         clock::run(self.clone(), self.stopping.clone()).await
     }
+}
+
+/// Where a session's cluster and terminal come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A warm pool member, claimed: both exist and are healthy.
+    Pool,
+    /// Built for this session.
+    Cold,
 }
 
 fn ending_message(status: SessionStatus) -> &'static str {

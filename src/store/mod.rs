@@ -4,6 +4,7 @@
 mod accounts;
 mod exams;
 mod passes;
+mod pool;
 mod ports;
 mod sessions;
 mod users;
@@ -22,6 +23,7 @@ use sqlx::{
 
 pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
+pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;
 pub use sessions::NewSession;
 pub use users::User;

@@ -1,5 +1,5 @@
-//! The `allocated_ports` table: each session's API, ingress and ingress-https host ports, taken
-//! in one transaction so that concurrent starts never collide.
+//! The `allocated_ports` table: each session's (or warm pool member's) API, ingress and
+//! ingress-https host ports, taken in one transaction so that concurrent starts never collide.
 
 use std::{collections::HashSet, ops::RangeInclusive};
 
@@ -8,9 +8,16 @@ use chrono::Utc;
 use super::{Store, StoreError};
 use crate::domain::{PortRanges, PortSet};
 
+/// Who holds a set of ports: a session, or a pool member made ahead for a session to come.
+#[derive(Debug, Clone, Copy)]
+pub enum PortOwner<'a> {
+    Session(&'a str),
+    PoolMember(&'a str),
+}
+
 impl Store {
-    /// Gives `session_id` the lowest free port of each kind. A port is free when no session holds
-    /// it and `bound_on_host` says nothing listens on it. All three or none.
+    /// Gives `session_id` the lowest free port of each kind. A port is free when no session or
+    /// pool member holds it and `bound_on_host` says nothing listens on it. All three or none.
     pub async fn allocate_ports(
         &self,
         session_id: &str,
@@ -20,35 +27,7 @@ impl Store {
         // IMMEDIATE takes the write lock up front: two deferred transactions that both read and
         // then write would deadlock, and SQLite would fail one at once instead of waiting.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut take = async |kind: &'static str, range: &RangeInclusive<u16>| -> Result<u16, StoreError> {
-            let held: HashSet<u16> =
-                sqlx::query_scalar("SELECT port FROM allocated_ports WHERE port BETWEEN ? AND ?")
-                    .bind(range.start())
-                    .bind(range.end())
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .collect();
-            let port = range
-                .clone()
-                .find(|p| !held.contains(p) && !bound_on_host(*p))
-                .ok_or(StoreError::Exhausted(kind))?;
-            sqlx::query(
-                "INSERT INTO allocated_ports (port, session_id, port_type, allocated_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(port)
-            .bind(session_id)
-            .bind(kind)
-            .bind(Utc::now())
-            .execute(&mut *tx)
-            .await?;
-            Ok(port)
-        };
-        let ports = PortSet {
-            api: take("api", &ranges.api).await?,
-            ingress: take("ingress", &ranges.ingress).await?,
-            ingress_https: take("ingress_https", &ranges.ingress_https).await?,
-        };
+        let ports = take_ports(&mut tx, PortOwner::Session(session_id), ranges, bound_on_host).await?;
         tx.commit().await?;
         Ok(ports)
     }
@@ -92,6 +71,50 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Takes the lowest free port of each kind for `owner` inside `tx` (which holds the write lock).
+pub(super) async fn take_ports(
+    tx: &mut sqlx::SqliteConnection,
+    owner: PortOwner<'_>,
+    ranges: &PortRanges,
+    bound_on_host: impl Fn(u16) -> bool,
+) -> Result<PortSet, StoreError> {
+    let (session_id, pool_member_id) = match owner {
+        PortOwner::Session(id) => (Some(id), None),
+        PortOwner::PoolMember(id) => (None, Some(id)),
+    };
+    let mut take = async |kind: &'static str, range: &RangeInclusive<u16>| -> Result<u16, StoreError> {
+        let held: HashSet<u16> =
+            sqlx::query_scalar("SELECT port FROM allocated_ports WHERE port BETWEEN ? AND ?")
+                .bind(range.start())
+                .bind(range.end())
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let port = range
+            .clone()
+            .find(|p| !held.contains(p) && !bound_on_host(*p))
+            .ok_or(StoreError::Exhausted(kind))?;
+        sqlx::query(
+            "INSERT INTO allocated_ports (port, session_id, pool_member_id, port_type, allocated_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(port)
+        .bind(session_id)
+        .bind(pool_member_id)
+        .bind(kind)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        Ok(port)
+    };
+    Ok(PortSet {
+        api: take("api", &ranges.api).await?,
+        ingress: take("ingress", &ranges.ingress).await?,
+        ingress_https: take("ingress_https", &ranges.ingress_https).await?,
+    })
 }
 
 /// Whether something on this host already listens on `port` (any IPv4 address).

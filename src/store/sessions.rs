@@ -17,7 +17,7 @@ pub struct NewSession<'a> {
     pub exam_id: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
+pub(super) const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
                        kubeconfig_path, terminal_container_id, extended, notes, exam_id";
 
 impl Store {

@@ -65,7 +65,10 @@ async fn readyz_is_ready_when_the_database_and_docker_answer() {
         .iter()
         .map(|c| c["name"].clone())
         .collect();
-    assert_eq!(names, ["database", "docker", "lite", "terminal", "firewall"]);
+    assert_eq!(
+        names,
+        ["database", "docker", "lite", "terminal", "firewall", "pool"]
+    );
     app.shut_down().await;
 }
 

@@ -14,7 +14,7 @@ use ckad_platform::{
         Settings, TerminalSettings,
     },
     domain::{PortRanges, PortSet},
-    sessions::SessionSettings,
+    sessions::{PoolSettings, SessionSettings},
     store::bound_on_host,
     AppState,
 };
@@ -80,6 +80,12 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             max_concurrent: 6,
             warnings: [10, 5, 1].map(|m| Duration::from_secs(60 * m)).to_vec(),
             sweep_every: Duration::from_secs(30),
+            // No warm pool unless a test asks for one: its clusters would cost every test's
+            // platform seconds of CPU and outlive it (tests/it/pool.rs sizes its own).
+            pool: PoolSettings {
+                size: 0,
+                max_age: Duration::from_secs(60 * 60),
+            },
         },
         tasks_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tasks").into(),
         admin_emails: vec!["admin@example.com".into()],
@@ -126,6 +132,8 @@ impl Process {
             .env("STATE_DIR", dir.join("state"))
             .env("PLATFORM_INSTANCE", instance(dir))
             .env("RUST_LOG", "warn")
+            // As in `settings`: a test that wants a warm pool says so.
+            .env("WARM_POOL_SIZE", "0")
             .stdout(std::process::Stdio::null());
         command
     }

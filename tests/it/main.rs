@@ -14,6 +14,7 @@ mod google;
 mod kind;
 mod mail_api;
 mod operations;
+mod pool;
 mod process;
 mod reconciler;
 mod security;

@@ -69,7 +69,8 @@ fn sigterm_stops_the_server_cleanly_within_ten_seconds() {
 /// platform's embedded defaults (relative `data/` paths, `lite` clusters, the mail outbox), started
 /// from a repository root with only what `scripts/setup.sh` exports (`LITE_BIN_DIR`). Only the
 /// port is its own (a developer's server may hold 3000). A learner signs up, starts, types in the
-/// terminal, reloads (a new socket) and types again, stops; nothing of the session is left.
+/// terminal, reloads (a new socket) and types again, stops; nothing of the session is left, only
+/// the default warm pool's members, which a start with no pool then removes.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
     use common::{Platform, Terminals};
@@ -83,15 +84,18 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
     }
     let port = common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ckad-platform"))
-        .current_dir(root.path())
-        .env_clear()
-        .envs(["PATH", "HOME", "LITE_BIN_DIR"].map(|name| (name, std::env::var(name).unwrap())))
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let command = || {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ckad-platform"));
+        command
+            .current_dir(root.path())
+            .env_clear()
+            .envs(["PATH", "HOME", "LITE_BIN_DIR"].map(|name| (name, std::env::var(name).unwrap())))
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let mut child = command().spawn().unwrap();
     // The development outbox writes sign-in codes to the log, where the newcomer reads them.
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     tokio::spawn({
@@ -135,19 +139,41 @@ async fn the_run_commands_defaults_start_a_session_whose_terminal_works() {
         .await
         .is_empty());
     let database = format!("sqlite://{}/data/ckad.db", root.path().display());
-    let instance = ckad_platform::store::Store::connect(&database)
+    let store = ckad_platform::store::Store::connect(&database).await.unwrap();
+    let instance = store.platform_instance().await.unwrap();
+    let members: Vec<String> = store
+        .pool_members()
         .await
         .unwrap()
-        .platform_instance()
-        .await
-        .unwrap();
-    assert_eq!(
-        common::clusters_of_instance(&instance).await,
-        Vec::<String>::new()
+        .into_iter()
+        .map(|m| m.cluster_name)
+        .collect();
+    assert!(!members.is_empty(), "the default warm pool");
+    let clusters = common::clusters_of_instance(&instance).await;
+    assert!(
+        clusters.iter().all(|c| members.contains(c)),
+        "{clusters:?} {members:?}"
     );
     let states = std::fs::read_dir(root.path().join("data/state/lite/clusters")).unwrap();
-    assert_eq!(states.count(), 0, "a cluster's state folder is left");
+    for state in states {
+        let name = state.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            members.contains(&name),
+            "a cluster's state folder is left: {name}"
+        );
+    }
     child.kill().await.unwrap();
+    // The pool's members outlive the process; a start with no pool removes them.
+    let mut drain = command()
+        .env("WARM_POOL_SIZE", "0")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::eventually("the pool removed", Duration::from_secs(120), || async {
+        common::clusters_of_instance(&instance).await.is_empty()
+    })
+    .await;
+    drain.kill().await.unwrap();
     // An operator reading the log of this ordinary session finds no error in it.
     let log = log.lock().unwrap().clone();
     let errors: Vec<&str> = log

@@ -16,13 +16,13 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// The server-sent events of a user's session, as a page receives them.
-struct Events {
+pub(crate) struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Events {
-    async fn open(platform: &Platform, token: &str) -> Self {
+    pub(crate) async fn open(platform: &Platform, token: &str) -> Self {
         let response = platform
             .client
             .get(format!("{}/api/session/events", platform.base))
@@ -39,7 +39,7 @@ impl Events {
     }
 
     /// The next event's name and JSON body.
-    async fn next(&mut self) -> (String, Value) {
+    pub(crate) async fn next(&mut self) -> (String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
