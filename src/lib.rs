@@ -13,6 +13,7 @@ pub mod mail;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reconciler;
+pub mod replays;
 pub mod routes;
 pub mod security;
 pub mod sessions;

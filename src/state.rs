@@ -16,6 +16,7 @@ use crate::{
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
     ratelimit::CheckThrottle,
+    replays::Recordings,
     sessions::{SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
@@ -33,6 +34,8 @@ pub struct AppState {
     /// Open terminal sockets, to close them when their session ends or their user signs out.
     pub sockets: TerminalSockets,
     pub tickets: Tickets,
+    /// What terminals showed, for replay.
+    pub recordings: Recordings,
     pub firewall: HostFirewall,
     pub sessions: Sessions,
     pub auth: Auth,
@@ -122,8 +125,14 @@ impl AppState {
             stopping: stopping.clone(),
         })
         .context("preparing the sessions' directory")?;
+        let recordings = Recordings::new(
+            settings.clusters.state_dir.join("replays"),
+            settings.replays.clone(),
+            store.clone(),
+        );
         Ok(Self {
             auth,
+            recordings,
             billing,
             terminals,
             sockets,

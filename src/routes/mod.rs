@@ -7,6 +7,7 @@ mod cookies;
 mod error;
 pub mod extract;
 pub mod pages;
+pub mod replay;
 pub mod session;
 pub mod terminal;
 
@@ -38,6 +39,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1/access", billing::access_router())
         .nest("/api/v1/billing", billing::billing_router())
         .nest("/api/terminal", terminal::router())
+        .nest("/api/replays", replay::router())
         .merge(terminal::socket())
         .routes(routes!(openapi))
         .split_for_parts();

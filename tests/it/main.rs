@@ -16,6 +16,7 @@ mod mail_api;
 mod operations;
 mod process;
 mod reconciler;
+mod replay;
 mod security;
 mod sessions;
 mod task_behaviour;
