@@ -420,6 +420,15 @@ fn Split(
     };
 
     let selected = RwSignal::new(tasks.with_value(|tasks| tasks.first().map(|t| t.id.clone())));
+    // Chapters of the session's recording: each task switch and each Check.
+    let marker = RwSignal::new(None::<String>);
+    let title_of =
+        move |id: &str| tasks.with_value(|tasks| tasks.iter().find(|t| t.id == id).map(|t| t.title.clone()));
+    Effect::new(move |_| {
+        if let Some(title) = selected.with(|id| id.as_deref().and_then(title_of)) {
+            marker.set(Some(format!("Task: {title}")));
+        }
+    });
     // Tasks flagged for review during an exam, as the real exam's list has them.
     let flagged = RwSignal::new(HashSet::<String>::new());
     let total_weight: u32 = tasks
@@ -471,7 +480,11 @@ fn Split(
                         })}
                     </ol>
                 </nav>
-                <TaskPanel tasks selected flagged toasts over exam/>
+                <TaskPanel tasks selected flagged toasts over exam on_check=move |id: String| {
+                    if let Some(title) = title_of(&id) {
+                        marker.set(Some(format!("Check: {title}")));
+                    }
+                }/>
             </aside>
             <div
                 class="divider"
@@ -509,7 +522,7 @@ fn Split(
                 }
             ></div>
             <div class="terminal-pane">
-                <Terminal on_ended/>
+                <Terminal on_ended marker=marker.read_only()/>
             </div>
         </div>
     }
@@ -525,6 +538,9 @@ fn TaskPanel(
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
     exam: bool,
+    /// Hears the task whose Check was pressed.
+    #[prop(into)]
+    on_check: Callback<String>,
 ) -> impl IntoView {
     let text = Resource::new(
         move || selected.get(),
@@ -543,6 +559,7 @@ fn TaskPanel(
             return;
         };
         checking.set(true);
+        on_check.run(id.clone());
         spawn_local(async move {
             match check_task(id.clone()).await {
                 Ok(outcome) => {

@@ -85,11 +85,16 @@ enum Link {
     Ended,
 }
 
-/// The terminal panel. `on_ended` hears the sentence shown when the session behind it is over.
+/// The terminal panel. `on_ended` hears the sentence shown when the session behind it is over;
+/// each label set in `marker` becomes a chapter of the session's recording.
 #[component]
-pub fn Terminal(#[prop(into)] on_ended: Callback<String>) -> impl IntoView {
+pub fn Terminal(
+    #[prop(into)] on_ended: Callback<String>,
+    #[prop(optional)] marker: Option<ReadSignal<Option<String>>>,
+) -> impl IntoView {
     let host = NodeRef::<html::Div>::new();
     let status = RwSignal::new((Link::Connecting, "Connecting…".to_owned()));
+    let live = StoredValue::new_local(None::<Rc<Live>>);
     // Runs in the browser only, once the element is there; closed with the page.
     Effect::new(move |_| {
         let Some(element) = host.get() else {
@@ -97,8 +102,19 @@ pub fn Terminal(#[prop(into)] on_ended: Callback<String>) -> impl IntoView {
         };
         let terminal = Rc::new(Live::new(element.into(), status, on_ended));
         spawn_local(terminal.clone().start());
+        live.set_value(Some(terminal.clone()));
         let terminal = SendWrapper::new(terminal);
         on_cleanup(move || terminal.dispose());
+    });
+    Effect::new(move |_| {
+        let Some(label) = marker.and_then(|marker| marker.get()) else {
+            return;
+        };
+        live.with_value(|live| {
+            if let Some(live) = live {
+                live.send(Frame::Control(TerminalControl::Marker { label }));
+            }
+        });
     });
     let state = move || -> &'static str { status.with(|(link, _)| (*link).into()) };
     view! {
@@ -463,17 +479,31 @@ enum Frame<'a> {
 
 /// Loads xterm.js, its addons and its stylesheet from `/vendor`, once per page.
 async fn load_vendor() -> Result<(), JsValue> {
-    let document = document();
     if js_sys::Reflect::has(&window(), &"Terminal".into())? {
         return Ok(());
     }
-    give_styles_the_nonce(&document);
-    let css = document.create_element("link")?;
-    css.set_attribute("rel", "stylesheet")?;
-    css.set_attribute("href", "/vendor/xterm.css")?;
+    give_styles_the_nonce(&document());
+    load_assets(
+        "Terminal",
+        "xterm.css",
+        &["xterm", "addon-fit", "addon-web-links"],
+    )
+    .await
+}
+
+/// Loads a stylesheet and scripts vendored under `/vendor` (in order), unless the page has
+/// `global` already.
+pub(crate) async fn load_assets(global: &str, css: &str, scripts: &[&str]) -> Result<(), JsValue> {
+    let document = document();
+    if js_sys::Reflect::has(&window(), &global.into())? {
+        return Ok(());
+    }
+    let link = document.create_element("link")?;
+    link.set_attribute("rel", "stylesheet")?;
+    link.set_attribute("href", &format!("/vendor/{css}"))?;
     let head = document.head().ok_or("the page has no head")?;
-    head.append_child(&css)?;
-    for name in ["xterm", "addon-fit", "addon-web-links"] {
+    head.append_child(&link)?;
+    for name in scripts {
         let script: web_sys::HtmlScriptElement = document.create_element("script")?.unchecked_into();
         script.set_src(&format!("/vendor/{name}.js"));
         let loaded = js_sys::Promise::new(&mut |resolve, reject| {
