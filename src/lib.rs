@@ -5,6 +5,7 @@ pub mod auth;
 pub mod billing;
 pub mod clusters;
 pub mod configuration;
+pub mod desk;
 pub mod docker;
 pub mod domain;
 pub mod exams;

@@ -11,6 +11,7 @@ use crate::{
     billing::Billing,
     clusters::{self, ClusterProvider, ProviderKind},
     configuration::{EmailProvider, Settings},
+    desk::Desk,
     docker::DockerEngine,
     exams::ExamCatalog,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
@@ -36,6 +37,8 @@ pub struct AppState {
     pub tickets: Tickets,
     /// What terminals showed, for replay.
     pub recordings: Recordings,
+    /// The notepads and review flags of live sessions.
+    pub desk: Desk,
     pub firewall: HostFirewall,
     pub sessions: Sessions,
     pub auth: Auth,
@@ -133,6 +136,7 @@ impl AppState {
         Ok(Self {
             auth,
             recordings,
+            desk: Desk::new(store.clone(), sessions.clone()),
             billing,
             terminals,
             sockets,

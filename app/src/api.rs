@@ -465,6 +465,29 @@ pub enum TerminalNotice {
     },
 }
 
+/// The most characters a session's notepad keeps.
+pub const NOTEPAD_LIMIT: usize = 20_000;
+
+/// What the learner keeps beside their live session (`GET /api/desk`): the notepad and the tasks
+/// flagged for review, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeskView {
+    pub notepad: String,
+    pub flagged: Vec<String>,
+}
+
+/// `PUT /api/desk/notepad`: the notepad's whole text, saved as the learner types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotepadText {
+    pub text: String,
+}
+
+/// `PUT /api/desk/flags/{task}`: whether the task is flagged for review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskFlag {
+    pub flagged: bool,
+}
+
 /// The first line of a terminal recording: an asciicast v2 file, as `GET /api/replays/{session}`
 /// serves it and asciinema-player plays it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 mod cookies;
+pub mod desk;
 mod error;
 pub mod extract;
 pub mod pages;
@@ -40,6 +41,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1/billing", billing::billing_router())
         .nest("/api/terminal", terminal::router())
         .nest("/api/replays", replay::router())
+        .nest("/api/desk", desk::router())
         .merge(terminal::socket())
         .routes(routes!(openapi))
         .split_for_parts();

@@ -1,5 +1,6 @@
 //! Terminal recordings for real: a typed session through the bridge of a running platform, its
-//! asciicast read back through `/api/replays` and parsed, who may read it, and its removal.
+//! asciicast read back through `/api/replays` and parsed, who may read it, and its removal. And
+//! the rest of the exam screen the server keeps: the notepad and the review flags.
 
 use crate::common;
 
@@ -155,5 +156,79 @@ async fn a_typed_session_replays_the_same_text_to_its_learner_and_admins_only() 
             .is_none(),
         "nothing of ada's is left on disk"
     );
+    platform.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_notepad_and_review_flags_are_kept_on_the_server_for_the_started_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let ada = platform.learner("ada@example.com").await;
+    let put = |path: String, body: Value| {
+        let (platform, ada) = (&platform, ada.clone());
+        async move { platform.call(reqwest::Method::PUT, &path, &ada, Some(body)).await }
+    };
+    let (status, body) = platform.get("/api/desk", &ada).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("you have no started session"))
+    );
+
+    platform.start_session(&ada).await;
+    let (_, tasks) = platform.get("/api/tasks", &ada).await;
+    let task = tasks[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        platform.get("/api/desk", &ada).await,
+        (StatusCode::OK, json!({ "notepad": "", "flagged": [] }))
+    );
+
+    let (status, _) = put(
+        "/api/desk/notepad".into(),
+        json!({ "text": "q3: come back to the probe ✓" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let flag_path = format!("/api/desk/flags/{task}");
+    assert_eq!(
+        put(flag_path.clone(), json!({ "flagged": true })).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put(flag_path.clone(), json!({ "flagged": true })).await.0,
+        StatusCode::NO_CONTENT,
+        "again is fine"
+    );
+    let (status, body) = put("/api/desk/flags/no-such-task".into(), json!({ "flagged": true })).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("there is no task \"no-such-task\""))
+    );
+    let (status, body) = put("/api/desk/notepad".into(), json!({ "text": "x".repeat(20_001) })).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        put("/api/desk/notepad".into(), json!({ "words": 1 })).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        platform.get("/api/desk", &ada).await,
+        (
+            StatusCode::OK,
+            json!({ "notepad": "q3: come back to the probe ✓", "flagged": [task] })
+        ),
+        "a refused save lost nothing"
+    );
+    assert_eq!(
+        put(flag_path.clone(), json!({ "flagged": false })).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(platform.get("/api/desk", &ada).await.1["flagged"], json!([]));
+
+    // Another learner has a desk of their own only with a session of their own.
+    let bob = platform.learner("bob@example.com").await;
+    assert_eq!(platform.get("/api/desk", &bob).await.0, StatusCode::NOT_FOUND);
+
+    let (status, _) = platform.post("/api/session/stop", &ada).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(platform.get("/api/desk", &ada).await.0, StatusCode::NOT_FOUND);
     platform.shut_down().await;
 }
