@@ -1,6 +1,7 @@
 //! The `bench/terminal-echo` benchmark (run it through that script): keystroke round trips
 //! through the `/ws/terminal` bridge of a real platform against the raw exec stream of the same
-//! terminal in the same run, then through the bridge with many terminals open at once.
+//! terminal in the same run, then with many terminals open at once: their raw exec streams, the
+//! bridge with recording off, and the bridge recording every terminal (asciicast files).
 //!
 //!   terminal_echo [TERMINALS] [KEYS]     (defaults 100 and 300)
 
@@ -10,6 +11,7 @@ use anyhow::{bail, Context};
 use ckad_platform::{
     clusters::{ClusterName, Kubeconfig},
     configuration::Settings,
+    replays::{Recordings, ReplaySettings},
     store::NewSession,
     terminals::{Grant, TermSize, TerminalIo, TerminalSpec},
     AppState,
@@ -86,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         .context("no row")?;
     let cluster = ClusterName::parse(&row.cluster_name)?;
 
-    let raw = raw_round_trips(state.terminals.attach(&cluster, SIZE).await?, keys).await?;
+    let raw = raw_round_trips(state.terminals.attach(&cluster, SIZE).await?, keys, BURST).await?;
     let grant = Grant {
         user_id: row.user_id.clone(),
         session_id: row.id.clone(),
@@ -113,40 +115,46 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let mut sockets = vec![
-        connect(
-            &base,
-            &origin,
-            &state.tickets.mint(Grant {
-                user_id: row.user_id.clone(),
-                session_id: row.id.clone(),
-            }),
-        )
-        .await?,
-    ];
-    for (_, user_id, session_id) in &extra {
-        sockets.push(
-            connect(
-                &base,
-                &origin,
-                &state.tickets.mint(Grant {
-                    user_id: user_id.clone(),
-                    session_id: session_id.clone(),
-                }),
-            )
-            .await?,
-        );
-    }
     let per_socket = (keys / 10).max(10);
-    let many: Vec<Duration> = futures_util::future::try_join_all(
-        sockets
+    let mut all = vec![(cluster.clone(), row.user_id.clone(), row.id.clone())];
+    all.extend(extra.iter().cloned());
+
+    // The floor at this load: every terminal's raw exec stream typed into at once.
+    let mut streams = Vec::new();
+    for (name, _, _) in &all {
+        streams.push(state.terminals.attach(name, SIZE).await?);
+    }
+    let raw_many = futures_util::future::try_join_all(
+        streams
             .into_iter()
-            .map(|s| socket_round_trips(s, per_socket, TYPIST)),
+            .map(|io| raw_round_trips(io, per_socket, TYPIST)),
     )
     .await?
     .into_iter()
     .flatten()
     .collect();
+
+    // The same platform answering without recording, beside the one that records.
+    let mut unrecorded = state.clone();
+    unrecorded.recordings = Recordings::new(
+        state.settings.clusters.state_dir.join("replays-off"),
+        ReplaySettings {
+            practice: false,
+            ..state.settings.replays.clone()
+        },
+        state.store.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_off = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            ckad_platform::app(unrecorded).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let many_off = many_round_trips(&state, &base_off, &origin, &all, per_socket).await?;
+    let many_on = many_round_trips(&state, &base, &origin, &all, per_socket).await?;
 
     println!(
         "\nkeystroke round trip (send one key, wait for its echo); one terminal: a key every {} ms; \
@@ -158,8 +166,10 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|");
     for (path, open, samples) in [
         ("raw exec stream (baseline)", 1, raw),
-        ("WebSocket bridge", 1, one),
-        ("WebSocket bridge", terminals, many),
+        ("WebSocket bridge, recording", 1, one),
+        ("raw exec streams (baseline)", terminals, raw_many),
+        ("WebSocket bridge, not recording", terminals, many_off),
+        ("WebSocket bridge, recording", terminals, many_on),
     ] {
         let (median, p99) = percentiles(samples.clone());
         println!("| {path} | {open} | {} | {median:.2} | {p99:.2} |", samples.len());
@@ -263,8 +273,34 @@ async fn connect(base: &str, origin: &str, ticket: &str) -> anyhow::Result<Socke
     Ok(socket)
 }
 
-/// Types `keys` keys into the raw exec stream, timing each echo.
-async fn raw_round_trips(mut io: TerminalIo, keys: usize) -> anyhow::Result<Vec<Duration>> {
+/// A socket to each of `terminals` at once, each typed into at a typist's pace; every echo's time.
+async fn many_round_trips(
+    state: &AppState,
+    base: &str,
+    origin: &str,
+    terminals: &[(ClusterName, String, String)],
+    keys: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut sockets = Vec::new();
+    for (_, user_id, session_id) in terminals {
+        let grant = Grant {
+            user_id: user_id.clone(),
+            session_id: session_id.clone(),
+        };
+        sockets.push(connect(base, origin, &state.tickets.mint(grant)).await?);
+    }
+    Ok(
+        futures_util::future::try_join_all(sockets.into_iter().map(|s| socket_round_trips(s, keys, TYPIST)))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
+    )
+}
+
+/// Types `keys` keys into the raw exec stream, timing each echo; the shell's client is detached
+/// after.
+async fn raw_round_trips(mut io: TerminalIo, keys: usize, pace: Duration) -> anyhow::Result<Vec<Duration>> {
     settle_raw(&mut io).await?;
     let mut samples = Vec::with_capacity(keys);
     for i in 0..keys {
@@ -282,8 +318,9 @@ async fn raw_round_trips(mut io: TerminalIo, keys: usize) -> anyhow::Result<Vec<
             io.input.write_all(&[CLEAR_LINE]).await?;
             settle_raw(&mut io).await?;
         }
-        tokio::time::sleep(BURST).await;
+        tokio::time::sleep(pace).await;
     }
+    io.control.detach().await;
     Ok(samples)
 }
 

@@ -207,14 +207,15 @@ _setup_stripe_mock() {
   echo "$dir/bin/stripe-mock"
 }
 
-# xterm.js is served from the site's own assets, never from a CDN.
+# xterm.js and asciinema-player are served from the site's own assets, never from a CDN.
 _setup_site_assets() {
   local root=$1 vendor="$root/public/vendor"
   mkdir -p "$vendor"
   local file
   for file in \
     @xterm/xterm/lib/xterm.js @xterm/xterm/css/xterm.css \
-    @xterm/addon-fit/lib/addon-fit.js @xterm/addon-web-links/lib/addon-web-links.js; do
+    @xterm/addon-fit/lib/addon-fit.js @xterm/addon-web-links/lib/addon-web-links.js \
+    asciinema-player/dist/bundle/asciinema-player.min.js asciinema-player/dist/bundle/asciinema-player.css; do
     cmp -s "$root/node_modules/$file" "$vendor/$(basename "$file")" ||
       cp "$root/node_modules/$file" "$vendor/"
   done

@@ -12,6 +12,7 @@ use crate::{
     clusters::{KindConfig, NodeContainment, SubnetPool},
     domain::PortRanges,
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
+    replays::ReplaySettings,
     sessions::{PoolSettings, SessionSettings},
     store::sqlite_path,
 };
@@ -94,6 +95,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub http: HttpSettings,
     pub billing: BillingSettings,
+    pub replays: ReplaySettings,
 }
 
 /// A comma-separated list of email addresses, compared in lower case.
@@ -255,6 +257,11 @@ impl Settings {
                 api_per_minute: var("RATE_LIMIT_API_PER_MINUTE", 100)?,
             },
             billing: billing()?,
+            replays: ReplaySettings {
+                practice: var("REPLAY_PRACTICE", true)?,
+                retention: Duration::from_secs(24 * 3600 * var("REPLAY_RETENTION_DAYS", 30u64)?),
+                max_bytes: 1024 * 1024 * var("REPLAY_MAX_MIB", 8u64)?,
+            },
         })
     }
 }

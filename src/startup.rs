@@ -34,6 +34,8 @@ use crate::{
 
 /// The longest any ordinary request may take; long-lived sockets are not bound by it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often recordings past their retention, or of deleted users, are removed.
+const RECORDINGS_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// The whole application as a router, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {
@@ -164,6 +166,12 @@ pub async fn run(
         let sessions = sessions.clone();
         async move { sessions.run_clock().await }
     });
+    tokio::spawn(
+        state
+            .recordings
+            .clone()
+            .keep_tidy(RECORDINGS_SWEEP_EVERY, stopping.clone()),
+    );
     tracing::info!(address = %listener.local_addr()?, "listening");
     // What was recorded before this moment belongs to an earlier run: the reconciler repairs it,
     // and the pool keeps its healthy members.

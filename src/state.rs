@@ -11,11 +11,13 @@ use crate::{
     billing::Billing,
     clusters::{self, ClusterProvider, ProviderKind},
     configuration::{EmailProvider, Settings},
+    desk::Desk,
     docker::DockerEngine,
     exams::ExamCatalog,
     mail::{DevOutbox, MailApi, Mailer, Smtp},
     metrics::Metrics,
     ratelimit::CheckThrottle,
+    replays::Recordings,
     sessions::{SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
@@ -33,6 +35,10 @@ pub struct AppState {
     /// Open terminal sockets, to close them when their session ends or their user signs out.
     pub sockets: TerminalSockets,
     pub tickets: Tickets,
+    /// What terminals showed, for replay.
+    pub recordings: Recordings,
+    /// The notepads and review flags of live sessions.
+    pub desk: Desk,
     pub firewall: HostFirewall,
     pub sessions: Sessions,
     pub auth: Auth,
@@ -124,8 +130,15 @@ impl AppState {
             pool_metrics: metrics.pool.clone(),
         })
         .context("preparing the sessions' directory")?;
+        let recordings = Recordings::new(
+            settings.clusters.state_dir.join("replays"),
+            settings.replays.clone(),
+            store.clone(),
+        );
         Ok(Self {
             auth,
+            recordings,
+            desk: Desk::new(store.clone(), sessions.clone()),
             billing,
             terminals,
             sockets,

@@ -487,7 +487,7 @@ pub struct TerminalTicket {
 pub const TERMINAL_MESSAGE_LIMIT: usize = 64 * 1024;
 
 /// A text frame from the terminal's client: the rest of the socket is the keys, as bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum TerminalControl {
     Resize {
@@ -496,6 +496,10 @@ pub enum TerminalControl {
     },
     /// Answered with [`TerminalNotice::Pong`].
     Ping,
+    /// A chapter in the session's recording: the learner switched task or pressed Check.
+    Marker {
+        label: String,
+    },
 }
 
 /// A text frame from the server's end of the terminal socket; the rest is the screen, as bytes.
@@ -517,6 +521,49 @@ pub enum TerminalNotice {
         message: String,
     },
 }
+
+/// The most characters a session's notepad keeps.
+pub const NOTEPAD_LIMIT: usize = 20_000;
+
+/// What the learner keeps beside their live session (`GET /api/desk`): the notepad and the tasks
+/// flagged for review, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeskView {
+    pub notepad: String,
+    pub flagged: Vec<String>,
+}
+
+/// `PUT /api/desk/notepad`: the notepad's whole text, saved as the learner types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotepadText {
+    pub text: String,
+}
+
+/// `PUT /api/desk/flags/{task}`: whether the task is flagged for review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskFlag {
+    pub flagged: bool,
+}
+
+/// The first line of a terminal recording: an asciicast v2 file, as `GET /api/replays/{session}`
+/// serves it and asciinema-player plays it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CastHeader {
+    /// 2
+    pub version: u8,
+    pub width: u16,
+    pub height: u16,
+    /// Unix seconds when the recording started.
+    pub timestamp: u64,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// Every further line of a recording: seconds since its start, what happened (`"o"` output,
+/// `"r"` a resize to `"COLSxROWS"`, `"m"` a marker, which the player shows as a chapter) and its
+/// text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CastEvent(pub f64, pub String, pub String);
 
 /// Where an access pass is in its life: bought or granted (`unused`), `active` from its
 /// activation until it expires (`expired`), or taken back (`revoked`: a refund, a dispute, an

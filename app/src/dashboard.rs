@@ -213,7 +213,7 @@ fn PastSessions(past: Vec<SessionView>) -> impl IntoView {
     view! {
         <table class="sessions-table">
             <thead>
-                <tr><th>"Started"</th><th>"Length"</th><th>"How it ended"</th></tr>
+                <tr><th>"Started"</th><th>"Length"</th><th>"How it ended"</th><th>"Replay"</th></tr>
             </thead>
             <tbody>
                 {past
@@ -230,6 +230,11 @@ fn PastSessions(past: Vec<SessionView>) -> impl IntoView {
                                 <td>{session.started_day()}</td>
                                 <td>{session.length().unwrap_or_else(|| "–".into())}</td>
                                 <td>{ending}</td>
+                                <td>
+                                    {(session.status != SessionStatus::Failed).then(|| view! {
+                                        <A href=format!("/replay/{}", session.id)>"Watch"</A>
+                                    })}
+                                </td>
                             </tr>
                         }
                     })

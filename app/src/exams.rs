@@ -177,7 +177,11 @@ pub fn ExamResultPage() -> impl IntoView {
                                     </details>
                                 </article>
                             }).collect_view()}
-                            <p><A href="/exams">"Back to the exams"</A></p>
+                            <p>
+                                <A href=format!("/replay/{}", s.session_id) attr:class="button">"Watch your terminal again"</A>
+                                " "
+                                <A href="/exams">"Back to the exams"</A>
+                            </p>
                         }.into_any()
                     }
                 })}

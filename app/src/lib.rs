@@ -13,6 +13,7 @@ mod modal;
 #[cfg(feature = "ssr")]
 pub mod ports;
 mod practice;
+mod replay;
 pub mod session;
 mod terminal;
 mod toast;
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("admin") view=admin::AdminPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("exams") view=exams::ExamsPage/>
                     <Route path=(StaticSegment("exams"), StaticSegment("results"), ParamSegment("session")) view=exams::ExamResultPage/>
+                    <Route path=(StaticSegment("replay"), ParamSegment("session")) view=replay::ReplayPage/>
                     <Route path=StaticSegment("pricing") view=billing::PricingPage/>
                     <Route path=(StaticSegment("payment"), StaticSegment("success")) view=billing::PaymentSuccessPage/>
                 </Routes>

@@ -1,7 +1,8 @@
 //! The practice page: the tasks beside the learner's terminal in a split they can resize, the
 //! countdown with its warnings, Extend, Stop, and a Check button per task. A mock exam gets the
 //! exam's screen instead: alerts at 30, 15 and 5 minutes, task weights in percent, flags for
-//! review, End exam, and the documentation allowed on the day.
+//! review, End exam, and the documentation allowed on the day. The notepad and the flags are kept
+//! on the server (`/api/desk`): a reload or another browser finds them.
 //! The terminal itself is [`Terminal`].
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,10 @@ use wasm_bindgen::JsCast;
 
 use crate::{
     account::error_text,
-    api::{CheckResult, SessionEvent, SessionView, Step, StepState, TaskSummary},
+    api::{
+        CheckResult, DeskView, ErrorBody, NotepadText, SessionEvent, SessionView, Step, StepState, TaskFlag,
+        TaskSummary, NOTEPAD_LIMIT,
+    },
     dashboard::StartProgress,
     live::{clock_text, time_left, urgency, SessionEvents},
     modal::Modal,
@@ -34,6 +38,8 @@ const STACKED_BELOW_PX: f64 = 1100.0;
 const PRACTICE_WARNINGS: [u32; 3] = [1, 5, 10];
 const EXAM_WARNINGS: [u32; 3] = [5, 15, 30];
 /// The documentation the real exam allows, opened beside the exam.
+/// The notepad is saved once the learner has stopped typing for this long.
+const NOTEPAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(600);
 const ALLOWED_DOCS: [(&str, &str); 2] = [
     ("Kubernetes docs", "https://kubernetes.io/docs/"),
     ("Helm docs", "https://helm.sh/docs/"),
@@ -420,8 +426,33 @@ fn Split(
     };
 
     let selected = RwSignal::new(tasks.with_value(|tasks| tasks.first().map(|t| t.id.clone())));
-    // Tasks flagged for review during an exam, as the real exam's list has them.
+    // Chapters of the session's recording: each task switch and each Check.
+    let marker = RwSignal::new(None::<String>);
+    let title_of =
+        move |id: &str| tasks.with_value(|tasks| tasks.iter().find(|t| t.id == id).map(|t| t.title.clone()));
+    Effect::new(move |_| {
+        if let Some(title) = selected.with(|id| id.as_deref().and_then(title_of)) {
+            marker.set(Some(format!("Task: {title}")));
+        }
+    });
+    // Tasks flagged for review during an exam, as the real exam's list has them, and the notepad:
+    // both kept on the server, read once the page is in the browser.
     let flagged = RwSignal::new(HashSet::<String>::new());
+    let notepad = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        spawn_local(async move {
+            let desk = gloo_net::http::Request::get("/api/desk").send().await;
+            match desk {
+                Ok(response) if response.ok() => {
+                    if let Ok(desk) = response.json::<DeskView>().await {
+                        flagged.try_set(desk.flagged.into_iter().collect());
+                        notepad.try_set(Some(desk.notepad));
+                    }
+                }
+                _ => toasts.error("Your notepad and flags could not be loaded; reload the page."),
+            }
+        });
+    });
     let total_weight: u32 = tasks
         .with_value(|tasks| tasks.iter().map(|t| t.weight).sum::<u32>())
         .max(1);
@@ -471,7 +502,12 @@ fn Split(
                         })}
                     </ol>
                 </nav>
-                <TaskPanel tasks selected flagged toasts over exam/>
+                <Notepad text=notepad toasts/>
+                <TaskPanel tasks selected flagged toasts over exam on_check=move |id: String| {
+                    if let Some(title) = title_of(&id) {
+                        marker.set(Some(format!("Check: {title}")));
+                    }
+                }/>
             </aside>
             <div
                 class="divider"
@@ -509,11 +545,91 @@ fn Split(
                 }
             ></div>
             <div class="terminal-pane">
-                <Terminal on_ended/>
+                <Terminal on_ended marker=marker.read_only()/>
             </div>
         </div>
     }
     .into_any()
+}
+
+/// The session's notepad, saved on the server as the learner types (once they pause).
+#[component]
+fn Notepad(text: RwSignal<Option<String>>, toasts: Toasts) -> impl IntoView {
+    let state = RwSignal::new("saved");
+    let edits = StoredValue::new(0u32);
+    let save = move |value: String| {
+        let edit = edits.get_value().wrapping_add(1);
+        edits.set_value(edit);
+        state.set("unsaved");
+        set_timeout(
+            move || {
+                if edits.try_get_value() != Some(edit) {
+                    return;
+                }
+                state.try_set("saving");
+                spawn_local(async move {
+                    let result = put_json("/api/desk/notepad", &NotepadText { text: value }).await;
+                    if edits.try_get_value() != Some(edit) {
+                        return;
+                    }
+                    match result {
+                        Ok(()) => state.try_set("saved"),
+                        Err(message) => {
+                            toasts.error(message);
+                            state.try_set("unsaved")
+                        }
+                    };
+                });
+            },
+            NOTEPAD_SETTLE,
+        );
+    };
+    view! {
+        <details class="notepad" open>
+            <summary>
+                "Notepad "
+                <span class="notepad-state" data-notepad-state=move || state.get()>
+                    {move || match state.get() {
+                        "saved" => "saved",
+                        "saving" => "saving…",
+                        _ => "not saved yet",
+                    }}
+                </span>
+            </summary>
+            <textarea
+                class="notepad-text"
+                aria-label="Notepad"
+                placeholder="Notes for this session; kept until it ends."
+                maxlength=NOTEPAD_LIMIT
+                disabled=move || text.with(Option::is_none)
+                prop:value=move || text.get().unwrap_or_default()
+                on:input=move |event| {
+                    let value = event_target_value(&event);
+                    text.set(Some(value.clone()));
+                    save(value);
+                }
+            ></textarea>
+        </details>
+    }
+}
+
+/// PUTs `body` as JSON; the server's sentence when it refuses.
+async fn put_json(url: &str, body: &impl serde::Serialize) -> Result<(), String> {
+    let unreachable = |_| "The server could not be reached; try again.".to_owned();
+    let response = gloo_net::http::Request::put(url)
+        .json(body)
+        .map_err(unreachable)?
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if response.ok() {
+        return Ok(());
+    }
+    Err(response
+        .json::<ErrorBody>()
+        .await
+        .map(|body| body.error)
+        .unwrap_or_else(|_| "The server refused; try again.".into()))
 }
 
 /// The selected task's text, its Check button and the last results.
@@ -525,6 +641,9 @@ fn TaskPanel(
     toasts: Toasts,
     over: impl Fn() -> bool + Copy + Send + Sync + 'static,
     exam: bool,
+    /// Hears the task whose Check was pressed.
+    #[prop(into)]
+    on_check: Callback<String>,
 ) -> impl IntoView {
     let text = Resource::new(
         move || selected.get(),
@@ -543,6 +662,7 @@ fn TaskPanel(
             return;
         };
         checking.set(true);
+        on_check.run(id.clone());
         spawn_local(async move {
             match check_task(id.clone()).await {
                 Ok(outcome) => {
@@ -585,13 +705,19 @@ fn TaskPanel(
             {if exam {
                 let is_flagged = move || selected.with(|id| id.as_ref().is_some_and(|id| flagged.with(|f| f.contains(id))));
                 let toggle_flag = move |_| {
-                    if let Some(id) = selected.get_untracked() {
-                        flagged.update(|f| {
-                            if !f.remove(&id) {
-                                f.insert(id);
-                            }
-                        });
-                    }
+                    let Some(id) = selected.get_untracked() else { return };
+                    let now = !flagged.with_untracked(|f| f.contains(&id));
+                    let url = format!("/api/desk/flags/{}", js_sys::encode_uri_component(&id));
+                    let set = move |on: bool| flagged.try_update(|f| {
+                        if on { f.insert(id.clone()); } else { f.remove(&id); }
+                    });
+                    set(now);
+                    spawn_local(async move {
+                        if let Err(message) = put_json(&url, &TaskFlag { flagged: now }).await {
+                            set(!now);
+                            toasts.error(message);
+                        }
+                    });
                 };
                 view! {
                     <div class="check-panel">

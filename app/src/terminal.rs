@@ -2,7 +2,8 @@
 //! a terminal first appears) bound through a thin `extern` block of our own (the `xterm-js-rs`
 //! crate targets xterm 4), and connected to `/ws/terminal` with a single-use ticket. It fits its
 //! panel as that resizes, reconnects by itself with backoff, copies with Ctrl+Shift+C (Ctrl+Shift+V
-//! is left to the browser's paste, which xterm.js reads), shows how the connection is in
+//! is left to the browser's paste, which xterm.js reads) and with a right-click on a selection
+//! (a right-click without one pastes), has a font-size control, shows how the connection is in
 //! `[data-terminal-status]`, takes the focus once connected, and tells the page when the session
 //! behind it is over.
 
@@ -50,6 +51,10 @@ extern "C" {
     fn on_resize(this: &XTerm, listener: &js_sys::Function);
     #[wasm_bindgen(method, js_class = Terminal, js_name = attachCustomKeyEventHandler)]
     fn attach_custom_key_event_handler(this: &XTerm, handler: &js_sys::Function);
+    #[wasm_bindgen(method, js_class = Terminal, js_name = hasSelection)]
+    fn has_selection(this: &XTerm) -> bool;
+    #[wasm_bindgen(method, getter, js_class = Terminal)]
+    fn options(this: &XTerm) -> JsValue;
 
     /// `FitAddon.FitAddon` from `/vendor/addon-fit.js`.
     #[wasm_bindgen(js_namespace = FitAddon, js_name = FitAddon)]
@@ -69,6 +74,10 @@ extern "C" {
 
 /// xterm.js's options.
 const OPTIONS: &str = r##"{"cursorBlink":true,"fontFamily":"ui-monospace, \"DejaVu Sans Mono\", monospace","fontSize":14,"scrollback":5000,"theme":{"background":"#0f172a"}}"##;
+/// The terminal's font sizes, in pixels; the learner's choice is kept in the browser.
+const FONT_SIZES: std::ops::RangeInclusive<u32> = 10..=24;
+const FONT_SIZE_DEFAULT: u32 = 14;
+const FONT_SIZE_KEY: &str = "ckad.terminal.font-size";
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PONG_WITHIN: Duration = Duration::from_secs(10);
 const BACKOFF_MS: [f64; 6] = [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 15000.0];
@@ -85,11 +94,16 @@ enum Link {
     Ended,
 }
 
-/// The terminal panel. `on_ended` hears the sentence shown when the session behind it is over.
+/// The terminal panel. `on_ended` hears the sentence shown when the session behind it is over;
+/// each label set in `marker` becomes a chapter of the session's recording.
 #[component]
-pub fn Terminal(#[prop(into)] on_ended: Callback<String>) -> impl IntoView {
+pub fn Terminal(
+    #[prop(into)] on_ended: Callback<String>,
+    #[prop(optional)] marker: Option<ReadSignal<Option<String>>>,
+) -> impl IntoView {
     let host = NodeRef::<html::Div>::new();
     let status = RwSignal::new((Link::Connecting, "Connecting…".to_owned()));
+    let live = StoredValue::new_local(None::<Rc<Live>>);
     // Runs in the browser only, once the element is there; closed with the page.
     Effect::new(move |_| {
         let Some(element) = host.get() else {
@@ -97,16 +111,66 @@ pub fn Terminal(#[prop(into)] on_ended: Callback<String>) -> impl IntoView {
         };
         let terminal = Rc::new(Live::new(element.into(), status, on_ended));
         spawn_local(terminal.clone().start());
+        live.set_value(Some(terminal.clone()));
         let terminal = SendWrapper::new(terminal);
         on_cleanup(move || terminal.dispose());
     });
+    Effect::new(move |_| {
+        let Some(label) = marker.and_then(|marker| marker.get()) else {
+            return;
+        };
+        live.with_value(|live| {
+            if let Some(live) = live {
+                live.send(Frame::Control(TerminalControl::Marker { label }));
+            }
+        });
+    });
+    // The saved size is read once hydrated (the server renders the default).
+    let font = RwSignal::new(FONT_SIZE_DEFAULT);
+    Effect::new(move |_| font.set(saved_font_size()));
+    let resize_font = move |step: i32| {
+        let size = font
+            .get_untracked()
+            .saturating_add_signed(step)
+            .clamp(*FONT_SIZES.start(), *FONT_SIZES.end());
+        font.set(size);
+        if let Ok(Some(storage)) = window().local_storage() {
+            let _ = storage.set_item(FONT_SIZE_KEY, &size.to_string());
+        }
+        live.with_value(|live| {
+            if let Some(live) = live {
+                live.set_font_size(size);
+            }
+        });
+    };
     let state = move || -> &'static str { status.with(|(link, _)| (*link).into()) };
     view! {
-        <p class="terminal-status" data-terminal-status data-state=state role="status">
-            {move || status.with(|(_, message)| message.clone())}
-        </p>
+        <div class="terminal-bar">
+            <p class="terminal-status" data-terminal-status data-state=state role="status">
+                {move || status.with(|(_, message)| message.clone())}
+            </p>
+            <div class="font-size" role="group" aria-label="Terminal font size">
+                <button class="font-button" aria-label="Smaller text" on:click=move |_| resize_font(-1)
+                    disabled=move || font.get() <= *FONT_SIZES.start()>"A−"</button>
+                <span class="font-value" data-font-size=move || font.get()>{move || format!("{} px", font.get())}</span>
+                <button class="font-button" aria-label="Larger text" on:click=move |_| resize_font(1)
+                    disabled=move || font.get() >= *FONT_SIZES.end()>"A+"</button>
+            </div>
+        </div>
         <div class="terminal" data-terminal data-state=state node_ref=host></div>
     }
+}
+
+/// The font size the learner chose last, in this browser.
+fn saved_font_size() -> u32 {
+    window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(FONT_SIZE_KEY).ok().flatten())
+        .and_then(|size| size.parse().ok())
+        .filter(|size| FONT_SIZES.contains(size))
+        .unwrap_or(FONT_SIZE_DEFAULT)
 }
 
 /// A terminal on the page: xterm.js, its socket and the timers around them.
@@ -164,6 +228,7 @@ impl Live {
             return;
         }
         let options = js_sys::JSON::parse(OPTIONS).unwrap_or_default();
+        let _ = js_sys::Reflect::set(&options, &"fontSize".into(), &saved_font_size().into());
         let term = XTerm::new(&options);
         let fit = Fit::new();
         term.load_addon(&fit);
@@ -189,6 +254,31 @@ impl Live {
             });
         term.attach_custom_key_event_handler(keys.as_ref().unchecked_ref());
         self.keep(keys);
+
+        // Right-click as in the exam's terminal: copies the selection, or pastes when none.
+        let me = Rc::downgrade(&self);
+        let selection = term.clone();
+        let right_click = Closure::<dyn Fn(web_sys::MouseEvent)>::new(move |event: web_sys::MouseEvent| {
+            event.prevent_default();
+            let clipboard = window().navigator().clipboard();
+            if selection.has_selection() {
+                let _ = clipboard.write_text(&selection.get_selection());
+                return;
+            }
+            let me = me.clone();
+            spawn_local(async move {
+                let Ok(text) = wasm_bindgen_futures::JsFuture::from(clipboard.read_text()).await else {
+                    return;
+                };
+                if let (Some(me), Some(text)) = (me.upgrade(), text.as_string()) {
+                    me.send(Frame::Bytes(text.as_bytes()));
+                }
+            });
+        });
+        let _ = self
+            .element
+            .add_event_listener_with_callback("contextmenu", right_click.as_ref().unchecked_ref());
+        self.keep(right_click);
 
         let me = Rc::downgrade(&self);
         let typed = Closure::<dyn Fn(String)>::new(move |data: String| {
@@ -440,6 +530,14 @@ impl Live {
         }
     }
 
+    /// New text size; the terminal refits, so the shell hears its new columns and rows.
+    fn set_font_size(&self, size: u32) {
+        if let Some((term, fit)) = self.term.borrow().as_ref() {
+            let _ = js_sys::Reflect::set(&term.options(), &"fontSize".into(), &size.into());
+            fit.fit();
+        }
+    }
+
     /// Gone from the page (navigated away): the socket closes, the shell stays for next time.
     fn dispose(&self) {
         self.gone.set(true);
@@ -463,17 +561,31 @@ enum Frame<'a> {
 
 /// Loads xterm.js, its addons and its stylesheet from `/vendor`, once per page.
 async fn load_vendor() -> Result<(), JsValue> {
-    let document = document();
     if js_sys::Reflect::has(&window(), &"Terminal".into())? {
         return Ok(());
     }
-    give_styles_the_nonce(&document);
-    let css = document.create_element("link")?;
-    css.set_attribute("rel", "stylesheet")?;
-    css.set_attribute("href", "/vendor/xterm.css")?;
+    give_styles_the_nonce(&document());
+    load_assets(
+        "Terminal",
+        "xterm.css",
+        &["xterm", "addon-fit", "addon-web-links"],
+    )
+    .await
+}
+
+/// Loads a stylesheet and scripts vendored under `/vendor` (in order), unless the page has
+/// `global` already.
+pub(crate) async fn load_assets(global: &str, css: &str, scripts: &[&str]) -> Result<(), JsValue> {
+    let document = document();
+    if js_sys::Reflect::has(&window(), &global.into())? {
+        return Ok(());
+    }
+    let link = document.create_element("link")?;
+    link.set_attribute("rel", "stylesheet")?;
+    link.set_attribute("href", &format!("/vendor/{css}"))?;
     let head = document.head().ok_or("the page has no head")?;
-    head.append_child(&css)?;
-    for name in ["xterm", "addon-fit", "addon-web-links"] {
+    head.append_child(&link)?;
+    for name in scripts {
         let script: web_sys::HtmlScriptElement = document.create_element("script")?.unchecked_into();
         script.set_src(&format!("/vendor/{name}.js"));
         let loaded = js_sys::Promise::new(&mut |resolve, reject| {

@@ -4,9 +4,11 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 mod cookies;
+pub mod desk;
 mod error;
 pub mod extract;
 pub mod pages;
+pub mod replay;
 pub mod session;
 pub mod terminal;
 
@@ -38,6 +40,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1/access", billing::access_router())
         .nest("/api/v1/billing", billing::billing_router())
         .nest("/api/terminal", terminal::router())
+        .nest("/api/replays", replay::router())
+        .nest("/api/desk", desk::router())
         .merge(terminal::socket())
         .routes(routes!(openapi))
         .split_for_parts();

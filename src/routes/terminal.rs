@@ -2,7 +2,8 @@
 //! user's started session; `GET /ws/terminal?ticket=…&cols=…&rows=…` spends it and bridges the
 //! socket to a TTY in the session's terminal. Binary frames carry bytes both ways; small JSON
 //! text frames carry `{"type":"resize","cols":…,"rows":…}` and `{"type":"ping"}` (answered
-//! `{"type":"pong"}`). Before the server closes a socket it sends
+//! `{"type":"pong"}`), and `{"type":"marker","label":…}` (a chapter in the session's recording,
+//! see [`crate::replays`]). Before the server closes a socket it sends
 //! `{"type":"session_ended"|"signed_out"|"server_shutdown","message":…}`.
 //!
 //! Limits: messages and frames of at most 64 KiB, at most three open sockets per session,
@@ -29,6 +30,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{extract::CurrentUser, ApiError};
 use crate::{
+    replays::Tap,
     sessions::SessionError,
     terminals::{CloseReason, Grant, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
@@ -155,13 +157,17 @@ pub async fn open(
             .into_response();
         }
     };
+    let tap = state
+        .recordings
+        .tap(&grant.user_id, &grant.session_id, size)
+        .await;
     let stopping = state.stopping.clone();
     let resizes = state.metrics.terminal_resizes.clone();
     let ws = ws
         .max_message_size(TERMINAL_MESSAGE_LIMIT)
         .max_frame_size(TERMINAL_MESSAGE_LIMIT);
     ws.on_upgrade(move |socket| async move {
-        let reason = bridge(socket, io, guard.closed.clone(), stopping, resizes).await;
+        let reason = bridge(socket, io, tap, guard.closed.clone(), stopping, resizes).await;
         tracing::debug!(session = %grant.session_id, ?reason, "terminal socket closed");
         drop(guard);
     })
@@ -182,6 +188,7 @@ enum Ended {
 async fn bridge(
     socket: WebSocket,
     mut io: TerminalIo,
+    mut tap: Option<Tap>,
     mut closed: tokio::sync::watch::Receiver<Option<CloseReason>>,
     stopping: CancellationToken,
     resizes: prometheus_client::metrics::counter::Counter,
@@ -197,6 +204,9 @@ async fn bridge(
         tokio::select! {
             output = io.output.next() => match output {
                 Some(Ok(bytes)) => {
+                    if let Some(tap) = &tap {
+                        tap.output(&bytes);
+                    }
                     if let Err(ended) = send(&mut to_client, Message::Binary(bytes)).await {
                         break ended;
                     }
@@ -218,6 +228,11 @@ async fn bridge(
                                 resize_at.as_mut().reset(tokio::time::Instant::now() + RESIZE_SETTLE);
                             }
                         }
+                        Ok(TerminalControl::Marker { label }) => {
+                            if let Some(tap) = &tap {
+                                tap.marker(&label);
+                            }
+                        }
                         Ok(TerminalControl::Ping) => {
                             if let Err(ended) = send(&mut to_client, notice(&TerminalNotice::Pong)).await {
                                 break ended;
@@ -234,6 +249,9 @@ async fn bridge(
             () = &mut resize_at, if pending_size.is_some() => {
                 if let Some(size) = pending_size.take() {
                     resizes.inc();
+                    if let Some(tap) = &mut tap {
+                        tap.resize(size);
+                    }
                     if let Err(error) = io.control.resize(size).await {
                         tracing::warn!(%error, "resize failed");
                     }

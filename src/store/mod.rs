@@ -2,6 +2,7 @@
 //! functions per table. Nothing outside this module writes SQL.
 
 mod accounts;
+mod desk;
 mod exams;
 mod passes;
 mod pool;

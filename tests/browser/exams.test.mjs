@@ -1,6 +1,6 @@
 // The free mock exam in Chromium: a learner starts it from the exams page, the session comes up
-// with the exam's tasks, they stop it, and the graded result shows every check with its reason
-// and the reference solutions.
+// with the exam's tasks (flags and notepad kept across a reload, a font-size control), they stop
+// it, and the graded result shows every check with its reason and the reference solutions.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { artefacts, baseUrl, expectedProblems, openBrowser, signUp, waitForServer } from './browser.mjs';
@@ -56,6 +56,19 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   assert.equal(await page.locator('.task-item').nth(1).getAttribute('data-flagged'), 'true');
   assert.equal(await page.locator('.task-item[data-flagged="true"]').count(), 1);
   await page.getByRole('button', { name: 'Unflag' }).waitFor();
+  // The notepad and the flags are kept on the server: a reload finds them.
+  const notepad = page.getByRole('textbox', { name: 'Notepad' });
+  await notepad.fill('task 2: come back to the probe');
+  await page.waitForFunction(async () => (await (await fetch('/api/desk')).json()).notepad === 'task 2: come back to the probe');
+  await page.locator('[data-notepad-state="saved"]').waitFor();
+  await page.reload();
+  await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('.notepad-text')?.value === 'task 2: come back to the probe');
+  await page.locator('.task-item').nth(1).and(page.locator('[data-flagged="true"]')).waitFor();
+  assert.equal(await page.locator('.task-item[data-flagged="true"]').count(), 1);
+  // A larger terminal font, kept for the next page.
+  await page.getByRole('button', { name: 'Larger text' }).click();
+  assert.equal(await page.locator('[data-font-size]').getAttribute('data-font-size'), '15');
   const docs = page.getByRole('link', { name: 'Kubernetes docs' });
   assert.equal(await docs.getAttribute('href'), 'https://kubernetes.io/docs/');
   assert.equal(await docs.getAttribute('target'), '_blank');
@@ -74,6 +87,7 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   await page.getByRole('link', { name: 'CKAD mock exam (free)' }).click();
   await page.waitForURL(new RegExp(`${baseUrl}/exams/results/`));
   await page.locator('.score').waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Watch your terminal again' }).count(), 1);
   assert.match(await page.locator('.score').innerText(), /^0 \/ \d+ points \(0%\)/);
   assert.equal(await page.locator('.graded-task').count(), 5);
   const failed = page.locator('.check.failed');

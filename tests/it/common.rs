@@ -102,6 +102,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             api_per_minute: 1000,
         },
         billing: Default::default(),
+        replays: Default::default(),
     }
 }
 

@@ -17,6 +17,7 @@ mod operations;
 mod pool;
 mod process;
 mod reconciler;
+mod replay;
 mod security;
 mod sessions;
 mod task_behaviour;

@@ -1,0 +1,77 @@
+// The replay in Chromium: a learner types in the practice terminal, switches task and presses
+// Check, ends the session, then opens its replay from the session history: asciinema-player shows
+// the first frame (the prompt) and the task switches and Checks as chapters. Another learner
+// cannot fetch the recording.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
+
+let browser;
+before(async () => {
+  await waitForServer();
+  browser = await openBrowser();
+});
+after(() => browser?.close());
+
+test('a learner watches their session again from the history, with chapters; nobody else can', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${baseUrl}/signup`);
+  await page.waitForLoadState('networkidle');
+  await signUp(page, `replay${Date.now()}@example.com`, 'Ada');
+  const status = await page.evaluate(async () => {
+    const response = await fetch('/api/session/start', { method: 'POST' });
+    await response.text();
+    return response.status;
+  });
+  assert.equal(status, 202);
+  const session = await sessionStarted(page);
+
+  await page.goto(`${baseUrl}/practice`);
+  await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('ckad@ckad'));
+  await page.keyboard.type('echo "replayed-$((6*7))"\n');
+  await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('replayed-42'));
+  // A task switch and a Check: two chapters.
+  const second = page.locator('.task-item').nth(1);
+  const secondTitle = (await second.locator('.task-name').innerText()).trim();
+  await second.click();
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  await page.locator('.check-summary').waitFor({ timeout: 30_000 });
+
+  const stopped = await page.evaluate(async () => (await fetch('/api/session/stop', { method: 'POST' })).status);
+  assert.equal(stopped, 204);
+
+  await page.goto(`${baseUrl}/dashboard`);
+  await hydrated(page);
+  await page.locator(`a[href="/replay/${session.id}"]`).click();
+  await page.locator('[data-replay][data-state="ready"]').waitFor({ timeout: 20_000 });
+  // The first frame: the prompt as the learner first saw it.
+  await page.waitForFunction(() => document.querySelector('.ap-term')?.innerText.includes('ckad@ckad'), null, { timeout: 15_000 });
+  const chapters = await page.locator('.chapter').allInnerTexts();
+  assert.ok(chapters.includes(`Task: ${secondTitle}`), JSON.stringify(chapters));
+  assert.ok(chapters.includes(`Check: ${secondTitle}`), JSON.stringify(chapters));
+  await page.screenshot({ path: `${artefacts}/replay.png` });
+
+  // Jumping to the Check's chapter shows the screen by then: the command typed before it.
+  await page.locator('.chapter', { hasText: `Check: ${secondTitle}` }).click();
+  await page.waitForFunction(() => document.querySelector('.ap-term')?.innerText.includes('replayed-42'), null, { timeout: 15_000 });
+  await page.screenshot({ path: `${artefacts}/replay-chapter.png` });
+  assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
+  await page.close();
+
+  // Another learner hears there is no such recording.
+  const other = await openBrowser();
+  try {
+    const stranger = await other.context.newPage();
+    await stranger.goto(`${baseUrl}/signup`);
+    await stranger.waitForLoadState('networkidle');
+    await signUp(stranger, `stranger${Date.now()}@example.com`, 'Bob');
+    const answer = await stranger.evaluate(async (id) => (await fetch(`/api/replays/${id}`)).status, session.id);
+    assert.equal(answer, 404);
+    await stranger.goto(`${baseUrl}/replay/${session.id}`);
+    await stranger.locator('[data-replay][data-state="missing"]').waitFor();
+    await stranger.getByText('There is no recording of this session.').waitFor();
+  } finally {
+    await other.close();
+  }
+});
