@@ -52,6 +52,7 @@ pub async fn exam_result(session_id: String) -> Result<GradedExam, ServerFnError
 #[component]
 pub fn ExamsPage() -> impl IntoView {
     let exams = Resource::new(|| (), |_| list_exams());
+    let user = Resource::new(|| (), |_| crate::account::current_user());
     let start = ServerAction::<StartExam>::new();
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
@@ -101,7 +102,15 @@ pub fn ExamsPage() -> impl IntoView {
                 })}
             </Suspense>
             <h2>"Your results"</h2>
-            <ExamHistory/>
+            // A visitor browses the exams; their results need a sign-in, not an error.
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(_)) => view! { <ExamHistory/> }.into_any(),
+                        _ => view! { <p class="muted">"Sign in to take an exam and see your results here."</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }

@@ -99,3 +99,18 @@ test('a learner takes the free mock exam and reads the graded result', async () 
   assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
   await page.close();
 });
+
+test('a visitor browses the mock exams without an error and is asked to sign in', async () => {
+  // A browser of its own: the learner above is signed in in the shared one.
+  const visitor = await openBrowser();
+  const page = await visitor.context.newPage();
+  await page.goto(`${baseUrl}/exams`);
+  await page.getByRole('heading', { name: 'Mock exams' }).waitFor();
+  await page.waitForLoadState('networkidle');
+  await page.locator('.exam-card', { hasText: 'CKAD mock exam (free)' }).getByText('Sign in to start this exam.').waitFor();
+  await page.getByText('Sign in to take an exam and see your results here.').waitFor();
+  assert.equal(await page.locator('[role="alert"]').count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Start this exam' }).count(), 0);
+  assert.deepEqual(visitor.problems.filter((p) => !expectedProblems(p)), []);
+  await visitor.close();
+});
