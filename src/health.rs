@@ -1,11 +1,12 @@
-//! `/healthz` says the process is alive; `/readyz` says whether it can serve learners, and, to
-//! callers on the host itself, why not (the reasons name internals an outsider has no use for).
+//! What the operator asks the process: `/healthz` says it is alive; `/readyz` says whether it can
+//! serve learners, and, to callers on the host itself, why not (the reasons name internals an
+//! outsider has no use for); `/metrics` serves the host alone.
 
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     configuration::FirewallMode,
-    ratelimit::client_address,
+    routes::ratelimit::client_address,
     store::{SchemaState, Store},
     AppState,
 };
@@ -54,13 +55,39 @@ pub async fn readyz(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let client = client_address(peer, &headers, state.settings.http.trusted_proxies);
-    if client.to_canonical().is_loopback() {
+    if from_the_host(&state, peer, &headers) {
         (status, Json(readiness)).into_response()
     } else {
         let word = if readiness.ready { "ready" } else { "not ready" };
         (status, word).into_response()
     }
+}
+
+/// Whether the caller is the host itself (a scraper on the machine, or through an SSH tunnel),
+/// directly or through the trusted proxies.
+fn from_the_host(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> bool {
+    client_address(peer, headers, state.settings.http.trusted_proxies)
+        .to_canonical()
+        .is_loopback()
+}
+
+/// Prometheus text for the host; to anyone else, directly or through the proxy, nothing is here.
+pub async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !from_the_host(&state, peer, &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn readiness(state: &AppState) -> Readiness {

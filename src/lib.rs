@@ -12,7 +12,6 @@ pub mod exams;
 pub mod health;
 pub mod mail;
 pub mod metrics;
-pub mod ratelimit;
 pub mod reconciler;
 pub mod replays;
 pub mod routes;

@@ -1,14 +1,13 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per matched route, the
-//! terminal resizes applied (after coalescing), and the warm pool; for the host's eyes only.
+//! Prometheus metrics: request counts and latency histograms per matched route, the terminal
+//! resizes applied (after coalescing), and the warm pool. `/metrics` serves them to the host alone
+//! ([`crate::health::metrics`]).
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
-use crate::{configuration::Settings, ratelimit::client_address};
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{MatchedPath, Request, State},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
@@ -168,26 +167,4 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         })
         .inc();
     response
-}
-
-/// Served to the host itself (a scraper on the machine, or through an SSH tunnel); to anyone
-/// else, directly or through the proxy, there is nothing here.
-pub async fn export(
-    State(metrics): State<Arc<Metrics>>,
-    State(settings): State<Arc<Settings>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let client = client_address(peer, &headers, settings.http.trusted_proxies);
-    if !client.to_canonical().is_loopback() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
 }

@@ -27,9 +27,12 @@ use tower_http::{
 
 use crate::{
     configuration::FirewallMode,
-    health, metrics,
-    ratelimit::{self, ClientLimit, RateLimiter},
-    reconciler, routes, security, telemetry, AppState,
+    health, metrics, reconciler,
+    routes::{
+        self,
+        ratelimit::{self, ClientLimit, RateLimiter},
+    },
+    security, telemetry, AppState,
 };
 
 /// The longest any ordinary request may take; long-lived sockets are not bound by it.
@@ -63,7 +66,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::export))
+        .route("/metrics", get(health::metrics))
         .merge(api)
         .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = state.leptos_options.clone();

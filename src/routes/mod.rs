@@ -8,6 +8,7 @@ pub mod desk;
 mod error;
 pub mod extract;
 pub mod pages;
+pub mod ratelimit;
 pub mod replay;
 pub mod session;
 pub mod terminal;

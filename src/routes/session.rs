@@ -23,11 +23,11 @@ use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::ratelimit::CheckThrottle;
 use super::{
     extract::{CurrentUser, ProvenUser},
     ApiError,
 };
-use crate::ratelimit::CheckThrottle;
 use crate::{
     auth::Auth,
     domain::{ExamResult, Session},

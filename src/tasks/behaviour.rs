@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt as _;
 
 use super::{
-    checks::{explain, fetch, Count},
+    expect::Count,
     kinds::{check_name, ObjectRef},
+    reading::{explain, fetch},
 };
 
 /// The image of the client pod an `http` check starts: it carries curl, and every cluster that

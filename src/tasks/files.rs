@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::{checks::ValueTest, text};
+use super::{expect::ValueTest, text};
 
 /// The learner's home in the terminal.
 pub const LEARNER_HOME: &str = "/home/ckad";

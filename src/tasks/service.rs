@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{checks::fetch, kinds::ObjectRef, path::FieldPath};
+use super::{kinds::ObjectRef, path::FieldPath, reading::fetch};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "PortCheckFile")]

@@ -22,10 +22,8 @@ use axum::{
 };
 use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
 
-use crate::{
-    auth::Auth,
-    routes::{extract::CurrentUser, ApiError},
-};
+use super::{error::ApiError, extract::CurrentUser};
+use crate::auth::Auth;
 
 /// At most `limit` requests per `period` for each key, in bursts of up to `limit` (governor's
 /// GCRA, one state per key).
