@@ -120,8 +120,8 @@ async fn the_openapi_document_lists_operations_the_server_has() {
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
-        operations, 42,
-        "auth 11, session 6, tasks 3, exams 4, terminal 2, admin 7, access 5, billing 3, this one"
+        operations, 46,
+        "auth 11, session 6, tasks 3, exams 4, terminal 2, admin 7, access 5, billing 3, desk 3, replays 1, this one"
     );
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     let text = doc.to_string();
