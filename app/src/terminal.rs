@@ -153,10 +153,10 @@ pub fn Terminal(
             </p>
             <div class="font-size" role="group" aria-label="Terminal font size">
                 <button class="font-button" aria-label="Smaller text" on:click=move |_| resize_font(-1)
-                    disabled=move || font.get() <= *FONT_SIZES.start()>"A−"</button>
+                    disabled={move || font.get() <= *FONT_SIZES.start()}>"A−"</button>
                 <span class="font-value" data-font-size=move || font.get()>{move || format!("{} px", font.get())}</span>
                 <button class="font-button" aria-label="Larger text" on:click=move |_| resize_font(1)
-                    disabled=move || font.get() >= *FONT_SIZES.end()>"A+"</button>
+                    disabled={move || font.get() >= *FONT_SIZES.end()}>"A+"</button>
             </div>
         </div>
         <div class="terminal" data-terminal data-state=state node_ref=host></div>
