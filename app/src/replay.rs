@@ -4,6 +4,7 @@
 
 use leptos::{html, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_params_map};
+use send_wrapper::SendWrapper;
 use wasm_bindgen::{prelude::wasm_bindgen, JsValue};
 
 use crate::api::{CastEvent, CastHeader};
@@ -39,7 +40,8 @@ pub fn ReplayPage() -> impl IntoView {
     let params = use_params_map();
     let host = NodeRef::<html::Div>::new();
     let loaded = RwSignal::new(Loaded::Loading);
-    let player = StoredValue::new_local(None::<Player>);
+    // Only ever set in the browser (see `terminal::Terminal`).
+    let player = StoredValue::new(None::<SendWrapper<Player>>);
     Effect::new(move |_| {
         let Some(element) = host.get() else {
             return;
@@ -48,7 +50,7 @@ pub fn ReplayPage() -> impl IntoView {
         spawn_local(async move {
             match show(&session, &element).await {
                 Ok((made, chapters)) => {
-                    player.set_value(Some(made));
+                    player.set_value(Some(SendWrapper::new(made)));
                     loaded.set(Loaded::Ready { chapters });
                 }
                 Err(message) => loaded.set(Loaded::Missing(message)),

@@ -103,7 +103,9 @@ pub fn Terminal(
 ) -> impl IntoView {
     let host = NodeRef::<html::Div>::new();
     let status = RwSignal::new((Link::Connecting, "Connecting…".to_owned()));
-    let live = StoredValue::new_local(None::<Rc<Live>>);
+    // Only ever set in the browser: on the server it stays `None`, so nothing thread-bound is
+    // dropped on another thread.
+    let live = StoredValue::new(None::<SendWrapper<Rc<Live>>>);
     // Runs in the browser only, once the element is there; closed with the page.
     Effect::new(move |_| {
         let Some(element) = host.get() else {
@@ -111,7 +113,7 @@ pub fn Terminal(
         };
         let terminal = Rc::new(Live::new(element.into(), status, on_ended));
         spawn_local(terminal.clone().start());
-        live.set_value(Some(terminal.clone()));
+        live.set_value(Some(SendWrapper::new(terminal.clone())));
         let terminal = SendWrapper::new(terminal);
         on_cleanup(move || terminal.dispose());
     });
@@ -151,10 +153,10 @@ pub fn Terminal(
             </p>
             <div class="font-size" role="group" aria-label="Terminal font size">
                 <button class="font-button" aria-label="Smaller text" on:click=move |_| resize_font(-1)
-                    disabled=move || font.get() <= *FONT_SIZES.start()>"A−"</button>
+                    disabled={move || font.get() <= *FONT_SIZES.start()}>"A−"</button>
                 <span class="font-value" data-font-size=move || font.get()>{move || format!("{} px", font.get())}</span>
                 <button class="font-button" aria-label="Larger text" on:click=move |_| resize_font(1)
-                    disabled=move || font.get() >= *FONT_SIZES.end()>"A+"</button>
+                    disabled={move || font.get() >= *FONT_SIZES.end()}>"A+"</button>
             </div>
         </div>
         <div class="terminal" data-terminal data-state=state node_ref=host></div>
