@@ -26,8 +26,8 @@ use crate::{
     terminals::{Revival, TerminalError, TerminalRuntime},
 };
 
-/// A create still running after this long is stuck; its session fails and its cluster goes.
-const PROVISIONING_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// A create or a removal still running after this long is stuck; its session fails and its cluster goes.
+const STUCK_AFTER: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -77,14 +77,21 @@ pub async fn reconcile(
     for session in store.live_sessions().await? {
         let name = ClusterName::parse(&session.cluster_name).ok();
         let present = name.as_ref().is_some_and(|n| existing.contains(n));
-        let stuck = Utc::now() - session.start_time
-            > chrono::Duration::from_std(PROVISIONING_LIMIT).unwrap_or_default();
-        let failure = match session.status {
-            SessionStatus::Provisioning if matches!(moment, Moment::StartUp { since } if session.start_time < since) => {
+        let limit = chrono::Duration::from_std(STUCK_AFTER).unwrap_or_default();
+        let stuck = Utc::now() - session.start_time > limit;
+        let failure = match (session.status, session.ending_since) {
+            // Its remover died with a restart, or hangs: this pass removes what is left.
+            (_, Some(since_when)) if matches!(moment, Moment::StartUp { since } if since_when < since) => {
+                Some("its removal was interrupted by a platform restart")
+            }
+            (_, Some(since_when)) if Utc::now() - since_when > limit => Some("its removal took too long"),
+            // Being removed: its remover owns what is left.
+            (_, Some(_)) => None,
+            (SessionStatus::Provisioning, None) if matches!(moment, Moment::StartUp { since } if session.start_time < since) => {
                 Some("start interrupted by a platform restart")
             }
-            SessionStatus::Provisioning if stuck => Some("start took too long"),
-            SessionStatus::Started if !present => Some("its cluster disappeared"),
+            (SessionStatus::Provisioning, None) if stuck => Some("start took too long"),
+            (SessionStatus::Started, None) if !present => Some("its cluster disappeared"),
             _ => None,
         };
         match failure {
@@ -201,7 +208,8 @@ pub async fn keep_alive(live: Liveness, every: Duration, stopping: CancellationT
         let started = match live.sessions.list_live().await {
             Ok(sessions) => sessions
                 .into_iter()
-                .filter(|s| s.status == SessionStatus::Started)
+                // One being removed is going, not lost: its half-removed parts are no alarm.
+                .filter(|s| s.status == SessionStatus::Started && s.ending_since.is_none())
                 .collect::<Vec<_>>(),
             Err(error) => {
                 tracing::warn!(%error, "cannot list the started sessions");

@@ -21,6 +21,8 @@ pub struct Session {
     pub notes: String,
     /// The exam this session is; `None` for practice.
     pub exam_id: Option<String>,
+    /// Since when it is being removed (it stays live until its removal is recorded).
+    pub ending_since: Option<DateTime<Utc>>,
 }
 
 /// The session as its learner sees it, stamped with the server's clock now.

@@ -45,9 +45,7 @@ async fn watch_until_end(sessions: Sessions, session: Session) {
         }
         let left = time_left(&current, Utc::now());
         if left.is_zero() {
-            sessions
-                .destroy(&current, SessionStatus::Timeout, "time is up")
-                .await;
+            sessions.end(&current, SessionStatus::Timeout, "time is up").await;
             return;
         }
         // One warning for the closest threshold passed (a late look never fires two at once).
@@ -86,7 +84,7 @@ pub async fn run(sessions: Sessions, stopping: CancellationToken) {
             Ok(expired) => {
                 for session in expired {
                     sessions
-                        .destroy(&session, SessionStatus::Timeout, "time is up (sweeper)")
+                        .end(&session, SessionStatus::Timeout, "time is up (sweeper)")
                         .await;
                 }
             }

@@ -9,9 +9,15 @@ mod events;
 mod pool;
 mod queries;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use app::api::{SessionEvent, SessionStats, Step, StepState};
 pub use events::SessionEvents;
@@ -95,11 +101,14 @@ pub struct Sessions {
     /// Each session's admin kubeconfig, private to the platform, for grading.
     files: Arc<PathBuf>,
     /// The server's shutdown: clocks stop watching (sessions outlive the process).
-    stopping: tokio_util::sync::CancellationToken,
+    stopping: CancellationToken,
     /// Starts, ends and clocks running in the background; shutdown waits for them.
     work: tokio_util::task::TaskTracker,
     pool: Arc<pool::PoolState>,
     metrics: PoolMetrics,
+    /// The starts under way, by session: a stop cancels its start, which stops making what
+    /// nobody wants any more (a `kwokctl` or `kind` create is killed) and rolls back at once.
+    starting: Arc<Mutex<HashMap<String, CancellationToken>>>,
 }
 
 /// What a `Sessions` is made of.
@@ -114,7 +123,7 @@ pub struct SessionParts {
     pub settings: SessionSettings,
     pub ports: PortRanges,
     pub state_dir: PathBuf,
-    pub stopping: tokio_util::sync::CancellationToken,
+    pub stopping: CancellationToken,
     pub pool_metrics: PoolMetrics,
 }
 
@@ -138,6 +147,7 @@ impl Sessions {
             work: tokio_util::task::TaskTracker::new(),
             pool: Arc::default(),
             metrics: parts.pool_metrics,
+            starting: Arc::default(),
         })
     }
 
@@ -283,7 +293,10 @@ impl Sessions {
 
     async fn provision_or_roll_back(&self, session: Session, origin: Origin) {
         let started = std::time::Instant::now();
-        let provisioned = self.provision(&session, origin).await;
+        let stop = CancellationToken::new();
+        self.starting_now().insert(session.id.clone(), stop.clone());
+        let provisioned = self.provision(&session, origin, &stop).await;
+        self.starting_now().remove(&session.id);
         // The pool refills once the start that took its member is done, never competing with it.
         if origin == Origin::Pool {
             self.pool.wake.notify_one();
@@ -323,6 +336,12 @@ impl Sessions {
         }
     }
 
+    fn starting_now(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn progress(&self, session: &Session, step: Step, state: StepState) {
         self.events
             .publish(&session.user_id, SessionEvent::Progress { step, state });
@@ -331,7 +350,12 @@ impl Sessions {
     /// Makes (or, from the pool, finishes) the session's cluster, applies its tasks' setup,
     /// makes its terminal and places the tasks' files, then records it started. The page sees the
     /// same steps either way.
-    async fn provision(&self, session: &Session, origin: Origin) -> Result<Session, SessionError> {
+    async fn provision(
+        &self,
+        session: &Session,
+        origin: Origin,
+        stop: &CancellationToken,
+    ) -> Result<Session, SessionError> {
         let name = cluster_of(session)?;
         let kubeconfig_path = self.kubeconfig_file(&session.id);
         let began = std::time::Instant::now();
@@ -344,13 +368,14 @@ impl Sessions {
                     .store
                     .allocate_ports(&session.id, &self.ports, bound_on_host)
                     .await?;
-                let cluster = self
-                    .clusters
-                    .create(&ClusterSpec {
-                        name: name.clone(),
-                        ports,
-                    })
-                    .await?;
+                let spec = ClusterSpec {
+                    name: name.clone(),
+                    ports,
+                };
+                let cluster = stop
+                    .run_until_cancelled(self.clusters.create(&spec))
+                    .await
+                    .ok_or(SessionError::NoSession)??;
                 write_private(&kubeconfig_path, cluster.admin_kubeconfig.yaml()).await?;
                 Some(cluster)
             }
@@ -360,12 +385,18 @@ impl Sessions {
 
         self.progress(session, Step::Tasks, StepState::Running);
         let client = self.client_of(session).await?;
-        futures_util::future::try_join_all(
+        let setup = futures_util::future::try_join_all(
             self.tasks_of(session)
                 .into_iter()
                 .map(|task| task.prepare(&client)),
-        )
-        .await?;
+        );
+        stop.run_until_cancelled(setup)
+            .await
+            .ok_or(SessionError::NoSession)??;
+        // A terminal is not raced: a create cut off could land after its removal.
+        if stop.is_cancelled() {
+            return Err(SessionError::NoSession);
+        }
         self.progress(session, Step::Tasks, StepState::Done);
         let tasks_ms = began.elapsed().as_millis() as u64 - cluster_ms;
 
@@ -523,7 +554,7 @@ impl Sessions {
             .live_session_for_user(user_id)
             .await?
             .ok_or(SessionError::NoSession)?;
-        self.destroy(&session, SessionStatus::Ended, "stopped by the user")
+        self.end(&session, SessionStatus::Ended, "stopped by the user")
             .await;
         Ok(())
     }
@@ -536,7 +567,7 @@ impl Sessions {
             .await?
             .filter(|s| s.status.is_live())
             .ok_or(SessionError::NoSession)?;
-        self.destroy(&session, SessionStatus::Ended, "terminated by an admin")
+        self.end(&session, SessionStatus::Ended, "terminated by an admin")
             .await;
         Ok(self.store.session_by_id(session_id).await?.unwrap_or(session))
     }
@@ -559,7 +590,7 @@ impl Sessions {
     /// the rest still run (the reconciler removes whatever is left). It runs to its end even if
     /// whoever asked goes away first (a closed page, a request's time limit: a `kind` cluster can
     /// take longer to remove than a request may last), so it runs in a task of its own.
-    pub async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
+    async fn destroy(&self, session: &Session, status: SessionStatus, note: &str) {
         let (this, session, note) = (self.clone(), session.clone(), note.to_owned());
         let ending = self
             .work
@@ -569,10 +600,34 @@ impl Sessions {
         }
     }
 
+    /// Ends a live session: its removal is claimed first, so of a stop, the clock, an admin and
+    /// the liveness watch ending it at once, one removes it and records how it ended.
+    pub async fn end(&self, session: &Session, status: SessionStatus, note: &str) {
+        if self.claim_ending(session).await {
+            if let Some(start) = self.starting_now().get(&session.id) {
+                start.cancel();
+            }
+            self.destroy(session, status, note).await;
+        }
+    }
+
+    async fn claim_ending(&self, session: &Session) -> bool {
+        // A database that cannot say is no reason to leave a session running: removal is
+        // idempotent, so a second remover costs time, not correctness.
+        self.store.begin_ending(&session.id).await.unwrap_or_else(|error| {
+            tracing::warn!(session = %session.id, %error, "cannot claim the session's removal; removing it anyway");
+            true
+        })
+    }
+
     /// Fails a started session that lost its cluster or terminal: recorded failed with the
     /// reason first (so the learner hears at once, however long the removal takes), the page
     /// told why, then its socket closed and what is left of it removed.
     pub async fn fail_lost(&self, session: &Session, reason: &str) {
+        // Being removed by someone else already: not lost, just going.
+        if !self.claim_ending(session).await {
+            return;
+        }
         tracing::warn!(session = %session.id, cluster = %session.cluster_name, reason, "session failed");
         let note = format!("reconciler: {reason}");
         match self

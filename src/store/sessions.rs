@@ -18,7 +18,7 @@ pub struct NewSession<'a> {
 }
 
 pub(super) const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
-                       kubeconfig_path, terminal_container_id, extended, notes, exam_id";
+                       kubeconfig_path, terminal_container_id, extended, notes, exam_id, ending_since";
 
 impl Store {
     /// Records a `provisioning` session; refused while the user has a live one.
@@ -77,7 +77,7 @@ impl Store {
     }
 
     /// Marks a provisioning session started, with its kubeconfig file, its terminal and the
-    /// expiry counted from now. False when it was stopped meanwhile.
+    /// expiry counted from now. False when it was stopped (or its stop began) meanwhile.
     pub async fn mark_session_started(
         &self,
         id: &str,
@@ -88,7 +88,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE sessions SET status = 'started', kubeconfig_path = ?, terminal_container_id = ?,
                  expires_at = ?
-             WHERE id = ? AND status = 'provisioning'",
+             WHERE id = ? AND status = 'provisioning' AND ending_since IS NULL",
         )
         .bind(kubeconfig_path)
         .bind(terminal)
@@ -185,6 +185,20 @@ impl Store {
 
     /// Moves a live session to `status`, appending `note`; ending statuses stamp the end time.
     /// Returns false when the session was no longer live (someone else ended it first).
+    /// Claims the removal of a live session: true for the one caller that gets it, false when
+    /// it has ended or another removal is under way.
+    pub async fn begin_ending(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET ending_since = ?
+             WHERE id = ? AND status IN ('provisioning', 'started') AND ending_since IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn set_session_status(
         &self,
         id: &str,

@@ -52,6 +52,47 @@ async fn session(store: &Store, n: u32, cluster: &ClusterName, status: SessionSt
     id
 }
 
+/// A session whose removal is under way is its remover's: a pass that finds its cluster half
+/// gone neither fails it nor touches it; once a restart has cut its remover off, the pass ends it.
+#[tokio::test]
+async fn a_session_being_removed_is_left_to_its_remover_until_a_restart_cuts_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let provider = clusters::provider(&settings.clusters, DockerEngine::new(&settings.docker_host)).unwrap();
+    let terminals = DockerTerminals::new(
+        DockerEngine::new(&settings.docker_host),
+        common::TERMINAL_IMAGE,
+        &settings.clusters.instance,
+    );
+    let going = session(&store, 1, &ClusterName::generate(), SessionStatus::Started).await;
+    assert!(store.begin_ending(&going).await.unwrap());
+    assert!(
+        !store.begin_ending(&going).await.unwrap(),
+        "one remover at a time"
+    );
+
+    let report = reconcile(&store, provider.as_ref(), &terminals, Moment::Periodic)
+        .await
+        .unwrap();
+    assert_eq!(report.failed_sessions, Vec::<String>::new());
+    let still = store.session_by_id(&going).await.unwrap().unwrap();
+    assert_eq!(still.status, SessionStatus::Started);
+
+    let restarted = Moment::StartUp { since: Utc::now() };
+    let report = reconcile(&store, provider.as_ref(), &terminals, restarted)
+        .await
+        .unwrap();
+    assert_eq!(report.failed_sessions, vec![going.clone()]);
+    let ended = store.session_by_id(&going).await.unwrap().unwrap();
+    assert_eq!(ended.status, SessionStatus::Failed);
+    assert_eq!(
+        ended.notes,
+        "reconciler: its removal was interrupted by a platform restart"
+    );
+    assert_eq!(store.ports_of(&going).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,16 +404,20 @@ async fn a_session_whose_cluster_or_terminal_is_gone_fails_within_30_s_and_says_
     let (goodbye, _) = shell.closing().await;
     assert_eq!(goodbye.unwrap()["type"], "session_ended");
     // Both sessions fail in time, with the reason kept, and what was left of them goes.
-    for (store, session, reason) in [
+    let sessions = [
         (&ada_store, &ada_session, "reconciler: its cluster was removed"),
         (&bob_store, &bob_session, "reconciler: its terminal was removed"),
-    ] {
+    ];
+    for (store, session, _) in sessions {
         let id = session["id"].as_str().unwrap();
         common::eventually("the session failed", Duration::from_secs(30), || async {
             store.session_by_id(id).await.unwrap().unwrap().status == SessionStatus::Failed
         })
         .await;
-        assert!(lost.elapsed() < Duration::from_secs(30), "{:?}", lost.elapsed());
+    }
+    assert!(lost.elapsed() < Duration::from_secs(30), "{:?}", lost.elapsed());
+    for (store, session, reason) in sessions {
+        let id = session["id"].as_str().unwrap();
         let failed = store.session_by_id(id).await.unwrap().unwrap();
         assert!(failed.notes.starts_with(reason), "{}", failed.notes);
         // What was left of it goes after (the record first, so the learner hears at once).
