@@ -15,6 +15,7 @@ use crate::{
     replays::ReplaySettings,
     sessions::{PoolSettings, SessionSettings},
     store::sqlite_path,
+    terminals::ProbeTarget,
 };
 pub use crate::{
     clusters::{ClusterSettings, ProviderKind},
@@ -125,6 +126,9 @@ pub struct TerminalSettings {
     /// `HOST_FIREWALL`: whether the platform puts the rule that keeps session networks off the
     /// host in place itself (`iptables`) or the operator does (`external`).
     pub firewall: FirewallMode,
+    /// `EGRESS_PROBE_TARGET`: with `external`, an outside `ip:port` the host reaches, which a
+    /// probe from a session network must not (see `terminals::EgressProbe`).
+    pub egress_probe_target: Option<ProbeTarget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +190,29 @@ impl Settings {
         Self::from_env()
     }
 
+    /// The host's ports that belong to the platform: where it listens, and its public URL's
+    /// (Caddy's, when it stands in front). No session may reach them.
+    pub fn platform_ports(&self) -> Vec<u16> {
+        let public = self
+            .http
+            .public_origin
+            .parse::<axum::http::Uri>()
+            .ok()
+            .map(|uri| {
+                uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                })
+            });
+        let mut ports: Vec<u16> = [Some(self.site.site_addr.port()), public]
+            .into_iter()
+            .flatten()
+            .collect();
+        ports.dedup();
+        ports
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let site_file = env::var("LEPTOS_CONFIG").unwrap_or_else(|_| SITE_OPTIONS_FILE.into());
         let site = leptos::config::get_configuration(Some(&site_file))
@@ -196,6 +223,7 @@ impl Settings {
             .leptos_options;
         let public_origin = public_origin(&var("PUBLIC_URL", format!("http://{}", site.site_addr))?)?;
         let provider = var("CLUSTER_PROVIDER", ProviderKind::Lite)?;
+        let subnet_pool = var("SESSION_SUBNET_POOL", SubnetPool::default())?;
         Ok(Self {
             database_url: database_url()?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
@@ -225,11 +253,12 @@ impl Settings {
                     ingress_https: var("INGRESS_HTTPS_PORT_RANGE", PortRange(45000..=49999))?.0,
                 },
                 reconcile_every: Duration::from_secs(var("RECONCILE_EVERY_SECS", 60)?),
-                subnet_pool: var("SESSION_SUBNET_POOL", SubnetPool::default())?,
+                subnet_pool,
             },
             terminals: TerminalSettings {
                 image: var("TERMINAL_IMAGE", "ckad-terminal:latest".to_owned())?,
                 firewall: var("HOST_FIREWALL", FirewallMode::Iptables)?,
+                egress_probe_target: egress_probe_target(subnet_pool)?,
             },
             sessions: SessionSettings {
                 ttl: Duration::from_secs(60 * var("SESSION_TTL_MINUTES", 60u64)?),
@@ -287,6 +316,19 @@ where
             value,
         }),
         _ => Ok(default),
+    }
+}
+
+/// An address inside the pool is one the rules let sessions reach: it would prove nothing.
+fn egress_probe_target(pool: SubnetPool) -> Result<Option<ProbeTarget>, ConfigError> {
+    let target = var("EGRESS_PROBE_TARGET", Optional::<ProbeTarget>(None))?.0;
+    match target {
+        Some(t) if pool.net().contains(t.addr().ip()) => Err(ConfigError::Invalid {
+            name: "EGRESS_PROBE_TARGET",
+            value: t.to_string(),
+            reason: format!("it is inside SESSION_SUBNET_POOL ({pool}), which sessions may reach"),
+        }),
+        target => Ok(target),
     }
 }
 
