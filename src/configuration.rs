@@ -193,24 +193,7 @@ impl Settings {
     /// The host's ports that belong to the platform: where it listens, and its public URL's
     /// (Caddy's, when it stands in front). No session may reach them.
     pub fn platform_ports(&self) -> Vec<u16> {
-        let public = self
-            .http
-            .public_origin
-            .parse::<axum::http::Uri>()
-            .ok()
-            .map(|uri| {
-                uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") {
-                    443
-                } else {
-                    80
-                })
-            });
-        let mut ports: Vec<u16> = [Some(self.site.site_addr.port()), public]
-            .into_iter()
-            .flatten()
-            .collect();
-        ports.dedup();
-        ports
+        platform_ports(self.site.site_addr.port(), &self.http.public_origin)
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -319,17 +302,35 @@ where
     }
 }
 
-/// An address inside the pool is one the rules let sessions reach: it would prove nothing.
 fn egress_probe_target(pool: SubnetPool) -> Result<Option<ProbeTarget>, ConfigError> {
     let target = var("EGRESS_PROBE_TARGET", Optional::<ProbeTarget>(None))?.0;
-    match target {
-        Some(t) if pool.net().contains(t.addr().ip()) => Err(ConfigError::Invalid {
+    target.map(|t| outside_the_pool(t, pool)).transpose()
+}
+
+/// An address inside the pool is one the rules let sessions reach: it would prove nothing.
+fn outside_the_pool(target: ProbeTarget, pool: SubnetPool) -> Result<ProbeTarget, ConfigError> {
+    if pool.net().contains(target.addr().ip()) {
+        return Err(ConfigError::Invalid {
             name: "EGRESS_PROBE_TARGET",
-            value: t.to_string(),
+            value: target.to_string(),
             reason: format!("it is inside SESSION_SUBNET_POOL ({pool}), which sessions may reach"),
-        }),
-        target => Ok(target),
+        });
     }
+    Ok(target)
+}
+
+fn platform_ports(listening: u16, public_origin: &str) -> Vec<u16> {
+    let public = public_origin.parse::<axum::http::Uri>().ok().map(|uri| {
+        let default = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        uri.port_u16().unwrap_or(default)
+    });
+    let mut ports: Vec<u16> = [Some(listening), public].into_iter().flatten().collect();
+    ports.dedup();
+    ports
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -620,6 +621,26 @@ mod tests {
         );
         assert!(public_origin("ckad.example.com").is_err());
         assert!(public_origin("ftp://ckad.example.com").is_err());
+    }
+
+    #[test]
+    fn the_platforms_ports_are_where_it_listens_and_its_public_urls() {
+        assert_eq!(platform_ports(3000, "https://ckad.example.com"), [3000, 443]);
+        assert_eq!(platform_ports(3000, "http://127.0.0.1:3000"), [3000]);
+        assert_eq!(platform_ports(8080, "http://ckad.test:9000"), [8080, 9000]);
+    }
+
+    #[test]
+    fn an_egress_probe_target_inside_the_session_pool_is_refused() {
+        let pool = SubnetPool::default();
+        let inside = "10.213.4.1:443".parse().unwrap();
+        let error = outside_the_pool(inside, pool).unwrap_err().to_string();
+        assert!(
+            error.starts_with("EGRESS_PROBE_TARGET=\"10.213.4.1:443\" is not valid: it is inside"),
+            "{error}"
+        );
+        let outside = "203.0.113.7:443".parse().unwrap();
+        assert_eq!(outside_the_pool(outside, pool).unwrap(), outside);
     }
 
     #[test]
