@@ -38,8 +38,9 @@ const OWNER: &str = "egress-probe";
 /// How long a proof stands, and how soon a failed probe is tried again (the operator is fixing it).
 const PROVEN_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
-/// How long a connection attempt may meet silence before it counts as dropped.
-const SILENCE: Duration = Duration::from_secs(3);
+/// How long a connection attempt may meet silence before it counts as dropped: an answer on
+/// this host or near it takes milliseconds; the margin is for a probe started on a loaded machine.
+const SILENCE: Duration = Duration::from_secs(5);
 /// The whole probe, engine calls included.
 const PROBE_LIMIT: Duration = Duration::from_secs(60);
 /// Tries each `ip:port` argument at once; one line each: `ip:port connected|silent|answered <why>`.
