@@ -501,3 +501,26 @@ async fn without_the_operators_rules_readyz_is_not_ready_and_names_what_leaked()
     }
     assert_eq!(platform.leftovers().await, (vec![], vec![]));
 }
+
+#[tokio::test]
+async fn an_outside_target_the_host_cannot_reach_proves_nothing_and_readyz_says_so() {
+    let pool = "10.220.0.0/16";
+    let outside = Outside::new();
+    outside.go_silent();
+    let since = chrono::Utc::now().timestamp() - 1;
+
+    let platform = ExternalRules::start(pool, &outside).await;
+    let (status, readiness, firewall) = platform.verdict().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{readiness}");
+    assert_eq!(firewall["ok"], false, "{readiness}");
+    assert_eq!(
+        firewall["reason"],
+        format!(
+            "EGRESS_PROBE_TARGET {} does not answer the host itself (silent for 5s), so it cannot prove the rule",
+            outside.target()
+        ),
+        "{readiness}"
+    );
+    // Checked from the host first: no container was made for a proof that could not hold.
+    assert_eq!(platform.probes_since(since), 0);
+}

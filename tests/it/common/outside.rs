@@ -63,6 +63,15 @@ impl Outside {
     pub fn target(&self) -> String {
         format!("{}:8080", self.address)
     }
+
+    /// Drops what reaches the listener, inside the namespace: it no longer answers anyone.
+    pub fn go_silent(&self) {
+        let args = format!(
+            "netns exec {} iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP",
+            self.namespace
+        );
+        ip(&args);
+    }
 }
 
 impl Drop for Outside {
