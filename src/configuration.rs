@@ -15,6 +15,7 @@ use crate::{
     replays::ReplaySettings,
     sessions::{PoolSettings, SessionSettings},
     store::sqlite_path,
+    terminals::ProbeTarget,
 };
 pub use crate::{
     clusters::{ClusterSettings, ProviderKind},
@@ -125,6 +126,9 @@ pub struct TerminalSettings {
     /// `HOST_FIREWALL`: whether the platform puts the rule that keeps session networks off the
     /// host in place itself (`iptables`) or the operator does (`external`).
     pub firewall: FirewallMode,
+    /// `EGRESS_PROBE_TARGET`: with `external`, an outside `ip:port` the host reaches, which a
+    /// probe from a session network must not (see `terminals::EgressProbe`).
+    pub egress_probe_target: Option<ProbeTarget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +190,12 @@ impl Settings {
         Self::from_env()
     }
 
+    /// The host's ports that belong to the platform: where it listens, and its public URL's
+    /// (Caddy's, when it stands in front). No session may reach them.
+    pub fn platform_ports(&self) -> Vec<u16> {
+        platform_ports(self.site.site_addr.port(), &self.http.public_origin)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let site_file = env::var("LEPTOS_CONFIG").unwrap_or_else(|_| SITE_OPTIONS_FILE.into());
         let site = leptos::config::get_configuration(Some(&site_file))
@@ -196,6 +206,7 @@ impl Settings {
             .leptos_options;
         let public_origin = public_origin(&var("PUBLIC_URL", format!("http://{}", site.site_addr))?)?;
         let provider = var("CLUSTER_PROVIDER", ProviderKind::Lite)?;
+        let subnet_pool = var("SESSION_SUBNET_POOL", SubnetPool::default())?;
         Ok(Self {
             database_url: database_url()?,
             docker_host: var("DOCKER_HOST", "unix:///var/run/docker.sock".into())?,
@@ -225,11 +236,12 @@ impl Settings {
                     ingress_https: var("INGRESS_HTTPS_PORT_RANGE", PortRange(45000..=49999))?.0,
                 },
                 reconcile_every: Duration::from_secs(var("RECONCILE_EVERY_SECS", 60)?),
-                subnet_pool: var("SESSION_SUBNET_POOL", SubnetPool::default())?,
+                subnet_pool,
             },
             terminals: TerminalSettings {
                 image: var("TERMINAL_IMAGE", "ckad-terminal:latest".to_owned())?,
                 firewall: var("HOST_FIREWALL", FirewallMode::Iptables)?,
+                egress_probe_target: egress_probe_target(subnet_pool)?,
             },
             sessions: SessionSettings {
                 ttl: Duration::from_secs(60 * var("SESSION_TTL_MINUTES", 60u64)?),
@@ -288,6 +300,37 @@ where
         }),
         _ => Ok(default),
     }
+}
+
+fn egress_probe_target(pool: SubnetPool) -> Result<Option<ProbeTarget>, ConfigError> {
+    let target = var("EGRESS_PROBE_TARGET", Optional::<ProbeTarget>(None))?.0;
+    target.map(|t| outside_the_pool(t, pool)).transpose()
+}
+
+/// An address inside the pool is one the rules let sessions reach: it would prove nothing.
+fn outside_the_pool(target: ProbeTarget, pool: SubnetPool) -> Result<ProbeTarget, ConfigError> {
+    if pool.net().contains(target.addr().ip()) {
+        return Err(ConfigError::Invalid {
+            name: "EGRESS_PROBE_TARGET",
+            value: target.to_string(),
+            reason: format!("it is inside SESSION_SUBNET_POOL ({pool}), which sessions may reach"),
+        });
+    }
+    Ok(target)
+}
+
+fn platform_ports(listening: u16, public_origin: &str) -> Vec<u16> {
+    let public = public_origin.parse::<axum::http::Uri>().ok().map(|uri| {
+        let default = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        uri.port_u16().unwrap_or(default)
+    });
+    let mut ports: Vec<u16> = [Some(listening), public].into_iter().flatten().collect();
+    ports.dedup();
+    ports
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -578,6 +621,26 @@ mod tests {
         );
         assert!(public_origin("ckad.example.com").is_err());
         assert!(public_origin("ftp://ckad.example.com").is_err());
+    }
+
+    #[test]
+    fn the_platforms_ports_are_where_it_listens_and_its_public_urls() {
+        assert_eq!(platform_ports(3000, "https://ckad.example.com"), [3000, 443]);
+        assert_eq!(platform_ports(3000, "http://127.0.0.1:3000"), [3000]);
+        assert_eq!(platform_ports(8080, "http://ckad.test:9000"), [8080, 9000]);
+    }
+
+    #[test]
+    fn an_egress_probe_target_inside_the_session_pool_is_refused() {
+        let pool = SubnetPool::default();
+        let inside = "10.213.4.1:443".parse().unwrap();
+        let error = outside_the_pool(inside, pool).unwrap_err().to_string();
+        assert!(
+            error.starts_with("EGRESS_PROBE_TARGET=\"10.213.4.1:443\" is not valid: it is inside"),
+            "{error}"
+        );
+        let outside = "203.0.113.7:443".parse().unwrap();
+        assert_eq!(outside_the_pool(outside, pool).unwrap(), outside);
     }
 
     #[test]

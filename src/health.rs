@@ -92,11 +92,17 @@ pub async fn metrics(
 
 async fn readiness(state: &AppState) -> Readiness {
     let (clusters, settings) = (&state.clusters, &state.settings);
+    // The operator's rules are proven by a probe's latest verdict (never one probe per request).
+    let egress = match settings.terminals.firewall {
+        FirewallMode::External => Some(state.egress.verdict()),
+        FirewallMode::Iptables => None,
+    };
     let firewall_in_place = async {
-        match settings.terminals.firewall {
-            FirewallMode::External => Ok(()),
-            FirewallMode::Iptables if state.firewall.is_in_place().await => Ok(()),
-            FirewallMode::Iptables => Err("the rule keeping session networks off the host is missing".into()),
+        match &egress {
+            Some(Some(verdict)) => verdict.clone().map(drop),
+            Some(None) => Err("not proven yet: the first probe from a session network is running".into()),
+            None if state.firewall.is_in_place().await => Ok(()),
+            None => Err("the rule keeping session networks off the host is missing".into()),
         }
     };
     // The warm pool's last refill failed: starts fall back to cold ones, which likely fail too.
@@ -123,6 +129,10 @@ async fn readiness(state: &AppState) -> Readiness {
     let provider = Check {
         detail: clusters.containment(),
         ..provider
+    };
+    let host_firewall = Check {
+        detail: egress.flatten().and_then(Result::ok),
+        ..host_firewall
     };
     let checks = vec![database, engine, provider, terminal, host_firewall, pool];
     let ready = checks.iter().all(|c| c.ok);

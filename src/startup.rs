@@ -151,10 +151,14 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
-    if state.settings.terminals.firewall == FirewallMode::Iptables {
-        if let Err(error) = state.firewall.ensure().await {
-            tracing::error!(%error, "session networks can reach the host");
+    match state.settings.terminals.firewall {
+        FirewallMode::Iptables => {
+            if let Err(error) = state.firewall.ensure().await {
+                tracing::error!(%error, "session networks can reach the host");
+            }
         }
+        // The first probe starts now, so that readiness has a verdict soon.
+        FirewallMode::External => drop(state.egress.verdict()),
     }
     tokio::spawn({
         let (auth, every, stopping) = (

@@ -21,7 +21,7 @@ use crate::{
     sessions::{SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
-    terminals::{DockerTerminals, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
+    terminals::{DockerTerminals, EgressProbe, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
 };
 
 #[derive(Clone, FromRef)]
@@ -40,6 +40,8 @@ pub struct AppState {
     /// The notepads and review flags of live sessions.
     pub desk: Desk,
     pub firewall: HostFirewall,
+    /// Proves the operator's rules (`HOST_FIREWALL=external`) by their effect.
+    pub egress: EgressProbe,
     pub sessions: Sessions,
     pub auth: Auth,
     /// Plans, passes, payments and who may take a full exam.
@@ -145,6 +147,14 @@ impl AppState {
             tickets: Tickets::default(),
             checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),
+            egress: EgressProbe::new(
+                docker.clone(),
+                &settings.terminals.image,
+                &settings.clusters.instance,
+                settings.clusters.subnet_pool,
+                settings.platform_ports(),
+                settings.terminals.egress_probe_target,
+            ),
             sessions,
             leptos_options: settings.site.clone(),
             docker,

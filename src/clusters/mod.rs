@@ -22,7 +22,9 @@ pub use kind::{
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
-pub use network::{revive_cluster, Members, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
+pub use network::{
+    revive_cluster, Members, Networks, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL,
+};
 pub use settings::{ClusterSettings, ProviderKind};
 
 use crate::{docker::DockerEngine, domain::PortSet};

@@ -11,8 +11,15 @@
 //! Traffic between a session's containers stays inside the pool; other sessions' networks are
 //! kept apart by Docker's own isolation; and the terminal resolves no name outside its session
 //! (see `docker.rs`).
+//!
+//! When the operator puts the rules in place instead (`HOST_FIREWALL=external`), `probe` proves
+//! them by their effect.
+
+mod probe;
 
 use std::{path::Path, time::Duration};
+
+pub use probe::{EgressProbe, ProbeTarget};
 
 use crate::clusters::{command, SubnetPool};
 

@@ -18,7 +18,7 @@ use futures_util::Stream;
 use tokio::io::AsyncWrite;
 
 pub use docker::DockerTerminals;
-pub use firewall::{HostFirewall, EGRESS_CHAIN};
+pub use firewall::{EgressProbe, HostFirewall, ProbeTarget, EGRESS_CHAIN};
 pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
 pub use tickets::{Grant, Tickets, TICKET_LIFETIME};
 

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: settings for a throwaway platform, ports that no other test
 //! in this process takes, and Docker look-ups.
 
+pub mod outside;
+
 use std::{
     path::Path,
     sync::atomic::{AtomicU16, Ordering},
@@ -74,6 +76,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
         terminals: TerminalSettings {
             image: TERMINAL_IMAGE.into(),
             firewall: FirewallMode::Iptables,
+            egress_probe_target: None,
         },
         sessions: SessionSettings {
             ttl: Duration::from_secs(60 * 60),

@@ -100,6 +100,13 @@ fn the_offline_image_serves_the_platform_and_runs_lite_clusters_through_the_host
         // As compose sets it: the host, not the container, holds the firewall rule.
         "HOST_FIREWALL=external".to_owned(),
     ];
+    // As the systemd unit does first: the host's rules for the pool (the default: this .env names
+    // none), which the app's /readyz proves with a probe container.
+    let env_file = dir.path().join(".env");
+    std::fs::write(&env_file, "").unwrap();
+    run(Command::new("sh")
+        .arg(format!("{REPO}/deploy/host-firewall.sh"))
+        .arg(&env_file));
     let mut args = vec!["run", "-d", "--name", &name, "--network", "host"];
     let (socket, state) = (
         "/var/run/docker.sock:/var/run/docker.sock".to_owned(),
@@ -417,8 +424,13 @@ fn the_compose_project_runs_healthy_with_the_units_cleanup_and_the_crons_backup(
         host_dir.path().display()
     ));
 
-    // systemd's start: the clean-up first (nothing to remove on a fresh project), then the app.
-    // (Caddy's image cannot be pulled here; the Caddy test runs Debian's caddy instead.)
+    // systemd's start: the host's rules for the pool its .env names (proven by /readyz below),
+    // the clean-up (nothing to remove on a fresh project), then the app. (Caddy's image cannot
+    // be pulled here; the Caddy test runs Debian's caddy instead.)
+    let rules = unit_step("host-firewall.sh")
+        .replace("/opt/ckad-platform/deploy/", &format!("{REPO}/deploy/"))
+        .replace("/opt/ckad-platform/.env", ".env");
+    stdout_of(&project.shell(&rules));
     let cleaned = stdout_of(&project.shell(&unit_step("cleanup-orphans")));
     assert!(
         cleaned.ends_with("cleanup-orphans: 0 orphaned clusters removed\n"),

@@ -1,9 +1,12 @@
 //! The security envelope through the real app: rate limits that a forged X-Forwarded-For cannot
-//! dodge, the origin check, CORS for the site alone, and HSTS behind TLS.
+//! dodge, the origin check, CORS for the site alone, HSTS behind TLS, and `/readyz` proving the
+//! operator's no-egress rules with a probe from a session network.
 
 use crate::common;
 
-use ckad_platform::configuration::Settings;
+use common::outside::{iptables, pool_rules, Outside};
+
+use ckad_platform::configuration::{FirewallMode, Settings};
 use reqwest::{header, StatusCode};
 use serde_json::json;
 
@@ -344,4 +347,180 @@ async fn every_api_answer_says_no_store() {
             answer.status()
         );
     }
+}
+
+/// A platform whose host rules are the operator's (`HOST_FIREWALL=external`), for sessions cut
+/// from `pool`, with `outside`'s listener as the probe's outside target.
+struct ExternalRules {
+    base: String,
+    instance: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ExternalRules {
+    async fn start(pool: &str, outside: &Outside) -> Self {
+        let (base, dir) = spawn(|s| {
+            s.terminals.firewall = FirewallMode::External;
+            s.clusters.subnet_pool = pool.parse().unwrap();
+            s.terminals.egress_probe_target = Some(outside.target().parse().unwrap());
+        })
+        .await;
+        Self {
+            base,
+            instance: common::instance(dir.path()),
+            _dir: dir,
+        }
+    }
+
+    async fn readyz(&self) -> (StatusCode, serde_json::Value) {
+        let answer = reqwest::get(format!("{}/readyz", self.base)).await.unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
+    /// `/readyz` once the first probe has given its verdict, and the firewall check in it.
+    async fn verdict(&self) -> (StatusCode, serde_json::Value, serde_json::Value) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let (status, readiness) = self.readyz().await;
+            let firewall = readiness["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "firewall")
+                .unwrap()
+                .clone();
+            if !firewall["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("not proven yet"))
+            {
+                return (status, readiness, firewall);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no verdict: {readiness}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    /// What probes left on the engine: containers and networks of this platform.
+    async fn leftovers(&self) -> (Vec<String>, Vec<String>) {
+        (
+            common::containers_labelled(&format!("ckad.instance={}", self.instance)).await,
+            common::clusters_of_instance(&self.instance).await,
+        )
+    }
+
+    /// How many probe containers the engine has made for this platform since `since` (seconds).
+    fn probes_since(&self, since: i64) -> usize {
+        let until = (chrono::Utc::now().timestamp() + 1).to_string();
+        let events = std::process::Command::new("docker")
+            .args(["events", "--since", &since.to_string(), "--until", &until])
+            .args(["--filter", "type=container", "--filter", "event=create"])
+            .args(["--filter", "label=ckad.platform=egress-probe"])
+            .args(["--filter", &format!("label=ckad.instance={}", self.instance)])
+            .args(["--format", "{{.Actor.Attributes.name}}"])
+            .output()
+            .unwrap();
+        assert!(events.status.success(), "{events:?}");
+        String::from_utf8_lossy(&events.stdout).lines().count()
+    }
+}
+
+#[tokio::test]
+async fn with_the_operators_rules_in_force_readyz_proves_them_with_one_probe() {
+    // A pool of this test's own, so that the rules it makes touch nothing else on the host.
+    let pool = "10.218.0.0/16";
+    for rule in pool_rules(pool) {
+        while iptables("-D", &rule) {}
+    }
+    let outside = Outside::new();
+    // What deploy/host-firewall.sh puts in place for the operator.
+    ckad_platform::terminals::HostFirewall::new(pool.parse().unwrap())
+        .ensure()
+        .await
+        .unwrap();
+    let since = chrono::Utc::now().timestamp() - 1;
+
+    let platform = ExternalRules::start(pool, &outside).await;
+    let (status, readiness, firewall) = platform.verdict().await;
+    assert_eq!(status, StatusCode::OK, "{readiness}");
+    assert_eq!(readiness["ready"], true, "{readiness}");
+    assert_eq!(firewall["ok"], true, "{readiness}");
+    let proof = firewall["detail"].as_str().unwrap();
+    assert!(
+        proof.contains("no answer from the host at 10.218.")
+            && proof.contains(&format!("EGRESS_PROBE_TARGET at {}", outside.target())),
+        "{proof}"
+    );
+    // The outside still answers the host: the silence was the rule's.
+    let target: std::net::SocketAddr = outside.target().parse().unwrap();
+    assert!(std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(2)).is_ok());
+    assert_eq!(platform.leftovers().await, (vec![], vec![]));
+
+    // Asked often, it answers from the verdict: still the one probe made at start-up.
+    for _ in 0..20 {
+        assert_eq!(platform.readyz().await.0, StatusCode::OK);
+    }
+    assert_eq!(platform.probes_since(since), 1);
+    assert_eq!(platform.leftovers().await, (vec![], vec![]));
+    for rule in pool_rules(pool) {
+        assert!(iptables("-D", &rule), "the test's rule was there to take out");
+    }
+}
+
+#[tokio::test]
+async fn without_the_operators_rules_readyz_is_not_ready_and_names_what_leaked() {
+    // A pool of this test's own, with no rule for it: what an operator who forgot them has.
+    let pool = "10.219.0.0/16";
+    for rule in pool_rules(pool) {
+        while iptables("-D", &rule) {}
+    }
+    let outside = Outside::new();
+
+    let platform = ExternalRules::start(pool, &outside).await;
+    let (status, readiness, firewall) = platform.verdict().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{readiness}");
+    assert_eq!(readiness["ready"], false, "{readiness}");
+    assert_eq!(firewall["ok"], false, "{readiness}");
+    let reason = firewall["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the no-egress rule is not in force: from a session network, a probe reached "),
+        "{reason}"
+    );
+    // The outside's listener accepted the connection; the host answered (nothing listens on the
+    // gateway at the platform's port here, so with a refusal).
+    assert!(
+        reason.contains(&format!(
+            "EGRESS_PROBE_TARGET at {} (connected)",
+            outside.target()
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("the host at 10.219."), "{reason}");
+    // Every other check is fine: the leak alone makes it not ready.
+    for check in readiness["checks"].as_array().unwrap() {
+        assert_eq!(check["ok"], check["name"] != "firewall", "{readiness}");
+    }
+    assert_eq!(platform.leftovers().await, (vec![], vec![]));
+}
+
+#[tokio::test]
+async fn an_outside_target_the_host_cannot_reach_proves_nothing_and_readyz_says_so() {
+    let pool = "10.220.0.0/16";
+    let outside = Outside::new();
+    outside.go_silent();
+    let since = chrono::Utc::now().timestamp() - 1;
+
+    let platform = ExternalRules::start(pool, &outside).await;
+    let (status, readiness, firewall) = platform.verdict().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{readiness}");
+    assert_eq!(firewall["ok"], false, "{readiness}");
+    assert_eq!(
+        firewall["reason"],
+        format!(
+            "EGRESS_PROBE_TARGET {} does not answer the host itself (silent for 5s), so it cannot prove the rule",
+            outside.target()
+        ),
+        "{readiness}"
+    );
+    // Checked from the host first: no container was made for a proof that could not hold.
+    assert_eq!(platform.probes_since(since), 0);
 }

@@ -4,7 +4,10 @@
 
 use crate::common;
 
-use common::{Platform, Terminals, ORIGIN};
+use common::{
+    outside::{iptables, pool_rules, Outside},
+    Platform, Terminals, ORIGIN,
+};
 
 use std::time::Duration;
 
@@ -649,102 +652,6 @@ async fn the_socket_bounds_messages_sockets_resizes_and_clients_that_stop_readin
         StatusCode::NO_CONTENT
     );
     platform.shut_down().await;
-}
-
-/// "The outside world" for one test: a network namespace of its own behind a veth pair, at an
-/// address outside every session pool, with a listener; removed (with its process) on drop.
-struct Outside {
-    namespace: String,
-    address: String,
-    listener: std::process::Child,
-}
-
-impl Outside {
-    fn new() -> Self {
-        let tag = std::process::id() % 200 + 20;
-        let namespace = format!("ckad-out-{tag}");
-        let (host_end, far_end) = (format!("ckout{tag}h"), format!("ckout{tag}n"));
-        let (host_address, address) = (format!("198.18.{tag}.1"), format!("198.18.{tag}.2"));
-        let ip = |args: &str| {
-            let status = std::process::Command::new("ip")
-                .args(args.split(' '))
-                .status()
-                .unwrap();
-            assert!(status.success(), "ip {args}");
-        };
-        ip(&format!("netns add {namespace}"));
-        ip(&format!("link add {host_end} type veth peer name {far_end}"));
-        ip(&format!("link set {far_end} netns {namespace}"));
-        ip(&format!("addr add {host_address}/30 dev {host_end}"));
-        ip(&format!("link set {host_end} up"));
-        ip(&format!("-n {namespace} addr add {address}/30 dev {far_end}"));
-        ip(&format!("-n {namespace} link set {far_end} up"));
-        ip(&format!("-n {namespace} route add default via {host_address}"));
-        let listener = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &namespace,
-                "python3",
-                "-m",
-                "http.server",
-                "8080",
-                "--bind",
-                &address,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Python takes a while to start on a busy machine: wait until it listens.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let target: std::net::SocketAddr = format!("{address}:8080").parse().unwrap();
-        while std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the outside listener never started"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Self {
-            namespace,
-            address,
-            listener,
-        }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = self.listener.kill();
-        let _ = self.listener.wait();
-        // Deleting the namespace deletes its veth end, and with it the host's.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "delete", &self.namespace])
-            .status();
-    }
-}
-
-/// The host rules of `pool` (the platform's, see terminals::firewall), taken out again by the test.
-fn pool_rules(pool: &str) -> [Vec<String>; 2] {
-    let new_only = "-m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP";
-    [
-        format!("INPUT -s {pool} {new_only}"),
-        format!(
-            "{} -s {pool} ! -d {pool} {new_only}",
-            ckad_platform::terminals::EGRESS_CHAIN
-        ),
-    ]
-    .map(|rule| rule.split(' ').map(str::to_owned).collect())
-}
-
-fn iptables(action: &str, rule: &[String]) -> bool {
-    std::process::Command::new("iptables")
-        .args(["-w", "5", action])
-        .args(rule)
-        .status()
-        .unwrap()
-        .success()
 }
 
 #[tokio::test]
