@@ -1,8 +1,8 @@
 //! The warm pool on a running platform with real `lite` clusters and terminals: starts claim the
-//! members made ahead (each once, however many learners press Start at once), an empty pool falls
-//! back to a cold start with the same steps, the pool refills within the host's budget, and a
-//! platform killed (`kill -9`) or stopped keeps its healthy members for its next start and leaves
-//! nothing half made.
+//! members made ahead (each once, however many learners press Start at once), an empty pool or a
+//! dead member falls back to a cold start with the same steps, the pool refills within the host's
+//! budget, and a platform killed (`kill -9`) or stopped keeps its healthy members for its next start
+//! and leaves nothing half made.
 
 use std::{
     collections::HashSet,
