@@ -38,6 +38,24 @@ impl Mailer for Inbox {
     }
 }
 
+/// When a start reached each step, from pressing Start.
+struct Phases {
+    accepted: Duration,
+    started: Duration,
+    socket: Duration,
+    prompt: Duration,
+}
+
+fn sorted(samples: &[Duration]) -> Vec<f64> {
+    let mut seconds: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p * (sorted.len() - 1) as f64).round()) as usize]
+}
+
 struct Bench {
     base: String,
     origin: String,
@@ -70,8 +88,8 @@ async fn main() -> anyhow::Result<()> {
     let mut cold_times = Vec::new();
     for i in 0..starts {
         let token = cold.learner(&format!("cold{i}@example.com")).await?;
-        let (elapsed, _) = cold.start_to_prompt(&token).await?;
-        cold_times.push(elapsed);
+        let (phases, _) = cold.start_to_prompt(&token).await?;
+        cold_times.push(phases);
         cold.stop(&token).await?;
     }
 
@@ -83,11 +101,11 @@ async fn main() -> anyhow::Result<()> {
         let token = warm.learner(&format!("warm{i}@example.com")).await?;
         // Each start finds the pool refilled, as learners arriving at a steady pace would.
         warm.wait_for_full_pool(pool_size, &mut made).await?;
-        let (elapsed, from_pool) = warm.start_to_prompt(&token).await?;
+        let (phases, from_pool) = warm.start_to_prompt(&token).await?;
         if !from_pool {
             bail!("a warm start found the pool empty");
         }
-        warm_times.push(elapsed);
+        warm_times.push(phases);
         warm.stop(&token).await?;
     }
     warm.wait_for_full_pool(pool_size, &mut made).await?;
@@ -101,21 +119,43 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| start | samples | p50 s | p90 s | min s | max s |");
     println!("|---|---:|---:|---:|---:|---:|");
+    let total = |times: &[Phases]| times.iter().map(|p| p.prompt).collect::<Vec<_>>();
     for (what, samples) in [
-        ("warm (a pool member claimed)", warm_times),
-        ("cold (cluster and terminal built)", cold_times),
+        ("warm (a pool member claimed)", total(&warm_times)),
+        ("cold (cluster and terminal built)", total(&cold_times)),
         ("pool refill (one member made)", refills),
     ] {
-        let mut seconds: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
-        seconds.sort_by(f64::total_cmp);
-        let pct = |p: f64| seconds[((p * (seconds.len() - 1) as f64).round()) as usize];
+        let seconds = sorted(&samples);
         println!(
             "| {what} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
             seconds.len(),
-            pct(0.5),
-            pct(0.9),
+            percentile(&seconds, 0.5),
+            percentile(&seconds, 0.9),
             seconds[0],
             seconds[seconds.len() - 1]
+        );
+    }
+    // Where the time goes: each phase's p50, measured from the previous phase's end.
+    println!("\n| phase (p50 s) | warm | cold |");
+    println!("|---|---:|---:|");
+    let phase = |times: &[Phases], of: fn(&Phases) -> Duration| {
+        percentile(&sorted(&times.iter().map(of).collect::<Vec<_>>()), 0.5)
+    };
+    for (what, of) in [
+        (
+            "start answered (ownership recorded, member claimed)",
+            (|p: &Phases| p.accepted) as fn(&Phases) -> Duration,
+        ),
+        ("`started` event (cluster, tasks' setup, terminal)", |p| {
+            p.started - p.accepted
+        }),
+        ("ticket and socket open", |p| p.socket - p.started),
+        ("first prompt on the socket", |p| p.prompt - p.socket),
+    ] {
+        println!(
+            "| {what} | {:.3} | {:.3} |",
+            phase(&warm_times, of),
+            phase(&cold_times, of)
         );
     }
     println!("\ntarget: warm p50 under 1 s");
@@ -197,8 +237,8 @@ impl Bench {
     }
 
     /// As the page: events open, Start pressed, `started` awaited, a ticket, the socket, the
-    /// prompt. How long that took, and whether the session was a pool member.
-    async fn start_to_prompt(&self, token: &str) -> anyhow::Result<(Duration, bool)> {
+    /// prompt. When each was reached, and whether the session was a pool member.
+    async fn start_to_prompt(&self, token: &str) -> anyhow::Result<(Phases, bool)> {
         let members: Vec<String> = self
             .state
             .store
@@ -216,6 +256,7 @@ impl Bench {
             .error_for_status()?;
         let began = Instant::now();
         let session = self.post("/api/session/start", token, None).await?;
+        let accepted = began.elapsed();
         let mut seen = String::new();
         while !seen.contains("event: started") {
             if seen.contains("event: failed") {
@@ -227,6 +268,7 @@ impl Bench {
                 .context("the event stream ended")?;
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
+        let started = began.elapsed();
         let ticket = self.post("/api/terminal/ticket", token, None).await?;
         let url = format!(
             "{}/ws/terminal?ticket={}&cols=120&rows=40",
@@ -236,6 +278,7 @@ impl Bench {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("origin", self.origin.parse()?);
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let socket_open = began.elapsed();
         let mut screen = String::new();
         while !screen.contains("ckad@ckad") {
             match tokio::time::timeout(Duration::from_secs(30), socket.next())
@@ -248,9 +291,14 @@ impl Bench {
                 _ => {}
             }
         }
-        let elapsed = began.elapsed();
+        let phases = Phases {
+            accepted,
+            started,
+            socket: socket_open,
+            prompt: began.elapsed(),
+        };
         let id = session["id"].as_str().unwrap_or_default();
-        Ok((elapsed, members.iter().any(|m| m == id)))
+        Ok((phases, members.iter().any(|m| m == id)))
     }
 
     async fn stop(&self, token: &str) -> anyhow::Result<()> {

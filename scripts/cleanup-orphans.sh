@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Removes what the platform left behind while it was not running: every cluster network carrying
-# the platform's labels (and this instance's name) whose cluster no started session in the
-# database owns, with the cluster's containers (lite: kwokctl's project label; kind: kind's
-# cluster label) and its state folder. Anything without the platform's labels is never touched,
-# so an operator's own KIND clusters and containers are safe. The platform's reconciler does the
-# same at start-up; this script is for systemd's ExecStartPre and for operators.
+# the platform's labels (and this instance's name) whose cluster neither a started session nor a
+# ready warm pool member in the database owns, with the cluster's containers (lite: kwokctl's
+# project label; kind: kind's cluster label), its terminal and its state folder; and the admin
+# kubeconfigs (`$STATE_DIR/sessions/<id>.kubeconfig`) of whatever owns nothing. Anything without
+# the platform's labels is never touched, so an operator's own KIND clusters and containers are
+# safe. The platform's reconciler keeps and removes the same at start-up (a ready member is kept
+# for the next start, which checks its health; a member cut off while being made is a
+# leftover); this script is for systemd's ExecStartPre and for operators.
 #
 #   scripts/cleanup-orphans.sh      env: DATABASE_URL, STATE_DIR, PLATFORM_INSTANCE (as the platform)
 set -euo pipefail
@@ -21,10 +24,17 @@ if [ -z "$instance" ]; then
   instance=$(sqlite3 "$db" "SELECT instance FROM platform WHERE id = 1")
 fi
 
-# Clusters of started sessions survive a restart of the platform.
+# Clusters of started sessions and of ready pool members survive a restart of the platform.
 owned=""
+owners=""
 if [ -f "$db" ]; then
-  owned=$(sqlite3 "$db" "SELECT cluster_name FROM sessions WHERE status = 'started'")
+  live="SELECT id, cluster_name FROM sessions WHERE status = 'started'"
+  # A database from before the warm pool has no members yet (the platform migrates it later).
+  if [ -n "$(sqlite3 "$db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'pool_members'")" ]; then
+    live="$live UNION ALL SELECT id, cluster_name FROM pool_members WHERE status = 'ready'"
+  fi
+  owned=$(sqlite3 "$db" "SELECT cluster_name FROM ($live)")
+  owners=$(sqlite3 "$db" "SELECT id FROM ($live)")
 fi
 
 removed=0
@@ -63,3 +73,10 @@ while IFS=$'\t' read -r network provider cluster; do
 done < <(docker network ls --filter "label=ckad.platform" --filter "label=ckad.instance=$instance" \
   --format '{{.Name}}	{{.Label "ckad.platform"}}	{{.Label "ckad.cluster"}}')
 echo "cleanup-orphans: $removed orphaned clusters removed"
+
+# Admin kubeconfigs of sessions and members that own nothing any more.
+shopt -s nullglob
+for kubeconfig in "$state_dir"/sessions/*.kubeconfig; do
+  id=$(basename "$kubeconfig" .kubeconfig)
+  grep -qxF -- "$id" <<<"$owners" || rm -f -- "$kubeconfig"
+done

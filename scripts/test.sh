@@ -75,11 +75,13 @@ stripe_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 stripe_pid=$!
 export STRIPE_API_BASE="http://127.0.0.1:$stripe_port" STRIPE_SECRET_KEY=sk_test_browsertests
 STRIPE_WEBHOOK_SECRET="whsec_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"; export STRIPE_WEBHOOK_SECRET
-# The browser tests' sessions end with them (their clusters and terminals would live on for an
-# hour): every session is marked ended, then the orphan clean-up removes what they owned.
+# The browser tests' sessions and warm pool end with them (their clusters and terminals would live
+# on): every session is marked ended and every member forgotten, then the orphan clean-up removes
+# what they owned.
 end_browser_sessions() {
   [ -f "$logs/browser/ckad.db" ] || return 0
-  sqlite3 "$logs/browser/ckad.db" "UPDATE sessions SET status = 'ended' WHERE status IN ('provisioning', 'started')"
+  sqlite3 "$logs/browser/ckad.db" "UPDATE sessions SET status = 'ended' WHERE status IN ('provisioning', 'started');
+    DELETE FROM pool_members"
   scripts/cleanup-orphans.sh >/dev/null
 }
 trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; rm -rf "$logs"' EXIT

@@ -29,7 +29,7 @@ use crate::{
     exams::{self, Exam, ExamAccess, ExamCatalog},
     metrics::PoolMetrics,
     store::{bound_on_host, NewSession, Store, StoreError},
-    tasks::{CheckResult, Target, TaskCatalog},
+    tasks::{CheckResult, Target, Task, TaskCatalog},
     terminals::{CloseReason, TerminalError, TerminalFiles, TerminalRuntime, TerminalSockets, TerminalSpec},
 };
 
@@ -202,7 +202,7 @@ impl Sessions {
     }
 
     /// The tasks a session holds: its exam's, or all of them for practice.
-    fn tasks_of(&self, session: &Session) -> Vec<&crate::tasks::Task> {
+    fn tasks_of(&self, session: &Session) -> Vec<&Task> {
         match self.exam_of(session) {
             Some(exam) => exam.tasks.iter().filter_map(|id| self.tasks.get(id)).collect(),
             None => self.tasks.list().iter().collect(),
@@ -217,8 +217,8 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Records the session: on a warm pool member if one is ready (claimed in the same
-    /// transaction), else on a cluster to be built.
+    /// Records the session: a practice session on a warm pool member if one is ready (claimed in
+    /// the same transaction), else on a cluster to be built.
     async fn record(&self, user_id: &str, exam: Option<&Exam>) -> Result<(Session, Origin), SessionError> {
         if self.store.live_session_for_user(user_id).await?.is_some() {
             return Err(SessionError::AlreadyRunning);
@@ -248,8 +248,10 @@ impl Sessions {
             StoreError::Conflict(_) => SessionError::AlreadyRunning,
             other => other.into(),
         };
-        let claimed = match self.settings.pool.size {
-            0 => None,
+        // Members are practice-ready (every task's setup applied ahead); an exam's cluster holds
+        // its own tasks' setup only, so an exam is built cold.
+        let claimed = match (self.settings.pool.size, exam) {
+            (0, _) | (_, Some(_)) => None,
             _ => self
                 .store
                 .claim_pool_member(new.clone(), seats_u32, self.settings.pool.fresh_since(start_time))
@@ -347,9 +349,11 @@ impl Sessions {
             .publish(&session.user_id, SessionEvent::Progress { step, state });
     }
 
-    /// Makes (or, from the pool, finishes) the session's cluster, applies its tasks' setup,
-    /// makes its terminal and places the tasks' files, then records it started. The page sees the
-    /// same steps either way.
+    /// Makes the session's cluster, applies its tasks' setup, makes its terminal and places the
+    /// tasks' files, then records it started. A claimed pool member has all of that done ahead
+    /// (members are practice-ready), so only its health is looked at; a member found dead is
+    /// removed and the start goes on cold. The page sees the same steps either way. A stop cuts
+    /// the cluster's making and the setup short (`stop`).
     async fn provision(
         &self,
         session: &Session,
@@ -360,8 +364,18 @@ impl Sessions {
         let kubeconfig_path = self.kubeconfig_file(&session.id);
         let began = std::time::Instant::now();
         self.progress(session, Step::Cluster, StepState::Running);
+        let origin = match origin {
+            Origin::Pool => match self.member_health(&name).await {
+                Ok(()) => Origin::Pool,
+                Err(reason) => {
+                    tracing::warn!(session = %session.id, cluster = %name, reason, "a claimed warm pool member is dead; starting cold");
+                    self.remove_dead_member(session, &name).await?;
+                    Origin::Cold
+                }
+            },
+            Origin::Cold => Origin::Cold,
+        };
         let cold = match origin {
-            // The member's cluster answers and its terminal runs; its admin kubeconfig is ours.
             Origin::Pool => None,
             Origin::Cold => {
                 let ports = self
@@ -384,15 +398,12 @@ impl Sessions {
         let cluster_ms = began.elapsed().as_millis() as u64;
 
         self.progress(session, Step::Tasks, StepState::Running);
-        let client = self.client_of(session).await?;
-        let setup = futures_util::future::try_join_all(
-            self.tasks_of(session)
-                .into_iter()
-                .map(|task| task.prepare(&client)),
-        );
-        stop.run_until_cancelled(setup)
-            .await
-            .ok_or(SessionError::NoSession)??;
+        if cold.is_some() {
+            let client = self.client_of(session).await?;
+            stop.run_until_cancelled(self.apply_setup(&client, &self.tasks_of(session)))
+                .await
+                .ok_or(SessionError::NoSession)??;
+        }
         // A terminal is not raced: a create cut off could land after its removal.
         if stop.is_cancelled() {
             return Err(SessionError::NoSession);
@@ -413,16 +424,9 @@ impl Sessions {
                 .await?;
         }
         self.progress(session, Step::Terminal, StepState::Done);
-        let files = TerminalFiles {
-            runtime: self.terminals.as_ref(),
-            cluster: &name,
-        };
-        futures_util::future::try_join_all(
-            self.tasks_of(session)
-                .into_iter()
-                .map(|task| task.place_files(&files)),
-        )
-        .await?;
+        if cold.is_some() {
+            self.place_files(&name, &self.tasks_of(session)).await?;
+        }
 
         let terminal_ms = began.elapsed().as_millis() as u64 - cluster_ms - tasks_ms;
         // Where a start's time goes, step by step (the terminal's includes the tasks' files).
@@ -450,6 +454,22 @@ impl Sessions {
 
     fn kubeconfig_file(&self, session_id: &str) -> PathBuf {
         self.files.join(format!("{session_id}.kubeconfig"))
+    }
+
+    /// Applies the tasks' setup (namespaces and objects) to a cluster, all tasks at once.
+    async fn apply_setup(&self, client: &kube::Client, tasks: &[&Task]) -> Result<(), SessionError> {
+        futures_util::future::try_join_all(tasks.iter().map(|task| task.prepare(client))).await?;
+        Ok(())
+    }
+
+    /// Writes the tasks' files into a cluster's terminal, which must exist.
+    async fn place_files(&self, cluster: &ClusterName, tasks: &[&Task]) -> Result<(), SessionError> {
+        let files = TerminalFiles {
+            runtime: self.terminals.as_ref(),
+            cluster,
+        };
+        futures_util::future::try_join_all(tasks.iter().map(|task| task.place_files(&files))).await?;
+        Ok(())
     }
 
     /// The user's provisioning or started session.
@@ -715,7 +735,7 @@ impl Sessions {
 /// Where a session's cluster and terminal come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
-    /// A warm pool member, claimed: both exist and are healthy.
+    /// A warm pool member, claimed: both exist with every practice task set up.
     Pool,
     /// Built for this session.
     Cold,

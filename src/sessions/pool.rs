@@ -1,14 +1,19 @@
-//! The warm pool: clusters with their terminals made ahead for no one yet, so that a start claims
-//! one instead of building it (a lite cluster takes seconds; a claim, milliseconds).
+//! The warm pool: practice-ready clusters with their terminals made ahead for no one yet, so that
+//! a practice start claims one instead of building it (a lite cluster with every task set up takes
+//! seconds; a claim, milliseconds).
 //!
-//! A member is recorded with its ports before anything is made for it, made like a session's
-//! cluster and terminal (the terminal carries the id the claiming session will have; its user is
-//! known only to the database), and marked ready. A claim hands it to a session in one database
-//! transaction ([`crate::store::Store::claim_pool_member`]), so it is handed once and never
-//! pooled again. One filler refills the pool in the background, a member at a time, within the
-//! host's budget; members older than `max_age` are replaced. Members outlive the process like
-//! sessions do: the next start checks them and keeps the healthy ones, and the reconciler removes
-//! what a crash left half made.
+//! A member is recorded with its ports before anything is made for it, made like a practice
+//! session's cluster, tasks' setup, terminal and tasks' files (the terminal carries the id the
+//! claiming session will have; its user is known only to the database), and marked ready. Only
+//! practice starts claim: the practice setup is the same for every learner, while an exam's
+//! cluster must hold its own tasks' setup only, so exams start cold (members of a second kind per
+//! exam would multiply the pool). A claim hands a member to a session in one database transaction
+//! ([`crate::store::Store::claim_pool_member`]), so it is handed once and never pooled again; the
+//! start then checks that its cluster answers and its terminal runs, and a dead one is removed and
+//! the start goes on cold. One filler refills the pool in the background, a member at a time,
+//! within the host's budget; members older than `max_age` are replaced. Members outlive the
+//! process like sessions do: the next start checks them and keeps the healthy ones, and the
+//! reconciler removes what a crash left half made.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,7 @@ use super::{write_private, Sessions};
 use crate::{
     clusters::{ClusterName, ClusterSpec},
     store::{bound_on_host, PoolMember, PoolMemberStatus},
+    tasks::Task,
     terminals::{Revival, TerminalSpec},
 };
 
@@ -28,6 +34,10 @@ const LOOK_EVERY: Duration = Duration::from_secs(30);
 /// After a claimed start, the refill waits this long: the learner's terminal is attaching, and
 /// on a small host a cluster being made beside it would slow the prompt down.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// A member's cluster answers its health probe in milliseconds; one that takes longer is hung
+/// (a claimed one would keep its learner waiting: the start goes on cold instead).
+const HEALTH_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -108,7 +118,11 @@ impl Sessions {
             .into_iter()
             .filter(|m| m.created_at < began && m.status == PoolMemberStatus::Ready)
         {
-            if let Err(reason) = self.member_health(&member).await {
+            let healthy = match ClusterName::parse(&member.cluster_name) {
+                Ok(name) => self.member_health(&name).await,
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(reason) = healthy {
                 tracing::info!(cluster = %member.cluster_name, reason, "removing a warm pool member");
                 self.discard(&member).await;
             }
@@ -116,14 +130,15 @@ impl Sessions {
         self.update_ready_gauge().await;
     }
 
-    async fn member_health(&self, member: &PoolMember) -> Result<(), String> {
-        let name = ClusterName::parse(&member.cluster_name).map_err(|e| e.to_string())?;
-        match self.clusters.health(&name).await {
-            Ok(health) if health.is_healthy() => {}
-            Ok(health) => return Err(format!("its cluster is not healthy: {health:?}")),
-            Err(error) => return Err(format!("its cluster does not answer: {error}")),
+    /// Whether a member's cluster answers and its terminal runs (started again if it stopped).
+    pub(super) async fn member_health(&self, name: &ClusterName) -> Result<(), String> {
+        match tokio::time::timeout(HEALTH_LIMIT, self.clusters.health(name)).await {
+            Ok(Ok(health)) if health.is_healthy() => {}
+            Ok(Ok(health)) => return Err(format!("its cluster is not healthy: {health:?}")),
+            Ok(Err(error)) => return Err(format!("its cluster does not answer: {error}")),
+            Err(_) => return Err(format!("its cluster did not answer within {HEALTH_LIMIT:?}")),
         }
-        match self.terminals.revive(&name).await {
+        match self.terminals.revive(name).await {
             Ok(Revival::Running | Revival::Restarted) => Ok(()),
             Ok(Revival::Gone) => Err("its terminal is gone".into()),
             Err(error) => Err(format!("its terminal does not start: {error}")),
@@ -196,6 +211,12 @@ impl Sessions {
                     user_id: "",
                 })
                 .await?;
+            // Practice-ready: the practice tasks' setup and files are the same for every
+            // learner, so they are made here rather than after the claim.
+            let practice: Vec<&Task> = self.tasks.list().iter().collect();
+            self.apply_setup(&cluster.admin_kubeconfig.client().await?, &practice)
+                .await?;
+            self.place_files(&name, &practice).await?;
             Ok::<_, super::SessionError>(())
         }
         .await;
@@ -224,6 +245,23 @@ impl Sessions {
                 tracing::warn!(cluster = %member.cluster_name, %error, "cannot forget a warm pool member")
             }
         }
+    }
+
+    /// Removes what is left of a claimed member found dead (its terminal, cluster, kubeconfig and
+    /// ports), so that the session can build its cluster cold under the same name.
+    pub(super) async fn remove_dead_member(
+        &self,
+        session: &crate::domain::Session,
+        name: &ClusterName,
+    ) -> Result<(), super::SessionError> {
+        self.terminals.remove(name).await?;
+        self.clusters.delete(name).await?;
+        match tokio::fs::remove_file(self.kubeconfig_file(&session.id)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
+        }
+        self.store.release_ports(&session.id).await?;
+        Ok(())
     }
 
     async fn remove_member_parts(&self, member: &PoolMember) {

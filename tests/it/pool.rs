@@ -1,8 +1,8 @@
 //! The warm pool on a running platform with real `lite` clusters and terminals: starts claim the
-//! members made ahead (each once, however many learners press Start at once), an empty pool falls
-//! back to a cold start with the same steps, the pool refills within the host's budget, and a
-//! platform killed (`kill -9`) or stopped keeps its healthy members for its next start and leaves
-//! nothing half made.
+//! members made ahead (each once, however many learners press Start at once), an empty pool or a
+//! dead member falls back to a cold start with the same steps, the pool refills within the host's
+//! budget, and a platform killed (`kill -9`) or stopped keeps its healthy members for its next start
+//! and leaves nothing half made.
 
 use std::{
     collections::HashSet,
@@ -229,6 +229,75 @@ async fn an_empty_pool_falls_back_to_a_cold_start_with_the_same_steps() {
         );
     }
     ready_members(&store, 1).await;
+    platform.shut_down().await;
+    remove_pool(dir.path(), ports).await;
+}
+
+/// A claimed member whose cluster died while it waited (its containers killed and removed) does
+/// not fail the learner's start: the dead member is removed and the session built cold, with the
+/// same steps on the page, its tasks set up and its terminal its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_member_is_removed_and_the_start_goes_on_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = port_block(52900, 3);
+    let platform = Platform::start(pooled(dir.path(), 1, 1, ports.clone())).await;
+    let store = store(dir.path()).await;
+    let ada = platform.learner("dead@example.com").await;
+    let member = ready_members(&store, 1).await.remove(0);
+    let project = format!("com.docker.compose.project=kwok-{}", member.cluster_name);
+    let killed = common::containers_labelled(&project).await;
+    assert!(!killed.is_empty());
+    let docker = common::docker().await;
+    let options = bollard::query_parameters::RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    for container in &killed {
+        docker
+            .remove_container(container.trim_start_matches('/'), Some(options.clone()))
+            .await
+            .unwrap();
+    }
+
+    let mut events = Events::open(&platform, &ada).await;
+    let (status, session) = platform.post("/api/session/start", &ada).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{session}");
+    assert_eq!(
+        session["id"].as_str(),
+        Some(member.id.as_str()),
+        "the member was claimed"
+    );
+    let (steps, started) = steps_until_started(&mut events).await;
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    assert_eq!(started["id"], session["id"]);
+    // The cluster was built again under its name: its containers are back, and run.
+    let now = common::containers_labelled(&project).await;
+    assert_eq!(now.len(), killed.len(), "{now:?}");
+    for name in &now {
+        let inspected = docker
+            .inspect_container(name.trim_start_matches('/'), None)
+            .await
+            .unwrap();
+        assert_eq!(inspected.state.and_then(|s| s.running), Some(true), "{name}");
+    }
+    // It works: Check grades against the new cluster with the tasks' setup in place, and the
+    // terminal is the session's.
+    let (code, report) = platform.post("/api/tasks/pod-with-labels/check", &ada).await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["passed"], false);
+    assert_eq!(
+        common::containers_labelled(&format!("ckad.session={}", member.id))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(metric(&platform, "ckad_pool_claims_total").await, 1.0);
+    assert_eq!(
+        platform.post("/api/session/stop", &ada).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let refilled = ready_members(&store, 1).await;
+    assert_ne!(refilled[0].id, member.id);
     platform.shut_down().await;
     remove_pool(dir.path(), ports).await;
 }
