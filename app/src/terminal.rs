@@ -106,6 +106,8 @@ pub fn Terminal(
     // Only ever set in the browser: on the server it stays `None`, so nothing thread-bound is
     // dropped on another thread.
     let live = StoredValue::new(None::<SendWrapper<Rc<Live>>>);
+    // Set with `live`, so that a label set before the terminal existed is recorded once it does.
+    let made = RwSignal::new(false);
     // Runs in the browser only, once the element is there; closed with the page.
     Effect::new(move |_| {
         let Some(element) = host.get() else {
@@ -114,16 +116,17 @@ pub fn Terminal(
         let terminal = Rc::new(Live::new(element.into(), status, on_ended));
         spawn_local(terminal.clone().start());
         live.set_value(Some(SendWrapper::new(terminal.clone())));
+        made.set(true);
         let terminal = SendWrapper::new(terminal);
         on_cleanup(move || terminal.dispose());
     });
     Effect::new(move |_| {
-        let Some(label) = marker.and_then(|marker| marker.get()) else {
+        let Some(label) = marker.and_then(|marker| marker.get()).filter(|_| made.get()) else {
             return;
         };
         live.with_value(|live| {
             if let Some(live) = live {
-                live.send(Frame::Control(TerminalControl::Marker { label }));
+                live.mark(label);
             }
         });
     });
@@ -192,6 +195,9 @@ struct Live {
     observer: RefCell<Option<web_sys::ResizeObserver>>,
     /// The callbacks handed to xterm.js, the socket and the observer, alive as long as they are.
     callbacks: RefCell<Vec<Box<dyn std::any::Any>>>,
+    /// Chapters set while no socket was open (the first task's, before the first connects),
+    /// sent once one opens.
+    markers: RefCell<Vec<String>>,
 }
 
 impl Live {
@@ -213,6 +219,7 @@ impl Live {
             pong_due: Cell::default(),
             observer: RefCell::default(),
             callbacks: RefCell::default(),
+            markers: RefCell::default(),
         }
     }
 
@@ -333,6 +340,22 @@ impl Live {
         }
     }
 
+    fn is_open(&self) -> bool {
+        self.socket
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.ready_state() == web_sys::WebSocket::OPEN)
+    }
+
+    /// A chapter of the recording: sent now, or when a socket next opens.
+    fn mark(&self, label: String) {
+        if self.is_open() {
+            self.send(Frame::Control(TerminalControl::Marker { label }));
+        } else {
+            self.markers.borrow_mut().push(label);
+        }
+    }
+
     fn send(&self, frame: Frame<'_>) {
         let socket = self.socket.borrow();
         let Some(socket) = socket
@@ -402,6 +425,10 @@ impl Live {
                 let Some(me) = current() else { return };
                 me.attempt.set(0);
                 me.show(Link::Connected, "Connected");
+                let waiting = me.markers.take();
+                for label in waiting {
+                    me.send(Frame::Control(TerminalControl::Marker { label }));
+                }
                 if let Some((term, _)) = me.term.borrow().as_ref() {
                     term.focus();
                 }
