@@ -13,7 +13,7 @@ use ckad_platform::{
     configuration::Settings,
     replays::{Recordings, ReplaySettings},
     store::NewSession,
-    terminals::{Grant, TermSize, TerminalIo, TerminalSpec},
+    terminals::{Grant, ShellTab, TermSize, TerminalIo, TerminalSpec},
     AppState,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -88,7 +88,12 @@ async fn main() -> anyhow::Result<()> {
         .context("no row")?;
     let cluster = ClusterName::parse(&row.cluster_name)?;
 
-    let raw = raw_round_trips(state.terminals.attach(&cluster, SIZE).await?, keys, BURST).await?;
+    let raw = raw_round_trips(
+        state.terminals.attach(&cluster, ShellTab::FIRST, SIZE).await?,
+        keys,
+        BURST,
+    )
+    .await?;
     let grant = Grant {
         user_id: row.user_id.clone(),
         session_id: row.id.clone(),
@@ -122,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
     // The floor at this load: every terminal's raw exec stream typed into at once.
     let mut streams = Vec::new();
     for (name, _, _) in &all {
-        streams.push(state.terminals.attach(name, SIZE).await?);
+        streams.push(state.terminals.attach(name, ShellTab::FIRST, SIZE).await?);
     }
     let raw_many = futures_util::future::try_join_all(
         streams

@@ -486,6 +486,10 @@ pub struct TerminalTicket {
 /// sent in pieces of this size, and a bigger message closes the socket.
 pub const TERMINAL_MESSAGE_LIMIT: usize = 64 * 1024;
 
+/// The most shells a session's terminal page opens side by side (its tabs), as the real exam
+/// allows several terminals; `/ws/terminal?tab=N` attaches to shell N, from 1.
+pub const TERMINAL_TABS: u8 = 3;
+
 /// A text frame from the terminal's client: the rest of the socket is the keys, as bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -500,6 +504,8 @@ pub enum TerminalControl {
     Marker {
         label: String,
     },
+    /// This socket's tab is the one in front: the session's recording follows its screen.
+    Front,
 }
 
 /// A text frame from the server's end of the terminal socket; the rest is the screen, as bytes.

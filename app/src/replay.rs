@@ -67,6 +67,10 @@ pub fn ReplayPage() -> impl IntoView {
             if let Some(player) = player {
                 let location = js_sys::Object::new();
                 let _ = js_sys::Reflect::set(&location, &"marker".into(), &(index as f64).into());
+                // The first frame moves the player's position without its screen: a seek forward
+                // from there draws only what came after it, on a cleared screen. A seek to the
+                // start first (queued, as every call) puts both back at the start.
+                let _ = player.seek(&0.into());
                 let _ = player.seek(&location);
             }
         });

@@ -5,7 +5,9 @@
 //! is left to the browser's paste, which xterm.js reads) and with a right-click on a selection
 //! (a right-click without one pastes), has a font-size control, shows how the connection is in
 //! `[data-terminal-status]`, takes the focus once connected, and tells the page when the session
-//! behind it is over.
+//! behind it is over. Tabs above it open more shells (as the real exam allows several
+//! terminals), each its own tmux session in the same container, kept with its screen and
+//! scroll-back while another is in front.
 
 use std::{
     cell::{Cell, RefCell},
@@ -19,6 +21,7 @@ use wasm_bindgen::{closure::Closure, prelude::wasm_bindgen, JsCast, JsValue};
 
 use crate::api::{
     SessionStatus, SessionView, TerminalControl, TerminalNotice, TerminalTicket, TERMINAL_MESSAGE_LIMIT,
+    TERMINAL_TABS,
 };
 
 #[wasm_bindgen]
@@ -94,36 +97,38 @@ enum Link {
     Ended,
 }
 
-/// The terminal panel. `on_ended` hears the sentence shown when the session behind it is over;
-/// each label set in `marker` becomes a chapter of the session's recording.
+/// One tab of the terminal panel: a shell of its own, with its own screen and scroll-back.
+#[derive(Clone, Copy)]
+struct Tab {
+    status: RwSignal<(Link, String)>,
+    /// Only ever set in the browser: on the server it stays `None`, so nothing thread-bound is
+    /// dropped on another thread.
+    live: RwSignal<Option<SendWrapper<Rc<Live>>>>,
+}
+
+/// The terminal panel: up to [`TERMINAL_TABS`] tabs, each a shell of its own ("+" opens the
+/// next). `on_ended` hears the sentence shown when the session behind it is over; each label set
+/// in `marker` becomes a chapter of the session's recording.
 #[component]
 pub fn Terminal(
     #[prop(into)] on_ended: Callback<String>,
     #[prop(optional)] marker: Option<ReadSignal<Option<String>>>,
 ) -> impl IntoView {
-    let host = NodeRef::<html::Div>::new();
-    let status = RwSignal::new((Link::Connecting, "Connecting…".to_owned()));
-    // Only ever set in the browser: on the server it stays `None`, so nothing thread-bound is
-    // dropped on another thread.
-    let live = StoredValue::new(None::<SendWrapper<Rc<Live>>>);
-    // Runs in the browser only, once the element is there; closed with the page.
-    Effect::new(move |_| {
-        let Some(element) = host.get() else {
-            return;
-        };
-        let terminal = Rc::new(Live::new(element.into(), status, on_ended));
-        spawn_local(terminal.clone().start());
-        live.set_value(Some(SendWrapper::new(terminal.clone())));
-        let terminal = SendWrapper::new(terminal);
-        on_cleanup(move || terminal.dispose());
+    let tabs: [Tab; TERMINAL_TABS as usize] = std::array::from_fn(|_| Tab {
+        status: RwSignal::new((Link::Connecting, "Connecting…".to_owned())),
+        live: RwSignal::new(None),
     });
+    let opened = RwSignal::new(1usize);
+    let front = RwSignal::new(0usize);
+    // Through the first tab, which is always there; a label set before its terminal exists is
+    // sent once it does (and kept by it until its socket opens).
     Effect::new(move |_| {
         let Some(label) = marker.and_then(|marker| marker.get()) else {
             return;
         };
-        live.with_value(|live| {
+        tabs[0].live.with(|live| {
             if let Some(live) = live {
-                live.send(Frame::Control(TerminalControl::Marker { label }));
+                live.mark(label);
             }
         });
     });
@@ -139,17 +144,37 @@ pub fn Terminal(
         if let Ok(Some(storage)) = window().local_storage() {
             let _ = storage.set_item(FONT_SIZE_KEY, &size.to_string());
         }
-        live.with_value(|live| {
-            if let Some(live) = live {
-                live.set_font_size(size);
-            }
-        });
+        for tab in tabs {
+            tab.live.with_untracked(|live| {
+                if let Some(live) = live {
+                    live.set_font_size(size);
+                }
+            });
+        }
     };
-    let state = move || -> &'static str { status.with(|(link, _)| (*link).into()) };
+    let open_tab = move |_| {
+        let count = opened.get_untracked();
+        if count < tabs.len() {
+            opened.set(count + 1);
+            front.set(count);
+        }
+    };
+    let status = move || tabs[front.get()].status.get();
+    let state = move || -> &'static str { status().0.into() };
     view! {
         <div class="terminal-bar">
+            <div class="terminal-tabs" role="tablist" aria-label="Terminals">
+                <For each=move || 0..opened.get() key=|number| *number children=move |number| view! {
+                    <button class="terminal-tab" role="tab"
+                        aria-selected=move || (front.get() == number).to_string()
+                        on:click=move |_| front.set(number)>{format!("Terminal {}", number + 1)}</button>
+                }/>
+                <button class="terminal-tab-new" aria-label="Open another terminal"
+                    title="Open another terminal: a shell of its own"
+                    disabled={move || opened.get() >= tabs.len()} on:click=open_tab>"+"</button>
+            </div>
             <p class="terminal-status" data-terminal-status data-state=state role="status">
-                {move || status.with(|(_, message)| message.clone())}
+                {move || status().1}
             </p>
             <div class="font-size" role="group" aria-label="Terminal font size">
                 <button class="font-button" aria-label="Smaller text" on:click=move |_| resize_font(-1)
@@ -159,7 +184,43 @@ pub fn Terminal(
                     disabled={move || font.get() >= *FONT_SIZES.end()}>"A+"</button>
             </div>
         </div>
-        <div class="terminal" data-terminal data-state=state node_ref=host></div>
+        <div class="terminals">
+            <For each=move || 0..opened.get() key=|number| *number children=move |number| view! {
+                <Shell number tab=tabs[number] front on_ended/>
+            }/>
+        </div>
+    }
+}
+
+/// A tab's terminal; those behind the front one stay on the page, hidden, with their screens.
+#[component]
+fn Shell(number: usize, tab: Tab, front: RwSignal<usize>, on_ended: Callback<String>) -> impl IntoView {
+    let host = NodeRef::<html::Div>::new();
+    // Runs in the browser only, once the element is there; closed with the page.
+    Effect::new(move |_| {
+        let Some(element) = host.get() else {
+            return;
+        };
+        let terminal = Rc::new(Live::new(element.into(), tab.status, on_ended, number + 1));
+        spawn_local(terminal.clone().start());
+        tab.live.set(Some(SendWrapper::new(terminal.clone())));
+        let terminal = SendWrapper::new(terminal);
+        on_cleanup(move || terminal.dispose());
+    });
+    // Brought to the front: it takes the focus, and the recording follows its screen.
+    Effect::new(move |_| {
+        let in_front = front.get() == number;
+        tab.live.with(|live| {
+            if let Some(live) = live {
+                live.set_front(in_front);
+            }
+        });
+    });
+    let state = move || -> &'static str { tab.status.with(|(link, _)| (*link).into()) };
+    view! {
+        <div class="terminal" data-terminal data-tab=number + 1 data-state=state role="tabpanel"
+            aria-label=format!("Terminal {}", number + 1)
+            class:behind=move || front.get() != number node_ref=host></div>
     }
 }
 
@@ -192,6 +253,13 @@ struct Live {
     observer: RefCell<Option<web_sys::ResizeObserver>>,
     /// The callbacks handed to xterm.js, the socket and the observer, alive as long as they are.
     callbacks: RefCell<Vec<Box<dyn std::any::Any>>>,
+    /// Chapters set while no socket was open (the first task's, before the first connects),
+    /// sent once one opens.
+    markers: RefCell<Vec<String>>,
+    /// Which of the session's shells, from 1.
+    tab: usize,
+    /// Its tab is the one shown.
+    front: Cell<bool>,
 }
 
 impl Live {
@@ -199,6 +267,7 @@ impl Live {
         element: web_sys::HtmlElement,
         status: RwSignal<(Link, String)>,
         on_ended: Callback<String>,
+        tab: usize,
     ) -> Self {
         Self {
             element,
@@ -213,6 +282,9 @@ impl Live {
             pong_due: Cell::default(),
             observer: RefCell::default(),
             callbacks: RefCell::default(),
+            markers: RefCell::default(),
+            tab,
+            front: Cell::default(),
         }
     }
 
@@ -333,6 +405,40 @@ impl Live {
         }
     }
 
+    fn is_open(&self) -> bool {
+        self.socket
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.ready_state() == web_sys::WebSocket::OPEN)
+    }
+
+    /// A chapter of the recording: sent now, or when a socket next opens.
+    fn mark(&self, label: String) {
+        if self.is_open() {
+            self.send(Frame::Control(TerminalControl::Marker { label }));
+        } else {
+            self.markers.borrow_mut().push(label);
+        }
+    }
+
+    /// Shown or hidden by its tab; shown, it takes the focus and the recording follows it.
+    fn set_front(&self, front: bool) {
+        let was = self.front.replace(front);
+        if front && !was {
+            self.come_forward();
+        }
+    }
+
+    fn come_forward(&self) {
+        if !self.is_open() {
+            return;
+        }
+        self.send(Frame::Control(TerminalControl::Front));
+        if let Some((term, _)) = self.term.borrow().as_ref() {
+            term.focus();
+        }
+    }
+
     fn send(&self, frame: Frame<'_>) {
         let socket = self.socket.borrow();
         let Some(socket) = socket
@@ -382,7 +488,8 @@ impl Live {
         };
         let host = location.host().unwrap_or_default();
         let ticket = String::from(js_sys::encode_uri_component(&ticket.ticket));
-        let url = format!("{scheme}://{host}/ws/terminal?ticket={ticket}&cols={cols}&rows={rows}");
+        let tab = self.tab;
+        let url = format!("{scheme}://{host}/ws/terminal?ticket={ticket}&cols={cols}&rows={rows}&tab={tab}");
         let Ok(socket) = web_sys::WebSocket::new(&url) else {
             return self.retry(None);
         };
@@ -402,8 +509,12 @@ impl Live {
                 let Some(me) = current() else { return };
                 me.attempt.set(0);
                 me.show(Link::Connected, "Connected");
-                if let Some((term, _)) = me.term.borrow().as_ref() {
-                    term.focus();
+                let waiting = me.markers.take();
+                for label in waiting {
+                    me.send(Frame::Control(TerminalControl::Marker { label }));
+                }
+                if me.front.get() {
+                    me.come_forward();
                 }
                 let beat = Rc::downgrade(&me);
                 let heartbeat = set_interval_with_handle(

@@ -8,8 +8,9 @@
 //! growing at `REPLAY_MAX_BYTES`; files older than `REPLAY_RETENTION_DAYS`, or whose session is
 //! gone from the database (its user deleted), are removed by [`Recordings::sweep`].
 //!
-//! Every socket of a session shows the same tmux screen, so one socket at a time records its
-//! output (the first to speak; the next takes over when it closes).
+//! One socket of a session at a time records its output: the first to speak, or the one whose
+//! tab the learner brought to the front (each terminal tab is a shell of its own); another
+//! takes over when it closes.
 
 use std::{
     collections::HashMap,
@@ -143,10 +144,24 @@ impl Tap {
             {
                 return;
             }
-            // Taking over: the player follows this socket's size from here.
-            self.send(Event::Resize(self.at(), self.size));
+            self.follow_size();
         }
         self.send(Event::Output(self.at(), bytes.clone()));
+    }
+
+    /// This socket's tab came to the front: the recording follows it from here. Whether it was
+    /// following another (then this screen must be drawn again for the recording).
+    pub fn take_over(&self) -> bool {
+        let taken = self.recording.owner.swap(self.id, Ordering::AcqRel) != self.id;
+        if taken {
+            self.follow_size();
+        }
+        taken
+    }
+
+    /// Taking over: the player follows this socket's size from here.
+    fn follow_size(&self) {
+        self.send(Event::Resize(self.at(), self.size));
     }
 
     pub fn resize(&mut self, size: TermSize) {

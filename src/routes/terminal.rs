@@ -2,8 +2,10 @@
 //! user's started session; `GET /ws/terminal?ticket=…&cols=…&rows=…` spends it and bridges the
 //! socket to a TTY in the session's terminal. Binary frames carry bytes both ways; small JSON
 //! text frames carry `{"type":"resize","cols":…,"rows":…}` and `{"type":"ping"}` (answered
-//! `{"type":"pong"}`), and `{"type":"marker","label":…}` (a chapter in the session's recording,
-//! see [`crate::replays`]). Before the server closes a socket it sends
+//! `{"type":"pong"}`), `{"type":"marker","label":…}` (a chapter in the session's recording,
+//! see [`crate::replays`]) and `{"type":"front"}` (the recording follows this socket's tab).
+//! `tab=N` picks which of the session's shells the socket attaches to (the page's tabs). Before
+//! the server closes a socket it sends
 //! `{"type":"session_ended"|"signed_out"|"server_shutdown","message":…}`.
 //!
 //! Limits: messages and frames of at most 64 KiB, at most three open sockets per session,
@@ -12,7 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use app::api::{ErrorBody, TerminalControl, TerminalNotice, TerminalTicket, TERMINAL_MESSAGE_LIMIT};
+use app::api::{
+    ErrorBody, TerminalControl, TerminalNotice, TerminalTicket, TERMINAL_MESSAGE_LIMIT, TERMINAL_TABS,
+};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -32,7 +36,7 @@ use super::{extract::CurrentUser, ApiError};
 use crate::{
     replays::Tap,
     sessions::SessionError,
-    terminals::{CloseReason, Grant, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
+    terminals::{CloseReason, Grant, ShellTab, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
 };
 
@@ -93,6 +97,8 @@ pub struct Open {
     cols: Option<u16>,
     /// The terminal's height (default 24).
     rows: Option<u16>,
+    /// Which of the session's shells, from 1 (the default) to `TERMINAL_TABS`: the page's tabs.
+    tab: Option<u8>,
 }
 
 /// Upgrades to the terminal's WebSocket: binary frames carry bytes both ways; text frames carry
@@ -130,6 +136,13 @@ pub async fn open(
     if !size.is_sane() {
         return ApiError::new(StatusCode::BAD_REQUEST, "the terminal size is out of range").into_response();
     }
+    let Some(tab) = ShellTab::new(open.tab.unwrap_or(1)) else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the terminal tab is a number from 1 to {TERMINAL_TABS}"),
+        )
+        .into_response();
+    };
     let Some(guard) = state
         .sockets
         .register(&grant.user_id, &grant.session_id, SOCKETS_PER_SESSION)
@@ -140,7 +153,7 @@ pub async fn open(
         )
         .into_response();
     };
-    let io = match state.terminals.attach(&cluster, size).await {
+    let io = match state.terminals.attach(&cluster, tab, size).await {
         Ok(io) => io,
         // Ended between the ticket and now: its terminal is gone.
         Err(TerminalError::NotFound(_)) => {
@@ -231,6 +244,11 @@ async fn bridge(
                         Ok(TerminalControl::Marker { label }) => {
                             if let Some(tap) = &tap {
                                 tap.marker(&label);
+                            }
+                        }
+                        Ok(TerminalControl::Front) => {
+                            if tap.as_ref().is_some_and(Tap::take_over) {
+                                io.control.redraw().await;
                             }
                         }
                         Ok(TerminalControl::Ping) => {

@@ -25,7 +25,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{
-    OutputStream, Revival, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime,
+    OutputStream, Revival, ShellTab, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime,
     TerminalSpec,
 };
 use crate::{
@@ -44,15 +44,12 @@ const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$
 const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
 /// Exit status of [`READ_FILE`] when the file does not exist.
 const NO_FILE: i64 = 3;
-/// Every connection attaches to this one tmux session, made by the first. The client's TTY is
-/// printed first, on a line of its own, so that the connection can be detached by name later;
-/// tmux starts only once the platform has read it and sent a line back, because a starting tmux
-/// client discards what the TTY holds unread (it flushes its output), which lost the line under load.
-const SHELL: [&str; 3] = [
-    "sh",
-    "-c",
-    "tty && read -r _ && exec tmux -u new-session -A -s ckad",
-];
+/// Every connection to a tab attaches to its tmux session (`$1`), made by the first. The
+/// client's TTY is printed first, on a line of its own, so that the connection can be detached by
+/// name later; tmux starts only once the platform has read it and sent a line back, because a
+/// starting tmux client discards what the TTY holds unread (it flushes its output), which lost
+/// the line under load.
+const SHELL: &str = r#"tty && read -r _ && exec tmux -u new-session -A -s "$1""#;
 /// The first line of an attach is its TTY; a shell that has not printed it by then is broken.
 const TTY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -307,31 +304,40 @@ impl TerminalControl for ExecControl {
         Ok(self.docker.resize_exec(&self.exec, options).await?)
     }
 
+    async fn redraw(&self) {
+        if let Err(error) = self.tmux("refresh-client").await {
+            tracing::debug!(%error, tty = %self.tty, "could not redraw a terminal client");
+        }
+    }
+
     async fn detach(&self) {
-        let detach = async {
-            let exec = self
-                .docker
-                .create_exec(
-                    &self.container,
-                    CreateExecOptions {
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        cmd: Some(vec!["tmux", "detach-client", "-t", &self.tty]),
-                        ..Default::default()
-                    },
-                )
-                .await?
-                .id;
-            // Attached, so that this returns once tmux has done it.
-            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec, None).await?
-            {
-                while output.next().await.is_some() {}
-            }
-            Ok::<_, bollard::errors::Error>(())
-        };
-        if let Err(error) = detach.await {
+        if let Err(error) = self.tmux("detach-client").await {
             tracing::debug!(%error, tty = %self.tty, "could not detach a terminal client (the terminal may be gone)");
         }
+    }
+}
+
+impl ExecControl {
+    /// Runs `tmux <command> -t <this client>` in an exec of its own, from outside the shell.
+    async fn tmux(&self, command: &str) -> Result<(), bollard::errors::Error> {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(vec!["tmux", command, "-t", &self.tty]),
+                    ..Default::default()
+                },
+            )
+            .await?
+            .id;
+        // Attached, so that this returns once tmux has done it.
+        if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec, None).await? {
+            while output.next().await.is_some() {}
+        }
+        Ok(())
     }
 }
 
@@ -385,16 +391,22 @@ impl TerminalRuntime for DockerTerminals {
         created
     }
 
-    async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError> {
+    async fn attach(
+        &self,
+        cluster: &ClusterName,
+        tab: ShellTab,
+        size: TermSize,
+    ) -> Result<TerminalIo, TerminalError> {
         let docker = self.docker.client().await?;
         let container = Self::container(cluster);
+        let session = tab.tmux_session();
         let shell = CreateExecOptions {
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(true),
             env: Some(vec!["TERM=xterm-256color"]),
-            cmd: Some(SHELL.to_vec()),
+            cmd: Some(vec!["sh", "-c", SHELL, "sh", &session]),
             ..Default::default()
         };
         let exec = match docker.create_exec(&container, shell.clone()).await {

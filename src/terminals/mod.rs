@@ -4,7 +4,8 @@
 //! The shell runs inside tmux in the container, and every connection attaches to the same tmux
 //! session: closing a socket (a network blip, a reload) never ends the shell, and reconnecting
 //! lands in the same shell with its screen redrawn. tmux over dtach because it redraws the screen
-//! for the new client and keeps scrollback; it is invisible otherwise (no status line).
+//! for the new client and keeps scrollback; it is invisible otherwise (no status line). Each of
+//! the page's terminal tabs is a tmux session of its own in the same container ([`ShellTab`]).
 
 mod docker;
 mod firewall;
@@ -13,6 +14,7 @@ mod tickets;
 
 use std::pin::Pin;
 
+use app::api::TERMINAL_TABS;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::AsyncWrite;
@@ -53,6 +55,28 @@ impl TermSize {
     }
 }
 
+/// One of a terminal's shells: the page's tab N (from 1 to [`TERMINAL_TABS`]) is the tmux
+/// session `ckad` for the first and `ckad-N` for the others, each with its own screen and
+/// scroll-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShellTab(u8);
+
+impl ShellTab {
+    pub const FIRST: Self = Self(1);
+
+    pub fn new(number: u8) -> Option<Self> {
+        (1..=TERMINAL_TABS).contains(&number).then_some(Self(number))
+    }
+
+    /// The tmux session; the first keeps the name it had before there were tabs.
+    pub fn tmux_session(self) -> String {
+        match self.0 {
+            1 => "ckad".to_owned(),
+            number => format!("ckad-{number}"),
+        }
+    }
+}
+
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Bytes, TerminalError>> + Send>>;
 
 /// One attached shell: the bytes it prints, the keys it reads, and its window and client.
@@ -66,6 +90,10 @@ pub struct TerminalIo {
 #[async_trait::async_trait]
 pub trait TerminalControl: Send + Sync {
     async fn resize(&self, size: TermSize) -> Result<(), TerminalError>;
+
+    /// Has tmux draw this connection's whole screen again (into its output), so that a recording
+    /// that starts following it has the screen from the first frame.
+    async fn redraw(&self);
 
     /// Ends this connection's tmux client from outside it, so that it exits now: dropping the
     /// stream leaves a process on a TTY running (one more per reconnect, counted against the
@@ -89,8 +117,13 @@ pub trait TerminalRuntime: Send + Sync {
     /// Creates and starts the terminal; on failure nothing of it is left.
     async fn create(&self, spec: &TerminalSpec<'_>) -> Result<(), TerminalError>;
 
-    /// Attaches a new TTY to the terminal's shell (the same shell every time), sized `size`.
-    async fn attach(&self, cluster: &ClusterName, size: TermSize) -> Result<TerminalIo, TerminalError>;
+    /// Attaches a new TTY to the terminal's shell `tab` (the same shell every time), sized `size`.
+    async fn attach(
+        &self,
+        cluster: &ClusterName,
+        tab: ShellTab,
+        size: TermSize,
+    ) -> Result<TerminalIo, TerminalError>;
 
     /// At most `limit` bytes of the file at `path`, read as the learner's user; `None` when
     /// nothing is there. For the grader: nothing the learner types takes part.
@@ -148,5 +181,21 @@ impl LearnerFiles for TerminalFiles<'_> {
             .write_file(self.cluster, path.as_str(), content)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabs_are_numbered_from_one_to_the_limit_and_the_first_keeps_its_shell() {
+        assert_eq!(ShellTab::new(0), None);
+        assert_eq!(ShellTab::new(TERMINAL_TABS + 1), None);
+        assert_eq!(ShellTab::FIRST.tmux_session(), "ckad");
+        assert_eq!(
+            ShellTab::new(2).map(ShellTab::tmux_session).as_deref(),
+            Some("ckad-2")
+        );
     }
 }

@@ -1,7 +1,8 @@
 // The replay in Chromium: a learner types in the practice terminal, switches task and presses
 // Check, ends the session, then opens its replay from the session history: asciinema-player shows
 // the first frame (the prompt and the command typed) and the task switches and Checks as
-// chapters. Another learner cannot fetch the recording.
+// chapters, the first task's among them (chosen before the terminal's socket opened); a chapter
+// jumped to shows its screen whole. Another learner cannot fetch the recording.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
@@ -30,6 +31,7 @@ test('a learner watches their session again from the history, with chapters; nob
   const session = await sessionStarted(page);
 
   await page.goto(`${baseUrl}/practice`);
+  const firstTitle = (await page.locator('.task-item').first().locator('.task-name').innerText()).trim();
   await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 30_000 });
   await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('ckad@ckad'));
   await page.keyboard.type('echo "replayed-$((6*7))"\n');
@@ -51,9 +53,19 @@ test('a learner watches their session again from the history, with chapters; nob
   // The first frame: the prompt as the learner first saw it.
   await page.waitForFunction(() => document.querySelector('.ap-term')?.innerText.includes('ckad@ckad'), null, { timeout: 30_000 });
   const chapters = await page.locator('.chapter').allInnerTexts();
+  assert.equal(chapters[0], `Task: ${firstTitle}`, JSON.stringify(chapters));
   assert.ok(chapters.includes(`Task: ${secondTitle}`), JSON.stringify(chapters));
   assert.ok(chapters.includes(`Check: ${secondTitle}`), JSON.stringify(chapters));
   await page.screenshot({ path: `${artefacts}/replay.png` });
+
+  // Jumping to the second task's chapter shows that moment's screen whole: the prompt with the
+  // command after it, not the cells the first frame had drawn left blank.
+  await page.locator('.chapter', { hasText: `Task: ${secondTitle}` }).click();
+  await page.waitForFunction(
+    () => /ckad@ckad\S*\$ echo "replayed-/.test(document.querySelector('.ap-term')?.innerText ?? ''),
+    null, { timeout: 20_000 },
+  );
+  await page.screenshot({ path: `${artefacts}/replay-chapter.png` });
 
   assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
   await page.close();

@@ -3,7 +3,7 @@
 // session stops, the page says so.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { artefacts, baseUrl, expectedProblems, openBrowser, signUp, waitForServer } from './browser.mjs';
+import { artefacts, baseUrl, expectedProblems, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
 
 let browser;
 before(async () => {
@@ -62,6 +62,61 @@ test('a learner types kubectl into the terminal and reads the node back', async 
   assert.equal(stopped, 204);
   await page.locator('.terminal-status[data-state="ended"]').waitFor();
   assert.equal(await status.innerText(), 'The session has ended.');
+  assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
+  await page.close();
+});
+
+test('a second terminal tab is a shell of its own, and each tab keeps its screen', async () => {
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(60_000);
+  await page.goto(`${baseUrl}/signup`);
+  await page.waitForLoadState('networkidle');
+  await signUp(page, `tabs${Date.now()}@example.com`, 'Ada');
+  const status = await page.evaluate(async () => {
+    const response = await fetch('/api/session/start', { method: 'POST' });
+    await response.text();
+    return response.status;
+  });
+  assert.equal(status, 202);
+  await sessionStarted(page);
+
+  await page.goto(`${baseUrl}/practice`);
+  const first = page.locator('.terminal[data-tab="1"] .xterm-rows');
+  const second = page.locator('.terminal[data-tab="2"] .xterm-rows');
+  await page.locator('.terminal-status[data-state="connected"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('.terminal[data-tab="1"] .xterm-rows')?.innerText.includes('ckad@ckad'));
+  await page.keyboard.type('echo "first-$((3*4))"\n');
+  await first.getByText('first-12').waitFor();
+
+  await page.getByRole('button', { name: 'Open another terminal' }).click();
+  assert.equal(await page.getByRole('tab', { name: 'Terminal 2' }).getAttribute('aria-selected'), 'true');
+  await page.locator('.terminal[data-tab="2"][data-state="connected"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('.terminal[data-tab="2"] .xterm-rows')?.innerText.includes('ckad@ckad'));
+  // A shell of its own: a new screen, and its own process beside the first tab's shell.
+  assert.doesNotMatch(await second.innerText(), /first-12/);
+  await page.keyboard.type('echo "second-$((5*6))"; tty\n');
+  await second.getByText('second-30').waitFor();
+  const screen2 = await second.innerText();
+  await page.screenshot({ path: `${artefacts}/terminal-tab2.png` });
+
+  // Back to the first: its screen is as it was, and its shell is another TTY.
+  await page.getByRole('tab', { name: 'Terminal 1' }).click();
+  await first.getByText('first-12').waitFor();
+  assert.doesNotMatch(await first.innerText(), /second-30/);
+  await page.keyboard.type('tty\n');
+  await page.waitForFunction(() => (document.querySelector('.terminal[data-tab="1"] .xterm-rows')?.innerText.match(/\/dev\/pts\/\d+/g) ?? []).length > 0);
+  const tty1 = (await first.innerText()).match(/\/dev\/pts\/\d+/)[0];
+  const tty2 = screen2.match(/\/dev\/pts\/\d+/)[0];
+  assert.notEqual(tty1, tty2);
+
+  // At most three tabs.
+  await page.getByRole('button', { name: 'Open another terminal' }).click();
+  assert.equal(await page.getByRole('button', { name: 'Open another terminal' }).isDisabled(), true);
+  await page.locator('.terminal[data-tab="3"][data-state="connected"]').waitFor({ timeout: 30_000 });
+
+  const stopped = await page.evaluate(async () => (await fetch('/api/session/stop', { method: 'POST' })).status);
+  assert.equal(stopped, 204);
+  await page.locator('.terminal-status[data-state="ended"]').waitFor();
   assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
   await page.close();
 });

@@ -159,6 +159,93 @@ async fn a_typed_session_replays_the_same_text_to_its_learner_and_admins_only() 
     platform.shut_down().await;
 }
 
+/// Opens the socket of terminal tab `tab` (the page's tab query) and waits for its prompt; or
+/// the status it was refused with.
+async fn connect_tab(platform: &Platform, ticket: &str, tab: u8) -> Result<common::Shell, StatusCode> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}&tab={tab}", platform.socket_url(ticket))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => {
+            let mut shell = common::Shell {
+                socket,
+                seen: String::new(),
+            };
+            shell.read_until("ckad@ckad").await;
+            Ok(shell)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+        Err(other) => panic!("handshake: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_second_tab_is_a_shell_of_its_own_and_the_recording_follows_the_tab_in_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
+    let ada = platform.learner("ada@example.com").await;
+    let session = platform.start_session(&ada).await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    for tab in [0, 4] {
+        assert_eq!(
+            connect_tab(&platform, &platform.ticket(&ada).await, tab)
+                .await
+                .err(),
+            Some(StatusCode::BAD_REQUEST),
+            "tab {tab}"
+        );
+    }
+
+    let mut first = connect_tab(&platform, &platform.ticket(&ada).await, 1)
+        .await
+        .unwrap();
+    first.type_line("MARK=one-$((1+1)); echo \"[$MARK]\"").await;
+    first.read_until("[one-2]").await;
+    // Tab 2: another shell (the first's variable is not there), recorded only once in front.
+    let mut second = connect_tab(&platform, &platform.ticket(&ada).await, 2)
+        .await
+        .unwrap();
+    second.type_line("echo \"[$MARK]two-$((2+2))\"").await;
+    second.read_until("[]two-4").await;
+    second.control(json!({ "type": "front" })).await;
+    second.type_line("echo \"three-$((3+3))\"").await;
+    second.read_until("three-6").await;
+    // The first tab's shell is still its own.
+    first.type_line("echo \"[$MARK]again\"").await;
+    first.read_until("[one-2]again").await;
+    first.socket.close(None).await.unwrap();
+    second.socket.close(None).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The writer finishes once both sockets have gone.
+    let cast = loop {
+        let (status, cast) = fetch(&platform, &id, &ada).await;
+        if status == StatusCode::OK && cast.contains("three-6") {
+            break cast;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}: {cast}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let printed: String = parse(&cast)
+        .1
+        .into_iter()
+        .filter(|(_, code, _)| code == "o")
+        .map(|(_, _, data)| data)
+        .collect();
+    let at = |text: &str| {
+        printed
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} not recorded: {printed:?}"))
+    };
+    // The first tab's screen, then the second's drawn whole when it came to the front (with
+    // what it showed before), then what it showed next; the first tab's later line is not there.
+    assert!(at("[one-2]") < at("[]two-4") && at("[]two-4") < at("three-6"));
+    assert!(!printed.contains("[one-2]again"), "{printed:?}");
+    platform.shut_down().await;
+}
+
 #[tokio::test]
 async fn the_notepad_and_review_flags_are_kept_on_the_server_for_the_started_session() {
     let dir = tempfile::tempdir().unwrap();
