@@ -35,6 +35,44 @@ use crate::{
 
 const SESSION_LABEL: &str = "ckad.session";
 const USER_LABEL: &str = "ckad.user";
+
+/// What a container on a session network may use: memory (no swap beyond it), CPU and processes.
+pub(super) struct Limits {
+    pub memory_mib: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+const TERMINAL_LIMITS: Limits = Limits {
+    memory_mib: 512,
+    nano_cpus: 500_000_000,
+    pids: 100,
+};
+
+/// How every container the platform runs on a session network starts: within `limits`, on a
+/// read-only root, without capabilities or a way to gain any, with no log on the host (what a
+/// learner writes to the container's own output, `/proc/1/fd/1`, would fill the host's disk;
+/// the shell's output goes through exec streams anyway) and no name outside the session: Docker's
+/// DNS in the container answers the session's names itself and sends the rest upstream, and an
+/// upstream on loopback, where nothing answers, means no query leaves the machine.
+pub(super) fn hardened(network: &str, limits: Limits) -> HostConfig {
+    HostConfig {
+        memory: Some(limits.memory_mib * 1024 * 1024),
+        memory_swap: Some(limits.memory_mib * 1024 * 1024),
+        nano_cpus: Some(limits.nano_cpus),
+        pids_limit: Some(limits.pids),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        network_mode: Some(network.to_owned()),
+        dns: Some(vec!["127.0.0.1".into()]),
+        ..Default::default()
+    }
+}
 const HOME: &str = "/home/ckad";
 const COURSE: &str = "/opt/course";
 /// Reads a file for the grader: exit 3 when nothing is there, else at most `$2` bytes of `$1`.
@@ -111,31 +149,13 @@ impl DockerTerminals {
             ),
         ]);
         let host_config = HostConfig {
-            memory: Some(512 * 1024 * 1024),
-            memory_swap: Some(512 * 1024 * 1024),
-            nano_cpus: Some(500_000_000),
-            pids_limit: Some(100),
-            readonly_rootfs: Some(true),
             tmpfs: Some(tmpfs),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
             init: Some(true),
-            // What a learner writes to the container's own output (`/proc/1/fd/1`) would fill the
-            // host's disk through its log; the shell's output goes through exec streams anyway.
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("none".into()),
-                config: None,
-            }),
             // A terminal that dies (its init killed, an engine restart) comes back by itself.
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
-            network_mode: Some(spec.network.to_owned()),
-            // Docker's DNS inside the container answers the session's names itself and sends the
-            // rest upstream: an upstream on loopback, where nothing answers, means no name
-            // outside the session resolves, and no query leaves the machine.
-            dns: Some(vec!["127.0.0.1".into()]),
             mounts: Some(vec![Mount {
                 target: Some(format!("{HOME}/.kube")),
                 source: Some(volume),
@@ -143,7 +163,7 @@ impl DockerTerminals {
                 read_only: Some(true),
                 ..Default::default()
             }]),
-            ..Default::default()
+            ..hardened(spec.network, TERMINAL_LIMITS)
         };
         let name = Self::container(spec.cluster);
         docker

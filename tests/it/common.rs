@@ -411,6 +411,26 @@ pub trait Terminals {
     async fn ticket(&self, token: &str) -> String;
     fn socket_url(&self, ticket: &str) -> String;
     async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode>;
+    /// As `connect`, to the terminal's tab `tab` (the page's `tab` query), from the site's origin.
+    async fn connect_tab(&self, ticket: &str, tab: u8) -> Result<Shell, StatusCode>;
+}
+
+/// A terminal socket at `url` with its prompt shown; or the status it was refused with.
+async fn open_shell(url: String, origin: &str) -> Result<Shell, StatusCode> {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => {
+            let mut shell = Shell {
+                socket,
+                seen: String::new(),
+            };
+            shell.read_until("ckad@ckad").await;
+            Ok(shell)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+        Err(other) => panic!("handshake: {other}"),
+    }
 }
 
 impl Terminals for Platform {
@@ -431,20 +451,11 @@ impl Terminals for Platform {
     /// Opens a socket and waits for the prompt, as a learner would before typing (keys sent while
     /// tmux is still attaching may be taken for its terminal queries' answers).
     async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
-        let mut request = self.socket_url(ticket).into_client_request().unwrap();
-        request.headers_mut().insert("origin", origin.parse().unwrap());
-        match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => {
-                let mut shell = Shell {
-                    socket,
-                    seen: String::new(),
-                };
-                shell.read_until("ckad@ckad").await;
-                Ok(shell)
-            }
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
-            Err(other) => panic!("handshake: {other}"),
-        }
+        open_shell(self.socket_url(ticket), origin).await
+    }
+
+    async fn connect_tab(&self, ticket: &str, tab: u8) -> Result<Shell, StatusCode> {
+        open_shell(format!("{}&tab={tab}", self.socket_url(ticket)), ORIGIN).await
     }
 }
 

@@ -159,28 +159,6 @@ async fn a_typed_session_replays_the_same_text_to_its_learner_and_admins_only() 
     platform.shut_down().await;
 }
 
-/// Opens the socket of terminal tab `tab` (the page's tab query) and waits for its prompt; or
-/// the status it was refused with.
-async fn connect_tab(platform: &Platform, ticket: &str, tab: u8) -> Result<common::Shell, StatusCode> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("{}&tab={tab}", platform.socket_url(ticket))
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => {
-            let mut shell = common::Shell {
-                socket,
-                seen: String::new(),
-            };
-            shell.read_until("ckad@ckad").await;
-            Ok(shell)
-        }
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
-        Err(other) => panic!("handshake: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn a_second_tab_is_a_shell_of_its_own_and_the_recording_follows_the_tab_in_front() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,7 +168,8 @@ async fn a_second_tab_is_a_shell_of_its_own_and_the_recording_follows_the_tab_in
     let id = session["id"].as_str().unwrap().to_owned();
     for tab in [0, 4] {
         assert_eq!(
-            connect_tab(&platform, &platform.ticket(&ada).await, tab)
+            platform
+                .connect_tab(&platform.ticket(&ada).await, tab)
                 .await
                 .err(),
             Some(StatusCode::BAD_REQUEST),
@@ -198,13 +177,15 @@ async fn a_second_tab_is_a_shell_of_its_own_and_the_recording_follows_the_tab_in
         );
     }
 
-    let mut first = connect_tab(&platform, &platform.ticket(&ada).await, 1)
+    let mut first = platform
+        .connect_tab(&platform.ticket(&ada).await, 1)
         .await
         .unwrap();
     first.type_line("MARK=one-$((1+1)); echo \"[$MARK]\"").await;
     first.read_until("[one-2]").await;
     // Tab 2: another shell (the first's variable is not there), recorded only once in front.
-    let mut second = connect_tab(&platform, &platform.ticket(&ada).await, 2)
+    let mut second = platform
+        .connect_tab(&platform.ticket(&ada).await, 2)
         .await
         .unwrap();
     second.type_line("echo \"[$MARK]two-$((2+2))\"").await;

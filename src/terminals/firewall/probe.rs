@@ -18,7 +18,7 @@ use std::{
 };
 
 use bollard::{
-    models::{ContainerCreateBody, HostConfig, HostConfigLogConfig},
+    models::ContainerCreateBody,
     query_parameters::{
         AttachContainerOptions, CreateContainerOptions, ListContainersOptions, ListNetworksOptions,
         RemoveContainerOptions,
@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use crate::{
     clusters::{ClusterError, ClusterName, Networks, SubnetPool, INSTANCE_LABEL, PLATFORM_LABEL},
     docker::DockerEngine,
+    terminals::docker::{hardened, Limits},
 };
 
 /// The owner label of the probe's network and container: no cluster provider lists them.
@@ -234,24 +235,13 @@ impl Inner {
             "probe".to_owned(),
         ];
         cmd.extend(targets.iter().map(|(_, addr)| addr.to_string()));
-        let host_config = HostConfig {
-            memory: Some(64 * 1024 * 1024),
-            memory_swap: Some(64 * 1024 * 1024),
-            nano_cpus: Some(250_000_000),
-            pids_limit: Some(32),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            // Its output is read through the attach stream; nothing is kept on the host.
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("none".into()),
-                config: None,
-            }),
-            network_mode: Some(network.to_owned()),
-            // As a terminal: no name outside the session resolves (the probe needs none).
-            dns: Some(vec!["127.0.0.1".into()]),
-            ..Default::default()
+        // Hardened as a terminal is; its output is read through the attach stream.
+        let limits = Limits {
+            memory_mib: 64,
+            nano_cpus: 250_000_000,
+            pids: 32,
         };
+        let host_config = hardened(network, limits);
         docker
             .create_container(
                 Some(CreateContainerOptions {
