@@ -24,7 +24,9 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest, protocol::frame::coding::CloseCode, Message,
+};
 
 /// Runs `script` with bash in the container (not through the bridge); exit code and output.
 async fn sh(docker: &Docker, container: &str, script: &str) -> (i64, String) {
@@ -503,7 +505,6 @@ async fn connect_reading_slowly(
     platform: &Platform,
     ticket: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = platform.socket_url(ticket).into_client_request().unwrap();
     request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -613,36 +614,46 @@ async fn the_socket_bounds_messages_sockets_resizes_and_clients_that_stop_readin
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     drop(stalled);
-    let (mut raw, _) = tokio_tungstenite::connect_async({
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // Ctrl-C until the prompt is back: on a loaded machine the flood's backlog can hold the
+    // first one up past the next socket's wait, or outrun this socket until the server drops it
+    // as one that takes nothing (then a new socket goes on).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    'interrupted: loop {
+        assert!(Instant::now() < deadline, "yes was never interrupted");
         let mut request = platform
             .socket_url(&platform.ticket(&token).await)
             .into_client_request()
             .unwrap();
         request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
-        request
-    })
-    .await
-    .unwrap();
-    // Ctrl-C until the prompt is back: on a loaded machine the flood's backlog can hold the
-    // first one up past the next socket's wait.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut tail: Vec<u8> = Vec::new();
-    'interrupted: loop {
-        raw.send(Message::binary(b"\x03".to_vec())).await.unwrap();
-        let resend = Instant::now() + Duration::from_secs(3);
-        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(resend, raw.next()).await {
-            if let Message::Binary(bytes) = message {
-                tail.extend_from_slice(&bytes);
-                if tail.windows(9).any(|w| w == b"ckad@ckad") {
-                    break 'interrupted;
-                }
-                tail.drain(..tail.len().saturating_sub(8));
+        let Ok((mut raw, _)) = tokio_tungstenite::connect_async(request).await else {
+            // The dropped socket's place is not free yet.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            if raw.send(Message::binary(b"\x03".to_vec())).await.is_err() {
+                continue 'interrupted;
             }
+            let resend = Instant::now() + Duration::from_secs(3);
+            loop {
+                match tokio::time::timeout_at(resend, raw.next()).await {
+                    Err(_) => break,
+                    Ok(Some(Ok(Message::Binary(bytes)))) => {
+                        tail.extend_from_slice(&bytes);
+                        if tail.windows(9).any(|w| w == b"ckad@ckad") {
+                            raw.close(None).await.unwrap();
+                            break 'interrupted;
+                        }
+                        tail.drain(..tail.len().saturating_sub(8));
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    Ok(_) => continue 'interrupted,
+                }
+            }
+            assert!(Instant::now() < deadline, "yes was never interrupted");
         }
-        assert!(Instant::now() < deadline, "yes was never interrupted");
     }
-    raw.close(None).await.unwrap();
     // The shell is still there for the next socket.
     let mut shell = open().await.unwrap();
     shell.type_line("echo \"[after-$((1+1))]\"").await;
