@@ -459,6 +459,13 @@ impl Terminals for Platform {
     }
 }
 
+/// Terminal output without its cursor and mode controls (CSI sequences), which draw nothing.
+fn on_screen(output: &str) -> std::borrow::Cow<'_, str> {
+    static CONTROLS: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[hlJK]").unwrap());
+    CONTROLS.replace_all(output, "")
+}
+
 /// The browser's side of one terminal socket.
 pub struct Shell {
     pub socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
@@ -479,11 +486,13 @@ impl Shell {
     }
 
     /// Reads until the screen shows `wanted` (after what was seen before); the text frames met.
+    /// The text is read as a learner sees it: tmux may draw a line in pieces with cursor moves
+    /// between them (`\e[?25l`), which are no characters on the screen.
     pub async fn read_until(&mut self, wanted: &str) -> Vec<Value> {
         let from = self.seen.len();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut texts = Vec::new();
-        while !self.seen[from..].contains(wanted) {
+        while !on_screen(&self.seen[from..]).contains(wanted) {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .unwrap_or_else(|_| panic!("{wanted:?} not shown; screen: {:?}", &self.seen[from..]));
