@@ -61,10 +61,13 @@ test('a learner watches their session again from the history, with chapters; nob
   // Jumping to the second task's chapter shows that moment's screen whole: the prompt with the
   // command after it, not the cells the first frame had drawn left blank.
   await page.locator('.chapter', { hasText: `Task: ${secondTitle}` }).click();
+  // The player draws each colour run as an element of its own, read as lines by innerText.
   await page.waitForFunction(
-    () => /ckad@ckad\S*\$ echo "replayed-/.test(document.querySelector('.ap-term')?.innerText ?? ''),
+    () => /ckad@ckad[\s:~]*\$\s+echo "replayed-/.test(document.querySelector('.ap-term')?.innerText ?? ''),
     null, { timeout: 20_000 },
-  );
+  ).catch(async (error) => {
+    throw new Error(`${error.message}; the player shows: ${JSON.stringify(await page.locator('.ap-term').innerText())}`);
+  });
   await page.screenshot({ path: `${artefacts}/replay-chapter.png` });
 
   assert.deepEqual(browser.problems.filter((p) => !expectedProblems(p)), []);
