@@ -96,6 +96,7 @@ test('a second terminal tab is a shell of its own, and each tab keeps its screen
   assert.doesNotMatch(await second.innerText(), /first-12/);
   await page.keyboard.type('echo "second-$((5*6))"; tty\n');
   await second.getByText('second-30').waitFor();
+  await page.waitForFunction(() => /\/dev\/pts\/\d+/.test(document.querySelector('.terminal[data-tab="2"] .xterm-rows')?.innerText ?? ''));
   const screen2 = await second.innerText();
   await page.screenshot({ path: `${artefacts}/terminal-tab2.png` });
 
