@@ -103,9 +103,9 @@ impl Store {
         .execute(c)
         .await
         .map(|_| ()))?;
-        on!(tx, |c| {
-            sqlx::query(
-            "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        on!(tx, |c| sqlx::query(
+            "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(email)
@@ -114,8 +114,7 @@ impl Store {
         .bind(now)
         .execute(c)
         .await
-        .map(|_| ())
-        })?;
+        .map(|_| ()))?;
         tx.commit().await?;
         Ok(true)
     }
@@ -224,14 +223,13 @@ impl Store {
 
     /// The user and their password hash (None for accounts that sign in by code or Google).
     pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row: Option<UserWithPassword> = on!(self.db, |c| {
-            sqlx::query_as(
-            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users WHERE email = $1",
+        let row: Option<UserWithPassword> = on!(self.db, |c| sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users
+             WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(c)
-        .await
-        })?;
+        .await)?;
         Ok(row.map(|row| (row.user, row.password_hash)))
     }
 
@@ -276,14 +274,13 @@ impl Store {
         let now = Utc::now();
         let mut tx = self.begin_write().await?;
         tx.lock(Lock::Refresh(old_hash)).await?;
-        let record: Option<RefreshRecord> = on!(tx, |c| {
-            sqlx::query_as(
-            "SELECT id, user_id, family_id, expires_at, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = $1",
+        let record: Option<RefreshRecord> = on!(tx, |c| sqlx::query_as(
+            "SELECT id, user_id, family_id, expires_at, revoked_at, replaced_by FROM refresh_tokens
+             WHERE token_hash = $1",
         )
         .bind(old_hash)
         .fetch_optional(c)
-        .await
-        })?;
+        .await)?;
         let Some(record) = record else {
             return Ok(Rotation::Invalid);
         };
@@ -439,15 +436,14 @@ impl Store {
 
     /// Takes the flow with `state_hash` if it has not expired: a state works once.
     pub async fn take_oauth_flow(&self, state_hash: &str) -> Result<Option<OAuthFlow>, StoreError> {
-        Ok(on!(self.db, |c| {
-            sqlx::query_as(
-            "DELETE FROM oauth_flows WHERE state_hash = $1 AND expires_at > $2 RETURNING pkce_verifier, nonce",
+        Ok(on!(self.db, |c| sqlx::query_as(
+            "DELETE FROM oauth_flows WHERE state_hash = $1 AND expires_at > $2
+             RETURNING pkce_verifier, nonce",
         )
         .bind(state_hash)
         .bind(Utc::now())
         .fetch_optional(c)
-        .await
-        })?)
+        .await)?)
     }
 }
 

@@ -153,15 +153,14 @@ impl Store {
             }
             None => {}
         }
-        let hours: Option<i64> = on!(tx, |c| {
-            sqlx::query_scalar(
-            "SELECT duration_hours FROM access_passes WHERE id = $1 AND user_id = $2 AND status = 'unused'",
+        let hours: Option<i64> = on!(tx, |c| sqlx::query_scalar(
+            "SELECT duration_hours FROM access_passes
+             WHERE id = $1 AND user_id = $2 AND status = 'unused'",
         )
         .bind(id)
         .bind(user_id)
         .fetch_optional(c)
-        .await
-        })?;
+        .await)?;
         let Some(hours) = hours else {
             return Ok(Err(ActivationRefused::NotFound));
         };
@@ -214,17 +213,16 @@ impl Store {
         change: &PassChange,
     ) -> Result<EventOutcome, StoreError> {
         let mut tx = self.begin().await?;
-        let recorded = on!(tx, |c| {
-            sqlx::query(
-            "INSERT INTO stripe_events (id, type, received_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        let recorded = on!(tx, |c| sqlx::query(
+            "INSERT INTO stripe_events (id, type, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
         .bind(kind)
         .bind(Utc::now())
         .execute(c)
         .await
-        .map(|done| done.rows_affected())
-        })?;
+        .map(|done| done.rows_affected()))?;
         if recorded == 0 {
             return Ok(EventOutcome::Duplicate);
         }

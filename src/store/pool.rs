@@ -44,17 +44,16 @@ impl Store {
         bound_on_host: impl Fn(u16) -> bool,
     ) -> Result<(PoolMember, PortSet), StoreError> {
         let mut tx = self.begin_write().await?;
-        let member: PoolMember = on!(tx, |c| {
-            sqlx::query_as(
-            "INSERT INTO pool_members (id, cluster_name, status, created_at) VALUES ($1, $2, 'filling', $3)
+        let member: PoolMember = on!(tx, |c| sqlx::query_as(
+            "INSERT INTO pool_members (id, cluster_name, status, created_at)
+             VALUES ($1, $2, 'filling', $3)
              RETURNING id, cluster_name, status, created_at, ready_at",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(cluster_name)
         .bind(Utc::now())
         .fetch_one(c)
-        .await
-        })
+        .await)
         .map_err(conflict("a pool member with this cluster name"))?;
         let ports = take_ports(&mut tx, PortOwner::PoolMember(&member.id), ranges, bound_on_host).await?;
         tx.commit().await?;
@@ -63,16 +62,15 @@ impl Store {
 
     /// Marks a filling member ready; false when it is gone (removed meanwhile).
     pub async fn mark_pool_member_ready(&self, id: &str) -> Result<bool, StoreError> {
-        let done = on!(self.db, |c| {
-            sqlx::query(
-            "UPDATE pool_members SET status = 'ready', ready_at = $1 WHERE id = $2 AND status = 'filling'",
+        let done = on!(self.db, |c| sqlx::query(
+            "UPDATE pool_members SET status = 'ready', ready_at = $1
+             WHERE id = $2 AND status = 'filling'",
         )
         .bind(Utc::now())
         .bind(id)
         .execute(c)
         .await
-        .map(|done| done.rows_affected())
-        })?;
+        .map(|done| done.rows_affected()))?;
         Ok(done == 1)
     }
 
