@@ -13,6 +13,14 @@
 set -euo pipefail
 
 url=${DATABASE_URL:-sqlite://data/ckad.db}
+# It reads SQLite only; read as empty, a Postgres database would own nothing and every cluster of
+# the instance would go. The platform's reconciler removes the same orphans at start-up.
+case $url in
+postgres://* | postgresql://*)
+  echo "cleanup-orphans: reads SQLite databases only; on PostgreSQL the platform removes orphans at start-up" >&2
+  exit 0
+  ;;
+esac
 db=${url#sqlite://}
 db=${db#sqlite:}
 db=${db%%\?*}

@@ -73,6 +73,8 @@ _setup_debian_packages() {
   for pair in jq:jq docker.io:dockerd chromium:chromium sqlite3:sqlite3 iptables:iptables caddy:caddy docker-compose:docker-compose mmdebstrap:mmdebstrap systemd:systemd-analyze; do
     command -v "${pair#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair#*:}" ] || missing+=("${pair%%:*}")
   done
+  # The tests' PostgreSQL server (scripts/postgres.sh); its programs are off PATH, by version.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     _say "missing Debian packages: ${missing[*]} (run as root, or install them: apt-get install ${missing[*]})"

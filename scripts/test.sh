@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy on the server and (separately) on the wasm
-# bundle, the wasm dependency rule, unit and integration tests against real SQLite files and a
-# real Docker engine, and browser tests in Chromium against the release build. Installs what it
-# needs first. The last line is the summary: "tests: N passed, N failed".
+# bundle, the wasm dependency rule, unit and integration tests against real SQLite files, a real
+# PostgreSQL server (the store's tests run on both databases) and a real Docker engine, and
+# browser tests in Chromium against the release build. Installs what it needs first. The last
+# line is the summary: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -40,6 +41,14 @@ step "the wasm bundle holds no server crates"
 scripts/check-wasm-deps.sh
 
 CKAD_APP_IMAGE=$(scripts/build-app-image.sh); export CKAD_APP_IMAGE # the offline app image, for tests/it/deploy.rs
+step "PostgreSQL for the tests"
+# A server of its own on loopback (TEST_POSTGRES_URL); each test makes a database on it.
+postgres_dir=$(mktemp -d)
+stop_postgres() { scripts/postgres.sh stop "$postgres_dir" || true; rm -rf "$postgres_dir"; }
+trap 'stop_postgres; rm -rf "$logs"' EXIT
+eval "$(scripts/postgres.sh start "$postgres_dir")"
+echo "TEST_POSTGRES_URL=$TEST_POSTGRES_URL"
+
 step "unit and integration tests"
 status=0
 # The server's tests (one binary, in phases: the groups that each run several clusters at once,
@@ -84,7 +93,7 @@ end_browser_sessions() {
     DELETE FROM pool_members"
   scripts/cleanup-orphans.sh >/dev/null
 }
-trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; rm -rf "$logs"' EXIT
+trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; stop_postgres; rm -rf "$logs"' EXIT
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"

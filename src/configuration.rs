@@ -14,7 +14,7 @@ use crate::{
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     replays::ReplaySettings,
     sessions::{PoolSettings, SessionSettings},
-    store::sqlite_path,
+    store::{is_postgres, sqlite_path},
     terminals::ProbeTarget,
 };
 pub use crate::{
@@ -77,7 +77,7 @@ impl FromStr for Instance {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// SQLite database file (`DATABASE_URL`, `sqlite://` URL).
+    /// The database (`DATABASE_URL`): a `sqlite://` file or a `postgres://` database.
     pub database_url: String,
     /// The Docker engine (`DOCKER_HOST`).
     pub docker_host: String,
@@ -517,9 +517,23 @@ impl FromStr for Program {
     }
 }
 
-/// `DATABASE_URL`, a relative SQLite file made absolute like the other paths.
+/// `DATABASE_URL`: PostgreSQL (`postgres://`) or SQLite (`sqlite://`, the default), whose
+/// relative file is made absolute like the other paths.
 fn database_url() -> Result<String, ConfigError> {
-    let url = var("DATABASE_URL", "sqlite://data/ckad.db".to_owned())?;
+    database_url_from(var("DATABASE_URL", "sqlite://data/ckad.db".to_owned())?)
+}
+
+fn database_url_from(url: String) -> Result<String, ConfigError> {
+    if is_postgres(&url) {
+        return Ok(url);
+    }
+    if !url.starts_with("sqlite:") {
+        return Err(ConfigError::Invalid {
+            name: "DATABASE_URL",
+            value: url,
+            reason: "expected a sqlite:// or a postgres:// URL".into(),
+        });
+    }
     let Some(path) = sqlite_path(&url) else {
         return Ok(url);
     };
@@ -577,6 +591,26 @@ mod tests {
         assert!("".parse::<AbsolutePath>().is_err());
         assert_eq!("kind".parse::<Program>().unwrap().0, PathBuf::from("kind"));
         assert_eq!("bin/kind".parse::<Program>().unwrap().0, cwd.join("bin/kind"));
+    }
+
+    /// The scheme picks the database; a SQLite file is made absolute, a Postgres URL kept as it
+    /// is, anything else refused.
+    #[test]
+    fn the_database_url_selects_sqlite_or_postgres() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            database_url_from("sqlite://data/ckad.db?mode=rwc".into()).unwrap(),
+            format!("sqlite://{}?mode=rwc", cwd.join("data/ckad.db").display())
+        );
+        let postgres = "postgres://ckad@db.internal:5432/ckad?sslmode=require";
+        assert_eq!(database_url_from(postgres.into()).unwrap(), postgres);
+        let refused = database_url_from("mysql://db/ckad".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.starts_with("DATABASE_URL=\"mysql://db/ckad\" is not valid: expected a sqlite://"),
+            "{refused}"
+        );
     }
 
     /// Settings are logged at start-up: their secrets must not be.

@@ -12,8 +12,10 @@ use app::api::{PassStatus, PassView, PlanView};
 pub struct PassType {
     pub id: String,
     pub name: String,
+    #[sqlx(try_from = "i64")]
     pub price_cents: u32,
     pub currency: String,
+    #[sqlx(try_from = "i64")]
     pub duration_hours: u32,
 }
 
@@ -44,6 +46,7 @@ pub struct Pass {
     pub user_id: String,
     pub pass_type_id: String,
     pub name: String,
+    #[sqlx(try_from = "i64")]
     pub duration_hours: u32,
     pub status: String,
     pub source: String,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, User};
+use super::{Lock, Store, StoreError, Tx, User};
 
 /// A code still waiting to be used.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -81,34 +81,40 @@ impl Store {
         limits: CodeLimits,
     ) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (recent, in_window): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(created_at > ?), 0), COUNT(*) FROM one_time_codes
-             WHERE email = ? AND created_at > ?",
+        let mut tx = self.begin_write().await?;
+        tx.lock(Lock::Email(email)).await?;
+        let (recent, in_window): (i64, i64) = on!(tx, |c| sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE created_at > $1), COUNT(*) FROM one_time_codes
+             WHERE email = $2 AND created_at > $3",
         )
         .bind(now - limits.mail_gap)
         .bind(email)
         .bind(now - limits.window)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if recent > 0 || in_window >= limits.codes_per_window {
             return Ok(false);
         }
-        sqlx::query("UPDATE one_time_codes SET consumed_at = ? WHERE email = ? AND consumed_at IS NULL")
-            .bind(now)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        on!(tx, |c| sqlx::query(
+            "UPDATE one_time_codes SET consumed_at = $1 WHERE email = $2 AND consumed_at IS NULL"
+        )
+        .bind(now)
+        .bind(email)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+        on!(tx, |c| sqlx::query(
+            "INSERT INTO one_time_codes (id, email, code_hash, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(email)
         .bind(code_hash)
         .bind(expires_at)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         tx.commit().await?;
         Ok(true)
     }
@@ -117,33 +123,38 @@ impl Store {
     /// that parallel guesses each count and none gets past the limits.
     pub async fn try_code(&self, email: &str, limits: CodeLimits) -> Result<CodeTry, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let tries: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(attempts), 0) FROM one_time_codes WHERE email = ? AND created_at > ?",
+        let mut tx = self.begin_write().await?;
+        tx.lock(Lock::Email(email)).await?;
+        let tries: i64 = on!(tx, |c| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM one_time_codes
+             WHERE email = $1 AND created_at > $2",
         )
         .bind(email)
         .bind(now - limits.window)
-        .fetch_one(&mut *tx)
-        .await?;
-        let live: Option<PendingCode> = sqlx::query_as(
+        .fetch_one(c)
+        .await)?;
+        let live: Option<PendingCode> = on!(tx, |c| sqlx::query_as(
             "SELECT id, code_hash, attempts FROM one_time_codes
-             WHERE email = ? AND consumed_at IS NULL AND expires_at > ?
+             WHERE email = $1 AND consumed_at IS NULL AND expires_at > $2
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(email)
         .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let outcome = match live {
             None => CodeTry::NoCode,
             Some(code) if code.attempts >= limits.attempts_per_code || tries >= limits.tries_per_window => {
                 CodeTry::TooMany
             }
             Some(code) => {
-                sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = ?")
-                    .bind(&code.id)
-                    .execute(&mut *tx)
-                    .await?;
+                on!(tx, |c| sqlx::query(
+                    "UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1"
+                )
+                .bind(&code.id)
+                .execute(c)
+                .await
+                .map(|_| ()))?;
                 CodeTry::Compare(code)
             }
         };
@@ -153,13 +164,15 @@ impl Store {
 
     /// Uses the code up; false if another request used it first.
     pub async fn consume_code(&self, code_id: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE one_time_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL")
-                .bind(Utc::now())
-                .bind(code_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on!(self.db, |c| sqlx::query(
+            "UPDATE one_time_codes SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL"
+        )
+        .bind(Utc::now())
+        .bind(code_id)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Records that `user_id` proved their email just now. A password set before the email was
@@ -171,37 +184,38 @@ impl Store {
         new_password_hash: Option<&str>,
     ) -> Result<User, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let unproven_password: bool = sqlx::query_scalar(
-            "SELECT email_verified_at IS NULL AND password_hash IS NOT NULL FROM users WHERE id = ?",
+        let mut tx = self.begin_write().await?;
+        tx.lock(Lock::User(user_id)).await?;
+        let unproven_password: bool = on!(tx, |c| sqlx::query_scalar(
+            "SELECT email_verified_at IS NULL AND password_hash IS NOT NULL FROM users WHERE id = $1",
         )
         .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if unproven_password || new_password_hash.is_some() {
             revoke_families_of(&mut tx, user_id, now).await?;
         }
-        let user = sqlx::query_as(
+        let user = on!(tx, |c| sqlx::query_as(
             "UPDATE users SET
-                 password_hash = CASE WHEN ?1 IS NOT NULL THEN ?1
+                 password_hash = CASE WHEN $1 IS NOT NULL THEN $1
                                       WHEN email_verified_at IS NULL THEN NULL
                                       ELSE password_hash END,
-                 email_verified_at = COALESCE(email_verified_at, ?2)
-             WHERE id = ?3
+                 email_verified_at = COALESCE(email_verified_at, $2)
+             WHERE id = $3
              RETURNING id, email, name, created_at, email_verified_at",
         )
         .bind(new_password_hash)
         .bind(now)
         .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         tx.commit().await?;
         Ok(user)
     }
 
     /// Ends every sign-in of `user_id` ("sign out everywhere").
     pub async fn revoke_user_families(&self, user_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         revoke_families_of(&mut tx, user_id, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
@@ -209,12 +223,13 @@ impl Store {
 
     /// The user and their password hash (None for accounts that sign in by code or Google).
     pub async fn password_of(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row: Option<UserWithPassword> = sqlx::query_as(
-            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users WHERE email = ?",
+        let row: Option<UserWithPassword> = on!(self.db, |c| sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at, password_hash FROM users
+             WHERE email = $1",
         )
         .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok(row.map(|row| (row.user, row.password_hash)))
     }
 
@@ -227,9 +242,9 @@ impl Store {
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
         let id = Uuid::new_v4().to_string();
-        sqlx::query(
+        on!(self.db, |c| sqlx::query(
             "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(user_id)
@@ -237,8 +252,9 @@ impl Store {
         .bind(token_hash)
         .bind(expires_at)
         .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         Ok(id)
     }
 
@@ -256,45 +272,49 @@ impl Store {
         family_lifetime: chrono::Duration,
     ) -> Result<Rotation, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let record: Option<RefreshRecord> = sqlx::query_as(
-            "SELECT id, user_id, family_id, expires_at, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?",
+        let mut tx = self.begin_write().await?;
+        tx.lock(Lock::Refresh(old_hash)).await?;
+        let record: Option<RefreshRecord> = on!(tx, |c| sqlx::query_as(
+            "SELECT id, user_id, family_id, expires_at, revoked_at, replaced_by FROM refresh_tokens
+             WHERE token_hash = $1",
         )
         .bind(old_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some(record) = record else {
             return Ok(Rotation::Invalid);
         };
         let outcome = match (&record.revoked_at, &record.replaced_by) {
             (Some(at), Some(_)) if now - *at <= grace => Rotation::JustRotated,
             (Some(_), Some(_)) => {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE family_id = ?",
+                on!(tx, |c| sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE family_id = $2",
                 )
                 .bind(now)
                 .bind(&record.family_id)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await
+                .map(|_| ()))?;
                 Rotation::Replayed
             }
             (Some(_), None) => Rotation::Invalid,
             (None, _) if record.expires_at <= now => Rotation::Invalid,
             (None, _) => {
-                let family_started: DateTime<Utc> =
-                    sqlx::query_scalar("SELECT MIN(created_at) FROM refresh_tokens WHERE family_id = ?")
-                        .bind(&record.family_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let family_started: DateTime<Utc> = on!(tx, |c| sqlx::query_scalar(
+                    "SELECT MIN(created_at) FROM refresh_tokens WHERE family_id = $1"
+                )
+                .bind(&record.family_id)
+                .fetch_one(c)
+                .await)?;
                 let family_ends = family_started + family_lifetime;
                 if family_ends <= now {
                     return Ok(Rotation::Invalid);
                 }
                 let new_expires_at = new_expires_at.min(family_ends);
                 let successor = Uuid::new_v4().to_string();
-                sqlx::query(
+                on!(tx, |c| sqlx::query(
                     "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&successor)
                 .bind(&record.user_id)
@@ -302,14 +322,18 @@ impl Store {
                 .bind(new_hash)
                 .bind(new_expires_at)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(&successor)
-                    .bind(&record.id)
-                    .execute(&mut *tx)
-                    .await?;
+                .execute(c)
+                .await
+                .map(|_| ()))?;
+                on!(tx, |c| sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1, replaced_by = $2 WHERE id = $3"
+                )
+                .bind(now)
+                .bind(&successor)
+                .bind(&record.id)
+                .execute(c)
+                .await
+                .map(|_| ()))?;
                 Rotation::Rotated {
                     user_id: record.user_id,
                 }
@@ -322,17 +346,17 @@ impl Store {
     /// Revokes the family of the token with `token_hash` (logout): the user it signed in, or
     /// None if the token is unknown or its family already ended (nothing to revoke).
     pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        let users: Vec<String> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET revoked_at = ?
-             WHERE revoked_at IS NULL AND expires_at > ?
-               AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)
+        let now = Utc::now();
+        let users: Vec<String> = on!(self.db, |c| sqlx::query_scalar(
+            "UPDATE refresh_tokens SET revoked_at = $1
+             WHERE revoked_at IS NULL AND expires_at > $1
+               AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)
              RETURNING user_id",
         )
-        .bind(Utc::now())
-        .bind(Utc::now())
+        .bind(now)
         .bind(token_hash)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         Ok(users.into_iter().next())
     }
 
@@ -342,38 +366,44 @@ impl Store {
     /// replays and to date its start). Returns how many rows went.
     pub async fn purge_expired_sign_ins(&self, code_window: chrono::Duration) -> Result<u64, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let codes = sqlx::query("DELETE FROM one_time_codes WHERE expires_at <= ? AND created_at <= ?")
-            .bind(now)
-            .bind(now - code_window)
-            .execute(&mut *tx)
-            .await?;
-        let flows = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let tokens = sqlx::query(
-            "DELETE FROM refresh_tokens WHERE family_id IN
-                 (SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING MAX(expires_at) <= ?)",
+        let mut tx = self.begin().await?;
+        let codes = on!(tx, |c| sqlx::query(
+            "DELETE FROM one_time_codes WHERE expires_at <= $1 AND created_at <= $2"
         )
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(now - code_window)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        let flows = on!(tx, |c| sqlx::query(
+            "DELETE FROM oauth_flows WHERE expires_at <= $1"
+        )
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        let tokens = on!(tx, |c| sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id IN
+                 (SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING MAX(expires_at) <= $1)",
+        )
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
         tx.commit().await?;
-        Ok(codes.rows_affected() + flows.rows_affected() + tokens.rows_affected())
+        Ok(codes + flows + tokens)
     }
 }
 
-async fn revoke_families_of(
-    tx: &mut sqlx::SqliteConnection,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ?")
-        .bind(now)
-        .bind(user_id)
-        .execute(tx)
-        .await?;
+async fn revoke_families_of(tx: &mut Tx, user_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    on!(tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE user_id = $2"
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(c)
+    .await
+    .map(|_| ()))?;
     Ok(())
 }
 
@@ -391,26 +421,120 @@ impl Store {
         flow: &OAuthFlow,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_flows (state_hash, pkce_verifier, nonce, expires_at) VALUES (?, ?, ?, ?)",
+        on!(self.db, |c| sqlx::query(
+            "INSERT INTO oauth_flows (state_hash, pkce_verifier, nonce, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(state_hash)
         .bind(&flow.pkce_verifier)
         .bind(&flow.nonce)
         .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// Takes the flow with `state_hash` if it has not expired: a state works once.
     pub async fn take_oauth_flow(&self, state_hash: &str) -> Result<Option<OAuthFlow>, StoreError> {
-        Ok(sqlx::query_as(
-            "DELETE FROM oauth_flows WHERE state_hash = ? AND expires_at > ? RETURNING pkce_verifier, nonce",
+        Ok(on!(self.db, |c| sqlx::query_as(
+            "DELETE FROM oauth_flows WHERE state_hash = $1 AND expires_at > $2
+             RETURNING pkce_verifier, nonce",
         )
         .bind(state_hash)
         .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::store::testing::both_databases;
+
+    const LIMITS: CodeLimits = CodeLimits {
+        attempts_per_code: 3,
+        codes_per_window: 5,
+        tries_per_window: 10,
+        window: Duration::hours(1),
+        mail_gap: Duration::seconds(30),
+    };
+
+    /// Runs `n` copies of `call` at once, each on a task of its own.
+    async fn at_once<T, F>(n: usize, call: impl Fn() -> F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let calls = (0..n).map(|_| tokio::spawn(call()));
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    both_databases! {
+        /// Two tabs refresh with the same token at once, ten times over: one rotation wins, the
+        /// others are told it was just rotated, and the family lives on.
+        async fn parallel_rotations_of_one_token_rotate_it_once(store: Store) {
+            let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
+            let expires = Utc::now() + Duration::days(7);
+            store.insert_refresh(&user.id, "family", "old", expires).await.unwrap();
+            let outcomes = at_once(10, || {
+                let store = store.clone();
+                async move {
+                    let new = Uuid::new_v4().to_string();
+                    store
+                        .rotate_refresh("old", &new, expires, Duration::seconds(30), Duration::days(30))
+                        .await
+                        .unwrap()
+                }
+            })
+            .await;
+            let rotated = outcomes.iter().filter(|o| matches!(o, Rotation::Rotated { .. })).count();
+            let just = outcomes.iter().filter(|o| **o == Rotation::JustRotated).count();
+            assert_eq!((rotated, just), (1, 9), "{outcomes:?}");
+            let live: i64 = on!(store.db, |c| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM refresh_tokens WHERE revoked_at IS NULL"
+            )
+            .fetch_one(c)
+            .await)
+            .unwrap();
+            assert_eq!(live, 1, "the one successor");
+        }
+
+        /// Ten guesses at once at a code that allows three: three are compared, seven refused.
+        async fn parallel_guesses_each_count(store: Store) {
+            let expires = Utc::now() + Duration::minutes(10);
+            assert!(store.insert_code("ada@example.com", "hash", expires, LIMITS).await.unwrap());
+            let tries = at_once(10, || {
+                let store = store.clone();
+                async move { store.try_code("ADA@example.com", LIMITS).await.unwrap() }
+            })
+            .await;
+            let compared = tries.iter().filter(|t| matches!(t, CodeTry::Compare(_))).count();
+            let refused = tries.iter().filter(|t| **t == CodeTry::TooMany).count();
+            assert_eq!((compared, refused), (3, 7), "{tries:?}");
+        }
+
+        /// Ten requests for a code at once: one code is made (and mailed), the others wait out
+        /// the gap.
+        async fn parallel_code_requests_make_one_code(store: Store) {
+            let expires = Utc::now() + Duration::minutes(10);
+            let made = at_once(10, || {
+                let store = store.clone();
+                async move { store.insert_code("ada@example.com", "hash", expires, LIMITS).await.unwrap() }
+            })
+            .await;
+            assert_eq!(made.iter().filter(|m| **m).count(), 1);
+            let codes: i64 = on!(store.db, |c| sqlx::query_scalar("SELECT COUNT(*) FROM one_time_codes")
+                .fetch_one(c)
+                .await)
+            .unwrap();
+            assert_eq!(codes, 1);
+        }
     }
 }

@@ -36,18 +36,19 @@ impl Store {
     /// Keeps a graded exam; grading the same session twice keeps the first.
     pub async fn insert_exam_result(&self, result: &ExamResult) -> Result<(), StoreError> {
         let tasks = serde_json::to_string(&result.tasks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        on!(self.db, |c| sqlx::query(
             "INSERT INTO exam_results (session_id, exam_id, score, max_score, graded_at, tasks)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
         )
         .bind(&result.session_id)
         .bind(&result.exam_id)
-        .bind(result.score as i64)
-        .bind(result.max_score as i64)
+        .bind(i64::from(result.score))
+        .bind(i64::from(result.max_score))
         .bind(result.graded_at)
-        .bind(tasks)
-        .execute(&self.pool)
-        .await?;
+        .bind(&tasks)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -57,28 +58,28 @@ impl Store {
         user_id: &str,
         session_id: &str,
     ) -> Result<Option<ExamResult>, StoreError> {
-        let row: Option<ResultRow> = sqlx::query_as(
+        let row: Option<ResultRow> = on!(self.db, |c| sqlx::query_as(
             "SELECT r.session_id, r.exam_id, r.score, r.max_score, r.graded_at, r.tasks
              FROM exam_results r JOIN sessions s ON s.id = r.session_id
-             WHERE r.session_id = ? AND s.user_id = ?",
+             WHERE r.session_id = $1 AND s.user_id = $2",
         )
         .bind(session_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(ExamResult::try_from).transpose()
     }
 
     /// The user's exam results, newest first.
     pub async fn exam_results(&self, user_id: &str) -> Result<Vec<ExamResult>, StoreError> {
-        let rows: Vec<ResultRow> = sqlx::query_as(
+        let rows: Vec<ResultRow> = on!(self.db, |c| sqlx::query_as(
             "SELECT r.session_id, r.exam_id, r.score, r.max_score, r.graded_at, r.tasks
              FROM exam_results r JOIN sessions s ON s.id = r.session_id
-             WHERE s.user_id = ? ORDER BY s.start_time DESC",
+             WHERE s.user_id = $1 ORDER BY s.start_time DESC",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         rows.into_iter().map(ExamResult::try_from).collect()
     }
 }

@@ -5,7 +5,7 @@ use std::{collections::HashSet, ops::RangeInclusive};
 
 use chrono::Utc;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 use crate::domain::{PortRanges, PortSet};
 
 /// Who holds a set of ports: a session, or a pool member made ahead for a session to come.
@@ -24,9 +24,7 @@ impl Store {
         ranges: &PortRanges,
         bound_on_host: impl Fn(u16) -> bool,
     ) -> Result<PortSet, StoreError> {
-        // IMMEDIATE takes the write lock up front: two deferred transactions that both read and
-        // then write would deadlock, and SQLite would fail one at once instead of waiting.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let ports = take_ports(&mut tx, PortOwner::Session(session_id), ranges, bound_on_host).await?;
         tx.commit().await?;
         Ok(ports)
@@ -34,12 +32,17 @@ impl Store {
 
     /// The ports a session holds, if it holds a full set.
     pub async fn ports_of(&self, session_id: &str) -> Result<Option<PortSet>, StoreError> {
-        let rows: Vec<(String, u16)> =
-            sqlx::query_as("SELECT port_type, port FROM allocated_ports WHERE session_id = ?")
-                .bind(session_id)
-                .fetch_all(&self.pool)
-                .await?;
-        let of = |kind: &str| rows.iter().find(|(k, _)| k == kind).map(|(_, p)| *p);
+        let rows: Vec<(String, i64)> = on!(self.db, |c| sqlx::query_as(
+            "SELECT port_type, port FROM allocated_ports WHERE session_id = $1"
+        )
+        .bind(session_id)
+        .fetch_all(c)
+        .await)?;
+        let of = |kind: &str| {
+            rows.iter()
+                .find(|(k, _)| k == kind)
+                .and_then(|(_, p)| u16::try_from(*p).ok())
+        };
         Ok(match (of("api"), of("ingress"), of("ingress_https")) {
             (Some(api), Some(ingress), Some(ingress_https)) => Some(PortSet {
                 api,
@@ -52,30 +55,36 @@ impl Store {
 
     /// Gives a session's ports back; returns how many were released.
     pub async fn release_ports(&self, session_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM allocated_ports WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let done = on!(self.db, |c| sqlx::query(
+            "DELETE FROM allocated_ports WHERE session_id = $1"
+        )
+        .bind(session_id)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done)
     }
 }
 
 impl Store {
     /// Gives back the ports of every session that is no longer live; returns how many.
     pub async fn release_ports_of_ended_sessions(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        Ok(on!(self.db, |c| sqlx::query(
             "DELETE FROM allocated_ports WHERE session_id IN
              (SELECT id FROM sessions WHERE status NOT IN ('provisioning', 'started'))",
         )
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?)
     }
 }
 
-/// Takes the lowest free port of each kind for `owner` inside `tx` (which holds the write lock).
+/// Takes the lowest free port of each kind for `owner` inside `tx`. The port is the row's key:
+/// on SQLite the transaction holds the write lock, so the ports read as held are all there are;
+/// on Postgres a port another transaction takes meanwhile makes the insert do nothing (after
+/// that transaction ends), and the next free one is tried.
 pub(super) async fn take_ports(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     owner: PortOwner<'_>,
     ranges: &PortRanges,
     bound_on_host: impl Fn(u16) -> bool,
@@ -85,30 +94,34 @@ pub(super) async fn take_ports(
         PortOwner::PoolMember(id) => (None, Some(id)),
     };
     let mut take = async |kind: &'static str, range: &RangeInclusive<u16>| -> Result<u16, StoreError> {
-        let held: HashSet<u16> =
-            sqlx::query_scalar("SELECT port FROM allocated_ports WHERE port BETWEEN ? AND ?")
-                .bind(range.start())
-                .bind(range.end())
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
-        let port = range
-            .clone()
-            .find(|p| !held.contains(p) && !bound_on_host(*p))
-            .ok_or(StoreError::Exhausted(kind))?;
-        sqlx::query(
-            "INSERT INTO allocated_ports (port, session_id, pool_member_id, port_type, allocated_at)
-             VALUES (?, ?, ?, ?, ?)",
+        let held: Vec<i64> = on!(tx, |c| sqlx::query_scalar(
+            "SELECT port FROM allocated_ports WHERE port BETWEEN $1 AND $2"
         )
-        .bind(port)
-        .bind(session_id)
-        .bind(pool_member_id)
-        .bind(kind)
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await?;
-        Ok(port)
+        .bind(i64::from(*range.start()))
+        .bind(i64::from(*range.end()))
+        .fetch_all(c)
+        .await)?;
+        let held: HashSet<i64> = held.into_iter().collect();
+        for port in range.clone() {
+            if held.contains(&i64::from(port)) || bound_on_host(port) {
+                continue;
+            }
+            let taken: Option<i64> = on!(tx, |c| sqlx::query_scalar(
+                "INSERT INTO allocated_ports (port, session_id, pool_member_id, port_type, allocated_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (port) DO NOTHING RETURNING port",
+            )
+            .bind(i64::from(port))
+            .bind(session_id)
+            .bind(pool_member_id)
+            .bind(kind)
+            .bind(Utc::now())
+            .fetch_optional(c)
+            .await)?;
+            if taken.is_some() {
+                return Ok(port);
+            }
+        }
+        Err(StoreError::Exhausted(kind))
     };
     Ok(PortSet {
         api: take("api", &ranges.api).await?,
@@ -125,10 +138,9 @@ pub fn bound_on_host(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
-    use sqlx::SqlitePool;
 
     use super::*;
-    use crate::store::NewSession;
+    use crate::store::{testing::both_databases, NewSession};
 
     async fn session(store: &Store, n: usize) -> String {
         let user = store
@@ -151,93 +163,94 @@ mod tests {
         false
     }
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn a_session_gets_one_port_of_each_kind(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let id = session(&store, 1).await;
-        let ports = store
-            .allocate_ports(&id, &PortRanges::default(), nothing_bound)
-            .await
-            .unwrap();
-        assert_eq!(
-            ports,
-            PortSet {
-                api: 30000,
-                ingress: 40000,
-                ingress_https: 45000
-            }
-        );
-        assert_eq!(store.ports_of(&id).await.unwrap(), Some(ports));
-        assert_eq!(store.release_ports(&id).await.unwrap(), 3);
-        assert_eq!(store.ports_of(&id).await.unwrap(), None);
+    /// Ports of every owner, on either database.
+    async fn held(store: &Store) -> i64 {
+        on!(store.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM allocated_ports"
+        )
+        .fetch_one(c)
+        .await)
+        .unwrap()
     }
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn ports_bound_on_the_host_are_skipped(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let id = session(&store, 1).await;
-        let ports = store
-            .allocate_ports(&id, &PortRanges::default(), |p| p == 30000 || p == 40000)
-            .await
-            .unwrap();
-        assert_eq!((ports.api, ports.ingress), (30001, 40001));
-    }
-
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn an_exhausted_pool_takes_nothing(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let ranges = PortRanges {
-            ingress_https: 45000..=45000,
-            ..PortRanges::default()
-        };
-        let first = session(&store, 1).await;
-        store
-            .allocate_ports(&first, &ranges, nothing_bound)
-            .await
-            .unwrap();
-        let second = session(&store, 2).await;
-        let refused = store.allocate_ports(&second, &ranges, nothing_bound).await;
-        assert!(
-            matches!(refused, Err(StoreError::Exhausted("ingress_https"))),
-            "{refused:?}"
-        );
-        // The api and ingress ports taken before the failure were rolled back with it.
-        assert_eq!(store.ports_of(&second).await.unwrap(), None);
-        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM allocated_ports")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(held, 3);
-    }
-
-    /// A real file (not an in-memory pool): fifty starts at once, as many connections as the pool allows.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn fifty_concurrent_allocations_never_collide() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/ports.db", dir.path().display()))
-            .await
-            .unwrap();
-        let mut sessions = Vec::new();
-        for n in 0..50 {
-            sessions.push(session(&store, n).await);
+    both_databases! {
+        async fn a_session_gets_one_port_of_each_kind(store: Store) {
+            let id = session(&store, 1).await;
+            let ports = store
+                .allocate_ports(&id, &PortRanges::default(), nothing_bound)
+                .await
+                .unwrap();
+            assert_eq!(
+                ports,
+                PortSet {
+                    api: 30000,
+                    ingress: 40000,
+                    ingress_https: 45000
+                }
+            );
+            assert_eq!(store.ports_of(&id).await.unwrap(), Some(ports));
+            assert_eq!(store.release_ports(&id).await.unwrap(), 3);
+            assert_eq!(store.ports_of(&id).await.unwrap(), None);
         }
-        let allocations = sessions.iter().map(|id| {
-            let store = store.clone();
-            let id = id.clone();
-            tokio::spawn(async move {
-                store
-                    .allocate_ports(&id, &PortRanges::default(), bound_on_host)
-                    .await
-            })
-        });
-        let mut seen = HashSet::new();
-        for allocation in futures_util::future::join_all(allocations).await {
-            let ports = allocation.unwrap().unwrap();
-            for port in [ports.api, ports.ingress, ports.ingress_https] {
-                assert!(seen.insert(port), "port {port} given twice");
-            }
+
+        async fn ports_bound_on_the_host_are_skipped(store: Store) {
+            let id = session(&store, 1).await;
+            let ports = store
+                .allocate_ports(&id, &PortRanges::default(), |p| p == 30000 || p == 40000)
+                .await
+                .unwrap();
+            assert_eq!((ports.api, ports.ingress), (30001, 40001));
         }
-        assert_eq!(seen.len(), 150);
+
+        async fn an_exhausted_pool_takes_nothing(store: Store) {
+            let ranges = PortRanges {
+                ingress_https: 45000..=45000,
+                ..PortRanges::default()
+            };
+            let first = session(&store, 1).await;
+            store
+                .allocate_ports(&first, &ranges, nothing_bound)
+                .await
+                .unwrap();
+            let second = session(&store, 2).await;
+            let refused = store.allocate_ports(&second, &ranges, nothing_bound).await;
+            assert!(
+                matches!(refused, Err(StoreError::Exhausted("ingress_https"))),
+                "{refused:?}"
+            );
+            // The api and ingress ports taken before the failure were rolled back with it.
+            assert_eq!(store.ports_of(&second).await.unwrap(), None);
+            assert_eq!(held(&store).await, 3);
+        }
+
+        /// Fifty starts at once, as many connections as the pool allows: no port twice, and
+        /// each start gets the lowest ports the others left.
+        async fn fifty_concurrent_allocations_never_collide(store: Store) {
+            let mut sessions = Vec::new();
+            for n in 0..50 {
+                sessions.push(session(&store, n).await);
+            }
+            let allocations = sessions.iter().map(|id| {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move {
+                    store
+                        .allocate_ports(&id, &PortRanges::default(), nothing_bound)
+                        .await
+                })
+            });
+            let mut seen = HashSet::new();
+            for allocation in futures_util::future::join_all(allocations).await {
+                let ports = allocation.unwrap().unwrap();
+                for port in [ports.api, ports.ingress, ports.ingress_https] {
+                    assert!(seen.insert(port), "port {port} given twice");
+                }
+            }
+            let lowest = |start: u16| (start..start + 50).collect::<HashSet<u16>>();
+            let expected: HashSet<u16> = [30000, 40000, 45000].into_iter().flat_map(lowest).collect();
+            assert_eq!(seen, expected);
+            assert_eq!(held(&store).await, 150);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{conflict, Store, StoreError};
+use super::{conflict, Lock, Store, StoreError, Tx};
 use crate::domain::{Session, SessionStatus};
 
 /// What is known about a session before anything is created for it.
@@ -17,63 +17,81 @@ pub struct NewSession<'a> {
     pub exam_id: Option<&'a str>,
 }
 
-pub(super) const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
+const COLUMNS: &str = "id, user_id, status, start_time, expires_at, end_time, cluster_name, \
                        kubeconfig_path, terminal_container_id, extended, notes, exam_id, ending_since";
 
+/// Records a new `provisioning` session with `id` inside `tx` if fewer than `seats` sessions are
+/// live; `None` when full. The count and the insert are one statement, and on Postgres the
+/// transaction holds the seats' lock: parallel starts never take more seats than there are. A
+/// second live session of the user is a [`StoreError::Conflict`] (a unique index).
+pub(super) async fn insert_provisioning(
+    tx: &mut Tx,
+    id: &str,
+    new: &NewSession<'_>,
+    seats: u32,
+) -> Result<Option<Session>, StoreError> {
+    tx.lock(Lock::Seats).await?;
+    on!(tx, |c| sqlx::query_as(&format!(
+        "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name, exam_id)
+         SELECT $1, $2, 'provisioning', $3, $4, $5, $6
+         WHERE (SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')) < $7
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(new.user_id)
+    .bind(new.start_time)
+    .bind(new.expires_at)
+    .bind(new.cluster_name)
+    .bind(new.exam_id)
+    .bind(i64::from(seats))
+    .fetch_optional(c)
+    .await)
+    .map_err(conflict("a live session for this user"))
+}
+
 impl Store {
-    /// Records a `provisioning` session; refused while the user has a live one.
-    /// Records a new `provisioning` session if fewer than `seats` sessions are live, in one
-    /// statement, so that parallel starts never take more seats than there are; `None` when full.
+    /// Records a new `provisioning` session if fewer than `seats` sessions are live, so that
+    /// parallel starts never take more seats than there are; `None` when full. Refused while the
+    /// user has a live one.
     pub async fn insert_session(
         &self,
         new: NewSession<'_>,
         seats: u32,
     ) -> Result<Option<Session>, StoreError> {
-        sqlx::query_as(&format!(
-            "INSERT INTO sessions (id, user_id, status, start_time, expires_at, cluster_name, exam_id)
-             SELECT ?, ?, 'provisioning', ?, ?, ?, ?
-             WHERE (SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')) < ?
-             RETURNING {COLUMNS}"
-        ))
-        .bind(Uuid::new_v4().to_string())
-        .bind(new.user_id)
-        .bind(new.start_time)
-        .bind(new.expires_at)
-        .bind(new.cluster_name)
-        .bind(new.exam_id)
-        .bind(seats)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(conflict("a live session for this user"))
+        let mut tx = self.begin_write().await?;
+        let id = Uuid::new_v4().to_string();
+        let session = insert_provisioning(&mut tx, &id, &new, seats).await?;
+        tx.commit().await?;
+        Ok(session)
     }
 
     pub async fn session_by_id(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The user's provisioning or started session, if any.
     pub async fn live_session_for_user(&self, user_id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM sessions
-             WHERE user_id = ? AND status IN ('provisioning', 'started')"
+             WHERE user_id = $1 AND status IN ('provisioning', 'started')"
         ))
         .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Every provisioning or started session.
     pub async fn live_sessions(&self) -> Result<Vec<Session>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE status IN ('provisioning', 'started') ORDER BY start_time"
         ))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Marks a provisioning session started, with its kubeconfig file, its terminal and the
@@ -85,18 +103,19 @@ impl Store {
         terminal: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET status = 'started', kubeconfig_path = ?, terminal_container_id = ?,
-                 expires_at = ?
-             WHERE id = ? AND status = 'provisioning' AND ending_since IS NULL",
+        let done = on!(self.db, |c| sqlx::query(
+            "UPDATE sessions SET status = 'started', kubeconfig_path = $1, terminal_container_id = $2,
+                 expires_at = $3
+             WHERE id = $4 AND status = 'provisioning' AND ending_since IS NULL",
         )
         .bind(kubeconfig_path)
         .bind(terminal)
         .bind(expires_at)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Pushes a started session's expiry back by `by`, once; `None` when it is not started or
@@ -108,38 +127,38 @@ impl Store {
     ) -> Result<Option<Session>, StoreError> {
         let session: Option<Session> = self.session_by_id(id).await?;
         let Some(session) = session else { return Ok(None) };
-        Ok(sqlx::query_as(&format!(
-            "UPDATE sessions SET expires_at = ?, extended = 1
-             WHERE id = ? AND status = 'started' AND extended = 0 RETURNING {COLUMNS}"
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
+            "UPDATE sessions SET expires_at = $1, extended = TRUE
+             WHERE id = $2 AND status = 'started' AND NOT extended RETURNING {COLUMNS}"
         ))
         .bind(session.expires_at + by)
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Started sessions whose time is up at `now`. (Times are compared as times, not as the
-    /// text they are stored as.)
+    /// text SQLite stores them as.)
     pub async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
-        let started: Vec<Session> = sqlx::query_as(&format!(
+        let started: Vec<Session> = on!(self.db, |c| sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE status = 'started'"
         ))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         Ok(started.into_iter().filter(|s| s.expires_at <= now).collect())
     }
 
     /// The user's sessions that have ended, newest first.
     pub async fn session_history(&self, user_id: &str, limit: i64) -> Result<Vec<Session>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM sessions
-             WHERE user_id = ? AND status NOT IN ('provisioning', 'started')
-             ORDER BY start_time DESC LIMIT ?"
+             WHERE user_id = $1 AND status NOT IN ('provisioning', 'started')
+             ORDER BY start_time DESC LIMIT $2"
         ))
         .bind(user_id)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// When the user's sessions started since `since`, oldest first (the start rate limit).
@@ -148,11 +167,12 @@ impl Store {
         user_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        let starts: Vec<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT start_time FROM sessions WHERE user_id = ?")
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let starts: Vec<DateTime<Utc>> = on!(self.db, |c| sqlx::query_scalar(
+            "SELECT start_time FROM sessions WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .fetch_all(c)
+        .await)?;
         let mut recent: Vec<_> = starts.into_iter().filter(|t| *t > since).collect();
         recent.sort();
         Ok(recent)
@@ -160,10 +180,11 @@ impl Store {
 
     /// Every session's count by status.
     pub async fn count_sessions_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {
-        let counts: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM sessions GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?;
+        let counts: Vec<(String, i64)> = on!(self.db, |c| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM sessions GROUP BY status ORDER BY status"
+        )
+        .fetch_all(c)
+        .await)?;
         counts
             .into_iter()
             .map(|(status, count)| {
@@ -176,29 +197,30 @@ impl Store {
     }
 
     pub async fn count_live_sessions(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(on!(self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE status IN ('provisioning', 'started')"
         )
+        .fetch_one(c)
+        .await)?)
+    }
+
+    /// Claims the removal of a live session: true for the one caller that gets it, false when
+    /// it has ended or another removal is under way.
+    pub async fn begin_ending(&self, id: &str) -> Result<bool, StoreError> {
+        let done = on!(self.db, |c| sqlx::query(
+            "UPDATE sessions SET ending_since = $1
+             WHERE id = $2 AND status IN ('provisioning', 'started') AND ending_since IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Moves a live session to `status`, appending `note`; ending statuses stamp the end time.
     /// Returns false when the session was no longer live (someone else ended it first).
-    /// Claims the removal of a live session: true for the one caller that gets it, false when
-    /// it has ended or another removal is under way.
-    pub async fn begin_ending(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET ending_since = ?
-             WHERE id = ? AND status IN ('provisioning', 'started') AND ending_since IS NULL",
-        )
-        .bind(Utc::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn set_session_status(
         &self,
         id: &str,
@@ -206,30 +228,30 @@ impl Store {
         note: &str,
     ) -> Result<bool, StoreError> {
         let end_time = (!status.is_live()).then(Utc::now);
-        let done = sqlx::query(
+        let done = on!(self.db, |c| sqlx::query(
             "UPDATE sessions
-             SET status = ?, end_time = COALESCE(?, end_time),
-                 notes = CASE WHEN ? = '' THEN notes WHEN notes = '' THEN ? ELSE notes || char(10) || ? END
-             WHERE id = ? AND status IN ('provisioning', 'started')",
+             SET status = $1, end_time = COALESCE($2, end_time),
+                 notes = CASE WHEN $3 = '' THEN notes WHEN notes = '' THEN $3 ELSE notes || $4 END
+             WHERE id = $5 AND status IN ('provisioning', 'started')",
         )
         .bind(status.as_str())
         .bind(end_time)
         .bind(note)
-        .bind(note)
-        .bind(note)
+        .bind(format!("\n{note}"))
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done == 1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
-    use sqlx::SqlitePool;
 
     use super::*;
+    use crate::store::testing::both_databases;
 
     async fn user(store: &Store) -> String {
         store.insert_user("ada@example.com", "Ada").await.unwrap().id
@@ -249,118 +271,135 @@ mod tests {
         }
     }
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn a_session_is_recorded_as_provisioning(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let user_id = user(&store).await;
-        let session = store
-            .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(session.status, SessionStatus::Provisioning);
-        assert!(!session.extended);
-        assert_eq!(
-            store.session_by_id(&session.id).await.unwrap(),
-            Some(session.clone())
-        );
-        assert_eq!(
-            store.live_session_for_user(&user_id).await.unwrap(),
-            Some(session)
-        );
-        assert_eq!(store.count_live_sessions().await.unwrap(), 1);
-    }
-
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn a_user_has_one_live_session_at_most(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let user_id = user(&store).await;
-        let first = store
-            .insert_session(new_session(&user_id, "ckad-first"), SEATS)
-            .await
-            .unwrap()
-            .unwrap();
-        let second = store
-            .insert_session(new_session(&user_id, "ckad-second"), SEATS)
-            .await;
-        assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
-
-        assert!(store
-            .set_session_status(&first.id, SessionStatus::Ended, "stopped by user")
-            .await
-            .unwrap());
-        store
-            .insert_session(new_session(&user_id, "ckad-third"), SEATS)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn ending_stamps_the_end_time_once(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let user_id = user(&store).await;
-        let session = store
-            .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(store
-            .set_session_status(&session.id, SessionStatus::Started, "")
-            .await
-            .unwrap());
-        assert!(store
-            .set_session_status(&session.id, SessionStatus::Timeout, "ttl reached")
-            .await
-            .unwrap());
-        // A second ending (a stop racing the sweeper) changes nothing.
-        assert!(!store
-            .set_session_status(&session.id, SessionStatus::Ended, "stopped")
-            .await
-            .unwrap());
-
-        let ended = store.session_by_id(&session.id).await.unwrap().unwrap();
-        assert_eq!(ended.status, SessionStatus::Timeout);
-        assert!(ended.end_time.is_some());
-        assert_eq!(ended.notes, "ttl reached");
-        assert_eq!(store.live_session_for_user(&user_id).await.unwrap(), None);
-    }
-
-    /// Parallel starts never take more seats than there are: the count and the insert are one.
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn parallel_starts_take_no_more_seats_than_there_are(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let mut users = Vec::new();
-        for i in 0..20 {
-            users.push((
-                store
-                    .insert_user(&format!("u{i}@example.com"), "U")
-                    .await
-                    .unwrap()
-                    .id,
-                format!("ckad-seat{i}"),
-            ));
+    both_databases! {
+        async fn a_session_is_recorded_as_provisioning(store: Store) {
+            let user_id = user(&store).await;
+            let session = store
+                .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(session.status, SessionStatus::Provisioning);
+            assert!(!session.extended);
+            assert_eq!(
+                store.session_by_id(&session.id).await.unwrap(),
+                Some(session.clone())
+            );
+            assert_eq!(
+                store.live_session_for_user(&user_id).await.unwrap(),
+                Some(session)
+            );
+            assert_eq!(store.count_live_sessions().await.unwrap(), 1);
         }
-        let starts = users.iter().map(|(user_id, cluster)| {
-            let store = store.clone();
-            async move {
-                store
-                    .insert_session(new_session(user_id, cluster), 5)
-                    .await
-                    .unwrap()
-            }
-        });
-        let recorded = futures_util::future::join_all(starts).await;
-        assert_eq!(recorded.iter().filter(|s| s.is_some()).count(), 5);
-        assert_eq!(store.count_live_sessions().await.unwrap(), 5);
-    }
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn sessions_need_a_real_user(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let orphan = store
-            .insert_session(new_session("no-such-user", "ckad-orphan"), SEATS)
-            .await;
-        assert!(matches!(orphan, Err(StoreError::Database(_))), "{orphan:?}");
+        async fn a_user_has_one_live_session_at_most(store: Store) {
+            let user_id = user(&store).await;
+            let first = store
+                .insert_session(new_session(&user_id, "ckad-first"), SEATS)
+                .await
+                .unwrap()
+                .unwrap();
+            let second = store
+                .insert_session(new_session(&user_id, "ckad-second"), SEATS)
+                .await;
+            assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+
+            assert!(store
+                .set_session_status(&first.id, SessionStatus::Ended, "stopped by user")
+                .await
+                .unwrap());
+            store
+                .insert_session(new_session(&user_id, "ckad-third"), SEATS)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+
+        async fn ending_stamps_the_end_time_once(store: Store) {
+            let user_id = user(&store).await;
+            let session = store
+                .insert_session(new_session(&user_id, "ckad-a1b2c3"), SEATS)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(store
+                .set_session_status(&session.id, SessionStatus::Started, "")
+                .await
+                .unwrap());
+            assert!(store
+                .set_session_status(&session.id, SessionStatus::Timeout, "ttl reached")
+                .await
+                .unwrap());
+            // A second ending (a stop racing the sweeper) changes nothing.
+            assert!(!store
+                .set_session_status(&session.id, SessionStatus::Ended, "stopped")
+                .await
+                .unwrap());
+
+            let ended = store.session_by_id(&session.id).await.unwrap().unwrap();
+            assert_eq!(ended.status, SessionStatus::Timeout);
+            assert!(ended.end_time.is_some());
+            assert_eq!(ended.notes, "ttl reached");
+            assert_eq!(store.live_session_for_user(&user_id).await.unwrap(), None);
+        }
+
+        /// Parallel starts never take more seats than there are: the count and the insert are one.
+        async fn parallel_starts_take_no_more_seats_than_there_are(store: Store) {
+            let mut users = Vec::new();
+            for i in 0..20 {
+                users.push((
+                    store
+                        .insert_user(&format!("u{i}@example.com"), "U")
+                        .await
+                        .unwrap()
+                        .id,
+                    format!("ckad-seat{i}"),
+                ));
+            }
+            let starts = users.into_iter().map(|(user_id, cluster)| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .insert_session(new_session(&user_id, &cluster), 5)
+                        .await
+                        .unwrap()
+                })
+            });
+            let recorded = futures_util::future::join_all(starts).await;
+            assert_eq!(recorded.iter().filter(|s| matches!(s, Ok(Some(_)))).count(), 5);
+            assert_eq!(store.count_live_sessions().await.unwrap(), 5);
+        }
+
+        async fn sessions_need_a_real_user(store: Store) {
+            let orphan = store
+                .insert_session(new_session("no-such-user", "ckad-orphan"), SEATS)
+                .await;
+            assert!(matches!(orphan, Err(StoreError::Database(_))), "{orphan:?}");
+        }
+
+        /// One learner presses Start in ten tabs at once: one session is recorded, the other
+        /// starts are told the learner already has one.
+        async fn parallel_starts_of_one_user_record_one_session(store: Store) {
+            let user_id = user(&store).await;
+            let starts = (0..10).map(|n| {
+                let (store, user_id) = (store.clone(), user_id.clone());
+                tokio::spawn(async move {
+                    let cluster = format!("ckad-tab{n}");
+                    store.insert_session(new_session(&user_id, &cluster), SEATS).await
+                })
+            });
+            let outcomes: Vec<_> = futures_util::future::join_all(starts)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            let recorded = outcomes.iter().filter(|o| matches!(o, Ok(Some(_)))).count();
+            let refused = outcomes
+                .iter()
+                .filter(|o| matches!(o, Err(StoreError::Conflict(_))))
+                .count();
+            assert_eq!((recorded, refused), (1, 9), "{outcomes:?}");
+            assert_eq!(store.count_live_sessions().await.unwrap(), 1);
+        }
     }
 }

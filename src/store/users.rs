@@ -28,64 +28,59 @@ impl From<User> for app::api::UserView {
 
 impl Store {
     pub async fn insert_user(&self, email: &str, name: &str) -> Result<User, StoreError> {
-        sqlx::query_as(
-            "INSERT INTO users (id, email, name, created_at) VALUES (?, ?, ?, ?)
+        on!(self.db, |c| sqlx::query_as(
+            "INSERT INTO users (id, email, name, created_at) VALUES ($1, $2, $3, $4)
              RETURNING id, email, name, created_at, email_verified_at",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(email)
         .bind(name)
         .bind(Utc::now())
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(c)
+        .await)
         .map_err(conflict("a user with this email"))
     }
 
-    /// Emails compare without regard to case.
+    /// Emails compare without regard to case (the column's collation, on either database).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        Ok(
-            sqlx::query_as(
-                "SELECT id, email, name, created_at, email_verified_at FROM users WHERE email = ?",
-            )
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?,
+        Ok(on!(self.db, |c| sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at FROM users WHERE email = $1",
         )
+        .bind(email)
+        .fetch_optional(c)
+        .await)?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, email, name, created_at, email_verified_at FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on!(self.db, |c| sqlx::query_as(
+            "SELECT id, email, name, created_at, email_verified_at FROM users WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use sqlx::SqlitePool;
-
     use super::*;
+    use crate::store::testing::both_databases;
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn users_are_found_by_email_in_any_case(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let ada = store.insert_user("ada@example.com", "Ada").await.unwrap();
-        assert_eq!(
-            store.user_by_email("ADA@example.com").await.unwrap(),
-            Some(ada.clone())
-        );
-        assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(ada));
-        assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
-    }
+    both_databases! {
+        async fn users_are_found_by_email_in_any_case(store: Store) {
+            let ada = store.insert_user("ada@example.com", "Ada").await.unwrap();
+            assert_eq!(
+                store.user_by_email("ADA@example.com").await.unwrap(),
+                Some(ada.clone())
+            );
+            assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(ada));
+            assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
+        }
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn an_email_belongs_to_one_user(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        store.insert_user("ada@example.com", "Ada").await.unwrap();
-        let again = store.insert_user("Ada@Example.com", "Imposter").await;
-        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        async fn an_email_belongs_to_one_user(store: Store) {
+            store.insert_user("ada@example.com", "Ada").await.unwrap();
+            let again = store.insert_user("Ada@Example.com", "Imposter").await;
+            assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        }
     }
 }

@@ -15,6 +15,7 @@ mod kind;
 mod mail_api;
 mod operations;
 mod pool;
+mod postgres;
 mod process;
 mod reconciler;
 mod replay;
