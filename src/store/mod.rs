@@ -4,6 +4,7 @@
 mod accounts;
 mod desk;
 mod exams;
+mod hosts;
 mod passes;
 mod pool;
 mod ports;
