@@ -13,7 +13,7 @@ use ckad_platform::{
     configuration::Settings,
     replays::{Recordings, ReplaySettings},
     store::NewSession,
-    terminals::{Grant, ShellTab, TermSize, TerminalIo, TerminalSpec},
+    terminals::{Grant, ShellTab, TermSize, TerminalAccess, TerminalIo, TerminalSpec},
     AppState,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -241,7 +241,7 @@ async fn extra_terminal(
     let spec = TerminalSpec {
         cluster: &name,
         network,
-        kubeconfig,
+        access: TerminalAccess::Cluster(kubeconfig),
         session_id: &session.id,
         user_id: &user.id,
     };

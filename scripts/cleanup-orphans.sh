@@ -41,6 +41,11 @@ if [ -f "$db" ]; then
   if [ -n "$(sqlite3 "$db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'pool_members'")" ]; then
     live="$live UNION ALL SELECT id, cluster_name FROM pool_members WHERE status = 'ready'"
   fi
+  # An exam's hosts each have a cluster of their own (the first is the session's).
+  if [ -n "$(sqlite3 "$db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'session_hosts'")" ]; then
+    live="$live UNION ALL SELECT h.session_id, h.cluster_name FROM session_hosts h
+      JOIN sessions s ON s.id = h.session_id WHERE s.status = 'started'"
+  fi
   owned=$(sqlite3 "$db" "SELECT cluster_name FROM ($live)")
   owners=$(sqlite3 "$db" "SELECT id FROM ($live)")
 fi
@@ -82,9 +87,11 @@ done < <(docker network ls --filter "label=ckad.platform" --filter "label=ckad.i
   --format '{{.Name}}	{{.Label "ckad.platform"}}	{{.Label "ckad.cluster"}}')
 echo "cleanup-orphans: $removed orphaned clusters removed"
 
-# Admin kubeconfigs of sessions and members that own nothing any more.
+# Admin kubeconfigs of sessions and members that own nothing any more (`<id>.kubeconfig`, and
+# `<id>.<cluster>.kubeconfig` for an exam's other hosts).
 shopt -s nullglob
 for kubeconfig in "$state_dir"/sessions/*.kubeconfig; do
   id=$(basename "$kubeconfig" .kubeconfig)
+  id=${id%%.*}
   grep -qxF -- "$id" <<<"$owners" || rm -f -- "$kubeconfig"
 done

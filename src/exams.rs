@@ -3,8 +3,15 @@
 //! the cluster goes, with partial credit by weight, and the result keeps every check's outcome.
 //! Who may take an exam is the [`ExamAccess`] hook's answer: free exams are open to all, others
 //! need an active access pass (`crate::billing` answers).
+//!
+//! An exam may name `hosts`, as the real one does: each task is then solved on its host, a
+//! cluster of its own that the terminal reaches with `ssh <host>`, and graded there only, so work
+//! done on the wrong host scores nothing for that task.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +37,59 @@ pub struct Exam {
     /// The share of the points that passes, in percent (the CKAD's is 66).
     #[serde(default = "pass_percent")]
     pub pass_percent: u32,
-    pub tasks: Vec<String>,
+    /// The machines the tasks are solved on (at most [`MAX_HOSTS`]), each a cluster of its own;
+    /// none: one cluster for every task.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub tasks: Vec<ExamTask>,
+}
+
+/// An exam's task: its id, or (in an exam with hosts) its id and the host it is solved on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExamTask {
+    Anywhere(String),
+    OnHost(TaskOnHost),
+}
+
+/// A task and the host it is solved on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOnHost {
+    pub task: String,
+    pub host: String,
+}
+
+impl ExamTask {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Anywhere(id) => id,
+            Self::OnHost(on_host) => &on_host.task,
+        }
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Self::Anywhere(_) => None,
+            Self::OnHost(on_host) => Some(&on_host.host),
+        }
+    }
+}
+
+/// Hosts an exam may have: the real exam's two or three clusters, cheap on `lite`.
+pub const MAX_HOSTS: usize = 3;
+
+/// A host's name goes into cluster names, file names and the terminal's prompt: lowercase
+/// letters, digits and inner dashes, a letter first, at most 20 characters; `base` is where the
+/// terminal starts, no host.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 20
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name != "base"
 }
 
 /// The pass line of an exam that names none: the CKAD's.
@@ -64,10 +123,22 @@ impl Exam {
         max_score > 0 && u64::from(score) * 100 >= u64::from(self.pass_percent) * u64::from(max_score)
     }
 
-    /// The points the exam is worth: its tasks' weights.
-    pub fn max_score(&self, tasks: &TaskCatalog) -> u32 {
+    /// The ids of its tasks, in order.
+    pub fn task_ids(&self) -> impl Iterator<Item = &str> {
+        self.tasks.iter().map(ExamTask::id)
+    }
+
+    /// The host `task_id` is solved on; `None` in an exam without hosts.
+    pub fn host_of(&self, task_id: &str) -> Option<&str> {
         self.tasks
             .iter()
+            .find(|t| t.id() == task_id)
+            .and_then(ExamTask::host)
+    }
+
+    /// The points the exam is worth: its tasks' weights.
+    pub fn max_score(&self, tasks: &TaskCatalog) -> u32 {
+        self.task_ids()
             .filter_map(|t| tasks.get(t))
             .map(|t| t.view().weight)
             .sum()
@@ -117,14 +188,16 @@ impl ExamCatalog {
             if !(1..=100).contains(&exam.pass_percent) {
                 return Err(invalid(format!("exam {}: pass_percent is 1-100", exam.id)));
             }
-            for (j, task) in exam.tasks.iter().enumerate() {
+            let ids: Vec<&str> = exam.task_ids().collect();
+            for (j, task) in ids.iter().enumerate() {
                 if tasks.get(task).is_none() {
                     return Err(invalid(format!("exam {} names an unknown task {task}", exam.id)));
                 }
-                if exam.tasks[..j].contains(task) {
+                if ids[..j].contains(task) {
                     return Err(invalid(format!("exam {} names task {task} twice", exam.id)));
                 }
             }
+            check_hosts(exam).map_err(|message| invalid(format!("exam {}: {message}", exam.id)))?;
         }
         Ok(Self { exams })
     }
@@ -138,22 +211,83 @@ impl ExamCatalog {
     }
 }
 
-/// Grades every task of `exam` on the session's cluster.
-pub async fn grade(exam: &Exam, tasks: &TaskCatalog, target: &Target<'_>, session_id: &str) -> ExamResult {
-    let graded = futures_util::future::join_all(exam.tasks.iter().filter_map(|id| tasks.get(id)).map(
-        |task| async move {
-            let checks: Vec<CheckResult> = task.grade(target).await;
-            let view = task.view();
-            GradedTask {
-                task: view.id.clone(),
-                title: view.title.clone(),
-                domain: view.domain.name().to_owned(),
-                weight: view.weight,
-                points: crate::tasks::score(&checks),
-                checks,
+/// Hosts well named, each once and with a task; every task on one of them, or none on any.
+fn check_hosts(exam: &Exam) -> Result<(), String> {
+    if exam.hosts.len() > MAX_HOSTS {
+        return Err(format!("at most {MAX_HOSTS} hosts"));
+    }
+    for (i, host) in exam.hosts.iter().enumerate() {
+        if !is_host_name(host) {
+            return Err(format!(
+                "{host:?} is not a host name (lowercase letters, digits and dashes, a letter first, at most 20; not base)"
+            ));
+        }
+        if exam.hosts[..i].contains(host) {
+            return Err(format!("host {host} is named twice"));
+        }
+    }
+    for task in &exam.tasks {
+        match (task.host(), exam.hosts.is_empty()) {
+            (Some(host), true) => {
+                return Err(format!(
+                    "task {} names host {host}, but the exam has no hosts",
+                    task.id()
+                ))
             }
-        },
-    ))
+            (None, false) => return Err(format!("task {} names no host", task.id())),
+            (Some(host), false) if !exam.hosts.iter().any(|h| h == host) => {
+                return Err(format!("task {} names an unknown host {host}", task.id()))
+            }
+            _ => {}
+        }
+    }
+    if let Some(idle) = exam
+        .hosts
+        .iter()
+        .find(|h| !exam.tasks.iter().any(|t| t.host() == Some(h.as_str())))
+    {
+        return Err(format!("host {idle} has no task"));
+    }
+    Ok(())
+}
+
+/// Where an exam's tasks are graded: each on its host's cluster, or all on the session's one.
+pub struct ExamTargets<'a> {
+    /// The session's own cluster (an exam's first host's, or its only one).
+    pub session: Target<'a>,
+    /// Each host's cluster, by host.
+    pub hosts: HashMap<String, Target<'a>>,
+}
+
+impl<'a> ExamTargets<'a> {
+    fn of(&self, host: Option<&str>) -> &Target<'a> {
+        host.and_then(|h| self.hosts.get(h)).unwrap_or(&self.session)
+    }
+}
+
+/// Grades every task of `exam` on its host's cluster (work on another host counts for nothing).
+pub async fn grade(
+    exam: &Exam,
+    tasks: &TaskCatalog,
+    targets: &ExamTargets<'_>,
+    session_id: &str,
+) -> ExamResult {
+    let on_hosts = exam
+        .tasks
+        .iter()
+        .filter_map(|t| tasks.get(t.id()).map(|task| (task, targets.of(t.host()))));
+    let graded = futures_util::future::join_all(on_hosts.map(|(task, target)| async move {
+        let checks: Vec<CheckResult> = task.grade(target).await;
+        let view = task.view();
+        GradedTask {
+            task: view.id.clone(),
+            title: view.title.clone(),
+            domain: view.domain.name().to_owned(),
+            weight: view.weight,
+            points: crate::tasks::score(&checks),
+            checks,
+        }
+    }))
     .await;
     ExamResult {
         session_id: session_id.to_owned(),
@@ -243,6 +377,15 @@ mod tests {
             );
             assert!(exam.passes(66, 100) && !exam.passes(65, 100), "{}", exam.id);
         }
+        // As on the day, a full exam's tasks are each solved on one of its hosts.
+        let with_hosts = exams.get("ckad-full-2").unwrap();
+        assert_eq!(with_hosts.hosts, ["ckad7326", "ckad5601", "ckad9043"]);
+        assert_eq!(with_hosts.host_of("cronjob-run-now"), Some("ckad7326"));
+        assert!(with_hosts.tasks.iter().all(|t| t.host().is_some()));
+        assert_eq!(
+            exams.get("ckad-mock-free").unwrap().host_of("pod-with-labels"),
+            None
+        );
     }
 
     #[test]
@@ -301,6 +444,39 @@ mod tests {
             (
                 "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, pass_percent: 0, tasks: [pod-with-labels]}",
                 "pass_percent is 1-100",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [ckad-a], tasks: [pod-with-labels]}",
+                "task pod-with-labels names no host",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, tasks: [{task: pod-with-labels, host: ckad-a}]}",
+                "but the exam has no hosts",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [ckad-a],\n   \
+                 tasks: [{task: pod-with-labels, host: ckad-a}, {task: configmap-env, host: ckad-c}]}",
+                "names an unknown host ckad-c",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [ckad-a, ckad-b],\n   \
+                 tasks: [{task: pod-with-labels, host: ckad-a}]}",
+                "host ckad-b has no task",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [\"a;b\"],\n   \
+                 tasks: [{task: pod-with-labels, host: \"a;b\"}]}",
+                "is not a host name",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [base],\n   \
+                 tasks: [{task: pod-with-labels, host: base}]}",
+                "is not a host name",
+            ),
+            (
+                "- {id: a, title: A, type: ckad, category: mock, minutes: 9, access: free, hosts: [a, b, c, d],\n   \
+                 tasks: [{task: pod-with-labels, host: a}]}",
+                "at most 3 hosts",
             ),
         ];
         for (text, reason) in cases {

@@ -76,7 +76,15 @@ pub async fn reconcile(
     let mut owned = HashSet::new();
     for session in store.live_sessions().await? {
         let name = ClusterName::parse(&session.cluster_name).ok();
-        let present = name.as_ref().is_some_and(|n| existing.contains(n));
+        // An exam's other hosts are the session's too (its own is among them).
+        let hosts: Vec<ClusterName> = store
+            .session_hosts(&session.id)
+            .await?
+            .into_iter()
+            .filter_map(|(_, cluster)| ClusterName::parse(&cluster).ok())
+            .collect();
+        let present =
+            name.as_ref().is_some_and(|n| existing.contains(n)) && hosts.iter().all(|h| existing.contains(h));
         let limit = chrono::Duration::from_std(STUCK_AFTER).unwrap_or_default();
         let stuck = Utc::now() - session.start_time > limit;
         let failure = match (session.status, session.ending_since) {
@@ -108,7 +116,7 @@ pub async fn reconcile(
                     report.failed_sessions.push(session.id);
                 }
             }
-            None => owned.extend(name),
+            None => owned.extend(name.into_iter().chain(hosts)),
         }
     }
     for member in members {
@@ -248,17 +256,28 @@ impl Liveness {
                 return Err("its terminal stopped and does not start again");
             }
         }
-        match revive_cluster(&self.docker, &self.clusters.network_of(&name)).await {
-            Ok(Members::Running) => Ok(()),
-            Ok(Members::Restarted(containers)) => {
-                tracing::warn!(session = %session.id, cluster = %name, ?containers, "cluster containers had stopped and were started again");
-                Ok(())
-            }
-            Ok(Members::Gone) => Err("its cluster was removed"),
-            Err(error) => {
-                tracing::warn!(session = %session.id, cluster = %name, %error, "its cluster does not start");
-                Err("its cluster stopped and does not start again")
+        // An exam's every host: a database that cannot say leaves the look at the session's own.
+        let clusters = self
+            .sessions
+            .cluster_names(session)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(session = %session.id, %error, "cannot read the session's hosts");
+                vec![name]
+            });
+        for cluster in clusters {
+            match revive_cluster(&self.docker, &self.clusters.network_of(&cluster)).await {
+                Ok(Members::Running) => {}
+                Ok(Members::Restarted(containers)) => {
+                    tracing::warn!(session = %session.id, %cluster, ?containers, "cluster containers had stopped and were started again");
+                }
+                Ok(Members::Gone) => return Err("its cluster was removed"),
+                Err(error) => {
+                    tracing::warn!(session = %session.id, %cluster, %error, "its cluster does not start");
+                    return Err("its cluster stopped and does not start again");
+                }
             }
         }
+        Ok(())
     }
 }

@@ -241,6 +241,10 @@ pub struct TaskSummary {
     pub weight: u32,
     /// How long a prepared learner needs.
     pub minutes: u32,
+    /// The host an exam's task is solved on (`ssh <host>` in the terminal); none in practice
+    /// and in exams without hosts.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A task with its text and hints, rendered from Markdown and sanitized by the server; never its

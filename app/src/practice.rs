@@ -687,6 +687,13 @@ fn TaskPanel(
                     <p class="task-meta">
                         {task.domain} " · " {<&str>::from(task.difficulty)} " · " {format!("{} points · about {} min", task.weight, task.minutes)}
                     </p>
+                    // As on the day: the host to solve it on, and how to get there.
+                    {task.host.map(|host| view! {
+                        <p class="task-host" data-host=host.clone()>
+                            "Solve this task on host " <strong>{host.clone()}</strong> ": "
+                            <code>{format!("ssh {host}")}</code> " (" <code>"exit"</code> " comes back)"
+                        </p>
+                    })}
                 </header>
             })}
             <Transition fallback=|| view! { <p class="hint">"Loading the task…"</p> }>

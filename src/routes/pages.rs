@@ -66,14 +66,25 @@ impl Practice for Pages {
         let sessions = &self.0.sessions;
         let live = sessions.live_for_user(&user.id).await.map_err(refusal)?;
         let catalog = sessions.tasks();
-        let tasks: Vec<_> = match live
-            .and_then(|session| session.exam_id)
-            .and_then(|exam| sessions.exams().get(&exam))
-        {
-            Some(exam) => exam.tasks.iter().filter_map(|id| catalog.get(id)).collect(),
-            None => catalog.list().iter().collect(),
-        };
-        Ok(tasks.into_iter().map(task_summary).collect())
+        Ok(
+            match live
+                .and_then(|session| session.exam_id)
+                .and_then(|exam| sessions.exams().get(&exam))
+            {
+                // An exam's task says the host it is solved on.
+                Some(exam) => exam
+                    .tasks
+                    .iter()
+                    .filter_map(|t| {
+                        catalog.get(t.id()).map(|task| TaskSummary {
+                            host: t.host().map(str::to_owned),
+                            ..task_summary(task)
+                        })
+                    })
+                    .collect(),
+                None => catalog.list().iter().map(task_summary).collect(),
+            },
+        )
     }
 
     async fn read_task(&self, headers: &HeaderMap, task_id: &str) -> Result<TaskDetail, Refusal> {

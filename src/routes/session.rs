@@ -179,6 +179,7 @@ pub(crate) fn task_summary(task: &Task) -> TaskSummary {
         },
         weight: view.weight,
         minutes: view.minutes,
+        host: None,
     }
 }
 

@@ -3,6 +3,10 @@
 //! (the user, the clock, an admin). Any failure on the way rolls back what was made and leaves the
 //! row `failed` with the reason. Each step is pushed to the user's pages as it happens. With a
 //! warm pool (see [`pool`]) the start claims a cluster and terminal made ahead instead.
+//!
+//! An exam with hosts gets a cluster per host, made side by side and recorded with the session
+//! before any is made (the first host's is the session's own); each task is set up and graded on
+//! its host's cluster, and the terminal reaches them all through `ssh <host>`.
 
 mod clock;
 mod events;
@@ -24,13 +28,16 @@ pub use events::SessionEvents;
 pub use pool::PoolSettings;
 
 use crate::{
-    clusters::{ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
+    clusters::{Cluster, ClusterError, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig},
     domain::{ExamResult, PortRanges, Session, SessionStatus},
-    exams::{self, Exam, ExamAccess, ExamCatalog},
+    exams::{self, Exam, ExamAccess, ExamCatalog, ExamTargets},
     metrics::PoolMetrics,
     store::{bound_on_host, NewSession, Store, StoreError},
     tasks::{CheckResult, Target, Task, TaskCatalog},
-    terminals::{CloseReason, TerminalError, TerminalFiles, TerminalRuntime, TerminalSockets, TerminalSpec},
+    terminals::{
+        CloseReason, TerminalAccess, TerminalError, TerminalFiles, TerminalHost, TerminalRuntime,
+        TerminalSockets, TerminalSpec,
+    },
 };
 
 /// How many starts a user may make in an hour (the first seed's limit).
@@ -204,9 +211,54 @@ impl Sessions {
     /// The tasks a session holds: its exam's, or all of them for practice.
     fn tasks_of(&self, session: &Session) -> Vec<&Task> {
         match self.exam_of(session) {
-            Some(exam) => exam.tasks.iter().filter_map(|id| self.tasks.get(id)).collect(),
+            Some(exam) => exam.task_ids().filter_map(|id| self.tasks.get(id)).collect(),
             None => self.tasks.list().iter().collect(),
         }
+    }
+
+    /// The tasks set up on one of the session's clusters: those of its host, or all of them.
+    fn tasks_on(&self, session: &Session, host: Option<&str>) -> Vec<&Task> {
+        let exam = self.exam_of(session);
+        let mut tasks = self.tasks_of(session);
+        if let Some(host) = host {
+            tasks.retain(|task| exam.and_then(|e| e.host_of(&task.view().id)) == Some(host));
+        }
+        tasks
+    }
+
+    /// The session's clusters, its own first: one, or one per host of its exam.
+    async fn clusters_of(&self, session: &Session) -> Result<Vec<SessionCluster>, SessionError> {
+        let own = cluster_of(session)?;
+        let hosts = self.store.session_hosts(&session.id).await?;
+        if hosts.is_empty() {
+            return Ok(vec![SessionCluster {
+                host: None,
+                name: own,
+            }]);
+        }
+        let mut clusters = hosts
+            .into_iter()
+            .map(|(host, name)| {
+                let name = ClusterName::parse(&name)
+                    .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", session.id)))?;
+                Ok(SessionCluster {
+                    host: Some(host),
+                    name,
+                })
+            })
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        clusters.sort_by_key(|c| c.name != own);
+        Ok(clusters)
+    }
+
+    /// Every cluster of the session: its own and, for an exam with hosts, each host's.
+    pub async fn cluster_names(&self, session: &Session) -> Result<Vec<ClusterName>, SessionError> {
+        Ok(self
+            .clusters_of(session)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect())
     }
 
     /// Checks that the user may start, records the session `provisioning`, and makes it in the
@@ -275,8 +327,50 @@ impl Sessions {
                 (session, Origin::Cold)
             }
         };
+        if let Some(exam) = exam.filter(|e| !e.hosts.is_empty()) {
+            self.record_hosts(&session, exam).await?;
+        }
         tracing::info!(session = %session.id, user = user_id, cluster = %session.cluster_name, ?origin, "session recorded");
         Ok((session, origin))
+    }
+
+    /// Records a cluster per host of the exam before any is made: the first host's is the
+    /// session's own, each other's is named after it and the host. A session whose hosts cannot
+    /// be recorded fails before anything is made.
+    async fn record_hosts(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
+        let recorded = async {
+            let names = exam
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, host)| match i {
+                    0 => Ok(session.cluster_name.clone()),
+                    _ => ClusterName::parse(&format!("{}-{host}", session.cluster_name))
+                        .map(|name| name.to_string())
+                        .map_err(|e| SessionError::Cluster(ClusterError::Unavailable(e.to_string()))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let pairs: Vec<(&str, &str)> = exam
+                .hosts
+                .iter()
+                .map(String::as_str)
+                .zip(names.iter().map(String::as_str))
+                .collect();
+            self.store.insert_session_hosts(&session.id, &pairs).await?;
+            Ok::<_, SessionError>(())
+        }
+        .await;
+        if let Err(error) = &recorded {
+            let note = format!("its hosts could not be recorded: {error}");
+            if let Err(error) = self
+                .store
+                .set_session_status(&session.id, SessionStatus::Failed, &note)
+                .await
+            {
+                tracing::error!(session = %session.id, %error, "could not record the failure");
+            }
+        }
+        recorded
     }
 
     /// A practice session's configured life, or the exam's time limit.
@@ -375,32 +469,51 @@ impl Sessions {
             },
             Origin::Cold => Origin::Cold,
         };
+        // The session's own cluster first, then its exam's other hosts'.
+        let clusters = self.clusters_of(session).await?;
         let cold = match origin {
             Origin::Pool => None,
             Origin::Cold => {
-                let ports = self
-                    .store
-                    .allocate_ports(&session.id, &self.ports, bound_on_host)
+                let mut specs = Vec::new();
+                for cluster in &clusters {
+                    let ports = self
+                        .store
+                        .allocate_ports(&session.id, &self.ports, bound_on_host)
+                        .await?;
+                    specs.push(ClusterSpec {
+                        name: cluster.name.clone(),
+                        ports,
+                    });
+                }
+                // Side by side; one that fails cuts the others short, and the roll-back removes
+                // whatever of each was made.
+                let made = futures_util::future::try_join_all(specs.iter().map(|spec| async move {
+                    let cluster = self.clusters.create(spec).await?;
+                    write_private(
+                        &self.kubeconfig_of(session, &spec.name),
+                        cluster.admin_kubeconfig.yaml(),
+                    )
                     .await?;
-                let spec = ClusterSpec {
-                    name: name.clone(),
-                    ports,
-                };
-                let cluster = stop
-                    .run_until_cancelled(self.clusters.create(&spec))
-                    .await
-                    .ok_or(SessionError::NoSession)??;
-                write_private(&kubeconfig_path, cluster.admin_kubeconfig.yaml()).await?;
-                Some(cluster)
+                    Ok::<_, SessionError>(cluster)
+                }));
+                Some(
+                    stop.run_until_cancelled(made)
+                        .await
+                        .ok_or(SessionError::NoSession)??,
+                )
             }
         };
         self.progress(session, Step::Cluster, StepState::Done);
         let cluster_ms = began.elapsed().as_millis() as u64;
 
         self.progress(session, Step::Tasks, StepState::Running);
-        if cold.is_some() {
-            let client = self.client_of(session).await?;
-            stop.run_until_cancelled(self.apply_setup(&client, &self.tasks_of(session)))
+        if let Some(made) = &cold {
+            let setups = clusters.iter().zip(made).map(|(cluster, made)| async move {
+                let client = made.admin_kubeconfig.client().await?;
+                self.apply_setup(&client, &self.tasks_on(session, cluster.host.as_deref()))
+                    .await
+            });
+            stop.run_until_cancelled(futures_util::future::try_join_all(setups))
                 .await
                 .ok_or(SessionError::NoSession)??;
         }
@@ -412,12 +525,28 @@ impl Sessions {
         let tasks_ms = began.elapsed().as_millis() as u64 - cluster_ms;
 
         self.progress(session, Step::Terminal, StepState::Running);
-        if let Some(cluster) = &cold {
+        if let Some(made) = &cold {
+            let own: &Cluster = &made[0];
+            let hosts: Vec<TerminalHost> = clusters
+                .iter()
+                .zip(made)
+                .filter_map(|(cluster, made)| {
+                    Some(TerminalHost {
+                        name: cluster.host.as_deref()?,
+                        network: &made.network,
+                        kubeconfig: &made.terminal_kubeconfig,
+                    })
+                })
+                .collect();
+            let access = match hosts.is_empty() {
+                true => TerminalAccess::Cluster(&own.terminal_kubeconfig),
+                false => TerminalAccess::Hosts(&hosts),
+            };
             self.terminals
                 .create(&TerminalSpec {
                     cluster: &name,
-                    network: &cluster.network,
-                    kubeconfig: &cluster.terminal_kubeconfig,
+                    network: &own.network,
+                    access,
                     session_id: &session.id,
                     user_id: &session.user_id,
                 })
@@ -454,6 +583,14 @@ impl Sessions {
 
     fn kubeconfig_file(&self, session_id: &str) -> PathBuf {
         self.files.join(format!("{session_id}.kubeconfig"))
+    }
+
+    /// The admin kubeconfig of one of the session's clusters: its own, or another host's.
+    fn kubeconfig_of(&self, session: &Session, cluster: &ClusterName) -> PathBuf {
+        match cluster.as_str() == session.cluster_name {
+            true => self.kubeconfig_file(&session.id),
+            false => self.files.join(format!("{}.{cluster}.kubeconfig", session.id)),
+        }
     }
 
     /// Applies the tasks' setup (namespaces and objects) to a cluster, all tasks at once.
@@ -551,17 +688,43 @@ impl Sessions {
     }
 
     async fn client_of(&self, session: &Session) -> Result<kube::Client, SessionError> {
-        let yaml = tokio::fs::read_to_string(self.kubeconfig_file(&session.id)).await?;
+        self.client_on(session, &cluster_of(session)?).await
+    }
+
+    async fn client_on(
+        &self,
+        session: &Session,
+        cluster: &ClusterName,
+    ) -> Result<kube::Client, SessionError> {
+        let yaml = tokio::fs::read_to_string(self.kubeconfig_of(session, cluster)).await?;
         Ok(Kubeconfig::from_yaml(yaml)?.client().await?)
     }
 
-    /// Grades a finished exam while its cluster still stands, and keeps the result.
+    /// Grades a finished exam while its clusters still stand, each task on its host's, and keeps
+    /// the result.
     async fn grade_exam(&self, session: &Session, exam: &Exam) -> Result<(), SessionError> {
-        let result = self
-            .grade_on(session, async |target| {
-                exams::grade(exam, &self.tasks, target, &session.id).await
-            })
-            .await?;
+        let own = cluster_of(session)?;
+        let files = TerminalFiles {
+            runtime: self.terminals.as_ref(),
+            cluster: &own,
+        };
+        let mut clients = Vec::new();
+        for cluster in self.clusters_of(session).await? {
+            clients.push((cluster.host, self.client_on(session, &cluster.name).await?));
+        }
+        let target = |client| Target {
+            client,
+            files: &files,
+            runs_containers: self.clusters.runs_containers(),
+        };
+        let targets = ExamTargets {
+            session: target(&clients[0].1),
+            hosts: clients
+                .iter()
+                .filter_map(|(host, client)| Some((host.clone()?, target(client))))
+                .collect(),
+        };
+        let result = exams::grade(exam, &self.tasks, &targets, &session.id).await;
         self.store.insert_exam_result(&result).await?;
         tracing::info!(session = %session.id, exam = %exam.id, score = result.score, max = result.max_score, "exam graded");
         Ok(())
@@ -682,18 +845,39 @@ impl Sessions {
             }
         }
         if let Ok(name) = ClusterName::parse(&session.cluster_name) {
+            // The terminal sits on every cluster's network, so it goes first.
             if let Err(error) = self.terminals.remove(&name).await {
                 notes.push(format!("terminal removal failed: {error}"));
             }
-            if let Err(error) = self.clusters.delete(&name).await {
-                notes.push(format!("cluster removal failed: {error}"));
-            }
-        }
-        match tokio::fs::remove_file(self.kubeconfig_file(&session.id)).await {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            let clusters = self.cluster_names(session).await.unwrap_or_else(|error| {
+                notes.push(format!(
+                    "its hosts are unknown ({error}); their clusters are the reconciler's"
+                ));
+                vec![name]
+            });
+            let removals = clusters.iter().map(|cluster| async move {
+                let mut failures = Vec::new();
+                if let Err(error) = self.clusters.delete(cluster).await {
+                    failures.push(format!("cluster removal failed: {error}"));
+                }
+                match tokio::fs::remove_file(self.kubeconfig_of(session, cluster)).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        failures.push(format!("kubeconfig removal failed: {error}"));
+                    }
+                    _ => {}
+                }
+                failures
+            });
+            notes.extend(
+                futures_util::future::join_all(removals)
+                    .await
+                    .into_iter()
+                    .flatten(),
+            );
+        } else if let Err(error) = tokio::fs::remove_file(self.kubeconfig_file(&session.id)).await {
+            if error.kind() != std::io::ErrorKind::NotFound {
                 notes.push(format!("kubeconfig removal failed: {error}"));
             }
-            _ => {}
         }
         if let Err(error) = self.store.release_ports(&session.id).await {
             notes.push(format!("port release failed: {error}"));
@@ -730,6 +914,13 @@ impl Sessions {
     pub async fn run_clock(&self) {
         clock::run(self.clone(), self.stopping.clone()).await
     }
+}
+
+/// One of a session's clusters: for an exam with hosts, the host it is.
+#[derive(Debug, Clone)]
+struct SessionCluster {
+    host: Option<String>,
+    name: ClusterName,
 }
 
 /// Where a session's cluster and terminal come from.

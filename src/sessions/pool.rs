@@ -25,7 +25,7 @@ use crate::{
     clusters::{ClusterName, ClusterSpec},
     store::{bound_on_host, PoolMember, PoolMemberStatus},
     tasks::Task,
-    terminals::{Revival, TerminalSpec},
+    terminals::{Revival, TerminalAccess, TerminalSpec},
 };
 
 /// How often the filler looks at the pool when nothing wakes it (a claim does), and how long it
@@ -206,7 +206,7 @@ impl Sessions {
                 .create(&TerminalSpec {
                     cluster: &name,
                     network: &cluster.network,
-                    kubeconfig: &cluster.terminal_kubeconfig,
+                    access: TerminalAccess::Cluster(&cluster.terminal_kubeconfig),
                     session_id: &member.id,
                     user_id: "",
                 })

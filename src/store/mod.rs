@@ -24,6 +24,7 @@ macro_rules! on {
 mod accounts;
 mod desk;
 mod exams;
+mod hosts;
 mod passes;
 mod pool;
 mod ports;

@@ -11,8 +11,8 @@ use bollard::{
     container::LogOutput,
     exec::{CreateExecOptions, StartExecOptions, StartExecResults},
     models::{
-        ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, RestartPolicy,
-        RestartPolicyNameEnum, VolumeCreateRequest,
+        ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, NetworkConnectRequest,
+        RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
     },
     query_parameters::{
         CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
@@ -25,8 +25,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{
-    OutputStream, Revival, ShellTab, TermSize, TerminalControl, TerminalError, TerminalIo, TerminalRuntime,
-    TerminalSpec,
+    OutputStream, Revival, ShellTab, TermSize, TerminalAccess, TerminalControl, TerminalError, TerminalIo,
+    TerminalRuntime, TerminalSpec,
 };
 use crate::{
     clusters::{ClusterName, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL},
@@ -182,6 +182,16 @@ impl DockerTerminals {
                 },
             )
             .await?;
+        // An exam's other hosts: their clusters answer on networks of their own.
+        if let TerminalAccess::Hosts(hosts) = spec.access {
+            for host in hosts.iter().filter(|h| h.network != spec.network) {
+                let request = NetworkConnectRequest {
+                    container: name.clone(),
+                    endpoint_config: None,
+                };
+                docker.connect_network(host.network, request).await?;
+            }
+        }
         docker.start_container(&name, None).await?;
         Ok(())
     }
@@ -264,7 +274,7 @@ impl DockerTerminals {
                     path: "/kube".into(),
                     ..Default::default()
                 }),
-                bollard::body_full(kubeconfig_archive(spec.kubeconfig.yaml())?.into()),
+                bollard::body_full(kubeconfig_archive(spec.access)?.into()),
             )
             .await;
         remove_container(docker, &filler).await?;
@@ -272,19 +282,57 @@ impl DockerTerminals {
     }
 }
 
-/// A tar holding `config`, readable by the learner (uid 1000) and writable by no one.
-fn kubeconfig_archive(yaml: &str) -> Result<Vec<u8>, TerminalError> {
+/// A tar holding `config` (one cluster) or `hosts/<host>` (an exam's hosts), readable by the
+/// learner (uid 1000) and writable by no one.
+fn kubeconfig_archive(access: TerminalAccess<'_>) -> Result<Vec<u8>, TerminalError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let packed = match access {
+        TerminalAccess::Cluster(kubeconfig) => append(&mut archive, "config", Some(kubeconfig.yaml())),
+        TerminalAccess::Hosts(hosts) => {
+            // Checked by the exam catalog; a path in the archive all the same.
+            if let Some(odd) = hosts.iter().find(|h| {
+                h.name.is_empty()
+                    || !h
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            }) {
+                return Err(TerminalError::Unavailable(format!(
+                    "{:?} is not a host name",
+                    odd.name
+                )));
+            }
+            append(&mut archive, "hosts", None).and_then(|()| {
+                hosts.iter().try_for_each(|host| {
+                    append(
+                        &mut archive,
+                        &format!("hosts/{}", host.name),
+                        Some(host.kubeconfig.yaml()),
+                    )
+                })
+            })
+        }
+    };
+    packed
+        .and_then(|()| archive.into_inner())
+        .map_err(|e| TerminalError::Unavailable(format!("packing the kubeconfig: {e}")))
+}
+
+/// Adds a file of `content` readable by all, or a folder (`None`) that all may enter, owned by
+/// root and the learner's group.
+fn append(archive: &mut tar::Builder<Vec<u8>>, path: &str, content: Option<&str>) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
-    header.set_size(yaml.len() as u64);
-    header.set_mode(0o444);
+    let (kind, mode, data) = match content {
+        Some(text) => (tar::EntryType::Regular, 0o444, text.as_bytes()),
+        None => (tar::EntryType::Directory, 0o555, &[][..]),
+    };
+    header.set_entry_type(kind);
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
     header.set_uid(0);
     header.set_gid(1000);
     header.set_mtime(0);
-    let mut archive = tar::Builder::new(Vec::new());
-    archive
-        .append_data(&mut header, "config", yaml.as_bytes())
-        .and_then(|()| archive.into_inner())
-        .map_err(|e| TerminalError::Unavailable(format!("packing the kubeconfig: {e}")))
+    archive.append_data(&mut header, path, data)
 }
 
 async fn remove_container(docker: &Docker, name: &str) -> Result<(), TerminalError> {
@@ -596,11 +644,10 @@ impl TerminalRuntime for DockerTerminals {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_kubeconfig_archive_holds_one_read_only_file() {
-        let bytes = kubeconfig_archive("apiVersion: v1\n").unwrap();
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let entries: Vec<_> = archive
+    /// Each entry's path, mode and size.
+    fn entries(bytes: &[u8]) -> Vec<(String, u32, u64)> {
+        let mut archive = tar::Archive::new(bytes);
+        archive
             .entries()
             .unwrap()
             .map(|e| {
@@ -612,7 +659,41 @@ mod tests {
                     h.size().unwrap(),
                 )
             })
-            .collect();
-        assert_eq!(entries, [("config".to_owned(), 0o444, 15)]);
+            .collect()
+    }
+
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n";
+
+    #[test]
+    fn the_kubeconfig_archive_holds_one_read_only_file() {
+        let kubeconfig = crate::clusters::Kubeconfig::from_yaml(KUBECONFIG).unwrap();
+        let bytes = kubeconfig_archive(TerminalAccess::Cluster(&kubeconfig)).unwrap();
+        assert_eq!(
+            entries(&bytes),
+            [("config".to_owned(), 0o444, KUBECONFIG.len() as u64)]
+        );
+    }
+
+    #[test]
+    fn an_exams_hosts_get_a_read_only_kubeconfig_each_and_no_config() {
+        let kubeconfig = crate::clusters::Kubeconfig::from_yaml(KUBECONFIG).unwrap();
+        let host = |name| super::super::TerminalHost {
+            name,
+            network: "kwok-x",
+            kubeconfig: &kubeconfig,
+        };
+        let hosts = [host("ckad7326"), host("ckad5601")];
+        let bytes = kubeconfig_archive(TerminalAccess::Hosts(&hosts)).unwrap();
+        let size = KUBECONFIG.len() as u64;
+        assert_eq!(
+            entries(&bytes),
+            [
+                ("hosts".to_owned(), 0o555, 0),
+                ("hosts/ckad7326".to_owned(), 0o444, size),
+                ("hosts/ckad5601".to_owned(), 0o444, size),
+            ]
+        );
+        let odd = [host("../config")];
+        assert!(kubeconfig_archive(TerminalAccess::Hosts(&odd)).is_err());
     }
 }

@@ -33,12 +33,34 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct TerminalSpec<'a> {
     pub cluster: &'a ClusterName,
-    /// The Docker network of the session, where the cluster's API answers.
+    /// The Docker network of the session, where the cluster's API answers (an exam's first
+    /// host's).
     pub network: &'a str,
-    /// Mounted read-only at `~/.kube/config`.
-    pub kubeconfig: &'a Kubeconfig,
+    /// What kubectl in the terminal reaches.
+    pub access: TerminalAccess<'a>,
     pub session_id: &'a str,
     pub user_id: &'a str,
+}
+
+/// What kubectl in a terminal reaches; the kubeconfigs are mounted read-only under `~/.kube`.
+#[derive(Debug, Clone, Copy)]
+pub enum TerminalAccess<'a> {
+    /// One cluster, at `~/.kube/config`.
+    Cluster(&'a Kubeconfig),
+    /// An exam's hosts, each at `~/.kube/hosts/<host>`: the shell starts on a base machine with
+    /// no cluster, and the image's `ssh <host>` opens a shell on that host's cluster. The
+    /// terminal joins every host's network.
+    Hosts(&'a [TerminalHost<'a>]),
+}
+
+/// One host of an exam, as its terminal reaches it.
+#[derive(Debug, Clone, Copy)]
+pub struct TerminalHost<'a> {
+    /// Checked by the exam catalog: lowercase letters, digits and dashes.
+    pub name: &'a str,
+    /// The Docker network where the host's cluster API answers.
+    pub network: &'a str,
+    pub kubeconfig: &'a Kubeconfig,
 }
 
 /// Columns and rows of the browser's terminal.

@@ -74,7 +74,8 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             subnet_pool: SubnetPool::default(),
         },
         terminals: TerminalSettings {
-            image: TERMINAL_IMAGE.into(),
+            // As the server reads it (and scripts/build-terminal-image.sh builds it).
+            image: std::env::var("TERMINAL_IMAGE").unwrap_or_else(|_| TERMINAL_IMAGE.into()),
             firewall: FirewallMode::Iptables,
             egress_probe_target: None,
         },
@@ -415,8 +416,9 @@ pub trait Terminals {
     async fn connect_tab(&self, ticket: &str, tab: u8) -> Result<Shell, StatusCode>;
 }
 
-/// A terminal socket at `url` with its prompt shown; or the status it was refused with.
-async fn open_shell(url: String, origin: &str) -> Result<Shell, StatusCode> {
+/// A terminal socket at `url` once `prompt` shows (`ckad@ckad`; `ckad@base` in an exam with
+/// hosts); or the status it was refused with.
+pub async fn open_shell(url: String, origin: &str, prompt: &str) -> Result<Shell, StatusCode> {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("origin", origin.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
@@ -425,7 +427,7 @@ async fn open_shell(url: String, origin: &str) -> Result<Shell, StatusCode> {
                 socket,
                 seen: String::new(),
             };
-            shell.read_until("ckad@ckad").await;
+            shell.read_until(prompt).await;
             Ok(shell)
         }
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
@@ -451,11 +453,16 @@ impl Terminals for Platform {
     /// Opens a socket and waits for the prompt, as a learner would before typing (keys sent while
     /// tmux is still attaching may be taken for its terminal queries' answers).
     async fn connect(&self, ticket: &str, origin: &str) -> Result<Shell, StatusCode> {
-        open_shell(self.socket_url(ticket), origin).await
+        open_shell(self.socket_url(ticket), origin, "ckad@ckad").await
     }
 
     async fn connect_tab(&self, ticket: &str, tab: u8) -> Result<Shell, StatusCode> {
-        open_shell(format!("{}&tab={tab}", self.socket_url(ticket)), ORIGIN).await
+        open_shell(
+            format!("{}&tab={tab}", self.socket_url(ticket)),
+            ORIGIN,
+            "ckad@ckad",
+        )
+        .await
     }
 }
 

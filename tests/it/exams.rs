@@ -1,12 +1,14 @@
 //! Mock exams on a running platform with a real `lite` cluster: the free exam starts with its own
 //! tasks and time, refuses Check and extension, and when stopped grades every task (one solved
 //! with its reference solution, the others not) with each check's outcome and the solutions; a
-//! full exam needs an access pass.
+//! full exam needs an access pass. An exam with hosts has a cluster per host, reached from the
+//! terminal with `ssh <host>`, each task graded on its host's.
 
-use crate::common;
+use crate::common::{self, Terminals};
 
 use std::time::Duration;
 
+use ckad_platform::domain::PortRanges;
 use ckad_platform::{
     clusters::Kubeconfig,
     docker::DockerEngine,
@@ -282,4 +284,119 @@ async fn visitors_browse_the_mock_exams_and_the_list_filters_by_type_and_categor
         platform.get("/api/exams?type=lpic", &token).await.0,
         StatusCode::BAD_REQUEST
     );
+}
+
+/// A full exam with hosts on `lite`: a cluster per host, made side by side and recorded before the
+/// start; the terminal starts on a base machine with no cluster, `ssh <host>` reaches that host's
+/// cluster (a task's namespace is on its own host only), `exit` comes back and an unknown host is
+/// refused as ssh refuses it; the first task, solved on its host, scores; the stop removes every
+/// host's cluster and the terminal.
+#[tokio::test]
+async fn an_exam_with_hosts_has_a_cluster_per_host_reached_by_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    // Three hosts take three ports of each kind: ranges of their own, beyond the ones
+    // `common::ports` hands out.
+    settings.clusters.ports = PortRanges {
+        api: 37900..=37919,
+        ingress: 37920..=37939,
+        ingress_https: 37940..=37959,
+    };
+    let instance = settings.clusters.instance.clone();
+    let platform = Platform::start(settings).await;
+    let token = platform.learner("ada@example.com").await;
+    let admin = platform.learner("admin@example.com").await;
+    let (code, pass) = platform
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/access/grant",
+            &admin,
+            Some(serde_json::json!({"email": "ada@example.com", "plan": "pass-1w"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{pass}");
+    let activate = format!("/api/v1/access/activate/{}", pass["id"].as_str().unwrap());
+    assert_eq!(platform.post(&activate, &token).await.0, StatusCode::OK);
+
+    let began = std::time::Instant::now();
+    let (code, session) = platform.post("/api/exams/ckad-full-2/start", &token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    common::eventually(
+        "the exam with hosts started",
+        Duration::from_secs(300),
+        || async {
+            let (_, now) = platform.get("/api/session/status", &token).await;
+            assert_ne!(now["status"], "failed", "{now}");
+            now["status"] == "started"
+        },
+    )
+    .await;
+    eprintln!(
+        "an exam with 3 hosts started in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+    let mut clusters = common::clusters_of_instance(&instance).await;
+    clusters.sort();
+    assert_eq!(clusters.len(), 3, "{clusters:?}");
+
+    let ticket = platform.ticket(&token).await;
+    let mut shell = common::open_shell(platform.socket_url(&ticket), common::ORIGIN, "ckad@base")
+        .await
+        .unwrap();
+    // The base machine has no cluster.
+    shell.type_line("kubectl get namespaces").await;
+    shell.read_until("localhost:8080").await;
+    shell.type_line("ssh nowhere").await;
+    shell
+        .read_until("ssh: Could not resolve hostname nowhere: Name or service not known")
+        .await;
+    // The first task (cronjob-run-now) is on ckad7326: its namespace is not on another host.
+    shell.type_line("ssh ckad5601").await;
+    shell.read_until("ckad@ckad5601").await;
+    shell.type_line("kubectl get namespace invoices").await;
+    shell.read_until(r#"namespaces "invoices" not found"#).await;
+    shell.type_line("exit").await;
+    shell.read_until("ckad@base").await;
+    shell.type_line("ssh ckad7326").await;
+    shell.read_until("ckad@ckad7326").await;
+    shell
+        .type_line("kubectl -n invoices create job export-now --from=cronjob/invoice-export")
+        .await;
+    shell.read_until("job.batch/export-now created").await;
+    shell
+        .type_line(r#"kubectl -n invoices patch cronjob invoice-export -p '{"spec":{"suspend":true}}'"#)
+        .await;
+    shell.read_until("cronjob.batch/invoice-export patched").await;
+    shell
+        .type_line("kubectl -n invoices wait --for=condition=complete job/export-now --timeout=60s")
+        .await;
+    shell.read_until("condition met").await;
+    shell.type_line("exit").await;
+    shell.read_until("ckad@base").await;
+
+    assert_eq!(
+        platform.post("/api/session/stop", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (code, result) = platform.get(&format!("/api/exams/results/{id}"), &token).await;
+    assert_eq!(code, StatusCode::OK, "{result}");
+    let tasks = result["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 17);
+    let first = &tasks[0];
+    assert_eq!(first["task"], "cronjob-run-now");
+    assert_eq!(first["points"], first["weight"], "{first}");
+    assert_eq!(
+        result["score"], first["points"],
+        "nothing else was done: {result}"
+    );
+    assert_eq!(
+        common::clusters_of_instance(&instance).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        common::containers_labelled(&format!("ckad.instance={instance}")).await,
+        Vec::<String>::new()
+    );
+    platform.shut_down().await;
 }

@@ -18,7 +18,7 @@ use ckad_platform::{
     domain::{PortRanges, SessionStatus},
     reconciler::{self, reconcile, Moment, Report},
     store::{NewSession, Store},
-    terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
+    terminals::{DockerTerminals, TerminalAccess, TerminalRuntime, TerminalSpec},
 };
 
 async fn store(dir: &std::path::Path) -> Store {
@@ -126,7 +126,7 @@ async fn a_pass_removes_what_no_live_session_owns_and_nothing_else() {
         let spec = TerminalSpec {
             cluster: &cluster.name,
             network: &cluster.network,
-            kubeconfig: &cluster.terminal_kubeconfig,
+            access: TerminalAccess::Cluster(&cluster.terminal_kubeconfig),
             session_id: "none-yet",
             user_id: "none",
         };

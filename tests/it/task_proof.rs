@@ -20,7 +20,7 @@ use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
     docker::DockerEngine,
     tasks::{score, Answer, CheckResult, LearnerFiles, SolutionRunner, Target, Task, TaskCatalog},
-    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime, TerminalSpec},
+    terminals::{DockerTerminals, TerminalAccess, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
 use futures_util::StreamExt;
 
@@ -91,7 +91,7 @@ async fn with_files<T>(
         .create(&TerminalSpec {
             cluster: &cluster.name,
             network: &cluster.network,
-            kubeconfig: &cluster.terminal_kubeconfig,
+            access: TerminalAccess::Cluster(&cluster.terminal_kubeconfig),
             session_id: cluster.name.as_str(),
             user_id: "task-proof",
         })

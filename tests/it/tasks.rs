@@ -12,7 +12,7 @@ use ckad_platform::{
     clusters::{ClusterName, ClusterProvider, ClusterSpec, Kubeconfig, LiteProvider},
     docker::DockerEngine,
     tasks::{CheckResult, Domain, LearnerFiles, LearnerPath, Target, TaskCatalog, TaskError},
-    terminals::{DockerTerminals, TerminalFiles, TerminalRuntime, TerminalSpec},
+    terminals::{DockerTerminals, TerminalAccess, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
 use futures_util::FutureExt as _;
 
@@ -406,7 +406,7 @@ async fn the_learners_files_are_read_and_written_in_the_terminal() {
         .create(&TerminalSpec {
             cluster: &cluster,
             network: "none",
-            kubeconfig: &kubeconfig,
+            access: TerminalAccess::Cluster(&kubeconfig),
             session_id: "files",
             user_id: "files",
         })

@@ -18,7 +18,7 @@ use bollard::{
 use ckad_platform::{
     clusters::{self, Cluster, ClusterName, ClusterProvider, ClusterSpec},
     docker::DockerEngine,
-    terminals::{DockerTerminals, TerminalRuntime, TerminalSpec},
+    terminals::{DockerTerminals, TerminalAccess, TerminalRuntime, TerminalSpec},
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -86,7 +86,7 @@ impl Sandbox {
         let spec = TerminalSpec {
             cluster: &cluster.name,
             network: &cluster.network,
-            kubeconfig: &cluster.terminal_kubeconfig,
+            access: TerminalAccess::Cluster(&cluster.terminal_kubeconfig),
             session_id: "test-session",
             user_id: "test-user",
         };
