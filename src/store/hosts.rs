@@ -10,15 +10,18 @@ impl Store {
         session_id: &str,
         hosts: &[(&str, &str)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (host, cluster_name) in hosts {
-            sqlx::query("INSERT INTO session_hosts (session_id, host, cluster_name) VALUES (?, ?, ?)")
-                .bind(session_id)
-                .bind(host)
-                .bind(cluster_name)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict("a host of this session or its cluster"))?;
+            on!(tx, |c| sqlx::query(
+                "INSERT INTO session_hosts (session_id, host, cluster_name) VALUES ($1, $2, $3)"
+            )
+            .bind(session_id)
+            .bind(host)
+            .bind(cluster_name)
+            .execute(c)
+            .await
+            .map(|_| ()))
+            .map_err(conflict("a host of this session or its cluster"))?;
         }
         tx.commit().await?;
         Ok(())
@@ -26,52 +29,51 @@ impl Store {
 
     /// The session's hosts and their clusters' names, by host; none for a session without hosts.
     pub async fn session_hosts(&self, session_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT host, cluster_name FROM session_hosts WHERE session_id = ? ORDER BY host")
-                .bind(session_id)
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(on!(self.db, |c| sqlx::query_as(
+            "SELECT host, cluster_name FROM session_hosts WHERE session_id = $1 ORDER BY host"
         )
+        .bind(session_id)
+        .fetch_all(c)
+        .await)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, Utc};
-    use sqlx::SqlitePool;
 
     use super::*;
-    use crate::store::NewSession;
+    use crate::store::{testing::both_databases, NewSession};
 
-    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn a_sessions_hosts_are_recorded_all_or_none(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
-        let now = Utc::now();
-        let new = NewSession {
-            user_id: &user.id,
-            cluster_name: "ckad-a1b2c3",
-            start_time: now,
-            expires_at: now + Duration::hours(2),
-            exam_id: Some("ckad-full-2"),
-        };
-        let session = store.insert_session(new, 10).await.unwrap().unwrap();
-        assert_eq!(store.session_hosts(&session.id).await.unwrap(), []);
+    both_databases! {
+        async fn a_sessions_hosts_are_recorded_all_or_none(store: Store) {
+            let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
+            let now = Utc::now();
+            let new = NewSession {
+                user_id: &user.id,
+                cluster_name: "ckad-a1b2c3",
+                start_time: now,
+                expires_at: now + Duration::hours(2),
+                exam_id: Some("ckad-full-2"),
+            };
+            let session = store.insert_session(new, 10).await.unwrap().unwrap();
+            assert_eq!(store.session_hosts(&session.id).await.unwrap(), []);
 
-        let hosts = [("ckad7326", "ckad-a1b2c3"), ("ckad5601", "ckad-a1b2c3-ckad5601")];
-        store.insert_session_hosts(&session.id, &hosts).await.unwrap();
-        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter().map(|(h, c)| (h.to_string(), c.to_string())).collect()
-        };
-        assert_eq!(
-            store.session_hosts(&session.id).await.unwrap(),
-            pairs(&[hosts[1], hosts[0]])
-        );
+            let hosts = [("ckad7326", "ckad-a1b2c3"), ("ckad5601", "ckad-a1b2c3-ckad5601")];
+            store.insert_session_hosts(&session.id, &hosts).await.unwrap();
+            let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+                list.iter().map(|(h, c)| (h.to_string(), c.to_string())).collect()
+            };
+            assert_eq!(
+                store.session_hosts(&session.id).await.unwrap(),
+                pairs(&[hosts[1], hosts[0]])
+            );
 
-        // A cluster named twice records nothing more.
-        let again = [("ckad9043", "ckad-a1b2c3-ckad9043"), ("ckad1111", "ckad-a1b2c3")];
-        let refused = store.insert_session_hosts(&session.id, &again).await;
-        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
-        assert_eq!(store.session_hosts(&session.id).await.unwrap().len(), 2);
+            // A cluster named twice records nothing more.
+            let again = [("ckad9043", "ckad-a1b2c3-ckad9043"), ("ckad1111", "ckad-a1b2c3")];
+            let refused = store.insert_session_hosts(&session.id, &again).await;
+            assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+            assert_eq!(store.session_hosts(&session.id).await.unwrap().len(), 2);
+        }
     }
 }
