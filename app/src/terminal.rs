@@ -735,27 +735,34 @@ async fn load_vendor() -> Result<(), JsValue> {
 }
 
 /// Loads a stylesheet and scripts vendored under `/vendor` (in order), unless the page has
-/// `global` already.
+/// `global` already. The stylesheet is in force before the scripts run: what they measure or
+/// read from it at start (sizes, the player's colours) is there.
 pub(crate) async fn load_assets(global: &str, css: &str, scripts: &[&str]) -> Result<(), JsValue> {
     let document = document();
     if js_sys::Reflect::has(&window(), &global.into())? {
         return Ok(());
     }
-    let link = document.create_element("link")?;
+    let head = document.head().ok_or("the page has no head")?;
+    let link: web_sys::HtmlElement = document.create_element("link")?.unchecked_into();
     link.set_attribute("rel", "stylesheet")?;
     link.set_attribute("href", &format!("/vendor/{css}"))?;
-    let head = document.head().ok_or("the page has no head")?;
-    head.append_child(&link)?;
+    loaded(&head, &link).await?;
     for name in scripts {
         let script: web_sys::HtmlScriptElement = document.create_element("script")?.unchecked_into();
         script.set_src(&format!("/vendor/{name}.js"));
-        let loaded = js_sys::Promise::new(&mut |resolve, reject| {
-            script.set_onload(Some(&resolve));
-            script.set_onerror(Some(&reject));
-        });
-        head.append_child(&script)?;
-        wasm_bindgen_futures::JsFuture::from(loaded).await?;
+        loaded(&head, &script).await?;
     }
+    Ok(())
+}
+
+/// Adds `element` to `head` and waits until what it names has loaded.
+async fn loaded(head: &web_sys::HtmlHeadElement, element: &web_sys::HtmlElement) -> Result<(), JsValue> {
+    let done = js_sys::Promise::new(&mut |resolve, reject| {
+        element.set_onload(Some(&resolve));
+        element.set_onerror(Some(&reject));
+    });
+    head.append_child(element)?;
+    wasm_bindgen_futures::JsFuture::from(done).await?;
     Ok(())
 }
 
