@@ -80,11 +80,20 @@ async fn main() -> anyhow::Result<()> {
     state.auth = Auth::new(state.store.clone(), secret, inbox.clone(), None);
     let listener = tokio::net::TcpListener::bind(state.leptos_options.site_addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(ckad_platform::run(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
+    // The platform's HTTP side and its session networks' firewall, without its background work:
+    // the liveness watch would fail the bench's terminals as lost, as they have no clusters of
+    // their own (they sit on networks of their own, with the one real session's kubeconfig).
+    if let Err(error) = state.firewall.ensure().await {
+        eprintln!("session networks can reach the host: {error}");
+    }
+    let app = ckad_platform::app(state.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     let http = reqwest::Client::new();
 
     // One real session, started through the API like a learner's (whose email is proven by the
