@@ -73,6 +73,8 @@ test('a learner watches their session again from the history, with chapters; nob
       });
   });
   assert.deepEqual([...new Set(contrasts.map(([text]) => text))].sort(), ['ckad@ckad', '~'], JSON.stringify(contrasts));
+  // Our theme: the live terminal's background, not the player's black.
+  assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('.ap-player')).backgroundColor), 'rgb(15, 23, 42)');
   for (const [text, ratio] of contrasts) assert.ok(ratio >= 4.5, `${text} has a contrast of ${ratio}: ${JSON.stringify(contrasts)}`);
   const chapters = await page.locator('.chapter').allInnerTexts();
   assert.equal(chapters[0], `Task: ${firstTitle}`, JSON.stringify(chapters));

@@ -140,7 +140,8 @@ test('a second terminal tab is a shell of its own, each tab keeps its screen, an
   const before = browser.problems.length;
   const stopped = await page.evaluate(async () => (await fetch('/api/session/stop', { method: 'POST' })).status);
   assert.equal(stopped, 204);
-  for (const tab of [1, 2, 3]) await page.locator(`.terminal[data-tab="${tab}"][data-state="ended"]`).waitFor();
+  // Tabs behind the front one are on the page, hidden.
+  for (const tab of [1, 2, 3]) await page.locator(`.terminal[data-tab="${tab}"][data-state="ended"]`).waitFor({ state: 'attached' });
   for (const tab of [1, 2, 3]) {
     await page.getByRole('tab', { name: `Terminal ${tab}` }).click();
     assert.equal(await page.locator('[data-terminal-status]').innerText(), 'The session has ended.', `tab ${tab}`);
