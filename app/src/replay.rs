@@ -149,7 +149,10 @@ async fn show(session: &str, element: &web_sys::HtmlElement) -> Result<(Player, 
         "preload": true,
         "fit": "width",
         "poster": format!("npt:{:.3}", first_output.min(IDLE_LIMIT) + FIRST_FRAME_AFTER),
-        "theme": "asciinema",
+        // Ours (style/main.css): readable on the dark background, bold as the live terminal
+        // draws it.
+        "theme": "ckad",
+        "boldIsBright": true,
     });
     let options = js_sys::JSON::parse(&options.to_string()).unwrap_or_default();
     Ok((create_player(&source, element, &options), chapters))

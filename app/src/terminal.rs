@@ -7,7 +7,9 @@
 //! `[data-terminal-status]`, takes the focus once connected, and tells the page when the session
 //! behind it is over. Tabs above it open more shells (as the real exam allows several
 //! terminals), each its own tmux session in the same container, kept with its screen and
-//! scroll-back while another is in front.
+//! scroll-back while another is in front. The session is one: once any tab learns that it is
+//! over (told by the server before its socket closes, or answered "gone" when it asks again),
+//! every tab says the same and none reconnects.
 
 use std::{
     cell::{Cell, RefCell},
@@ -120,6 +122,19 @@ pub fn Terminal(
     });
     let opened = RwSignal::new(1usize);
     let front = RwSignal::new(0usize);
+    // Why the session is over, as the first tab to learn it heard; then every tab says so.
+    let ended = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let Some(message) = ended.get() else { return };
+        for tab in tabs {
+            tab.live.with_untracked(|live| {
+                if let Some(live) = live {
+                    live.finish(&message);
+                }
+            });
+        }
+        on_ended.run(message);
+    });
     // Through the first tab, which is always there; a label set before its terminal exists is
     // sent once it does (and kept by it until its socket opens).
     Effect::new(move |_| {
@@ -171,7 +186,8 @@ pub fn Terminal(
                 }/>
                 <button class="terminal-tab-new" aria-label="Open another terminal"
                     title="Open another terminal: a shell of its own"
-                    disabled={move || opened.get() >= tabs.len()} on:click=open_tab>"+"</button>
+                    disabled={move || opened.get() >= tabs.len() || ended.with(Option::is_some)}
+                    on:click=open_tab>"+"</button>
             </div>
             <p class="terminal-status" data-terminal-status data-state=state role="status">
                 {move || status().1}
@@ -186,7 +202,7 @@ pub fn Terminal(
         </div>
         <div class="terminals">
             <For each=move || 0..opened.get() key=|number| *number children=move |number| view! {
-                <Shell number tab=tabs[number] front on_ended/>
+                <Shell number tab=tabs[number] front ended/>
             }/>
         </div>
     }
@@ -194,14 +210,14 @@ pub fn Terminal(
 
 /// A tab's terminal; those behind the front one stay on the page, hidden, with their screens.
 #[component]
-fn Shell(number: usize, tab: Tab, front: RwSignal<usize>, on_ended: Callback<String>) -> impl IntoView {
+fn Shell(number: usize, tab: Tab, front: RwSignal<usize>, ended: RwSignal<Option<String>>) -> impl IntoView {
     let host = NodeRef::<html::Div>::new();
     // Runs in the browser only, once the element is there; closed with the page.
     Effect::new(move |_| {
         let Some(element) = host.get() else {
             return;
         };
-        let terminal = Rc::new(Live::new(element.into(), tab.status, on_ended, number + 1));
+        let terminal = Rc::new(Live::new(element.into(), tab.status, ended, number + 1));
         spawn_local(terminal.clone().start());
         tab.live.set(Some(SendWrapper::new(terminal.clone())));
         let terminal = SendWrapper::new(terminal);
@@ -240,7 +256,8 @@ fn saved_font_size() -> u32 {
 struct Live {
     element: web_sys::HtmlElement,
     status: RwSignal<(Link, String)>,
-    on_ended: Callback<String>,
+    /// The panel's: why the session is over, once any of its tabs has learned it.
+    ended: RwSignal<Option<String>>,
     term: RefCell<Option<(XTerm, Fit)>>,
     socket: RefCell<Option<web_sys::WebSocket>>,
     /// Bumped at each connection, so that a late event of an old socket is ignored.
@@ -248,6 +265,8 @@ struct Live {
     attempt: Cell<usize>,
     /// Gone from the page: nothing reconnects.
     gone: Cell<bool>,
+    /// Its socket has opened once: a session it finds missing afterwards has ended.
+    was_connected: Cell<bool>,
     heartbeat: Cell<Option<IntervalHandle>>,
     pong_due: Cell<Option<TimeoutHandle>>,
     observer: RefCell<Option<web_sys::ResizeObserver>>,
@@ -266,18 +285,19 @@ impl Live {
     fn new(
         element: web_sys::HtmlElement,
         status: RwSignal<(Link, String)>,
-        on_ended: Callback<String>,
+        ended: RwSignal<Option<String>>,
         tab: usize,
     ) -> Self {
         Self {
             element,
             status,
-            on_ended,
+            ended,
             term: RefCell::default(),
             socket: RefCell::default(),
             generation: Cell::default(),
             attempt: Cell::default(),
             gone: Cell::default(),
+            was_connected: Cell::default(),
             heartbeat: Cell::default(),
             pong_due: Cell::default(),
             observer: RefCell::default(),
@@ -298,7 +318,7 @@ impl Live {
             self.show(Link::Ended, "The terminal could not load; reload the page.");
             return;
         }
-        if self.gone.get() {
+        if self.is_over() {
             return;
         }
         let options = js_sys::JSON::parse(OPTIONS).unwrap_or_default();
@@ -398,11 +418,32 @@ impl Live {
         spawn_local(self.clone().try_connect());
     }
 
+    /// What the tab says about its connection; an end is the panel's to say, for every tab.
     fn show(&self, link: Link, message: &str) {
-        self.status.set((link, message.to_owned()));
-        if link == Link::Ended {
-            self.on_ended.run(message.to_owned());
+        if self.is_over() {
+            return;
         }
+        if link == Link::Ended {
+            self.ended.set(Some(message.to_owned()));
+        } else {
+            self.status.set((link, message.to_owned()));
+        }
+    }
+
+    /// Gone from the page, or the session is over: nothing more to connect to.
+    fn is_over(&self) -> bool {
+        self.gone.get() || self.ended.with_untracked(Option::is_some)
+    }
+
+    /// The session is over: the tab says why, drops its socket (whose late events are ignored)
+    /// and never reconnects.
+    fn finish(&self, message: &str) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        self.stop_heartbeat();
+        if let Some(socket) = self.socket.take() {
+            let _ = socket.close();
+        }
+        self.status.set((Link::Ended, message.to_owned()));
     }
 
     fn is_open(&self) -> bool {
@@ -459,7 +500,7 @@ impl Live {
     }
 
     async fn try_connect(self: Rc<Self>) {
-        if self.gone.get() {
+        if self.is_over() {
             return;
         }
         if self.attempt.get() == 0 {
@@ -508,6 +549,7 @@ impl Live {
             move || {
                 let Some(me) = current() else { return };
                 me.attempt.set(0);
+                me.was_connected.set(true);
                 me.show(Link::Connected, "Connected");
                 let waiting = me.markers.take();
                 for label in waiting {
@@ -588,10 +630,16 @@ impl Live {
     async fn ticket(self: &Rc<Self>) -> Result<Option<TerminalTicket>, ()> {
         use gloo_net::http::Request;
         // A session still starting has no terminal yet: wait for it rather than ask for a ticket.
+        // Missing after this tab had it (its socket closed before it heard why): it has ended.
+        let missing = if self.was_connected.get() {
+            "The session has ended."
+        } else {
+            "No session is running."
+        };
         let status = Request::get("/api/session/status").send().await.map_err(drop)?;
         match status.status() {
             404 => {
-                self.show(Link::Ended, "No session is running.");
+                self.show(Link::Ended, missing);
                 return Ok(None);
             }
             401 => {
@@ -610,7 +658,7 @@ impl Live {
         }
         let response = Request::post("/api/terminal/ticket").send().await.map_err(drop)?;
         if response.status() == 404 {
-            self.show(Link::Ended, "No session is running.");
+            self.show(Link::Ended, missing);
             return Ok(None);
         }
         if !response.ok() {
@@ -620,7 +668,7 @@ impl Live {
     }
 
     fn retry(self: &Rc<Self>, message: Option<String>) {
-        if self.gone.get() {
+        if self.is_over() {
             return;
         }
         let attempt = self.attempt.get();
@@ -687,27 +735,34 @@ async fn load_vendor() -> Result<(), JsValue> {
 }
 
 /// Loads a stylesheet and scripts vendored under `/vendor` (in order), unless the page has
-/// `global` already.
+/// `global` already. The stylesheet is in force before the scripts run: what they measure or
+/// read from it at start (sizes, the player's colours) is there.
 pub(crate) async fn load_assets(global: &str, css: &str, scripts: &[&str]) -> Result<(), JsValue> {
     let document = document();
     if js_sys::Reflect::has(&window(), &global.into())? {
         return Ok(());
     }
-    let link = document.create_element("link")?;
+    let head = document.head().ok_or("the page has no head")?;
+    let link: web_sys::HtmlElement = document.create_element("link")?.unchecked_into();
     link.set_attribute("rel", "stylesheet")?;
     link.set_attribute("href", &format!("/vendor/{css}"))?;
-    let head = document.head().ok_or("the page has no head")?;
-    head.append_child(&link)?;
+    loaded(&head, &link).await?;
     for name in scripts {
         let script: web_sys::HtmlScriptElement = document.create_element("script")?.unchecked_into();
         script.set_src(&format!("/vendor/{name}.js"));
-        let loaded = js_sys::Promise::new(&mut |resolve, reject| {
-            script.set_onload(Some(&resolve));
-            script.set_onerror(Some(&reject));
-        });
-        head.append_child(&script)?;
-        wasm_bindgen_futures::JsFuture::from(loaded).await?;
+        loaded(&head, &script).await?;
     }
+    Ok(())
+}
+
+/// Adds `element` to `head` and waits until what it names has loaded.
+async fn loaded(head: &web_sys::HtmlHeadElement, element: &web_sys::HtmlElement) -> Result<(), JsValue> {
+    let done = js_sys::Promise::new(&mut |resolve, reject| {
+        element.set_onload(Some(&resolve));
+        element.set_onerror(Some(&reject));
+    });
+    head.append_child(element)?;
+    wasm_bindgen_futures::JsFuture::from(done).await?;
     Ok(())
 }
 

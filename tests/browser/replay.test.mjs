@@ -1,8 +1,9 @@
 // The replay in Chromium: a learner types in the practice terminal, switches task and presses
 // Check, ends the session, then opens its replay from the session history: asciinema-player shows
 // the first frame (the prompt and the command typed) and the task switches and Checks as
-// chapters, the first task's among them (chosen before the terminal's socket opened); a chapter
-// jumped to shows its screen whole. Another learner cannot fetch the recording.
+// chapters, the first task's among them (chosen before the terminal's socket opened), in colours
+// that read on its dark background; a chapter jumped to shows its screen whole. Another learner
+// cannot fetch the recording.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
@@ -52,6 +53,29 @@ test('a learner watches their session again from the history, with chapters; nob
   await page.locator('[data-replay][data-state="ready"]').waitFor({ timeout: 20_000 });
   // The first frame: the prompt as the learner first saw it.
   await page.waitForFunction(() => document.querySelector('.ap-term')?.innerText.includes('ckad@ckad'), null, { timeout: 30_000 });
+  // The prompt's bold colours (user@host green, the folder blue) read clearly on the player's dark
+  // background: a contrast of at least 4.5, WCAG's AA for text.
+  const contrasts = await page.evaluate(() => {
+    const luminance = (color) => {
+      const [r, g, b] = color.match(/[\d.]+/g).slice(0, 3).map((c) => {
+        const v = Number(c) / 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const background = luminance(getComputedStyle(document.querySelector('.ap-player')).backgroundColor);
+    return [...document.querySelectorAll('.ap-term .ap-line span')]
+      .filter((span) => ['ckad@ckad', '~'].includes(span.textContent.trim()))
+      .map((span) => {
+        const text = luminance(getComputedStyle(span).color);
+        const ratio = (Math.max(text, background) + 0.05) / (Math.min(text, background) + 0.05);
+        return [span.textContent.trim(), Math.round(ratio * 10) / 10];
+      });
+  });
+  assert.deepEqual([...new Set(contrasts.map(([text]) => text))].sort(), ['ckad@ckad', '~'], JSON.stringify(contrasts));
+  // Our theme: the live terminal's background, not the player's black.
+  assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('.ap-player')).backgroundColor), 'rgb(15, 23, 42)');
+  for (const [text, ratio] of contrasts) assert.ok(ratio >= 4.5, `${text} has a contrast of ${ratio}: ${JSON.stringify(contrasts)}`);
   const chapters = await page.locator('.chapter').allInnerTexts();
   assert.equal(chapters[0], `Task: ${firstTitle}`, JSON.stringify(chapters));
   assert.ok(chapters.includes(`Task: ${secondTitle}`), JSON.stringify(chapters));

@@ -66,9 +66,20 @@ test('a learner types kubectl into the terminal and reads the node back', async 
   await page.close();
 });
 
-test('a second terminal tab is a shell of its own, and each tab keeps its screen', async () => {
+test('a second terminal tab is a shell of its own, each tab keeps its screen, and every tab hears the end', async () => {
   const page = await browser.context.newPage();
   page.setDefaultTimeout(60_000);
+  // The page's sockets, so that the test can make them miss what the server says before closing.
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.terminalSockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.terminalSockets.push(this);
+      }
+    };
+  });
   await page.goto(`${baseUrl}/signup`);
   await page.waitForLoadState('networkidle');
   await signUp(page, `tabs${Date.now()}@example.com`, 'Ada');
@@ -115,14 +126,35 @@ test('a second terminal tab is a shell of its own, and each tab keeps its screen
   assert.equal(await page.getByRole('button', { name: 'Open another terminal' }).isDisabled(), true);
   await page.locator('.terminal[data-tab="3"][data-state="connected"]').waitFor({ timeout: 30_000 });
 
+  // Every tab's socket closes before it hears why (as when a tab behind loses its socket while
+  // the session ends): each must ask again, learn the session is gone (410, then 404 for a
+  // ticket) and say what the front tab says when it hears the end, then stop asking.
+  await page.evaluate(() => {
+    for (const socket of window.terminalSockets.filter((s) => s.readyState === WebSocket.OPEN)) {
+      const heard = socket.onmessage;
+      socket.onmessage = (event) => {
+        if (typeof event.data !== 'string' || event.data.includes('"pong"')) heard.call(socket, event);
+      };
+    }
+  });
   const before = browser.problems.length;
   const stopped = await page.evaluate(async () => (await fetch('/api/session/stop', { method: 'POST' })).status);
   assert.equal(stopped, 204);
-  await page.locator('.terminal-status[data-state="ended"]').waitFor();
-  // A tab behind whose socket closed before it heard the end asks again and is told the session
-  // is gone (410, then 404 for a ticket), and stops there.
-  const gone = (p) => / 410$|status of 404 \(Not Found\)/.test(p);
+  // Tabs behind the front one are on the page, hidden.
+  for (const tab of [1, 2, 3]) await page.locator(`.terminal[data-tab="${tab}"][data-state="ended"]`).waitFor({ state: 'attached' });
+  for (const tab of [1, 2, 3]) {
+    await page.getByRole('tab', { name: `Terminal ${tab}` }).click();
+    assert.equal(await page.locator('[data-terminal-status]').innerText(), 'The session has ended.', `tab ${tab}`);
+  }
+  assert.equal(await page.getByRole('button', { name: 'Open another terminal' }).isDisabled(), true);
+  const sockets = await page.evaluate(() => window.terminalSockets.length);
+  await page.waitForTimeout(3_000); // longer than the first waits before asking again
+  assert.equal(await page.evaluate(() => window.terminalSockets.length), sockets, 'no tab asks again');
+  // Asking again finds the session gone; a reconnect under way when another tab learned the end
+  // is dropped.
+  const gone = (p) => / 410$|status of 404 \(Not Found\)|closed before the connection is established/.test(p);
   assert.deepEqual(browser.problems.slice(0, before).filter((p) => !expectedProblems(p)), []);
   assert.deepEqual(browser.problems.slice(before).filter((p) => !expectedProblems(p) && !gone(p)), []);
+  await page.screenshot({ path: `${artefacts}/terminal-tabs-ended.png` });
   await page.close();
 });
