@@ -248,6 +248,9 @@ pub struct Platform {
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     /// Where its sign-in codes arrive.
     pub mailbox: Option<Mailbox>,
+    /// The database of a platform this process started: where a test failure reads why a session
+    /// ended.
+    database_url: Option<String>,
 }
 
 impl Platform {
@@ -262,8 +265,10 @@ impl Platform {
             settings.auth.email = sink.provider();
             mailbox = Some(Mailbox::Smtp(sink));
         }
+        let database_url = settings.database_url.clone();
         let mut platform = Self::serve(AppState::build(settings).await.unwrap()).await;
         platform.mailbox = mailbox;
+        platform.database_url = Some(database_url);
         platform
     }
 
@@ -287,6 +292,7 @@ impl Platform {
             client: reqwest::Client::new(),
             running: Some((stop, server)),
             mailbox: None,
+            database_url: None,
         }
     }
 
@@ -303,6 +309,7 @@ impl Platform {
             client: reqwest::Client::new(),
             running: None,
             mailbox,
+            database_url: None,
         }
     }
 
@@ -391,7 +398,12 @@ impl Platform {
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             let (status, now) = self.get("/api/session/status", token).await;
-            assert_eq!(status, StatusCode::OK, "{now}");
+            if status != StatusCode::OK {
+                panic!(
+                    "the session did not start ({status} {now}): {}",
+                    self.why_the_last_session_ended(token).await
+                );
+            }
             match now["status"].as_str() {
                 Some("started") => return now,
                 // Once a second: the platform's default limit (100 API calls a minute) holds.
@@ -400,6 +412,23 @@ impl Platform {
                 }
                 _ => panic!("the session did not start: {now}"),
             }
+        }
+    }
+}
+
+impl Platform {
+    /// The notes the platform recorded on the learner's last session (how it failed or ended).
+    async fn why_the_last_session_ended(&self, token: &str) -> String {
+        let (_, history) = self.get("/api/session/history", token).await;
+        let last = history.as_array().and_then(|h| h.first()).cloned();
+        let (Some(url), Some(last)) = (&self.database_url, last) else {
+            return format!("no notes to read; the learner's sessions: {history}");
+        };
+        let store = ckad_platform::store::Store::connect(url).await.unwrap();
+        let id = last["id"].as_str().unwrap_or_default();
+        match store.session_by_id(id).await.unwrap() {
+            Some(session) => format!("session {id} is {:?}: {}", session.status, session.notes),
+            None => format!("session {id} is not recorded"),
         }
     }
 }
