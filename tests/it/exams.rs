@@ -29,6 +29,22 @@ fn the_exam<'a>(exams: &'a Value, key: &str, value: &str) -> &'a Value {
         .unwrap()
 }
 
+/// An access pass for ada@example.com (signed in as `token`), granted by an admin and activated.
+async fn grant_a_pass(platform: &Platform, token: &str) {
+    let admin = platform.learner("admin@example.com").await;
+    let (code, pass) = platform
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/access/grant",
+            &admin,
+            Some(serde_json::json!({"email": "ada@example.com", "plan": "pass-1w"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{pass}");
+    let activate = format!("/api/v1/access/activate/{}", pass["id"].as_str().unwrap());
+    assert_eq!(platform.post(&activate, token).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,18 +205,7 @@ async fn the_free_mock_exam_is_timed_graded_with_partial_credit_and_explained() 
     );
 
     // An access pass, granted by an admin and activated, opens the full exam.
-    let admin = platform.learner("admin@example.com").await;
-    let (code, pass) = platform
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/access/grant",
-            &admin,
-            Some(serde_json::json!({"email": "ada@example.com", "plan": "pass-1w"})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{pass}");
-    let activate = format!("/api/v1/access/activate/{}", pass["id"].as_str().unwrap());
-    assert_eq!(platform.post(&activate, &token).await.0, StatusCode::OK);
+    grant_a_pass(&platform, &token).await;
     let (_, exams) = platform.get("/api/exams", &token).await;
     let full = the_exam(&exams, "access", "pass");
     assert_eq!(full["allowed"], true);
@@ -305,18 +310,7 @@ async fn an_exam_with_hosts_has_a_cluster_per_host_reached_by_ssh() {
     let instance = settings.clusters.instance.clone();
     let platform = Platform::start(settings).await;
     let token = platform.learner("ada@example.com").await;
-    let admin = platform.learner("admin@example.com").await;
-    let (code, pass) = platform
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/access/grant",
-            &admin,
-            Some(serde_json::json!({"email": "ada@example.com", "plan": "pass-1w"})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{pass}");
-    let activate = format!("/api/v1/access/activate/{}", pass["id"].as_str().unwrap());
-    assert_eq!(platform.post(&activate, &token).await.0, StatusCode::OK);
+    grant_a_pass(&platform, &token).await;
 
     let began = std::time::Instant::now();
     let (code, session) = platform.post("/api/exams/ckad-full-2/start", &token).await;
