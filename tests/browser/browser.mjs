@@ -32,17 +32,25 @@ export async function hydrated(page) {
   await page.waitForLoadState('networkidle');
 }
 
-/** The code in the newest mail to `email` in the SMTP server's mailbox ($MAILBOX, by scripts/test.sh). */
-export async function mailedCode(email, timeoutMs = 10_000) {
+/** The mails to `email` in the SMTP server's mailbox ($MAILBOX, by scripts/test.sh), oldest first. */
+export function mailsTo(email) {
+  let mails = [];
+  try {
+    mails = readFileSync(process.env.MAILBOX, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  } catch { /* no mail yet */ }
+  return mails.filter((m) => m.to[0] === email.toLowerCase());
+}
+
+/**
+ * The code in the newest mail to `email`, once there are more than `seen` of them (pass how many
+ * there were before asking, or an earlier code is read before the new mail arrives).
+ */
+export async function mailedCode(email, seen = 0, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    let mails = [];
-    try {
-      mails = readFileSync(process.env.MAILBOX, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    } catch { /* no mail yet */ }
-    const mail = mails.reverse().find((m) => m.to[0] === email.toLowerCase());
-    if (mail) return mail.data.match(/Your sign-in code is (\d{6})/)[1];
-    if (Date.now() > deadline) throw new Error(`no code was mailed to ${email}`);
+    const mails = mailsTo(email);
+    if (mails.length > seen) return mails.at(-1).data.match(/Your sign-in code is (\d{6})/)[1];
+    if (Date.now() > deadline) throw new Error(`no new code was mailed to ${email}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -61,9 +69,10 @@ export async function signUp(page, email, name = 'Learner') {
     return response.status;
   }, [path, body]);
   const account = { email, password: 'correct horse battery', name };
+  const seen = mailsTo(email).length;
   const registered = await post('/api/auth/register', account);
   if (registered !== 202) throw new Error(`registering ${email} answered ${registered}`);
-  const proven = await post('/api/auth/password', { ...account, code: await mailedCode(email) });
+  const proven = await post('/api/auth/password', { ...account, code: await mailedCode(email, seen) });
   if (proven !== 200) throw new Error(`proving ${email} answered ${proven}`);
 }
 
