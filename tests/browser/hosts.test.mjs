@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signUp, waitForServer,
+  artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signIn, signUp, waitForServer,
 } from './browser.mjs';
 
 const ADMIN = process.env.ADMIN_EMAILS?.split(',')[0]?.trim() || 'admin@example.com';
@@ -93,7 +93,7 @@ test('the first task of an exam with hosts scores only when solved on its host',
   const admin = await openBrowser();
   const adminPage = await admin.context.newPage();
   await adminPage.goto(`${baseUrl}/signup`);
-  await signUp(adminPage, ADMIN, 'Admin');
+  await signIn(adminPage, ADMIN, 'Admin');
   const granted = await post(adminPage, '/api/v1/access/grant', { email, plan: 'pass-1w' });
   assert.equal(granted.status, 201, JSON.stringify(granted));
   await admin.close();
