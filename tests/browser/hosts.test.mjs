@@ -91,12 +91,16 @@ test('the first task of an exam with hosts scores only when solved on its host',
   // A full exam needs a pass: an administrator grants one (in a browser of its own), the learner
   // activates it.
   const admin = await openBrowser();
-  const adminPage = await admin.context.newPage();
-  await adminPage.goto(`${baseUrl}/signup`);
-  await signIn(adminPage, ADMIN, 'Admin');
-  const granted = await post(adminPage, '/api/v1/access/grant', { email, plan: 'pass-1w' });
+  let granted;
+  try { // an open browser would keep the test's process alive after a failure
+    const adminPage = await admin.context.newPage();
+    await adminPage.goto(`${baseUrl}/signup`);
+    await signIn(adminPage, ADMIN, 'Admin');
+    granted = await post(adminPage, '/api/v1/access/grant', { email, plan: 'pass-1w' });
+  } finally {
+    await admin.close();
+  }
   assert.equal(granted.status, 201, JSON.stringify(granted));
-  await admin.close();
   assert.equal((await post(page, `/api/v1/access/activate/${granted.body.id}`)).status, 200);
 
   const wrong = await takeTheExam(page, 'ckad5601', 'exam-hosts-wrong');
