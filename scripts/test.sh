@@ -74,7 +74,7 @@ export STATE_DIR="$logs/browser/state" PLATFORM_INSTANCE="browser-$$"
 smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export MAILBOX="$logs/mailbox.jsonl" EMAIL_PROVIDER=smtp SMTP_HOST=127.0.0.1 SMTP_PORT=$smtp_port SMTP_SECURITY=none
 export RATE_LIMIT_AUTH_PER_MINUTE=60
-export ADMIN_EMAILS=admin@example.com # the administrator tests/browser/admin.test.mjs signs in as
+export ADMIN_EMAILS=admin@example.com,grants@example.com # the administrators tests/browser/admin.test.mjs and hosts.test.mjs sign in as
 "$CKAD_PYTHON" tests/support/smtp_sink.py "$smtp_port" "$MAILBOX" >/dev/null &
 smtp_pid=$!
 # Payments against Stripe's API double on loopback; tests/browser/billing.test.mjs signs its

@@ -2,7 +2,7 @@
 // by scripts/test.sh) sees the learner's live session on a real cluster and terminates it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signIn, signUp, waitForServer } from './browser.mjs';
+import { artefacts, baseUrl, expectedProblems, hydrated, openBrowser, sessionStarted, signUp, waitForServer } from './browser.mjs';
 
 const ADMIN = process.env.ADMIN_EMAILS?.split(',')[0]?.trim() || 'admin@example.com';
 
@@ -31,10 +31,10 @@ test('an administrator sees a live session and terminates it; a learner may not'
   await page.getByRole('alert').filter({ hasText: 'Only administrators' }).waitFor();
   await page.screenshot({ path: `${artefacts}/admin-refused.png` });
 
-  // The administrator signs in in the same browser (signing up first, with a mailed code, when no
-  // other test has made the account).
+  // The administrator signs in in the same browser, proving the address with a mailed code (which
+  // sets the password anew when the account exists after a first run).
   await page.evaluate(async () => (await fetch('/api/auth/logout', { method: 'POST' })).text());
-  await signIn(page, ADMIN, 'Admin');
+  await signUp(page, ADMIN, 'Admin');
 
   const response = await page.goto(`${baseUrl}/admin`);
   assert.equal(response.status(), 200);

@@ -76,24 +76,6 @@ export async function signUp(page, email, name = 'Learner') {
   if (proven !== 200) throw new Error(`proving ${email} answered ${proven}`);
 }
 
-/**
- * Signs the page's browser in as `email` with the password `signUp` gives every account, signing
- * up first if there is no such account yet (an account another test made is reused: a new code
- * is not mailed within a minute of the last one).
- */
-export async function signIn(page, email, name = 'Learner') {
-  const status = await page.evaluate(async (email) => {
-    const response = await fetch('/api/auth/login', {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password: 'correct horse battery' }),
-    });
-    await response.text();
-    return response.status;
-  }, email);
-  if (status === 401) return signUp(page, email, name);
-  if (status !== 200) throw new Error(`signing ${email} in answered ${status}`);
-}
-
 /** Polls the JSON API until the page's user has a started session; returns it. */
 export async function sessionStarted(page, timeoutMs = 90_000) {
   return page.evaluate(async (timeoutMs) => {
