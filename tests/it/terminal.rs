@@ -403,16 +403,19 @@ async fn reconnects_never_type_into_the_shell_and_every_key_reaches_it() {
     let platform = Platform::start(common::settings(dir.path(), "unix:///var/run/docker.sock")).await;
     let token = platform.learner("reload@example.com").await;
     let session = platform.start_session(&token).await;
-    for round in 0..20 {
-        // A session holds three sockets at most: the one just closed may still count for a
-        // moment on a busy machine, and a reconnect then waits, as the page's client does.
-        let mut shell = loop {
+    // A session holds three sockets at most: the one just closed may still count for a moment
+    // on a busy machine, and a reconnect then waits, as the page's client does.
+    let reconnect = || async {
+        loop {
             match platform.connect(&platform.ticket(&token).await, ORIGIN).await {
                 Ok(shell) => break shell,
                 Err(StatusCode::TOO_MANY_REQUESTS) => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(code) => panic!("round {round}: {code}"),
+                Err(code) => panic!("reconnecting: {code}"),
             }
-        };
+        }
+    };
+    for round in 0..20 {
+        let mut shell = reconnect().await;
         // Typed at once after the prompt, as a learner does after a reload.
         shell
             .type_line(&format!("echo \"[round-$(({round}+1000))]\""))
@@ -425,10 +428,7 @@ async fn reconnects_never_type_into_the_shell_and_every_key_reaches_it() {
             shell.seen
         );
     }
-    let mut shell = platform
-        .connect(&platform.ticket(&token).await, ORIGIN)
-        .await
-        .unwrap();
+    let mut shell = reconnect().await;
     // `echo ab`, Ctrl-B (one character back), `X`: bash runs `echo aXb`.
     shell
         .socket
