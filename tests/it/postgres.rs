@@ -1,10 +1,16 @@
 //! The platform on PostgreSQL: `DATABASE_URL` names a database of the test PostgreSQL server
 //! (scripts/test.sh starts it on loopback and exports `TEST_POSTGRES_URL`), and a learner signs
-//! up, starts a session on a real `lite` cluster and stops it, with every record in Postgres.
+//! up, starts a session on a real `lite` cluster and stops it, with every record in Postgres; the
+//! backup scripts dump a database under write load and restore it into an empty one.
 
 use crate::common::{self, Platform};
 
-use ckad_platform::{domain::SessionStatus, store::Store};
+use std::process::Command;
+
+use ckad_platform::{
+    domain::SessionStatus,
+    store::{Store, POSTGRES_MIGRATOR},
+};
 use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
@@ -86,4 +92,98 @@ async fn a_learner_signs_up_starts_and_stops_a_session_on_postgres() {
     assert!(common::containers_labelled(&containers).await.is_empty());
     platform.shut_down().await;
     database.remove().await;
+}
+
+fn script(name: &str) -> Command {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/").to_owned() + name)
+}
+
+fn run(command: &mut Command) -> (bool, String) {
+    let output = command.output().unwrap();
+    let said =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), said)
+}
+
+fn rows(report: &str, table: &str) -> i64 {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&format!("{table} ")))
+        .unwrap_or_else(|| panic!("no {table} in {report}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_backup_under_write_load_restores_into_an_empty_database_only() {
+    let (live, during, after) = (
+        TestDatabase::create().await,
+        TestDatabase::create().await,
+        TestDatabase::create().await,
+    );
+    let store = Store::open(&live.url()).await.unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let backup = |keep: &str| {
+        run(script("backup-db.sh")
+            .arg(live.url())
+            .env("BACKUP_DIR", backups.path())
+            .env("BACKUP_KEEP", keep))
+    };
+    let newest = || {
+        let mut dumps: Vec<_> = std::fs::read_dir(backups.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dumps.sort();
+        dumps.pop().unwrap()
+    };
+
+    // Learners keep signing up while the dump runs: it holds one moment's snapshot.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 0..300 {
+                store
+                    .insert_user(&format!("learner{n}@example.com"), "")
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let (ok, said) = tokio::task::block_in_place(|| backup("5"));
+    assert!(ok && said.starts_with("backup-db: wrote "), "{said}");
+    assert!(said.contains(".dump ("), "{said}");
+    writer.await.unwrap();
+    let (ok, report) = run(script("restore-db.sh").arg(newest()).arg(during.url()));
+    assert!(ok, "{report}");
+    assert!(report.contains("the dump was restored whole"), "{report}");
+    assert!(
+        report.contains("signed everyone out (0 refresh tokens revoked)"),
+        "{report}"
+    );
+    assert!((0..=300).contains(&rows(&report, "users")), "{report}");
+    assert_eq!(
+        rows(&report, "_sqlx_migrations"),
+        POSTGRES_MIGRATOR.iter().count() as i64
+    );
+
+    // Quiet now: a new dump holds exactly what the live database holds, and restores only into
+    // an empty database, leaving a full one as it was.
+    std::thread::sleep(std::time::Duration::from_secs(1)); // a new second, a new file name
+    let (ok, said) = backup("1");
+    assert!(ok && said.contains("removed 1 older copies"), "{said}");
+    let (ok, report) = run(script("restore-db.sh").arg(newest()).arg(after.url()));
+    assert!(ok, "{report}");
+    assert_eq!(rows(&report, "users"), 300);
+    let (ok, said) = run(script("restore-db.sh").arg(newest()).arg(after.url()));
+    assert!(!ok && said.contains("the target database is not empty"), "{said}");
+    let restored = Store::connect(&after.url()).await.unwrap();
+    assert!(restored
+        .user_by_email("learner299@example.com")
+        .await
+        .unwrap()
+        .is_some());
+
+    for database in [live, during, after] {
+        database.remove().await;
+    }
 }
