@@ -418,7 +418,9 @@ async fn checkout_sessions_come_from_stripe_and_signed_webhooks_make_passes_once
 #[tokio::test]
 async fn a_full_exam_needs_an_active_pass_and_outlives_its_expiry() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    // The exam's three hosts take three ports of each kind.
+    settings.clusters.ports = common::port_block(53600, 3);
     let platform = Platform::start(settings.clone()).await;
     let token = platform.learner("ada@example.com").await;
     let admin = platform.learner("admin@example.com").await;

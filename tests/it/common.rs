@@ -166,6 +166,17 @@ pub fn instance(dir: &Path) -> String {
     )
 }
 
+/// Port ranges of a test's own, far above `ports`: `sets` ports of each kind from `first`, for a
+/// platform that holds several clusters at once (a warm pool, an exam with hosts).
+pub fn port_block(first: u16, sets: u16) -> PortRanges {
+    let kind = |offset: u16| first + offset..=first + offset + sets - 1;
+    PortRanges {
+        api: kind(0),
+        ingress: kind(100),
+        ingress_https: kind(200),
+    }
+}
+
 /// Free host ports, never the same twice in one test process (tests run in parallel threads).
 pub fn ports() -> PortSet {
     static NEXT: AtomicU16 = AtomicU16::new(0);

@@ -8,7 +8,6 @@ use crate::common::{self, Terminals};
 
 use std::time::Duration;
 
-use ckad_platform::domain::PortRanges;
 use ckad_platform::{
     clusters::Kubeconfig,
     docker::DockerEngine,
@@ -300,13 +299,8 @@ async fn visitors_browse_the_mock_exams_and_the_list_filters_by_type_and_categor
 async fn an_exam_with_hosts_has_a_cluster_per_host_reached_by_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
-    // Three hosts take three ports of each kind: ranges of their own, beyond the ones
-    // `common::ports` hands out.
-    settings.clusters.ports = PortRanges {
-        api: 37900..=37919,
-        ingress: 37920..=37939,
-        ingress_https: 37940..=37959,
-    };
+    // Three hosts take three ports of each kind.
+    settings.clusters.ports = common::port_block(53300, 3);
     let instance = settings.clusters.instance.clone();
     let platform = Platform::start(settings).await;
     let token = platform.learner("ada@example.com").await;

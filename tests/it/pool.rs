@@ -25,16 +25,6 @@ use crate::{
 
 const DOCKER: &str = "unix:///var/run/docker.sock";
 
-/// Port ranges of a test's own, far above `common::ports`: `sets` ports of each kind from `first`.
-fn port_block(first: u16, sets: u16) -> PortRanges {
-    let kind = |offset: u16| first + offset..=first + offset + sets - 1;
-    PortRanges {
-        api: kind(0),
-        ingress: kind(100),
-        ingress_https: kind(200),
-    }
-}
-
 /// A platform keeping `size` members ready for `seats` seats.
 fn pooled(dir: &Path, size: usize, seats: usize, ports: PortRanges) -> Settings {
     let mut settings = common::settings(dir, DOCKER);
@@ -112,7 +102,7 @@ async fn remove_pool(dir: &Path, ports: PortRanges) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_parallel_starts_claim_each_member_once_and_the_pool_refills_within_the_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = port_block(52000, 5);
+    let ports = common::port_block(52000, 5);
     let platform = Platform::start(pooled(dir.path(), 2, 2, ports.clone())).await;
     let store = store(dir.path()).await;
     let mut learners = Vec::new();
@@ -188,7 +178,7 @@ async fn ten_parallel_starts_claim_each_member_once_and_the_pool_refills_within_
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_pool_falls_back_to_a_cold_start_with_the_same_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = port_block(52300, 3);
+    let ports = common::port_block(52300, 3);
     let platform = Platform::start(pooled(dir.path(), 1, 2, ports.clone())).await;
     let store = store(dir.path()).await;
     let (ada, bob) = (
@@ -239,7 +229,7 @@ async fn an_empty_pool_falls_back_to_a_cold_start_with_the_same_steps() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_member_is_removed_and_the_start_goes_on_cold() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = port_block(52900, 3);
+    let ports = common::port_block(52900, 3);
     let platform = Platform::start(pooled(dir.path(), 1, 1, ports.clone())).await;
     let store = store(dir.path()).await;
     let ada = platform.learner("dead@example.com").await;
