@@ -216,7 +216,7 @@ impl Sessions {
             Some(exam) => exam
                 .task_ids()
                 .filter_map(|id| self.tasks.get(id))
-                .map(|task| Ok(task.for_session(&session.id)?))
+                .map(|task| self.task_in(Some(session), task))
                 .collect(),
             None => Ok(self.tasks.list().iter().map(Cow::Borrowed).collect()),
         }
