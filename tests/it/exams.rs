@@ -568,5 +568,9 @@ async fn each_exam_attempt_has_names_of_its_own_and_answers_with_them_score() {
         first_again["solutions"], result["solutions"],
         "an attempt keeps its names"
     );
+    assert_eq!(
+        common::clusters_of_instance(&settings.clusters.instance).await,
+        Vec::<String>::new()
+    );
     platform.shut_down().await;
 }
