@@ -21,7 +21,7 @@ pub use app::api::{Access, DomainScore, ExamCategory, ExamType};
 use crate::{
     domain::{ExamResult, GradedTask},
     store::StoreError,
-    tasks::{Target, TaskCatalog},
+    tasks::{Target, TaskCatalog, TaskError},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,18 +265,21 @@ impl<'a> ExamTargets<'a> {
     }
 }
 
-/// Grades every task of `exam` on its host's cluster (work on another host counts for nothing).
+/// Grades every task of `exam` on its host's cluster (work on another host counts for nothing),
+/// each as the session has it (with the names chosen for `session_id`).
 pub async fn grade(
     exam: &Exam,
     tasks: &TaskCatalog,
     targets: &ExamTargets<'_>,
     session_id: &str,
-) -> ExamResult {
+) -> Result<ExamResult, TaskError> {
     let on_hosts = exam
         .tasks
         .iter()
-        .filter_map(|t| tasks.get(t.id()).map(|task| (task, targets.of(t.host()))));
-    let graded = futures_util::future::join_all(on_hosts.map(|(task, target)| async move {
+        .filter_map(|t| tasks.get(t.id()).map(|task| (task, targets.of(t.host()))))
+        .map(|(task, target)| Ok((task.for_session(session_id)?, target)))
+        .collect::<Result<Vec<_>, TaskError>>()?;
+    let graded = futures_util::future::join_all(on_hosts.into_iter().map(|(task, target)| async move {
         let checks: Vec<CheckResult> = task.grade(target).await;
         let view = task.view();
         GradedTask {
@@ -289,14 +292,14 @@ pub async fn grade(
         }
     }))
     .await;
-    ExamResult {
+    Ok(ExamResult {
         session_id: session_id.to_owned(),
         exam_id: exam.id.clone(),
         score: graded.iter().map(|t| t.points).sum(),
         max_score: graded.iter().map(|t| t.weight).sum(),
         graded_at: chrono::Utc::now(),
         tasks: graded,
-    }
+    })
 }
 
 /// Points earned and available per domain, domains in the order their first task comes.

@@ -64,27 +64,27 @@ impl Practice for Pages {
     async fn list_tasks(&self, headers: &HeaderMap) -> Result<Vec<TaskSummary>, Refusal> {
         let user = self.user(headers)?;
         let sessions = &self.0.sessions;
-        let live = sessions.live_for_user(&user.id).await.map_err(refusal)?;
+        let live = sessions.exam_under_way(&user.id).await.map_err(refusal)?;
         let catalog = sessions.tasks();
-        Ok(
-            match live
-                .and_then(|session| session.exam_id)
-                .and_then(|exam| sessions.exams().get(&exam))
-            {
-                // An exam's task says the host it is solved on.
-                Some(exam) => exam
-                    .tasks
-                    .iter()
-                    .filter_map(|t| {
-                        catalog.get(t.id()).map(|task| TaskSummary {
-                            host: t.host().map(str::to_owned),
-                            ..task_summary(task)
-                        })
+        match live.as_ref().and_then(|session| {
+            let exam = sessions.exams().get(session.exam_id.as_deref()?)?;
+            Some((session, exam))
+        }) {
+            // An exam's task says the host it is solved on, and names what it names in this session.
+            Some((session, exam)) => exam
+                .tasks
+                .iter()
+                .filter_map(|t| catalog.get(t.id()).map(|task| (t, task)))
+                .map(|(t, task)| {
+                    let task = sessions.task_in(Some(session), task).map_err(refusal)?;
+                    Ok(TaskSummary {
+                        host: t.host().map(str::to_owned),
+                        ..task_summary(&task)
                     })
-                    .collect(),
-                None => catalog.list().iter().map(task_summary).collect(),
-            },
-        )
+                })
+                .collect(),
+            None => Ok(catalog.list().iter().map(task_summary).collect()),
+        }
     }
 
     async fn read_task(&self, headers: &HeaderMap, task_id: &str) -> Result<TaskDetail, Refusal> {
@@ -94,10 +94,9 @@ impl Practice for Pages {
             .tasks()
             .get(task_id)
             .ok_or_else(|| refusal(SessionError::UnknownTask(task_id.to_owned())))?;
-        Ok(task_detail(
-            task,
-            sessions.hints_allowed(&user.id).await.map_err(refusal)?,
-        ))
+        let exam = sessions.exam_under_way(&user.id).await.map_err(refusal)?;
+        let task = sessions.task_in(exam.as_ref(), task).map_err(refusal)?;
+        Ok(task_detail(&task, exam.is_none()))
     }
 
     async fn check_task(&self, headers: &HeaderMap, task_id: &str) -> Result<CheckReport, Refusal> {

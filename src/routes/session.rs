@@ -196,7 +196,8 @@ pub(crate) fn task_detail(task: &Task, hints_allowed: bool) -> TaskDetail {
     }
 }
 
-/// Every task, without its checks or its solution; hints withheld while the user sits an exam.
+/// Every task, without its checks or its solution; while the user sits an exam, hints withheld
+/// and names as chosen for the exam.
 #[utoipa::path(get, path = "/", tag = "tasks", responses(
     (status = 200, body = Vec<TaskDetail>), (status = 401, body = ErrorBody),
 ))]
@@ -204,15 +205,17 @@ async fn list_tasks(
     user: CurrentUser,
     State(sessions): State<Sessions>,
 ) -> Result<Json<Vec<TaskDetail>>, ApiError> {
-    let hints = sessions.hints_allowed(&user.id).await?;
-    Ok(Json(
-        sessions
-            .tasks()
-            .list()
-            .iter()
-            .map(|task| task_detail(task, hints))
-            .collect(),
-    ))
+    let exam = sessions.exam_under_way(&user.id).await?;
+    let details = sessions
+        .tasks()
+        .list()
+        .iter()
+        .map(|task| {
+            let task = sessions.task_in(exam.as_ref(), task)?;
+            Ok(task_detail(&task, exam.is_none()))
+        })
+        .collect::<Result<_, SessionError>>()?;
+    Ok(Json(details))
 }
 
 #[utoipa::path(get, path = "/{id}", tag = "tasks", params(("id" = String, Path)), responses(
@@ -224,7 +227,9 @@ async fn task(
     State(sessions): State<Sessions>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     let task = sessions.tasks().get(&id).ok_or(SessionError::UnknownTask(id))?;
-    Ok(Json(task_detail(task, sessions.hints_allowed(&user.id).await?)))
+    let exam = sessions.exam_under_way(&user.id).await?;
+    let task = sessions.task_in(exam.as_ref(), task)?;
+    Ok(Json(task_detail(&task, exam.is_none())))
 }
 
 /// Grades the task against the user's started session.
@@ -322,38 +327,36 @@ async fn start_exam(
     started(sessions.begin_exam(&user.id, &id).await)
 }
 
-/// A graded exam with its exam's title and, when asked, each task's reference solution.
-fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> GradedExam {
+/// A graded exam with its exam's title and, when asked, each task's reference solution (with the
+/// names chosen for that exam session).
+fn graded(sessions: &Sessions, result: ExamResult, with_solutions: bool) -> Result<GradedExam, ApiError> {
     let exam = sessions.exams().get(&result.exam_id);
     let title = exam.map_or_else(|| result.exam_id.clone(), |e| e.title.clone());
     let pass_percent = exam.map_or(DEFAULT_PASS_PERCENT, |e| e.pass_percent);
     let passed = exam.is_some_and(|e| e.passes(result.score, result.max_score));
-    let solutions = if with_solutions {
-        result
-            .tasks
-            .iter()
-            .filter_map(|t| sessions.tasks().get(&t.task))
-            .map(|t| {
-                let solution = t.solution();
-                Solution {
-                    id: solution.id,
-                    script: solution.script,
-                    html: solution.html,
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut solutions = Vec::new();
+    if with_solutions {
+        for task in result.tasks.iter().filter_map(|t| sessions.tasks().get(&t.task)) {
+            let solution = task
+                .for_session(&result.session_id)
+                .map_err(SessionError::from)?
+                .solution();
+            solutions.push(Solution {
+                id: solution.id,
+                script: solution.script,
+                html: solution.html,
+            });
+        }
+    }
     let domains = scores_by_domain(&result);
-    GradedExam {
+    Ok(GradedExam {
         result,
         title,
         pass_percent,
         passed,
         domains,
         solutions,
-    }
+    })
 }
 
 pub(crate) async fn graded_exams(
@@ -361,7 +364,7 @@ pub(crate) async fn graded_exams(
     user: &CurrentUser,
 ) -> Result<Vec<GradedExam>, ApiError> {
     let results = sessions.exam_results(&user.id).await?;
-    Ok(results.into_iter().map(|r| graded(sessions, r, false)).collect())
+    results.into_iter().map(|r| graded(sessions, r, false)).collect()
 }
 
 pub(crate) async fn graded_exam(
@@ -373,7 +376,7 @@ pub(crate) async fn graded_exam(
         .exam_result(&user.id, session_id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "there is no graded exam with that id"))?;
-    Ok(graded(sessions, result, true))
+    graded(sessions, result, true)
 }
 
 /// The user's graded exams, without solutions.

@@ -14,6 +14,7 @@ mod pool;
 mod queries;
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -208,22 +209,40 @@ impl Sessions {
         session.exam_id.as_deref().and_then(|id| self.exams.get(id))
     }
 
-    /// The tasks a session holds: its exam's, or all of them for practice.
-    fn tasks_of(&self, session: &Session) -> Vec<&Task> {
+    /// The tasks a session holds: its exam's, with the names chosen for the session (see
+    /// [`Task::for_session`]), or all of them as written for practice.
+    fn tasks_of(&self, session: &Session) -> Result<Vec<Cow<'_, Task>>, SessionError> {
         match self.exam_of(session) {
-            Some(exam) => exam.task_ids().filter_map(|id| self.tasks.get(id)).collect(),
-            None => self.tasks.list().iter().collect(),
+            Some(exam) => exam
+                .task_ids()
+                .filter_map(|id| self.tasks.get(id))
+                .map(|task| self.task_in(Some(session), task))
+                .collect(),
+            None => Ok(self.tasks.list().iter().map(Cow::Borrowed).collect()),
+        }
+    }
+
+    /// A task as the session has it: in an exam, with the names chosen for the session; in
+    /// practice (or with no session), as written.
+    pub fn task_in<'t>(
+        &self,
+        session: Option<&Session>,
+        task: &'t Task,
+    ) -> Result<Cow<'t, Task>, SessionError> {
+        match session.filter(|s| s.exam_id.is_some()) {
+            Some(session) => Ok(task.for_session(&session.id)?),
+            None => Ok(Cow::Borrowed(task)),
         }
     }
 
     /// The tasks set up on one of the session's clusters: those of its host, or all of them.
-    fn tasks_on(&self, session: &Session, host: Option<&str>) -> Vec<&Task> {
+    fn tasks_on(&self, session: &Session, host: Option<&str>) -> Result<Vec<Cow<'_, Task>>, SessionError> {
         let exam = self.exam_of(session);
-        let mut tasks = self.tasks_of(session);
+        let mut tasks = self.tasks_of(session)?;
         if let Some(host) = host {
             tasks.retain(|task| exam.and_then(|e| e.host_of(&task.view().id)) == Some(host));
         }
-        tasks
+        Ok(tasks)
     }
 
     /// The session's clusters, its own first: one, or one per host of its exam.
@@ -510,7 +529,7 @@ impl Sessions {
         if let Some(made) = &cold {
             let setups = clusters.iter().zip(made).map(|(cluster, made)| async move {
                 let client = made.admin_kubeconfig.client().await?;
-                self.apply_setup(&client, &self.tasks_on(session, cluster.host.as_deref()))
+                self.apply_setup(&client, &self.tasks_on(session, cluster.host.as_deref())?)
                     .await
             });
             stop.run_until_cancelled(futures_util::future::try_join_all(setups))
@@ -554,7 +573,7 @@ impl Sessions {
         }
         self.progress(session, Step::Terminal, StepState::Done);
         if cold.is_some() {
-            self.place_files(&name, &self.tasks_of(session)).await?;
+            self.place_files(&name, &self.tasks_of(session)?).await?;
         }
 
         let terminal_ms = began.elapsed().as_millis() as u64 - cluster_ms - tasks_ms;
@@ -594,13 +613,13 @@ impl Sessions {
     }
 
     /// Applies the tasks' setup (namespaces and objects) to a cluster, all tasks at once.
-    async fn apply_setup(&self, client: &kube::Client, tasks: &[&Task]) -> Result<(), SessionError> {
+    async fn apply_setup(&self, client: &kube::Client, tasks: &[Cow<'_, Task>]) -> Result<(), SessionError> {
         futures_util::future::try_join_all(tasks.iter().map(|task| task.prepare(client))).await?;
         Ok(())
     }
 
     /// Writes the tasks' files into a cluster's terminal, which must exist.
-    async fn place_files(&self, cluster: &ClusterName, tasks: &[&Task]) -> Result<(), SessionError> {
+    async fn place_files(&self, cluster: &ClusterName, tasks: &[Cow<'_, Task>]) -> Result<(), SessionError> {
         let files = TerminalFiles {
             runtime: self.terminals.as_ref(),
             cluster,
@@ -724,7 +743,7 @@ impl Sessions {
                 .filter_map(|(host, client)| Some((host.clone()?, target(client))))
                 .collect(),
         };
-        let result = exams::grade(exam, &self.tasks, &targets, &session.id).await;
+        let result = exams::grade(exam, &self.tasks, &targets, &session.id).await?;
         self.store.insert_exam_result(&result).await?;
         tracing::info!(session = %session.id, exam = %exam.id, score = result.score, max = result.max_score, "exam graded");
         Ok(())

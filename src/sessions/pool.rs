@@ -15,7 +15,10 @@
 //! process like sessions do: the next start checks them and keeps the healthy ones, and the
 //! reconciler removes what a crash left half made.
 
-use std::time::{Duration, Instant};
+use std::{
+    borrow::Cow,
+    time::{Duration, Instant},
+};
 
 use app::api::PoolView;
 use chrono::Utc;
@@ -213,7 +216,7 @@ impl Sessions {
                 .await?;
             // Practice-ready: the practice tasks' setup and files are the same for every
             // learner, so they are made here rather than after the claim.
-            let practice: Vec<&Task> = self.tasks.list().iter().collect();
+            let practice: Vec<Cow<'_, Task>> = self.tasks.list().iter().map(Cow::Borrowed).collect();
             self.apply_setup(&cluster.admin_kubeconfig.client().await?, &practice)
                 .await?;
             self.place_files(&name, &practice).await?;

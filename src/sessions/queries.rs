@@ -55,9 +55,10 @@ impl Sessions {
         cluster_of(&session)
     }
 
-    /// Hints are for practice: a learner with a mock exam under way gets none, as on the day.
-    pub async fn hints_allowed(&self, user_id: &str) -> Result<bool, SessionError> {
+    /// The user's live session if it is an exam: its tasks carry the names chosen for it, and
+    /// hints are for practice (a learner with a mock exam under way gets none, as on the day).
+    pub async fn exam_under_way(&self, user_id: &str) -> Result<Option<Session>, SessionError> {
         let live = self.store.live_session_for_user(user_id).await?;
-        Ok(live.is_none_or(|session| session.exam_id.is_none()))
+        Ok(live.filter(|session| session.exam_id.is_some()))
     }
 }

@@ -1,7 +1,11 @@
 //! The tasks of a folder, loaded once and kept in memory: what learners see, what the grader
 //! checks, and the solutions handed out once earned.
 
-use std::path::{Path, PathBuf};
+use std::{
+    borrow::Cow,
+    collections::HashSet,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +13,10 @@ use super::{
     apply::{Manifest, SolutionStep},
     checks::{Check, CheckResult},
     files::{FileContent, LearnerFiles},
-    format::{id_line, Answer, Difficulty, Domain, TaskFile},
-    render, Target, TaskError,
+    format::{id_line, key_line, Answer, Difficulty, Domain, TaskFile},
+    render,
+    vary::{Choice, Vary, Word},
+    Target, TaskError,
 };
 
 /// What a learner may see of a task before solving it: no checks, no solution.
@@ -40,7 +46,7 @@ pub struct TaskSolution {
     pub html: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Task {
     view: TaskView,
     setup: Vec<Manifest>,
@@ -52,6 +58,14 @@ pub struct Task {
     accept: Vec<Answer>,
     reject: Vec<Answer>,
     file: PathBuf,
+    /// What an exam session may change, and the file's text to change it in.
+    varied: Option<Varied>,
+}
+
+#[derive(Debug, Clone)]
+struct Varied {
+    vary: Vary,
+    text: String,
 }
 
 impl Task {
@@ -61,6 +75,27 @@ impl Task {
 
     pub fn view(&self) -> &TaskView {
         &self.view
+    }
+
+    /// The task as an exam session has it: the file read again with the values chosen for
+    /// `seed` (the session's id) in place of its `vary:` literals, so that its text, setup,
+    /// checks, solution and answers all name them; the task itself when it varies nothing.
+    /// The same seed always gives the same values.
+    pub fn for_session(&self, seed: &str) -> Result<Cow<'_, Task>, TaskError> {
+        let Some(varied) = &self.varied else {
+            return Ok(Cow::Borrowed(self));
+        };
+        let choice = varied.vary.choose(seed, self.id());
+        let text = varied.vary.apply(&varied.text, &choice);
+        Ok(Cow::Owned(task_of(
+            &self.file,
+            TaskFile::parse(&self.file, &text)?,
+        )))
+    }
+
+    /// Whether the task has a `vary:` map: its names change from one exam session to another.
+    pub fn varies(&self) -> bool {
+        self.varied.is_some()
     }
 
     /// The file the task was read from.
@@ -159,6 +194,7 @@ impl TaskCatalog {
         files.retain(|path| path.extension().is_some_and(|e| e == "md") && path.is_file());
         files.sort();
         let mut tasks: Vec<Task> = Vec::with_capacity(files.len());
+        let mut texts: Vec<String> = Vec::with_capacity(files.len());
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|source| TaskError::Read {
                 path: file.clone(),
@@ -173,7 +209,9 @@ impl TaskCatalog {
                 });
             }
             tasks.push(task);
+            texts.push(text);
         }
+        alternatives_are_nowhere_else(&tasks, &texts)?;
         Ok(Self {
             tasks,
             dir: dir.to_owned(),
@@ -194,9 +232,79 @@ impl TaskCatalog {
     }
 }
 
+/// A task file, and its `vary:` checked: every alternative is a fitting word that the task does
+/// not already use, and the file still reads well with each of them in place.
 fn load_task(file: &Path, text: &str) -> Result<Task, TaskError> {
-    let TaskFile { front, body } = TaskFile::parse(file, text)?;
-    Ok(Task {
+    let mut parsed = TaskFile::parse(file, text)?;
+    let literals = std::mem::take(&mut parsed.front.vary);
+    let mut task = task_of(file, parsed);
+    if literals.is_empty() {
+        return Ok(task);
+    }
+    let invalid = |message: String| TaskError::Invalid {
+        file: file.to_owned(),
+        line: key_line(text, "vary"),
+        message,
+    };
+    if literals.contains_key(&Word(task.id().to_owned())) {
+        return Err(invalid(format!("vary.{}: a task's id does not vary", task.id())));
+    }
+    let vary = Vary::new(literals, text).map_err(invalid)?;
+    for choice in vary.every_alternative() {
+        TaskFile::parse(file, &vary.apply(text, &choice)).map_err(|error| match error {
+            TaskError::Invalid { file, line, message } => TaskError::Invalid {
+                file,
+                line,
+                message: format!("{message} (with vary {})", described(&choice)),
+            },
+            other => other,
+        })?;
+    }
+    task.varied = Some(Varied {
+        vary,
+        text: text.to_owned(),
+    });
+    Ok(task)
+}
+
+fn described(choice: &Choice<'_>) -> String {
+    let pairs: Vec<String> = choice.iter().map(|(l, a)| format!("{l} → {a}")).collect();
+    pairs.join(", ")
+}
+
+/// Tasks share a cluster in an exam: a name one task may give a thing must not be one that
+/// another task writes or may give, or two tasks could meet in one namespace or object.
+fn alternatives_are_nowhere_else(tasks: &[Task], texts: &[String]) -> Result<(), TaskError> {
+    let words: Vec<HashSet<&str>> = texts
+        .iter()
+        .map(|text| super::vary::words(text).collect())
+        .collect();
+    for (i, task) in tasks.iter().enumerate() {
+        let Some(varied) = &task.varied else { continue };
+        for name in varied.vary.alternative_names() {
+            let elsewhere = tasks.iter().enumerate().find(|(j, other)| {
+                *j != i
+                    && (words[*j].contains(name)
+                        || other
+                            .varied
+                            .as_ref()
+                            .is_some_and(|v| v.vary.alternative_names().any(|n| n == name)))
+            });
+            if let Some((_, other)) = elsewhere {
+                return Err(TaskError::Invalid {
+                    file: task.file.clone(),
+                    line: key_line(&texts[i], "vary"),
+                    message: format!("vary: `{name}` is used by {} too", other.file.display()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A task as its file says, varying nothing.
+fn task_of(file: &Path, TaskFile { front, body }: TaskFile) -> Task {
+    Task {
         view: TaskView {
             weight: front.weight(),
             id: front.id.0,
@@ -216,5 +324,85 @@ fn load_task(file: &Path, text: &str) -> Result<Task, TaskError> {
         accept: front.accept,
         reject: front.reject,
         file: file.to_owned(),
-    })
+        varied: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK: &str = "---
+id: sample-task
+title: A sample
+domain: Application Deployment
+difficulty: easy
+minutes: 5
+vary:
+  shop: [mercury, venus, mars]
+checks:
+  - exists: Namespace shop
+solution:
+  - run: [kubectl, create, namespace, shop]
+---
+Create the namespace `shop`.
+";
+
+    fn load(text: &str) -> Result<TaskCatalog, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.md"), text).unwrap();
+        TaskCatalog::load(dir.path()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_exam_session_gets_its_own_names_everywhere_and_always_the_same() {
+        let catalog = load(TASK).unwrap();
+        let task = catalog.get("sample-task").unwrap();
+        assert!(task.varies());
+        assert!(task.solution().script.contains("namespace shop"));
+        let names: HashSet<String> = (0..30)
+            .map(|i| {
+                let seed = format!("session-{i}");
+                let varied = task.for_session(&seed).unwrap();
+                let again = task.for_session(&seed).unwrap();
+                assert_eq!(varied.view(), again.view());
+                assert_eq!(varied.id(), "sample-task");
+                let name = ["mercury", "venus", "mars"]
+                    .into_iter()
+                    .find(|n| varied.view().body_html.contains(&format!("<code>{n}</code>")))
+                    .unwrap();
+                assert_eq!(
+                    varied.solution().script,
+                    format!("kubectl create namespace {name}\n")
+                );
+                assert!(format!("{:?}", varied.checks()).contains(&format!("\"{name}\"")));
+                name.to_owned()
+            })
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn a_bad_vary_stops_the_load_naming_the_file_and_line() {
+        for (from, to, expected) in [
+            (
+                "[mercury, venus, mars]",
+                "[mercury, Venus]",
+                "x.md:7: vary.shop: `Venus` is not a name",
+            ),
+            (
+                "  shop: [mercury, venus, mars]",
+                "  shop: [mercury]\n  5: [90]",
+                "x.md:6: minutes is between 1 and 60 (with vary 5 → 90, shop → mercury)",
+            ),
+            (
+                "  shop: [mercury, venus, mars]",
+                "  sample-task: [other-task]",
+                "x.md:7: vary.sample-task: a task's id does not vary",
+            ),
+        ] {
+            let error = load(&TASK.replacen(from, to, 1)).unwrap_err();
+            assert!(error.contains(expected), "{from} -> {to}: {error}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::{
     apply::{Manifest, SolutionStep},
     checks::Check,
     files::FileContent,
+    vary::VaryMap,
     TaskError,
 };
 
@@ -75,6 +76,9 @@ pub(super) struct FrontMatter {
     pub difficulty: Difficulty,
     /// How long a prepared learner needs.
     pub minutes: u32,
+    /// Literals an exam session replaces by one of their alternatives (see `super::vary`).
+    #[serde(default)]
+    pub vary: VaryMap,
     #[serde(default)]
     pub setup: Vec<Manifest>,
     /// Files written into the learner's terminal at setup.
@@ -270,8 +274,13 @@ fn without_position(message: &str) -> String {
 
 /// The line of the file on which `id: <id>` is written.
 pub(super) fn id_line(text: &str) -> usize {
+    key_line(text, "id")
+}
+
+/// The line of the file on which the front matter's `key` is written.
+pub(super) fn key_line(text: &str, key: &str) -> usize {
     text.lines()
-        .position(|l| l.starts_with("id:"))
+        .position(|l| l.starts_with(&format!("{key}:")))
         .map_or(1, |i| i + 1)
 }
 

@@ -23,6 +23,7 @@ mod reading;
 mod render;
 mod service;
 mod text;
+mod vary;
 
 use std::path::PathBuf;
 

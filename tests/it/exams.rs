@@ -2,7 +2,8 @@
 //! tasks and time, refuses Check and extension, and when stopped grades every task (one solved
 //! with its reference solution, the others not) with each check's outcome and the solutions; a
 //! full exam needs an access pass. An exam with hosts has a cluster per host, reached from the
-//! terminal with `ssh <host>`, each task graded on its host's.
+//! terminal with `ssh <host>`, each task graded on its host's. Two attempts at a full exam see
+//! different names in its varied tasks, and answers with the names shown score.
 
 use crate::common::{self, Terminals};
 
@@ -384,6 +385,185 @@ async fn an_exam_with_hosts_has_a_cluster_per_host_reached_by_ssh() {
     );
     assert_eq!(
         common::containers_labelled(&format!("ckad.instance={instance}")).await,
+        Vec::<String>::new()
+    );
+    platform.shut_down().await;
+}
+
+/// The tasks of the first full exam whose names vary (`vary:` in their files).
+const VARIED: [&str; 8] = [
+    "init-container-content",
+    "events-pending-pods",
+    "api-deprecation",
+    "secret-env-and-volume",
+    "quota-requests-limits",
+    "network-policy-db",
+    "service-loadbalancer",
+    "fix-broken-service",
+];
+
+/// The texts of the varied tasks as the learner's exam shows them.
+async fn statements(platform: &Platform, token: &str) -> Vec<String> {
+    let (code, tasks) = platform.get("/api/tasks", token).await;
+    assert_eq!(code, StatusCode::OK, "{tasks}");
+    VARIED
+        .iter()
+        .map(|id| {
+            let task = tasks
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == *id)
+                .unwrap_or_else(|| panic!("{id} is listed"));
+            task["body_html"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// What `pattern`'s group captures in `text`.
+fn captured(text: &str, pattern: &str) -> String {
+    regex::Regex::new(pattern)
+        .unwrap()
+        .captures(text)
+        .unwrap_or_else(|| panic!("{pattern} in {text}"))[1]
+        .to_owned()
+}
+
+/// Starts the full exam for the learner; its session id once started.
+async fn start_full_exam(platform: &Platform, token: &str) -> String {
+    let (code, session) = platform.post("/api/exams/ckad-mock-full/start", token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{session}");
+    let session = platform.wait_started(token).await;
+    session["id"].as_str().unwrap().to_owned()
+}
+
+/// Stops the learner's exam and waits until it has ended: grading and removal go on when the
+/// request's 30 s run out first (a loaded machine).
+async fn stop_and_wait(platform: &Platform, token: &str) {
+    let (code, _) = platform.post("/api/session/stop", token).await;
+    assert!(
+        [StatusCode::NO_CONTENT, StatusCode::REQUEST_TIMEOUT].contains(&code),
+        "{code}"
+    );
+    common::eventually("the exam ended", Duration::from_secs(120), || async {
+        // Once a second: the platform's default limit (100 API calls a minute) holds.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        platform.get("/api/session/status", token).await.0 == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+/// An exam's names change from one attempt to the next, so answers cannot be learnt by heart: the
+/// second attempt's texts name other things than the first's, each attempt keeps its names (read
+/// again, and in the solutions shown after the end), and a learner who answers with the names
+/// shown to them scores the task.
+#[tokio::test]
+async fn each_exam_attempt_has_names_of_its_own_and_answers_with_them_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let platform = Platform::start(settings.clone()).await;
+    let token = platform.learner("ada@example.com").await;
+    grant_a_pass(&platform, &token).await;
+
+    let first = start_full_exam(&platform, &token).await;
+    let shown = statements(&platform, &token).await;
+    assert_eq!(
+        statements(&platform, &token).await,
+        shown,
+        "the same names on every reading"
+    );
+    // Service-loadbalancer as written says `public-web`, `landing-lb` and port 443.
+    let lb = &shown[6];
+    let namespace = captured(lb, r"in the namespace <code>([a-z0-9-]+)</code>");
+    let service = captured(lb, r"as a Service <code>([a-z0-9-]+)</code>");
+    let port = captured(lb, r"listens on port <strong>(\d+)</strong>");
+    assert!(
+        ["shopping-web", "shopfront", "stockpile"].contains(&namespace.as_str())
+            && ["landing-ext", "landing-cloud"].contains(&service.as_str())
+            && ["8443", "9443", "10443"].contains(&port.as_str()),
+        "{lb}"
+    );
+
+    // The learner answers with what they read.
+    let kubeconfig = settings
+        .clusters
+        .state_dir
+        .join(format!("sessions/{first}.kubeconfig"));
+    let kubectl = |args: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            let out = tokio::process::Command::new(common::lite_bin_dir().join("kubectl"))
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .args(&args)
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success(), "kubectl {args:?}: {out:?}");
+        }
+    };
+    let ns = format!("--namespace={namespace}");
+    kubectl(vec![
+        ns.clone(),
+        "expose".into(),
+        "deployment".into(),
+        "landing".into(),
+        format!("--name={service}"),
+        "--type=LoadBalancer".into(),
+        format!("--port={port}"),
+        "--target-port=80".into(),
+    ])
+    .await;
+    kubectl(vec![
+        ns,
+        "patch".into(),
+        "service".into(),
+        service.clone(),
+        r#"-p={"spec":{"externalTrafficPolicy":"Local"}}"#.into(),
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // endpoints follow the service
+    stop_and_wait(&platform, &token).await;
+    let (code, result) = platform.get(&format!("/api/exams/results/{first}"), &token).await;
+    assert_eq!(code, StatusCode::OK, "{result}");
+    let tasks = result["tasks"].as_array().unwrap();
+    let lb_result = tasks
+        .iter()
+        .find(|t| t["task"] == "service-loadbalancer")
+        .unwrap();
+    assert_eq!(lb_result["points"], lb_result["weight"], "{lb_result}");
+    assert_eq!(
+        result["score"], lb_result["points"],
+        "nothing else was done: {result}"
+    );
+    let solution = result["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "service-loadbalancer")
+        .unwrap()["script"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        solution.contains(&format!(
+            "-n {namespace} expose deployment landing --name={service}"
+        )) && solution.contains(&format!("--port={port}")),
+        "{solution}"
+    );
+
+    // Another attempt: other names.
+    let second = start_full_exam(&platform, &token).await;
+    assert_ne!(second, first);
+    let again = statements(&platform, &token).await;
+    assert_ne!(again, shown, "a second attempt names other things");
+    stop_and_wait(&platform, &token).await;
+    let (_, first_again) = platform.get(&format!("/api/exams/results/{first}"), &token).await;
+    assert_eq!(
+        first_again["solutions"], result["solutions"],
+        "an attempt keeps its names"
+    );
+    assert_eq!(
+        common::clusters_of_instance(&settings.clusters.instance).await,
         Vec::<String>::new()
     );
     platform.shut_down().await;

@@ -9,12 +9,16 @@
 //! A task that places, checks or writes files gets a real terminal container beside its cluster,
 //! and its files go through it as a session's do.
 //!
+//! A task whose names vary (`vary:`) is proven twice over in the first test: as written, and as an
+//! exam session gets it with other names (its answers renamed as its text is), where its reference
+//! solution must pass too (side by side, the tasks are proven as written).
+//!
 //! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
 //! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
 
 use crate::common;
 
-use std::{path::Path, time::Duration};
+use std::{borrow::Cow, path::Path, time::Duration};
 
 use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
@@ -32,11 +36,16 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// After an answer, pods and endpoints take a moment to become ready.
 const CONVERGE: Duration = Duration::from_secs(60);
 
+/// The exam session whose names a varied task is proven with.
+const SESSION: &str = "task-proof";
+
 /// What one proof applies after the setup.
 #[derive(Clone, Copy)]
 enum Trial<'t> {
     Accepted(&'t Answer),
     Rejected(&'t Answer),
+    /// The reference solution, which must pass.
+    Solution,
 }
 
 impl Trial<'_> {
@@ -44,8 +53,42 @@ impl Trial<'_> {
         match self {
             Trial::Accepted(answer) => format!("accepted answer \"{}\"", answer.name),
             Trial::Rejected(answer) => format!("rejected answer \"{}\"", answer.name),
+            Trial::Solution => "reference solution".to_owned(),
         }
     }
+}
+
+/// A task as written, or as the exam session [`SESSION`] has it.
+struct Variant<'t> {
+    task: Cow<'t, Task>,
+    varied: bool,
+}
+
+impl Variant<'_> {
+    fn names(&self) -> &'static str {
+        match self.varied {
+            true => "with the names of an exam session",
+            false => "as written",
+        }
+    }
+}
+
+/// Each task as written and, when its names vary, as an exam session has it.
+fn variants<'t>(tasks: &[&'t Task]) -> Vec<Variant<'t>> {
+    tasks
+        .iter()
+        .flat_map(|&task| {
+            let varied = task.varies().then(|| Variant {
+                task: task.for_session(SESSION).unwrap_or_else(|e| panic!("{e}")),
+                varied: true,
+            });
+            std::iter::once(Variant {
+                task: Cow::Borrowed(task),
+                varied: false,
+            })
+            .chain(varied)
+        })
+        .collect()
 }
 
 fn catalog() -> TaskCatalog {
@@ -129,25 +172,32 @@ async fn every_answer_is_graded_as_its_task_says() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(PARALLEL);
 
-    let trials: Vec<(&Task, Trial)> = tasks
+    let variants = variants(&tasks);
+    let trials: Vec<(&Variant, Trial)> = variants
         .iter()
-        .flat_map(|&task| {
+        .flat_map(|variant| {
+            let task = &variant.task;
+            let solution = variant.varied.then_some(Trial::Solution);
             let accepted = task.accepted().iter().map(Trial::Accepted);
             let rejected = task.rejected().iter().map(Trial::Rejected);
-            accepted.chain(rejected).map(move |trial| (task, trial))
+            accepted
+                .chain(rejected)
+                .chain(solution)
+                .map(move |trial| (variant, trial))
         })
         .collect();
     let started = std::time::Instant::now();
     let failures: Vec<String> = futures_util::stream::iter(trials.iter().copied())
-        .map(|(task, trial)| on_a_fresh_cluster(&provider, &catalog, task, trial, state.path()))
+        .map(|(variant, trial)| on_a_fresh_cluster(&provider, &catalog, variant, trial, state.path()))
         .buffer_unordered(parallel)
         .filter_map(|result| async move { result.err() })
         .collect()
         .await;
     eprintln!(
-        "proved {} answers of {} tasks in {:?}, {parallel} clusters at a time",
+        "proved {} answers of {} tasks ({} of them also with other names) in {:?}, {parallel} clusters at a time",
         trials.len(),
         tasks.len(),
+        variants.len() - tasks.len(),
         started.elapsed()
     );
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
@@ -157,10 +207,11 @@ async fn every_answer_is_graded_as_its_task_says() {
 async fn on_a_fresh_cluster(
     provider: &LiteProvider,
     catalog: &TaskCatalog,
-    task: &Task,
+    variant: &Variant<'_>,
     trial: Trial<'_>,
     state: &Path,
 ) -> Result<(), String> {
+    let task = &variant.task;
     let started = std::time::Instant::now();
     let outcome = match fresh_cluster(provider).await {
         Ok((name, cluster)) => {
@@ -173,17 +224,19 @@ async fn on_a_fresh_cluster(
         Err(e) => Err(e),
     };
     eprintln!(
-        "{}, {} ({:?}): {}",
+        "{} {}, {} ({:?}): {}",
         task.id(),
+        variant.names(),
         trial.name(),
         started.elapsed(),
         if outcome.is_ok() { "proved" } else { "FAILED" }
     );
     outcome.map_err(|why| {
         format!(
-            "task {} ({}), {}: {why}",
+            "task {} ({}) {}, {}: {why}",
             task.id(),
             task.file().display(),
+            variant.names(),
             trial.name()
         )
     })
@@ -258,13 +311,14 @@ async fn prove_on(
         ));
     }
 
-    let (Trial::Accepted(answer) | Trial::Rejected(answer)) = trial;
-    runner(cluster, catalog, state)
-        .run_answer(target, answer)
-        .await
-        .map_err(|e| format!("applying it: {e}"))?;
+    let runner = runner(cluster, catalog, state);
     match trial {
-        Trial::Accepted(_) => passes(target, task).await,
+        Trial::Accepted(answer) | Trial::Rejected(answer) => runner.run_answer(target, answer).await,
+        Trial::Solution => runner.run(target, task).await,
+    }
+    .map_err(|e| format!("applying it: {e}"))?;
+    match trial {
+        Trial::Accepted(_) | Trial::Solution => passes(target, task).await,
         Trial::Rejected(answer) => settles_at(target, task, answer.points.unwrap_or(0)).await,
     }
 }
