@@ -460,7 +460,9 @@ async fn stop_and_wait(platform: &Platform, token: &str) {
 #[tokio::test]
 async fn each_exam_attempt_has_names_of_its_own_and_answers_with_them_score() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    // The exam's three hosts take three ports of each kind.
+    settings.clusters.ports = common::port_block(53900, 3);
     let platform = Platform::start(settings.clone()).await;
     let token = platform.learner("ada@example.com").await;
     grant_a_pass(&platform, &token).await;
@@ -484,11 +486,17 @@ async fn each_exam_attempt_has_names_of_its_own_and_answers_with_them_score() {
         "{lb}"
     );
 
-    // The learner answers with what they read.
-    let kubeconfig = settings
-        .clusters
-        .state_dir
-        .join(format!("sessions/{first}.kubeconfig"));
+    // The learner answers with what they read, on the task's host (its cluster's admin
+    // kubeconfig, `<session>.<cluster>-<host>.kubeconfig`).
+    let sessions = settings.clusters.state_dir.join("sessions");
+    let kubeconfig = std::fs::read_dir(&sessions)
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{first}.")) && name.ends_with("-ckad8132.kubeconfig")
+        })
+        .expect("the kubeconfig of service-loadbalancer's host");
     let kubectl = |args: Vec<String>| {
         let kubeconfig = kubeconfig.clone();
         async move {
