@@ -78,5 +78,24 @@ mod tests {
                 }
             }
         }
+
+        /// A listener whose connection is cut says so, connects again, and hears what is sent
+        /// from then on.
+        async fn a_listener_cut_off_listens_again(store: Store) {
+            if let Some(mut notices) = store.listen().await.unwrap() {
+                let crate::store::Dialect::Postgres(pool) = &store.db else { unreachable!() };
+                let cut: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                )
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                assert_eq!(cut, 1);
+                assert_eq!(notices.next().await.unwrap(), None);
+                store.notify("after").await.unwrap();
+                assert_eq!(notices.next().await.unwrap().as_deref(), Some("after"));
+            }
+        }
     }
 }
