@@ -10,6 +10,7 @@ use crate::{
 };
 
 use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn what_happens_through_one_replica_reaches_the_other() {
@@ -54,7 +55,16 @@ async fn what_happens_through_one_replica_reaches_the_other() {
     assert_eq!(started["session"]["id"], session["id"]);
     assert_eq!(started["session"]["status"], "started");
 
-    // A terminal open on B closes with the reason when the session is stopped through A.
+    // A terminal open on B closes with the reason when the user signs out through A, and
+    // another when the session is stopped through A.
+    let mut shell = b.connect(&b.ticket(&token).await, ORIGIN).await.unwrap();
+    assert_eq!(
+        a.post("/api/auth/logout/everywhere", &token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (goodbye, close) = shell.closing().await;
+    assert_eq!(goodbye.unwrap()["type"], "signed_out");
+    assert_eq!(close, Some((CloseCode::Library(4001), "signed_out".into())));
     let mut shell = b.connect(&b.ticket(&token).await, ORIGIN).await.unwrap();
     assert_eq!(
         a.post("/api/session/stop", &token).await.0,
@@ -62,7 +72,7 @@ async fn what_happens_through_one_replica_reaches_the_other() {
     );
     let (goodbye, close) = shell.closing().await;
     assert_eq!(goodbye.unwrap()["type"], "session_ended");
-    assert_eq!(u16::from(close.unwrap().0), 4000);
+    assert_eq!(close, Some((CloseCode::Library(4000), "session_ended".into())));
     let (name, ended) = page.next().await;
     assert_eq!((name.as_str(), &ended["status"]), ("ended", &"ended".into()));
     assert!(common::containers_labelled(&containers_of(&session))
