@@ -9,9 +9,10 @@
 //!
 //! While a replica's listener has lost its connection (it connects again at once, and then every
 //! second until it can), the notices sent meanwhile are not heard there: its pages miss those
-//! events (they show the session's state again on their next load), a socket left open to an
-//! ended session ends when its terminal is removed (without the reason frame), and a start whose
-//! stop went unheard finds the session ended when it records itself started, and rolls back.
+//! events (what a page reads of the session on its next load is right), a socket left open to
+//! an ended session ends when its terminal is removed (without the reason frame), and a start
+//! whose stop went unheard finds the session ended when it records itself started, and rolls
+//! back.
 
 use std::{
     collections::HashMap,
