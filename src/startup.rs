@@ -48,7 +48,7 @@ pub fn app(state: AppState) -> Router {
     // What every page render and server function can reach.
     let accounts: Arc<dyn Accounts> = Arc::new(routes::auth::PageAccounts {
         auth: state.auth.clone(),
-        sockets: state.sockets.clone(),
+        events: state.events.clone(),
     });
     let pages = Arc::new(routes::pages::Pages(state.clone()));
     let exams: Arc<dyn ExamPages> = pages.clone();

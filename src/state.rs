@@ -18,7 +18,7 @@ use crate::{
     metrics::Metrics,
     replays::Recordings,
     routes::ratelimit::CheckThrottle,
-    sessions::{SessionParts, Sessions},
+    sessions::{SessionEvents, SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
     terminals::{DockerTerminals, EgressProbe, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
@@ -34,6 +34,8 @@ pub struct AppState {
     pub terminals: Arc<dyn TerminalRuntime>,
     /// Open terminal sockets, to close them when their session ends or their user signs out.
     pub sockets: TerminalSockets,
+    /// Session events, sockets to close and starts to stop, told to every replica.
+    pub events: SessionEvents,
     pub tickets: Tickets,
     /// What terminals showed, for replay.
     pub recordings: Recordings,
@@ -115,12 +117,15 @@ impl AppState {
         let sockets = TerminalSockets::default();
         let tasks = TaskCatalog::load(&settings.tasks_dir).context("loading the tasks")?;
         let stopping = CancellationToken::new();
+        let events = SessionEvents::connect(&store, sockets.clone(), stopping.clone())
+            .await
+            .context("listening for the other replicas' notices")?;
         let metrics = Arc::new(Metrics::default());
         let sessions = Sessions::new(SessionParts {
             store: store.clone(),
             clusters: clusters.clone(),
             terminals: terminals.clone(),
-            sockets: sockets.clone(),
+            events: events.clone(),
             exams: ExamCatalog::load(&settings.tasks_dir.join("exams.yaml"), &tasks)
                 .context("loading the exams")?,
             access: Arc::new(billing.clone()),
@@ -144,6 +149,7 @@ impl AppState {
             billing,
             terminals,
             sockets,
+            events,
             tickets: Tickets::default(),
             checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),

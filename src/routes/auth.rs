@@ -30,7 +30,8 @@ use super::{
 };
 use crate::{
     auth::{Auth, AuthError, GoogleError, SignedIn, ACCESS_TTL},
-    terminals::{CloseReason, TerminalSockets},
+    sessions::SessionEvents,
+    terminals::CloseReason,
     AppState,
 };
 
@@ -176,7 +177,7 @@ async fn refresh(State(auth): State<Auth>, jar: CookieJar, body: Bytes) -> Resul
 ))]
 async fn logout(
     State(auth): State<Auth>,
-    State(sockets): State<TerminalSockets>,
+    State(events): State<SessionEvents>,
     jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -192,7 +193,7 @@ async fn logout(
         );
         return Ok((cleared, nothing).into_response());
     };
-    sockets.close_user(&user, CloseReason::SignedOut);
+    events.close_user_sockets(&user, CloseReason::SignedOut).await;
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
@@ -202,11 +203,11 @@ async fn logout(
 ))]
 async fn logout_everywhere(
     State(auth): State<Auth>,
-    State(sockets): State<TerminalSockets>,
+    State(events): State<SessionEvents>,
     user: CurrentUser,
 ) -> Result<Response, ApiError> {
     auth.sign_out_everywhere(&user.id).await?;
-    sockets.close_user(&user.id, CloseReason::SignedOut);
+    events.close_user_sockets(&user.id, CloseReason::SignedOut).await;
     let cleared = AppendHeaders(set_cookies(cleared_cookies()));
     Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
@@ -282,7 +283,8 @@ async fn me(user: CurrentUser, State(auth): State<Auth>) -> Result<Json<UserView
 /// The sign-in pages' view of [`Auth`]: the same flows, answered with cookies and sentences.
 pub struct PageAccounts {
     pub auth: Auth,
-    pub sockets: TerminalSockets,
+    /// To close the user's terminal sockets, on every replica.
+    pub events: SessionEvents,
 }
 
 fn refusal(error: AuthError) -> Refusal {
@@ -333,13 +335,17 @@ impl Accounts for PageAccounts {
     async fn sign_out_everywhere(&self, headers: &HeaderMap) -> Result<Vec<HeaderValue>, Refusal> {
         let user = CurrentUser::from_headers(&self.auth, headers)?;
         self.auth.sign_out_everywhere(&user.id).await.map_err(refusal)?;
-        self.sockets.close_user(&user.id, CloseReason::SignedOut);
+        self.events
+            .close_user_sockets(&user.id, CloseReason::SignedOut)
+            .await;
         Ok(cleared_cookies().to_vec())
     }
 
     async fn sign_out(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
         if let Ok(user) = CurrentUser::from_headers(&self.auth, headers) {
-            self.sockets.close_user(&user.id, CloseReason::SignedOut);
+            self.events
+                .close_user_sockets(&user.id, CloseReason::SignedOut)
+                .await;
         }
         if let Some(token) = cookie_value(headers, REFRESH_COOKIE) {
             if let Err(error) = self.auth.logout(&token).await {

@@ -3,6 +3,13 @@
 //! stand in front, in which case it is read that many hops from the right of `X-Forwarded-For`;
 //! a header the client wrote itself is never believed. An IPv6 client is its /64 (one host holds them all);
 //! an IPv4 address mapped into IPv6 is the IPv4 address. A signed-in caller is their account.
+//!
+//! Several replicas keep their own buckets: a limit holds on each replica a client reaches, so
+//! behind a load balancer that spreads its requests a client may get up to the limit times the
+//! replicas (operators set `RATE_LIMIT_*` to each replica's share). Shared buckets would cost a
+//! database round trip on every request to blunt floods a little more exactly; the limits that
+//! must be exact (starts an hour, sign-in code attempts) are counted in the database and hold
+//! across replicas.
 
 use std::{
     net::{IpAddr, SocketAddr},

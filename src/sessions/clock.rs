@@ -58,7 +58,8 @@ async fn watch_until_end(sessions: Sessions, session: Session) {
             let minutes_left = closest.as_secs().div_ceil(60) as u32;
             sessions
                 .events
-                .publish(&current.user_id, SessionEvent::Warning { minutes_left });
+                .publish(&current.user_id, SessionEvent::Warning { minutes_left })
+                .await;
             warned.extend(passed);
         }
         let until_next = thresholds.iter().filter(|t| left > **t).map(|t| left - *t).min();

@@ -13,13 +13,7 @@ mod events;
 mod pool;
 mod queries;
 
-use std::{
-    borrow::Cow,
-    collections::HashMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{borrow::Cow, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +31,7 @@ use crate::{
     tasks::{CheckResult, Target, Task, TaskCatalog},
     terminals::{
         CloseReason, TerminalAccess, TerminalError, TerminalFiles, TerminalHost, TerminalRuntime,
-        TerminalSockets, TerminalSpec,
+        TerminalSpec,
     },
 };
 
@@ -99,7 +93,6 @@ pub struct Sessions {
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
     terminals: Arc<dyn TerminalRuntime>,
-    sockets: TerminalSockets,
     tasks: Arc<TaskCatalog>,
     exams: Arc<ExamCatalog>,
     access: Arc<dyn ExamAccess>,
@@ -114,9 +107,6 @@ pub struct Sessions {
     work: tokio_util::task::TaskTracker,
     pool: Arc<pool::PoolState>,
     metrics: PoolMetrics,
-    /// The starts under way, by session: a stop cancels its start, which stops making what
-    /// nobody wants any more (a `kwokctl` or `kind` create is killed) and rolls back at once.
-    starting: Arc<Mutex<HashMap<String, CancellationToken>>>,
 }
 
 /// What a `Sessions` is made of.
@@ -124,7 +114,8 @@ pub struct SessionParts {
     pub store: Store,
     pub clusters: Arc<dyn ClusterProvider>,
     pub terminals: Arc<dyn TerminalRuntime>,
-    pub sockets: TerminalSockets,
+    /// Events, sockets to close and starts to stop, told to every replica.
+    pub events: SessionEvents,
     pub tasks: Arc<TaskCatalog>,
     pub exams: ExamCatalog,
     pub access: Arc<dyn ExamAccess>,
@@ -143,11 +134,10 @@ impl Sessions {
             store: parts.store,
             clusters: parts.clusters,
             terminals: parts.terminals,
-            sockets: parts.sockets,
             tasks: parts.tasks,
             exams: Arc::new(parts.exams),
             access: parts.access,
-            events: SessionEvents::default(),
+            events: parts.events,
             settings: Arc::new(parts.settings),
             ports: Arc::new(parts.ports),
             files: Arc::new(files),
@@ -155,7 +145,6 @@ impl Sessions {
             work: tokio_util::task::TaskTracker::new(),
             pool: Arc::default(),
             metrics: parts.pool_metrics,
-            starting: Arc::default(),
         })
     }
 
@@ -408,10 +397,11 @@ impl Sessions {
 
     async fn provision_or_roll_back(&self, session: Session, origin: Origin) {
         let started = std::time::Instant::now();
-        let stop = CancellationToken::new();
-        self.starting_now().insert(session.id.clone(), stop.clone());
-        let provisioned = self.provision(&session, origin, &stop).await;
-        self.starting_now().remove(&session.id);
+        // A stop, on any replica, cancels the start, which stops making what nobody wants any
+        // more (a `kwokctl` or `kind` create is killed) and rolls back at once.
+        let start = self.events.starting(&session.id);
+        let provisioned = self.provision(&session, origin, &start.stop).await;
+        drop(start);
         // The pool refills once the start that took its member is done, never competing with it.
         if origin == Origin::Pool {
             self.pool.wake.notify_one();
@@ -420,12 +410,14 @@ impl Sessions {
             Ok(started_session) => {
                 let elapsed_ms = started.elapsed().as_millis() as u64;
                 tracing::info!(session = %session.id, elapsed_ms, ?origin, "session started");
-                self.events.publish(
-                    &session.user_id,
-                    SessionEvent::Started {
-                        session: (&started_session).into(),
-                    },
-                );
+                self.events
+                    .publish(
+                        &session.user_id,
+                        SessionEvent::Started {
+                            session: (&started_session).into(),
+                        },
+                    )
+                    .await;
                 clock::watch(self.clone(), started_session);
             }
             // Stopped while it was being made: the stop has told the pages; what was made goes.
@@ -446,20 +438,15 @@ impl Sessions {
                             "Your practice environment could not start. Nothing was kept; try again (reference {reference})."
                         ),
                     },
-                );
+                ).await;
             }
         }
     }
 
-    fn starting_now(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
-        self.starting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn progress(&self, session: &Session, step: Step, state: StepState) {
+    async fn progress(&self, session: &Session, step: Step, state: StepState) {
         self.events
-            .publish(&session.user_id, SessionEvent::Progress { step, state });
+            .publish(&session.user_id, SessionEvent::Progress { step, state })
+            .await;
     }
 
     /// Makes the session's cluster, applies its tasks' setup, makes its terminal and places the
@@ -476,7 +463,7 @@ impl Sessions {
         let name = cluster_of(session)?;
         let kubeconfig_path = self.kubeconfig_file(&session.id);
         let began = std::time::Instant::now();
-        self.progress(session, Step::Cluster, StepState::Running);
+        self.progress(session, Step::Cluster, StepState::Running).await;
         let origin = match origin {
             Origin::Pool => match self.member_health(&name).await {
                 Ok(()) => Origin::Pool,
@@ -522,10 +509,10 @@ impl Sessions {
                 )
             }
         };
-        self.progress(session, Step::Cluster, StepState::Done);
+        self.progress(session, Step::Cluster, StepState::Done).await;
         let cluster_ms = began.elapsed().as_millis() as u64;
 
-        self.progress(session, Step::Tasks, StepState::Running);
+        self.progress(session, Step::Tasks, StepState::Running).await;
         if let Some(made) = &cold {
             let setups = clusters.iter().zip(made).map(|(cluster, made)| async move {
                 let client = made.admin_kubeconfig.client().await?;
@@ -540,10 +527,10 @@ impl Sessions {
         if stop.is_cancelled() {
             return Err(SessionError::NoSession);
         }
-        self.progress(session, Step::Tasks, StepState::Done);
+        self.progress(session, Step::Tasks, StepState::Done).await;
         let tasks_ms = began.elapsed().as_millis() as u64 - cluster_ms;
 
-        self.progress(session, Step::Terminal, StepState::Running);
+        self.progress(session, Step::Terminal, StepState::Running).await;
         if let Some(made) = &cold {
             let own: &Cluster = &made[0];
             let hosts: Vec<TerminalHost> = clusters
@@ -571,7 +558,7 @@ impl Sessions {
                 })
                 .await?;
         }
-        self.progress(session, Step::Terminal, StepState::Done);
+        self.progress(session, Step::Terminal, StepState::Done).await;
         if cold.is_some() {
             self.place_files(&name, &self.tasks_of(session)?).await?;
         }
@@ -663,12 +650,14 @@ impl Sessions {
             .extend_session(&session.id, by)
             .await?
             .ok_or(SessionError::AlreadyExtended)?;
-        self.events.publish(
-            user_id,
-            SessionEvent::Extended {
-                session: (&extended).into(),
-            },
-        );
+        self.events
+            .publish(
+                user_id,
+                SessionEvent::Extended {
+                    session: (&extended).into(),
+                },
+            )
+            .await;
         Ok(extended)
     }
 
@@ -806,8 +795,9 @@ impl Sessions {
     /// the liveness watch ending it at once, one removes it and records how it ended.
     pub async fn end(&self, session: &Session, status: SessionStatus, note: &str) {
         if self.claim_ending(session).await {
-            if let Some(start) = self.starting_now().get(&session.id) {
-                start.cancel();
+            // Whichever replica is making it hears, so as to stop; on a started one, no one is.
+            if session.status == SessionStatus::Provisioning {
+                self.events.stop_start(&session.id).await;
             }
             self.destroy(session, status, note).await;
         }
@@ -845,7 +835,7 @@ impl Sessions {
                         "Your practice environment stopped working ({reason}) and was removed. Start a new session."
                     ),
                 },
-            ),
+            ).await,
             // Ended meanwhile by whoever else ends sessions; they remove it.
             Ok(false) => return,
             Err(error) => tracing::error!(session = %session.id, %error, "could not record the failure"),
@@ -854,7 +844,9 @@ impl Sessions {
     }
 
     async fn destroy_now(&self, session: &Session, status: SessionStatus, note: &str) {
-        self.sockets.close_session(&session.id, CloseReason::SessionEnded);
+        self.events
+            .close_session_sockets(&session.id, CloseReason::SessionEnded)
+            .await;
         let mut notes = vec![note.to_owned()];
         // An exam that ran (stopped or timed out, not failed) is graded before anything goes.
         let ran = session.status == SessionStatus::Started && status != SessionStatus::Failed;
@@ -908,13 +900,15 @@ impl Sessions {
         {
             Ok(true) => {
                 tracing::info!(session = %session.id, status = status.as_str(), "session ended");
-                self.events.publish(
-                    &session.user_id,
-                    SessionEvent::Ended {
-                        status,
-                        message: ending_message(status).into(),
-                    },
-                );
+                self.events
+                    .publish(
+                        &session.user_id,
+                        SessionEvent::Ended {
+                            status,
+                            message: ending_message(status).into(),
+                        },
+                    )
+                    .await;
             }
             Ok(false) => {}
             Err(error) => tracing::error!(session = %session.id, %error, "could not record the end"),

@@ -25,6 +25,7 @@ mod accounts;
 mod desk;
 mod exams;
 mod hosts;
+mod notices;
 mod passes;
 mod pool;
 mod ports;
@@ -47,6 +48,7 @@ use sqlx::{
 };
 
 pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
+pub use notices::Notices;
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;

@@ -8,7 +8,9 @@ use std::sync::{
 
 use tokio::sync::watch;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sent between replicas by its [`CloseReason::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     SessionEnded,
     SignedOut,

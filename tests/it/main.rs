@@ -10,6 +10,7 @@ mod billing;
 mod clusters;
 mod deploy;
 mod exams;
+mod fanout;
 mod google;
 mod kind;
 mod mail_api;

@@ -15,13 +15,13 @@ use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
 /// A new, empty database on the test PostgreSQL server.
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     server: String,
     name: String,
 }
 
 impl TestDatabase {
-    async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let server = std::env::var("TEST_POSTGRES_URL").expect(
             "TEST_POSTGRES_URL is not set: this test needs the PostgreSQL server that scripts/test.sh \
              starts (for a run of your own: eval \"$(scripts/postgres.sh start DIR)\")",
@@ -34,7 +34,7 @@ impl TestDatabase {
         database
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)
     }
 
@@ -47,7 +47,7 @@ impl TestDatabase {
         admin.close().await.unwrap();
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         self.on_server(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .await;
     }
