@@ -144,7 +144,7 @@ impl AppState {
             billing,
             terminals,
             sockets,
-            tickets: Tickets::default(),
+            tickets: Tickets::new(store.clone()),
             checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),
             egress: EgressProbe::new(

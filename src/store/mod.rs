@@ -31,6 +31,7 @@ mod ports;
 mod sessions;
 #[cfg(test)]
 mod testing;
+mod tickets;
 mod users;
 
 use std::{
@@ -51,6 +52,7 @@ pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;
 pub use sessions::NewSession;
+pub use tickets::TicketGrant;
 pub use users::User;
 
 /// The SQLite schema, embedded from `migrations/` at compile time. Deployed databases hold these
