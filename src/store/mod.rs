@@ -25,6 +25,7 @@ mod accounts;
 mod desk;
 mod exams;
 mod hosts;
+mod leases;
 mod passes;
 mod pool;
 mod ports;
@@ -48,6 +49,7 @@ use sqlx::{
 };
 
 pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
+pub use leases::Lease;
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;
