@@ -9,13 +9,13 @@ use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
 /// A new, empty database on the test PostgreSQL server.
-struct TestDatabase {
+pub struct TestDatabase {
     server: String,
     name: String,
 }
 
 impl TestDatabase {
-    async fn create() -> Self {
+    pub async fn create() -> Self {
         let server = std::env::var("TEST_POSTGRES_URL").expect(
             "TEST_POSTGRES_URL is not set: this test needs the PostgreSQL server that scripts/test.sh \
              starts (for a run of your own: eval \"$(scripts/postgres.sh start DIR)\")",
@@ -28,7 +28,7 @@ impl TestDatabase {
         database
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)
     }
 
@@ -41,7 +41,7 @@ impl TestDatabase {
         admin.close().await.unwrap();
     }
 
-    async fn remove(self) {
+    pub async fn remove(self) {
         self.on_server(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .await;
     }
