@@ -171,18 +171,19 @@ async fn pass(
     }
 }
 
-/// A start-up pass (for what was recorded before `since`), then one every `every` until
-/// `stopping` is cancelled. Each pass runs under the reconciler's lease: of several replicas,
-/// one reconciles at a time, and a pass the lease is not granted for is another replica's.
+/// A `first` pass (at start-up: for what was recorded before this run, unless other replicas run
+/// beside it), then one every `every` until `stopping` is cancelled. Each pass runs under the
+/// reconciler's lease: of several replicas, one reconciles at a time, and a pass the lease is not
+/// granted for is another replica's.
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
     terminals: Arc<dyn TerminalRuntime>,
     every: Duration,
-    since: chrono::DateTime<Utc>,
+    first: Moment,
     stopping: CancellationToken,
 ) {
-    let mut moment = Moment::StartUp { since };
+    let mut moment = first;
     loop {
         match store.lease(LEASE).await {
             Ok(Some(_lease)) => pass(&store, clusters.as_ref(), terminals.as_ref(), moment).await,

@@ -43,6 +43,56 @@ impl Store {
     }
 }
 
+/// A replica's presence among those on one database, held for its life (a shared lock that a
+/// replica starting up tries to take exclusively); dropping it leaves.
+#[derive(Debug)]
+#[must_use = "the replica leaves when it is dropped"]
+pub struct Presence {
+    /// No other replica was running when this one joined: what an earlier run left in flight
+    /// (a start, a removal) is nobody's work now.
+    pub alone: bool,
+    _held: Option<PgConnection>,
+}
+
+/// The key of [`Presence`], among the leases' names.
+const REPLICAS: &str = "replicas";
+
+impl Store {
+    /// Joins the replicas on this database until the presence is dropped. SQLite is one process:
+    /// always alone.
+    pub async fn join_replicas(&self) -> Result<Presence, StoreError> {
+        let Dialect::Postgres(pool) = &self.db else {
+            return Ok(Presence {
+                alone: true,
+                _held: None,
+            });
+        };
+        let mut connection = pool.acquire().await?.detach();
+        // Exclusive only while no other replica holds its share.
+        let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LEASES)
+            .bind(REPLICAS)
+            .fetch_one(&mut connection)
+            .await?;
+        sqlx::query("SELECT pg_advisory_lock_shared($1, hashtext($2))")
+            .bind(LEASES)
+            .bind(REPLICAS)
+            .execute(&mut connection)
+            .await?;
+        if alone {
+            sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(LEASES)
+                .bind(REPLICAS)
+                .execute(&mut connection)
+                .await?;
+        }
+        Ok(Presence {
+            alone,
+            _held: Some(connection),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -95,6 +145,40 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(outcomes.iter().filter(|o| o.is_some()).count(), 1);
+        fresh.remove().await;
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_replica_is_always_alone() {
+        let fresh = Fresh::sqlite().await;
+        let store = fresh.store().await;
+        let (first, second) = (
+            store.join_replicas().await.unwrap(),
+            store.join_replicas().await.unwrap(),
+        );
+        assert!(first.alone && second.alone);
+        fresh.remove().await;
+    }
+
+    /// A replica joining while another runs is not alone; once every one has left, the next is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_postgres_replica_is_alone_only_when_no_other_runs() {
+        let fresh = Fresh::postgres().await;
+        let (a, b, c) = (fresh.store().await, fresh.store().await, fresh.store().await);
+        let first = a.join_replicas().await.unwrap();
+        assert!(first.alone);
+        let second = b.join_replicas().await.unwrap();
+        assert!(!second.alone);
+        drop(first);
+        // The first gone, the second still runs.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!c.join_replicas().await.unwrap().alone);
+        drop(second);
+        let started = Instant::now();
+        while !c.join_replicas().await.unwrap().alone {
+            assert!(started.elapsed() < Duration::from_secs(5), "never alone");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         fresh.remove().await;
     }
 }

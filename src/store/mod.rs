@@ -49,7 +49,7 @@ use sqlx::{
 };
 
 pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
-pub use leases::Lease;
+pub use leases::{Lease, Presence};
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;

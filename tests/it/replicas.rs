@@ -1,6 +1,7 @@
 //! Two replicas of the real binary on one PostgreSQL database and one Docker engine, as behind a
 //! load balancer: what one replica records, the other serves, and a replica killed with
-//! `kill -9` leaves nothing that needs it.
+//! `kill -9` leaves nothing that needs it; a replica that starts beside a running one leaves its
+//! work in flight alone.
 
 use crate::{
     common::{self, Mailbox, Platform, Process, SmtpSink, Terminals, ORIGIN},
@@ -9,7 +10,10 @@ use crate::{
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use ckad_platform::{domain::SessionStatus, store::Store};
+use ckad_platform::{
+    domain::SessionStatus,
+    store::{NewSession, Store},
+};
 use reqwest::StatusCode;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error as SocketError};
 
@@ -91,9 +95,35 @@ async fn two_replicas_share_tickets_and_a_killed_ones_session_still_times_out_on
     let mut a = replica("a", port_a, dir.path(), &database.url(), &mail_env);
     let a_platform = Platform::at(&base_a, Some(Mailbox::Smtp(mail)));
     a_platform.wait_until_ready().await;
+    // A start in flight on A when B starts (recorded, nothing made yet) is A's, not a leftover
+    // of an earlier run for B's start-up reconciliation to fail.
+    let store = Store::connect(&database.url()).await.unwrap();
+    let starter = store.insert_user("grace@example.com", "Grace").await.unwrap();
+    let now = chrono::Utc::now();
+    let in_flight = NewSession {
+        user_id: &starter.id,
+        cluster_name: "ckad-inflight",
+        start_time: now,
+        expires_at: now + chrono::Duration::hours(1),
+        exam_id: None,
+    };
+    let in_flight = store.insert_session(in_flight, 6).await.unwrap().unwrap();
     let b = replica("b", port_b, dir.path(), &database.url(), &mail_env);
     let b_platform = Platform::at(&base_b, None);
     b_platform.wait_until_ready().await;
+    // B's first pass runs as it starts; give it time to be done.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = store.session_by_id(&in_flight.id).await.unwrap().unwrap();
+    assert_eq!(
+        (still.status, still.notes.as_str()),
+        (SessionStatus::Provisioning, ""),
+        "{}",
+        logs(dir.path())
+    );
+    assert!(store
+        .set_session_status(&in_flight.id, SessionStatus::Ended, "")
+        .await
+        .unwrap());
 
     // Signed up and started through A; the terminal opened through B with A's ticket.
     let token = a_platform.learner("ada@example.com").await;
@@ -140,7 +170,6 @@ async fn two_replicas_share_tickets_and_a_killed_ones_session_still_times_out_on
     );
 
     // Its time runs out on B's sweeper: ended once, and nothing of it is left.
-    let store = Store::connect(&database.url()).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let ended = loop {
         let now = store.session_by_id(&id).await.unwrap().unwrap();
