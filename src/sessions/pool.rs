@@ -85,7 +85,7 @@ impl Sessions {
                         self.keep_healthy_members(began).await;
                         checked = true;
                     }
-                    if let Err(error) = self.refill(began).await {
+                    if let Err(error) = self.refill().await {
                         tracing::warn!(%error, "the warm pool cannot refill");
                         *self.pool.last_failure.lock().expect("not poisoned") = Some(error.to_string());
                         self.metrics.refill_failures.inc();
@@ -127,7 +127,7 @@ impl Sessions {
             Ok(members) => members,
             Err(error) => return tracing::warn!(%error, "cannot read the warm pool"),
         };
-        // Filling members of an earlier run were cut off; the reconciler removes them.
+        // Filling members of an earlier run were cut off; the refill removes them.
         for member in members
             .into_iter()
             .filter(|m| m.created_at < began && m.status == PoolMemberStatus::Ready)
@@ -161,13 +161,16 @@ impl Sessions {
 
     /// One pass: members too old (or beyond the size) go, then new ones are made one at a time
     /// until the pool is full or the host's budget is spent.
-    async fn refill(&self, began: chrono::DateTime<Utc>) -> Result<(), super::SessionError> {
+    async fn refill(&self) -> Result<(), super::SessionError> {
         let size = self.settings.pool.size;
         let fresh_since = self.settings.pool.fresh_since(Utc::now());
         let mut kept = 0;
         for member in self.store.pool_members().await? {
-            // Filling members of an earlier run are the reconciler's; this run's are its own.
-            if member.created_at < began && member.status == PoolMemberStatus::Filling {
+            // Members are made only under the lease, which this pass holds: one still filling
+            // was cut off (a restart, a replica that died) and is no member.
+            if member.status == PoolMemberStatus::Filling {
+                tracing::info!(cluster = %member.cluster_name, "removing a warm pool member whose making was cut off");
+                self.discard(&member).await;
                 continue;
             }
             if member.created_at <= fresh_since || kept >= size {
