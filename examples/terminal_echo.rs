@@ -194,7 +194,7 @@ async fn measure(
         session_id: row.id.clone(),
     };
     let one = socket_round_trips(
-        connect(base, origin, &state.tickets.mint(grant)).await?,
+        connect(base, origin, &state.tickets.mint(&grant).await?).await?,
         keys,
         BURST,
     )
@@ -435,7 +435,7 @@ async fn many_round_trips(
             user_id: user_id.clone(),
             session_id: session_id.clone(),
         };
-        sockets.push(connect(base, origin, &state.tickets.mint(grant)).await?);
+        sockets.push(connect(base, origin, &state.tickets.mint(&grant).await?).await?);
     }
     Ok(
         futures_util::future::try_join_all(sockets.into_iter().map(|s| socket_round_trips(s, keys, TYPIST)))

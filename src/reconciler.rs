@@ -26,6 +26,9 @@ use crate::{
     terminals::{Revival, TerminalError, TerminalRuntime},
 };
 
+/// The lease each pass runs under.
+const LEASE: &str = "reconciler";
+
 /// A create or a removal still running after this long is stuck; its session fails and its cluster goes.
 const STUCK_AFTER: Duration = Duration::from_secs(10 * 60);
 
@@ -168,19 +171,25 @@ async fn pass(
     }
 }
 
-/// A start-up pass (for what was recorded before `since`), then one every `every` until
-/// `stopping` is cancelled.
+/// A `first` pass (at start-up: for what was recorded before this run, unless other replicas run
+/// beside it), then one every `every` until `stopping` is cancelled. Each pass runs under the
+/// reconciler's lease: of several replicas, one reconciles at a time, and a pass the lease is not
+/// granted for is another replica's.
 pub async fn run(
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
     terminals: Arc<dyn TerminalRuntime>,
     every: Duration,
-    since: chrono::DateTime<Utc>,
+    first: Moment,
     stopping: CancellationToken,
 ) {
-    let mut moment = Moment::StartUp { since };
+    let mut moment = first;
     loop {
-        pass(&store, clusters.as_ref(), terminals.as_ref(), moment).await;
+        match store.lease(LEASE).await {
+            Ok(Some(_lease)) => pass(&store, clusters.as_ref(), terminals.as_ref(), moment).await,
+            Ok(None) => tracing::debug!("another replica is reconciling"),
+            Err(error) => tracing::error!(%error, "cannot take the reconciler's lease"),
+        }
         moment = Moment::Periodic;
         tokio::select! {
             () = stopping.cancelled() => return,

@@ -181,14 +181,24 @@ pub async fn run(
     );
     tracing::info!(address = %listener.local_addr()?, "listening");
     // What was recorded before this moment belongs to an earlier run: the reconciler repairs it,
-    // and the pool keeps its healthy members.
+    // and the pool keeps its healthy members. Unless other replicas run: then a start or a
+    // removal in flight is theirs, and only the periodic passes' time limits judge it.
     let since = chrono::Utc::now();
+    let presence = state.store.join_replicas().await;
+    let first = match &presence {
+        Ok(presence) if presence.alone => reconciler::Moment::StartUp { since },
+        Ok(_) => reconciler::Moment::Periodic,
+        Err(error) => {
+            tracing::error!(%error, "cannot tell whether other replicas run; taking it that they do");
+            reconciler::Moment::Periodic
+        }
+    };
     tokio::spawn(reconciler::run(
         state.store.clone(),
         state.clusters.clone(),
         state.terminals.clone(),
         state.settings.clusters.reconcile_every,
-        since,
+        first,
         stopping.clone(),
     ));
     sessions.start_pool(since);
@@ -228,6 +238,8 @@ pub async fn run(
         finished = finished => finished?,
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests or session starts still running after the grace period were cut off"),
     }
+    // This replica leaves only now: until here its work was in flight.
+    drop(presence);
     tracing::info!("stopped");
     Ok(())
 }

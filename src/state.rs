@@ -150,7 +150,7 @@ impl AppState {
             terminals,
             sockets,
             events,
-            tickets: Tickets::default(),
+            tickets: Tickets::new(store.clone()),
             checks: CheckThrottle::default(),
             firewall: HostFirewall::new(settings.clusters.subnet_pool),
             egress: EgressProbe::new(

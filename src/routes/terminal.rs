@@ -78,10 +78,14 @@ async fn ticket(user: CurrentUser, State(state): State<AppState>) -> Result<Json
             }
             error => error.into(),
         })?;
-    let ticket = state.tickets.mint(Grant {
-        user_id: user.id,
-        session_id: session.id,
-    });
+    let ticket = state
+        .tickets
+        .mint(&Grant {
+            user_id: user.id,
+            session_id: session.id,
+        })
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(TerminalTicket {
         ticket,
         expires_in: TICKET_LIFETIME.as_secs(),
@@ -118,9 +122,13 @@ pub async fn open(
     if origin != Some(state.settings.http.public_origin.as_str()) {
         return ApiError::new(StatusCode::FORBIDDEN, "this socket opens from the site only").into_response();
     }
-    let Some(grant) = state.tickets.redeem(&open.ticket) else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired")
-            .into_response();
+    let grant = match state.tickets.redeem(&open.ticket).await {
+        Ok(Some(grant)) => grant,
+        Ok(None) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "the ticket is unknown, used or expired")
+                .into_response()
+        }
+        Err(error) => return ApiError::internal(error).into_response(),
     };
     let cluster = match state.sessions.attachable(&grant.user_id, &grant.session_id).await {
         Ok(cluster) => cluster,

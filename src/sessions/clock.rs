@@ -1,6 +1,8 @@
 //! Time: each started session is watched until it ends: warnings as its end nears, and the end
 //! itself (`timeout`) when it comes. A sweeper every `sweep_every` ends whatever a watch missed
-//! (a watch lost to a restart is taken up again at start-up).
+//! (a watch lost to a restart is taken up again at start-up; the sessions of a replica that died
+//! are ended by the sweeper of any other). Every replica sweeps: each expired session is claimed
+//! in the database by one of them.
 
 use std::time::Duration;
 
@@ -81,15 +83,21 @@ pub async fn run(sessions: Sessions, stopping: CancellationToken) {
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(sessions.settings.sweep_every) => {}
         }
-        match sessions.store.expired_sessions(Utc::now()).await {
-            Ok(expired) => {
-                for session in expired {
+        // One session claimed at a time, so that the sweepers of other replicas take the rest
+        // meanwhile, and a replica that dies leaves at most one half-removed (the reconciler's).
+        while !stopping.is_cancelled() {
+            match sessions.store.claim_expired_session(Utc::now()).await {
+                Ok(Some(session)) => {
                     sessions
-                        .end(&session, SessionStatus::Timeout, "time is up (sweeper)")
-                        .await;
+                        .destroy(&session, SessionStatus::Timeout, "time is up (sweeper)")
+                        .await
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%error, "the sweeper cannot claim the expired sessions");
+                    break;
                 }
             }
-            Err(error) => tracing::error!(%error, "the sweeper cannot read the sessions"),
         }
     }
 }

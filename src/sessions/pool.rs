@@ -11,9 +11,9 @@
 //! ([`crate::store::Store::claim_pool_member`]), so it is handed once and never pooled again; the
 //! start then checks that its cluster answers and its terminal runs, and a dead one is removed and
 //! the start goes on cold. One filler refills the pool in the background, a member at a time,
-//! within the host's budget; members older than `max_age` are replaced. Members outlive the
-//! process like sessions do: the next start checks them and keeps the healthy ones, and the
-//! reconciler removes what a crash left half made.
+//! within the host's budget, under a lease (of several replicas, one fills at a time); members
+//! older than `max_age` are replaced. Members outlive the process like sessions do: the next start
+//! checks them and keeps the healthy ones, and the reconciler removes what a crash left half made.
 
 use std::{
     borrow::Cow,
@@ -37,6 +37,9 @@ const LOOK_EVERY: Duration = Duration::from_secs(30);
 /// After a claimed start, the refill waits this long: the learner's terminal is attaching, and
 /// on a small host a cluster being made beside it would slow the prompt down.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// The lease the filler works under (see [`crate::store::Store::lease`]).
+const LEASE: &str = "warm-pool";
 
 /// A member's cluster answers its health probe in milliseconds; one that takes longer is hung
 /// (a claimed one would keep its learner waiting: the start goes on cold instead).
@@ -76,12 +79,23 @@ impl Sessions {
     }
 
     async fn run_pool(&self, began: chrono::DateTime<Utc>) {
-        self.keep_healthy_members(began).await;
+        let mut checked = false;
         loop {
-            if let Err(error) = self.refill(began).await {
-                tracing::warn!(%error, "the warm pool cannot refill");
-                *self.pool.last_failure.lock().expect("not poisoned") = Some(error.to_string());
-                self.metrics.refill_failures.inc();
+            // One replica fills at a time, so that two never count the same gap and overshoot.
+            match self.store.lease(LEASE).await {
+                Ok(Some(_lease)) => {
+                    if !checked {
+                        self.keep_healthy_members(began).await;
+                        checked = true;
+                    }
+                    if let Err(error) = self.refill().await {
+                        tracing::warn!(%error, "the warm pool cannot refill");
+                        *self.pool.last_failure.lock().expect("not poisoned") = Some(error.to_string());
+                        self.metrics.refill_failures.inc();
+                    }
+                }
+                Ok(None) => tracing::debug!("another replica is filling the warm pool"),
+                Err(error) => tracing::warn!(%error, "cannot take the warm pool's lease"),
             }
             tokio::select! {
                 () = self.stopping.cancelled() => return,
@@ -116,7 +130,7 @@ impl Sessions {
             Ok(members) => members,
             Err(error) => return tracing::warn!(%error, "cannot read the warm pool"),
         };
-        // Filling members of an earlier run were cut off; the reconciler removes them.
+        // Filling members of an earlier run were cut off; the refill removes them.
         for member in members
             .into_iter()
             .filter(|m| m.created_at < began && m.status == PoolMemberStatus::Ready)
@@ -150,13 +164,16 @@ impl Sessions {
 
     /// One pass: members too old (or beyond the size) go, then new ones are made one at a time
     /// until the pool is full or the host's budget is spent.
-    async fn refill(&self, began: chrono::DateTime<Utc>) -> Result<(), super::SessionError> {
+    async fn refill(&self) -> Result<(), super::SessionError> {
         let size = self.settings.pool.size;
         let fresh_since = self.settings.pool.fresh_since(Utc::now());
         let mut kept = 0;
         for member in self.store.pool_members().await? {
-            // Filling members of an earlier run are the reconciler's; this run's are its own.
-            if member.created_at < began && member.status == PoolMemberStatus::Filling {
+            // Members are made only under the lease, which this pass holds: one still filling
+            // was cut off (a restart, a replica that died) and is no member.
+            if member.status == PoolMemberStatus::Filling {
+                tracing::info!(cluster = %member.cluster_name, "removing a warm pool member whose making was cut off");
+                self.discard(&member).await;
                 continue;
             }
             if member.created_at <= fresh_since || kept >= size {

@@ -25,6 +25,7 @@ mod accounts;
 mod desk;
 mod exams;
 mod hosts;
+mod leases;
 mod notices;
 mod passes;
 mod pool;
@@ -32,6 +33,7 @@ mod ports;
 mod sessions;
 #[cfg(test)]
 mod testing;
+mod tickets;
 mod users;
 
 use std::{
@@ -48,11 +50,13 @@ use sqlx::{
 };
 
 pub use accounts::{CodeLimits, CodeTry, OAuthFlow, PendingCode, Rotation};
+pub use leases::{Lease, Presence};
 pub use notices::Notices;
 pub use passes::{ActivationRefused, EventOutcome, PassChange};
 pub use pool::{PoolMember, PoolMemberStatus};
 pub use ports::bound_on_host;
 pub use sessions::NewSession;
+pub use tickets::TicketGrant;
 pub use users::User;
 
 /// The SQLite schema, embedded from `migrations/` at compile time. Deployed databases hold these

@@ -137,15 +137,31 @@ impl Store {
         .await)?)
     }
 
-    /// Started sessions whose time is up at `now`. (Times are compared as times, not as the
-    /// text SQLite stores them as.)
-    pub async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
-        let started: Vec<Session> = on!(self.db, |c| sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM sessions WHERE status = 'started'"
+    /// Claims the removal of one started session whose time is up at `now` (the earliest), as
+    /// [`Store::begin_ending`] does: of the sweepers of every replica, one gets each session.
+    /// On Postgres a sweeper skips the rows another one is claiming; SQLite's one writer runs the
+    /// statement alone, and compares the times as times (it stores them as text).
+    pub async fn claim_expired_session(&self, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+        let expired = match self.db.dialect() {
+            super::Dialect::Sqlite(_) => {
+                "julianday(expires_at) <= julianday($1) ORDER BY julianday(expires_at)"
+            }
+            super::Dialect::Postgres(_) => "expires_at <= $1 ORDER BY expires_at",
+        };
+        let skip_locked = match self.db.dialect() {
+            super::Dialect::Sqlite(_) => "",
+            super::Dialect::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        Ok(on!(self.db, |c| sqlx::query_as(&format!(
+            "UPDATE sessions SET ending_since = $1
+             WHERE id = (SELECT id FROM sessions
+                         WHERE status = 'started' AND ending_since IS NULL AND {expired}
+                         LIMIT 1 {skip_locked})
+             RETURNING {COLUMNS}"
         ))
-        .fetch_all(c)
-        .await)?;
-        Ok(started.into_iter().filter(|s| s.expires_at <= now).collect())
+        .bind(now)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The user's sessions that have ended, newest first.
@@ -368,6 +384,67 @@ mod tests {
             let recorded = futures_util::future::join_all(starts).await;
             assert_eq!(recorded.iter().filter(|s| matches!(s, Ok(Some(_)))).count(), 5);
             assert_eq!(store.count_live_sessions().await.unwrap(), 5);
+        }
+
+        /// Each expired started session is claimed once, the earliest first, even by sweepers
+        /// claiming side by side; sessions not yet expired, not started, or already being
+        /// removed are left alone.
+        async fn expired_sessions_are_claimed_once_each(store: Store) {
+            let now = Utc::now();
+            let mut expired = Vec::new();
+            for i in 0..20 {
+                let user_id = store.insert_user(&format!("u{i}@example.com"), "U").await.unwrap().id;
+                let cluster = format!("ckad-exp{i}");
+                let mut new = new_session(&user_id, &cluster);
+                new.expires_at = now - Duration::seconds(20 - i);
+                let session = store.insert_session(new, 100).await.unwrap().unwrap();
+                assert!(store.set_session_status(&session.id, SessionStatus::Started, "").await.unwrap());
+                expired.push(session.id);
+            }
+            let mut untouched = Vec::new();
+            for (i, (started, ending, expires_in)) in
+                [(true, false, 60), (false, false, -60), (true, true, -60)].into_iter().enumerate()
+            {
+                let user_id = store.insert_user(&format!("v{i}@example.com"), "V").await.unwrap().id;
+                let cluster = format!("ckad-keep{i}");
+                let mut new = new_session(&user_id, &cluster);
+                new.expires_at = now + Duration::seconds(expires_in);
+                let session = store.insert_session(new, 100).await.unwrap().unwrap();
+                if started {
+                    store.set_session_status(&session.id, SessionStatus::Started, "").await.unwrap();
+                }
+                if ending {
+                    assert!(store.begin_ending(&session.id).await.unwrap());
+                }
+                untouched.push(store.session_by_id(&session.id).await.unwrap().unwrap());
+            }
+
+            let first = store.claim_expired_session(now).await.unwrap().unwrap();
+            assert_eq!(first.id, expired[0], "the earliest first");
+            assert!(first.ending_since.is_some());
+            assert!(!store.begin_ending(&first.id).await.unwrap(), "claimed: nobody else removes it");
+            let sweepers = (0..8).map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut claimed = Vec::new();
+                    while let Some(session) = store.claim_expired_session(now).await.unwrap() {
+                        claimed.push(session.id);
+                    }
+                    claimed
+                })
+            });
+            let mut claimed: Vec<String> = futures_util::future::join_all(sweepers)
+                .await
+                .into_iter()
+                .flat_map(Result::unwrap)
+                .collect();
+            claimed.push(first.id);
+            claimed.sort();
+            expired.sort();
+            assert_eq!(claimed, expired);
+            for session in untouched {
+                assert_eq!(store.session_by_id(&session.id).await.unwrap(), Some(session));
+            }
         }
 
         async fn sessions_need_a_real_user(store: Store) {

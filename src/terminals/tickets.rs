@@ -1,76 +1,94 @@
 //! Single-use tickets for `/ws/terminal`: a browser cannot set headers on a WebSocket, and a
 //! long-lived token in a URL ends up in logs. A ticket is minted by an authenticated request for
-//! the user's own started session, opens one socket, and dies after 30 seconds either way.
+//! the user's own started session, opens one socket, and dies after 30 seconds either way. Tickets
+//! live in the database (only their hashes), so any replica redeems what another minted.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chrono::Utc;
 use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::store::{Store, StoreError, TicketGrant};
 
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 
 /// Whose terminal a ticket opens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub user_id: String,
-    pub session_id: String,
-}
+pub type Grant = TicketGrant;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tickets {
-    issued: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
+    store: Store,
 }
 
 impl Tickets {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
     /// A new ticket for `grant`: 256 random bits, URL-safe.
-    pub fn mint(&self, grant: Grant) -> String {
+    pub async fn mint(&self, grant: &Grant) -> Result<String, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let ticket = URL_SAFE_NO_PAD.encode(bytes);
-        let now = Instant::now();
-        let mut issued = self.issued.lock().expect("tickets lock");
-        issued.retain(|_, (_, expires)| *expires > now);
-        issued.insert(ticket.clone(), (grant, now + TICKET_LIFETIME));
-        ticket
+        let now = Utc::now();
+        let lifetime = chrono::Duration::from_std(TICKET_LIFETIME).expect("30 seconds");
+        self.store
+            .insert_terminal_ticket(&hash(&ticket), grant, now + lifetime, now)
+            .await?;
+        Ok(ticket)
     }
 
     /// The grant of a live ticket, which is used up; `None` for an unknown, used or expired one.
-    pub fn redeem(&self, ticket: &str) -> Option<Grant> {
-        let (grant, expires) = self.issued.lock().expect("tickets lock").remove(ticket)?;
-        (expires > Instant::now()).then_some(grant)
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<Grant>, StoreError> {
+        self.store.redeem_terminal_ticket(&hash(ticket), Utc::now()).await
     }
+}
+
+/// How a ticket is stored. A fast hash is enough: the ticket has 256 bits of entropy.
+fn hash(ticket: &str) -> String {
+    hex::encode(Sha256::digest(ticket.as_bytes()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn grant() -> Grant {
-        Grant {
-            user_id: "u".into(),
-            session_id: "s".into(),
-        }
-    }
-
-    #[test]
-    fn a_ticket_opens_once() {
-        let tickets = Tickets::default();
-        let ticket = tickets.mint(grant());
-        assert_eq!(ticket.len(), 43);
-        assert_eq!(tickets.redeem(&ticket), Some(grant()));
-        assert_eq!(tickets.redeem(&ticket), None);
-        assert_eq!(tickets.redeem("made-up"), None);
-    }
-
-    #[test]
-    fn an_expired_ticket_is_refused() {
-        let tickets = Tickets::default();
-        let ticket = tickets.mint(grant());
-        tickets.issued.lock().unwrap().get_mut(&ticket).unwrap().1 = Instant::now();
-        assert_eq!(tickets.redeem(&ticket), None);
+    #[tokio::test]
+    async fn a_ticket_is_256_random_bits_that_open_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/ckad.db", dir.path().display()))
+            .await
+            .unwrap();
+        let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
+        let now = Utc::now();
+        let new = crate::store::NewSession {
+            user_id: &user.id,
+            cluster_name: "ckad-a1b2c3",
+            start_time: now,
+            expires_at: now + chrono::Duration::hours(1),
+            exam_id: None,
+        };
+        let session = store.insert_session(new, 1).await.unwrap().unwrap();
+        let grant = Grant {
+            user_id: user.id,
+            session_id: session.id,
+        };
+        let tickets = Tickets::new(store);
+        let (first, second) = (
+            tickets.mint(&grant).await.unwrap(),
+            tickets.mint(&grant).await.unwrap(),
+        );
+        assert_eq!(
+            (first.len(), URL_SAFE_NO_PAD.decode(&first).unwrap().len()),
+            (43, 32)
+        );
+        assert_ne!(first, second);
+        assert_eq!(tickets.redeem(&first).await.unwrap(), Some(grant.clone()));
+        assert_eq!(tickets.redeem(&first).await.unwrap(), None);
+        // What is stored is no ticket: its hash opens nothing.
+        assert_eq!(tickets.redeem(&hash(&second)).await.unwrap(), None);
+        assert_eq!(tickets.redeem(&second).await.unwrap(), Some(grant));
     }
 }

@@ -20,6 +20,7 @@ mod postgres;
 mod process;
 mod reconciler;
 mod replay;
+mod replicas;
 mod security;
 mod sessions;
 mod task_behaviour;
