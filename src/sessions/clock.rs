@@ -58,10 +58,17 @@ async fn watch_until_end(sessions: Sessions, session: Session) {
             .collect();
         if let Some(closest) = passed.iter().min() {
             let minutes_left = closest.as_secs().div_ceil(60) as u32;
-            sessions
-                .events
-                .publish(&current.user_id, SessionEvent::Warning { minutes_left })
-                .await;
+            // Every replica watches every started session: the warning is given by one.
+            match sessions.store.claim_warning(&current.id, minutes_left).await {
+                Ok(true) => {
+                    sessions
+                        .events
+                        .publish(&current.user_id, SessionEvent::Warning { minutes_left })
+                        .await
+                }
+                Ok(false) => {}
+                Err(error) => tracing::warn!(session = %current.id, %error, "cannot claim a warning"),
+            }
             warned.extend(passed);
         }
         let until_next = thresholds.iter().filter(|t| left > **t).map(|t| left - *t).min();

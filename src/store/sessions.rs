@@ -128,13 +128,28 @@ impl Store {
         let session: Option<Session> = self.session_by_id(id).await?;
         let Some(session) = session else { return Ok(None) };
         Ok(on!(self.db, |c| sqlx::query_as(&format!(
-            "UPDATE sessions SET expires_at = $1, extended = TRUE
+            "UPDATE sessions SET expires_at = $1, extended = TRUE, warned_minutes = NULL
              WHERE id = $2 AND status = 'started' AND NOT extended RETURNING {COLUMNS}"
         ))
         .bind(session.expires_at + by)
         .bind(id)
         .fetch_optional(c)
         .await)?)
+    }
+
+    /// Claims the warning "`minutes_left` minutes left" for a started session: true for the one
+    /// clock (of every replica's) that should give it, false once it, or a later one, was given.
+    pub async fn claim_warning(&self, id: &str, minutes_left: u32) -> Result<bool, StoreError> {
+        let claimed = on!(self.db, |c| sqlx::query(
+            "UPDATE sessions SET warned_minutes = $1
+             WHERE id = $2 AND status = 'started' AND (warned_minutes IS NULL OR warned_minutes > $1)"
+        )
+        .bind(i64::from(minutes_left))
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(claimed == 1)
     }
 
     /// Claims the removal of one started session whose time is up at `now` (the earliest), as
@@ -445,6 +460,30 @@ mod tests {
             for session in untouched {
                 assert_eq!(store.session_by_id(&session.id).await.unwrap(), Some(session));
             }
+        }
+
+        /// Of the clocks of every replica, one gives each warning, in order (a later one first
+        /// makes the earlier one moot); an extension lets them be given again.
+        async fn each_warning_is_given_once_until_an_extension(store: Store) {
+            let user_id = user(&store).await;
+            let session = store
+                .insert_session(new_session(&user_id, "ckad-warned"), SEATS)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!store.claim_warning(&session.id, 15).await.unwrap(), "not started yet");
+            store.set_session_status(&session.id, SessionStatus::Started, "").await.unwrap();
+            let clocks = (0..8).map(|_| {
+                let (store, id) = (store.clone(), session.id.clone());
+                tokio::spawn(async move { store.claim_warning(&id, 15).await.unwrap() })
+            });
+            let given = futures_util::future::join_all(clocks).await;
+            assert_eq!(given.into_iter().filter(|g| *g.as_ref().unwrap()).count(), 1);
+            assert!(!store.claim_warning(&session.id, 30).await.unwrap(), "15 came already");
+            assert!(store.claim_warning(&session.id, 5).await.unwrap());
+            assert!(!store.claim_warning(&session.id, 5).await.unwrap());
+            store.extend_session(&session.id, Duration::minutes(30)).await.unwrap().unwrap();
+            assert!(store.claim_warning(&session.id, 15).await.unwrap());
         }
 
         async fn sessions_need_a_real_user(store: Store) {
