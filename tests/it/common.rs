@@ -166,6 +166,34 @@ pub fn instance(dir: &Path) -> String {
     )
 }
 
+/// The label of a session's containers (its terminal's).
+pub fn containers_of(session: &Value) -> String {
+    format!("ckad.session={}", session["id"].as_str().unwrap())
+}
+
+/// What is left of a `lite` session: its cluster's containers and network, its terminal.
+pub async fn left_of(cluster: &str, session: &Value) -> Vec<String> {
+    let mut left = containers_labelled(&format!("com.docker.compose.project=kwok-{cluster}")).await;
+    left.extend(containers_labelled(&containers_of(session)).await);
+    if network_exists(&format!("kwok-{cluster}")).await {
+        left.push(format!("network kwok-{cluster}"));
+    }
+    left
+}
+
+/// Waits (a minute at most) until nothing is left of a `lite` session.
+pub async fn wait_until_nothing_left(cluster: &str, session: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !left_of(cluster, session).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            left_of(cluster, session).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Port ranges of a test's own, far above `ports`: `sets` ports of each kind from `first`, for a
 /// platform that holds several clusters at once (a warm pool, an exam with hosts).
 pub fn port_block(first: u16, sets: u16) -> PortRanges {

@@ -75,7 +75,7 @@ async fn what_happens_through_one_replica_reaches_the_other() {
     assert_eq!(close, Some((CloseCode::Library(4000), "session_ended".into())));
     let (name, ended) = page.next().await;
     assert_eq!((name.as_str(), &ended["status"]), ("ended", &"ended".into()));
-    assert!(common::containers_labelled(&containers_of(&session))
+    assert!(common::containers_labelled(&common::containers_of(&session))
         .await
         .is_empty());
 
@@ -107,25 +107,12 @@ async fn what_happens_through_one_replica_reaches_the_other() {
         }
     };
     assert_eq!(ended["status"], "ended");
-    let project = format!("com.docker.compose.project=kwok-{cluster}");
-    let left = || async {
-        let mut left = common::containers_labelled(&project).await;
-        left.extend(common::containers_labelled(&containers_of(&second)).await);
-        if common::network_exists(&format!("kwok-{cluster}")).await {
-            left.push(format!("network kwok-{cluster}"));
-        }
-        left
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !left().await.is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", left().await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_until_nothing_left(&cluster, &second).await;
     // A start that went on would tell the page its next steps, or its failure.
     if let Ok((name, body)) = tokio::time::timeout(Duration::from_secs(10), page.next()).await {
         panic!("the stopped start went on: {name} {body}");
     }
-    assert_eq!(left().await, Vec::<String>::new());
+    assert_eq!(common::left_of(&cluster, &second).await, Vec::<String>::new());
     let (_, history) = b.get("/api/session/history", &token).await;
     assert_eq!(history[0]["id"], second["id"]);
     assert_eq!(history[0]["status"], "ended");
@@ -134,8 +121,4 @@ async fn what_happens_through_one_replica_reaches_the_other() {
     b.shut_down().await;
     assert!(common::clusters_of_instance(&instance).await.is_empty());
     database.remove().await;
-}
-
-fn containers_of(session: &serde_json::Value) -> String {
-    format!("ckad.session={}", session["id"].as_str().unwrap())
 }

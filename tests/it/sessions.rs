@@ -65,10 +65,6 @@ impl Events {
     }
 }
 
-fn containers_of(session: &Value) -> String {
-    format!("ckad.session={}", session["id"].as_str().unwrap())
-}
-
 #[tokio::test]
 async fn a_session_starts_step_by_step_is_checked_extended_stopped_and_remembered() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +123,7 @@ async fn a_session_starts_step_by_step_is_checked_extended_stopped_and_remembere
     };
     let left = expires(&status) - Utc::now();
     assert!((59..=60).contains(&left.num_minutes()), "{left}");
-    assert!(!common::containers_labelled(&containers_of(&status))
+    assert!(!common::containers_labelled(&common::containers_of(&status))
         .await
         .is_empty());
 
@@ -173,7 +169,7 @@ async fn a_session_starts_step_by_step_is_checked_extended_stopped_and_remembere
         StatusCode::NOT_FOUND,
         "a second stop"
     );
-    assert!(common::containers_labelled(&containers_of(&status))
+    assert!(common::containers_labelled(&common::containers_of(&status))
         .await
         .is_empty());
     let (_, history) = platform.get("/api/session/history", &token).await;
@@ -296,7 +292,7 @@ async fn the_seats_are_capped_starts_are_rate_limited_and_admins_see_and_end_ses
     assert_eq!(code, StatusCode::OK, "{ended}");
     assert_eq!(ended["status"], "ended");
     assert_eq!(ended["notes"], "terminated by an admin");
-    assert!(common::containers_labelled(&containers_of(&session))
+    assert!(common::containers_labelled(&common::containers_of(&session))
         .await
         .is_empty());
     let (code, _) = platform
@@ -332,7 +328,7 @@ async fn time_runs_out_with_warnings_first() {
     };
     assert_eq!(seen.len(), 2, "one warning per threshold: {seen:?}");
     assert_eq!(ended["status"], "timeout");
-    assert!(common::containers_labelled(&containers_of(&session))
+    assert!(common::containers_labelled(&common::containers_of(&session))
         .await
         .is_empty());
     let (_, history) = platform.get("/api/session/history", &token).await;
@@ -388,7 +384,7 @@ async fn a_platform_killed_during_a_start_leaves_nothing_once_restarted() {
         let (code, _) = platform.get("/api/session/status", &token).await;
         let clusters = common::clusters_of_instance(&instance).await;
         let left = common::containers_labelled(&project).await;
-        let terminal = common::containers_labelled(&containers_of(&session)).await;
+        let terminal = common::containers_labelled(&common::containers_of(&session)).await;
         if code == StatusCode::NOT_FOUND && clusters.is_empty() && left.is_empty() && terminal.is_empty() {
             break;
         }
@@ -444,7 +440,7 @@ async fn a_start_under_way_at_a_sigterm_completes_before_the_platform_stops() {
         platform.post("/api/session/stop", &token).await.0,
         StatusCode::NO_CONTENT
     );
-    assert!(common::containers_labelled(&containers_of(&session))
+    assert!(common::containers_labelled(&common::containers_of(&session))
         .await
         .is_empty());
     assert!(common::clusters_of_instance(&common::instance(dir.path()))
@@ -480,22 +476,9 @@ async fn a_stop_during_the_start_wins_and_leaves_nothing() {
 
     // Whatever the start was making when the stop came is removed, and stays removed once the
     // start has had time to finish.
-    let project = format!("com.docker.compose.project=kwok-{cluster}");
-    let left = || async {
-        let mut left = common::containers_labelled(&project).await;
-        left.extend(common::containers_labelled(&containers_of(&session)).await);
-        if common::network_exists(&format!("kwok-{cluster}")).await {
-            left.push(format!("network kwok-{cluster}"));
-        }
-        left
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !left().await.is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", left().await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_until_nothing_left(&cluster, &session).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(left().await, Vec::<String>::new());
+    assert_eq!(common::left_of(&cluster, &session).await, Vec::<String>::new());
     let (_, history) = platform.get("/api/session/history", &token).await;
     assert_eq!(history[0]["id"], session["id"]);
     assert_eq!(history[0]["status"], "ended");
@@ -536,7 +519,7 @@ async fn a_failed_start_tells_the_learner_a_sentence_and_a_reference() {
     }
     let (_, history) = platform.get("/api/session/history", &token).await;
     assert_eq!(history[0]["status"], "failed");
-    assert!(common::containers_labelled(&containers_of(&session))
+    assert!(common::containers_labelled(&common::containers_of(&session))
         .await
         .is_empty());
     platform.shut_down().await;
