@@ -59,7 +59,7 @@ async fn watch_until_end(sessions: Sessions, session: Session) {
         if let Some(closest) = passed.iter().min() {
             let minutes_left = closest.as_secs().div_ceil(60) as u32;
             // Every replica watches every started session: the warning is given by one.
-            match sessions.store.claim_warning(&current.id, minutes_left).await {
+            match sessions.store.claim_warning(&current.id, *closest).await {
                 Ok(true) => {
                     sessions
                         .events

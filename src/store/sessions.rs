@@ -128,7 +128,7 @@ impl Store {
         let session: Option<Session> = self.session_by_id(id).await?;
         let Some(session) = session else { return Ok(None) };
         Ok(on!(self.db, |c| sqlx::query_as(&format!(
-            "UPDATE sessions SET expires_at = $1, extended = TRUE, warned_minutes = NULL
+            "UPDATE sessions SET expires_at = $1, extended = TRUE, warned_secs = NULL
              WHERE id = $2 AND status = 'started' AND NOT extended RETURNING {COLUMNS}"
         ))
         .bind(session.expires_at + by)
@@ -137,14 +137,16 @@ impl Store {
         .await)?)
     }
 
-    /// Claims the warning "`minutes_left` minutes left" for a started session: true for the one
-    /// clock (of every replica's) that should give it, false once it, or a later one, was given.
-    pub async fn claim_warning(&self, id: &str, minutes_left: u32) -> Result<bool, StoreError> {
+    /// Claims the warning for `threshold` (the time left it is given at) for a started session:
+    /// true for the one clock (of every replica's) that should give it, false once it, or a
+    /// later one, was given.
+    pub async fn claim_warning(&self, id: &str, threshold: std::time::Duration) -> Result<bool, StoreError> {
+        let secs = i64::try_from(threshold.as_secs()).unwrap_or(i64::MAX);
         let claimed = on!(self.db, |c| sqlx::query(
-            "UPDATE sessions SET warned_minutes = $1
-             WHERE id = $2 AND status = 'started' AND (warned_minutes IS NULL OR warned_minutes > $1)"
+            "UPDATE sessions SET warned_secs = $1
+             WHERE id = $2 AND status = 'started' AND (warned_secs IS NULL OR warned_secs > $1)"
         )
-        .bind(i64::from(minutes_left))
+        .bind(secs)
         .bind(id)
         .execute(c)
         .await
@@ -471,19 +473,22 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert!(!store.claim_warning(&session.id, 15).await.unwrap(), "not started yet");
+            let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+            assert!(!store.claim_warning(&session.id, minutes(15)).await.unwrap(), "not started yet");
             store.set_session_status(&session.id, SessionStatus::Started, "").await.unwrap();
             let clocks = (0..8).map(|_| {
                 let (store, id) = (store.clone(), session.id.clone());
-                tokio::spawn(async move { store.claim_warning(&id, 15).await.unwrap() })
+                tokio::spawn(async move { store.claim_warning(&id, minutes(15)).await.unwrap() })
             });
             let given = futures_util::future::join_all(clocks).await;
             assert_eq!(given.into_iter().filter(|g| *g.as_ref().unwrap()).count(), 1);
-            assert!(!store.claim_warning(&session.id, 30).await.unwrap(), "15 came already");
-            assert!(store.claim_warning(&session.id, 5).await.unwrap());
-            assert!(!store.claim_warning(&session.id, 5).await.unwrap());
+            assert!(!store.claim_warning(&session.id, minutes(30)).await.unwrap(), "15 came already");
+            // Thresholds closer than a minute are told apart (both say "1 minute left").
+            assert!(store.claim_warning(&session.id, std::time::Duration::from_secs(50)).await.unwrap());
+            assert!(store.claim_warning(&session.id, std::time::Duration::from_secs(20)).await.unwrap());
+            assert!(!store.claim_warning(&session.id, std::time::Duration::from_secs(20)).await.unwrap());
             store.extend_session(&session.id, Duration::minutes(30)).await.unwrap().unwrap();
-            assert!(store.claim_warning(&session.id, 15).await.unwrap());
+            assert!(store.claim_warning(&session.id, minutes(15)).await.unwrap());
         }
 
         async fn sessions_need_a_real_user(store: Store) {
