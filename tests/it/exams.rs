@@ -311,16 +311,7 @@ async fn an_exam_with_hosts_has_a_cluster_per_host_reached_by_ssh() {
     let (code, session) = platform.post("/api/exams/ckad-full-2/start", &token).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{session}");
     let id = session["id"].as_str().unwrap().to_owned();
-    common::eventually(
-        "the exam with hosts started",
-        Duration::from_secs(300),
-        || async {
-            let (_, now) = platform.get("/api/session/status", &token).await;
-            assert_ne!(now["status"], "failed", "{now}");
-            now["status"] == "started"
-        },
-    )
-    .await;
+    platform.wait_started(&token).await;
     eprintln!(
         "an exam with 3 hosts started in {:.1} s",
         began.elapsed().as_secs_f64()
