@@ -21,8 +21,8 @@ use ckad_platform::{
     domain::Email,
     mail::{MailError, Mailer},
     replays::{Recordings, ReplaySettings},
-    store::NewSession,
-    terminals::{Grant, ShellTab, TermSize, TerminalAccess, TerminalIo, TerminalSpec},
+    store::{NewSession, TicketGrant},
+    terminals::{ShellTab, TermSize, TerminalAccess, TerminalIo, TerminalSpec},
     AppState,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -189,7 +189,7 @@ async fn measure(
         BURST,
     )
     .await?;
-    let grant = Grant {
+    let grant = TicketGrant {
         user_id: row.user_id.clone(),
         session_id: row.id.clone(),
     };
@@ -431,7 +431,7 @@ async fn many_round_trips(
 ) -> anyhow::Result<Vec<Duration>> {
     let mut sockets = Vec::new();
     for (_, user_id, session_id) in terminals {
-        let grant = Grant {
+        let grant = TicketGrant {
             user_id: user_id.clone(),
             session_id: session_id.clone(),
         };

@@ -36,7 +36,8 @@ use super::{extract::CurrentUser, ApiError};
 use crate::{
     replays::Tap,
     sessions::SessionError,
-    terminals::{CloseReason, Grant, ShellTab, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
+    store::TicketGrant,
+    terminals::{CloseReason, ShellTab, TermSize, TerminalError, TerminalIo, TICKET_LIFETIME},
     AppState,
 };
 
@@ -80,7 +81,7 @@ async fn ticket(user: CurrentUser, State(state): State<AppState>) -> Result<Json
         })?;
     let ticket = state
         .tickets
-        .mint(&Grant {
+        .mint(&TicketGrant {
             user_id: user.id,
             session_id: session.id,
         })

@@ -22,7 +22,7 @@ use tokio::io::AsyncWrite;
 pub use docker::DockerTerminals;
 pub use firewall::{EgressProbe, HostFirewall, ProbeTarget, EGRESS_CHAIN};
 pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
-pub use tickets::{Grant, Tickets, TICKET_LIFETIME};
+pub use tickets::{Tickets, TICKET_LIFETIME};
 
 use crate::{
     clusters::{ClusterName, Kubeconfig},

@@ -14,9 +14,6 @@ use crate::store::{Store, StoreError, TicketGrant};
 
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 
-/// Whose terminal a ticket opens.
-pub type Grant = TicketGrant;
-
 #[derive(Clone)]
 pub struct Tickets {
     store: Store,
@@ -28,7 +25,7 @@ impl Tickets {
     }
 
     /// A new ticket for `grant`: 256 random bits, URL-safe.
-    pub async fn mint(&self, grant: &Grant) -> Result<String, StoreError> {
+    pub async fn mint(&self, grant: &TicketGrant) -> Result<String, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let ticket = URL_SAFE_NO_PAD.encode(bytes);
@@ -41,7 +38,7 @@ impl Tickets {
     }
 
     /// The grant of a live ticket, which is used up; `None` for an unknown, used or expired one.
-    pub async fn redeem(&self, ticket: &str) -> Result<Option<Grant>, StoreError> {
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<TicketGrant>, StoreError> {
         self.store.redeem_terminal_ticket(&hash(ticket), Utc::now()).await
     }
 }
@@ -71,7 +68,7 @@ mod tests {
             exam_id: None,
         };
         let session = store.insert_session(new, 1).await.unwrap().unwrap();
-        let grant = Grant {
+        let grant = TicketGrant {
             user_id: user.id,
             session_id: session.id,
         };
