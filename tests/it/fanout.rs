@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::{
     common::{self, Platform, Terminals, ORIGIN},
     postgres::TestDatabase,
-    sessions::Events,
+    sessions::{Events, COLD_START_STEPS},
 };
 
 use reqwest::StatusCode;
@@ -27,33 +27,10 @@ async fn what_happens_through_one_replica_reaches_the_other() {
     let mut page = Events::open(&b, &token).await;
     let (status, session) = a.post("/api/session/start", &token).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{session}");
-    let mut steps = Vec::new();
-    let started = loop {
-        match page.next().await {
-            (name, body) if name == "started" => break body,
-            (name, body) => {
-                assert_eq!(name, "progress", "{body}");
-                steps.push(format!(
-                    "{} {}",
-                    body["step"].as_str().unwrap(),
-                    body["state"].as_str().unwrap()
-                ));
-            }
-        }
-    };
-    assert_eq!(
-        steps,
-        [
-            "cluster running",
-            "cluster done",
-            "tasks running",
-            "tasks done",
-            "terminal running",
-            "terminal done"
-        ]
-    );
-    assert_eq!(started["session"]["id"], session["id"]);
-    assert_eq!(started["session"]["status"], "started");
+    let (steps, started) = page.steps_until_started().await;
+    assert_eq!(steps, COLD_START_STEPS);
+    assert_eq!(started["id"], session["id"]);
+    assert_eq!(started["status"], "started");
 
     // A terminal open on B closes with the reason when the user signs out through A, and
     // another when the session is stopped through A.

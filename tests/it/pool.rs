@@ -16,11 +16,10 @@ use ckad_platform::{
     store::{PoolMember, PoolMemberStatus, Store},
 };
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::{
     common::{self, Platform, Process},
-    sessions::Events,
+    sessions::{Events, COLD_START_STEPS},
 };
 
 const DOCKER: &str = "unix:///var/run/docker.sock";
@@ -70,18 +69,6 @@ async fn metric(platform: &Platform, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-/// The steps the learner's page is shown until the session starts, and the started session.
-async fn steps_until_started(events: &mut Events) -> (Vec<String>, Value) {
-    let mut steps = Vec::new();
-    loop {
-        match events.next().await {
-            (name, body) if name == "progress" => steps.push(format!("{} {}", body["step"], body["state"])),
-            (name, body) if name == "started" => return (steps, body["session"].clone()),
-            other => panic!("unexpected event {other:?}"),
-        }
-    }
 }
 
 /// Removes every member the platform of `dir` left (members outlive their platform): a platform
@@ -199,10 +186,10 @@ async fn an_empty_pool_falls_back_to_a_cold_start_with_the_same_steps() {
     assert_eq!(warm["id"].as_str(), Some(member.id.as_str()));
     assert_ne!(cold["id"].as_str(), Some(member.id.as_str()));
 
-    let (warm_steps, warm_started) = steps_until_started(&mut ada_events).await;
-    let (cold_steps, cold_started) = steps_until_started(&mut bob_events).await;
+    let (warm_steps, warm_started) = ada_events.steps_until_started().await;
+    let (cold_steps, cold_started) = bob_events.steps_until_started().await;
     assert_eq!(warm_steps, cold_steps);
-    assert_eq!(warm_steps.len(), 6, "{warm_steps:?}");
+    assert_eq!(cold_steps, COLD_START_STEPS);
     assert_eq!(warm_started["id"], warm["id"]);
     assert_eq!(cold_started["id"], cold["id"]);
     assert_eq!(metric(&platform, "ckad_pool_claims_total").await, 1.0);
@@ -257,8 +244,8 @@ async fn a_dead_member_is_removed_and_the_start_goes_on_cold() {
         Some(member.id.as_str()),
         "the member was claimed"
     );
-    let (steps, started) = steps_until_started(&mut events).await;
-    assert_eq!(steps.len(), 6, "{steps:?}");
+    let (steps, started) = events.steps_until_started().await;
+    assert_eq!(steps, COLD_START_STEPS);
     assert_eq!(started["id"], session["id"]);
     // The cluster was built again under its name: its containers are back, and run.
     let now = common::containers_labelled(&project).await;

@@ -63,7 +63,35 @@ impl Events {
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+
+    /// The steps a start shows ("cluster running", ...) until `started`, and the started session.
+    pub(crate) async fn steps_until_started(&mut self) -> (Vec<String>, Value) {
+        let mut steps = Vec::new();
+        loop {
+            match self.next().await {
+                (name, body) if name == "started" => return (steps, body["session"].clone()),
+                (name, body) => {
+                    assert_eq!(name, "progress", "{body}");
+                    steps.push(format!(
+                        "{} {}",
+                        body["step"].as_str().unwrap(),
+                        body["state"].as_str().unwrap()
+                    ));
+                }
+            }
+        }
+    }
 }
+
+/// The steps of a cold start, as its page shows them.
+pub(crate) const COLD_START_STEPS: [&str; 6] = [
+    "cluster running",
+    "cluster done",
+    "tasks running",
+    "tasks done",
+    "terminal running",
+    "terminal done",
+];
 
 #[tokio::test]
 async fn a_session_starts_step_by_step_is_checked_extended_stopped_and_remembered() {
@@ -90,29 +118,8 @@ async fn a_session_starts_step_by_step_is_checked_extended_stopped_and_remembere
         (StatusCode::CONFLICT, Some("you already have a session running"))
     );
 
-    let mut steps = Vec::new();
-    let started = loop {
-        match events.next().await {
-            (name, body) if name == "progress" => steps.push(format!(
-                "{} {}",
-                body["step"].as_str().unwrap(),
-                body["state"].as_str().unwrap()
-            )),
-            (name, body) if name == "started" => break body["session"].clone(),
-            other => panic!("unexpected event {other:?}"),
-        }
-    };
-    assert_eq!(
-        steps,
-        [
-            "cluster running",
-            "cluster done",
-            "tasks running",
-            "tasks done",
-            "terminal running",
-            "terminal done"
-        ]
-    );
+    let (steps, started) = events.steps_until_started().await;
+    assert_eq!(steps, COLD_START_STEPS);
     assert_eq!(started["id"], recorded["id"]);
     let (_, status) = platform.get("/api/session/status", &token).await;
     assert_eq!(status["status"], "started");
