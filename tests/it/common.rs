@@ -181,6 +181,17 @@ pub async fn left_of(cluster: &str, session: &Value) -> Vec<String> {
     left
 }
 
+/// Stops the learner's session through the platform started in `dir`, and checks that neither its
+/// terminal nor any cluster of that platform is left.
+pub async fn stop_leaving_nothing(platform: &Platform, token: &str, session: &Value, dir: &Path) {
+    assert_eq!(
+        platform.post("/api/session/stop", token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(containers_labelled(&containers_of(session)).await.is_empty());
+    assert!(clusters_of_instance(&instance(dir)).await.is_empty());
+}
+
 /// Waits (a minute at most) until nothing is left of a `lite` session.
 pub async fn wait_until_nothing_left(cluster: &str, session: &Value) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -224,16 +224,7 @@ async fn a_second_tab_is_a_shell_of_its_own_and_the_recording_follows_the_tab_in
     // what it showed before), then what it showed next; the first tab's later line is not there.
     assert!(at("[one-2]") < at("[]two-4") && at("[]two-4") < at("three-6"));
     assert!(!printed.contains("[one-2]again"), "{printed:?}");
-    assert_eq!(
-        platform.post("/api/session/stop", &ada).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert!(common::containers_labelled(&common::containers_of(&session))
-        .await
-        .is_empty());
-    assert!(common::clusters_of_instance(&common::instance(dir.path()))
-        .await
-        .is_empty());
+    common::stop_leaving_nothing(&platform, &ada, &session, dir.path()).await;
     platform.shut_down().await;
 }
 

@@ -443,16 +443,7 @@ async fn a_start_under_way_at_a_sigterm_completes_before_the_platform_stops() {
     let (code, status) = platform.get("/api/session/status", &token).await;
     assert_eq!(code, StatusCode::OK, "{status}");
     assert_eq!(status["status"], "started", "{status}");
-    assert_eq!(
-        platform.post("/api/session/stop", &token).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert!(common::containers_labelled(&common::containers_of(&session))
-        .await
-        .is_empty());
-    assert!(common::clusters_of_instance(&common::instance(dir.path()))
-        .await
-        .is_empty());
+    common::stop_leaving_nothing(&platform, &token, &session, dir.path()).await;
 }
 
 #[tokio::test]
