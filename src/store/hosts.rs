@@ -40,23 +40,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, Utc};
-
     use super::*;
-    use crate::store::{testing::both_databases, NewSession};
+    use crate::store::testing::{both_databases, session_of};
 
     both_databases! {
         async fn a_sessions_hosts_are_recorded_all_or_none(store: Store) {
-            let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
-            let now = Utc::now();
-            let new = NewSession {
-                user_id: &user.id,
-                cluster_name: "ckad-a1b2c3",
-                start_time: now,
-                expires_at: now + Duration::hours(2),
-                exam_id: Some("ckad-full-2"),
-            };
-            let session = store.insert_session(new, 10).await.unwrap().unwrap();
+            let session = session_of(&store, "ada@example.com", "ckad-a1b2c3", Some("ckad-full-2")).await;
             assert_eq!(store.session_hosts(&session.id).await.unwrap(), []);
 
             let hosts = [("ckad7326", "ckad-a1b2c3"), ("ckad5601", "ckad-a1b2c3-ckad5601")];

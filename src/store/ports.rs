@@ -137,26 +137,15 @@ pub fn bound_on_host(port: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
 
     use super::*;
-    use crate::store::{testing::both_databases, NewSession};
+    use crate::store::testing::{both_databases, session_of};
 
     async fn session(store: &Store, n: usize) -> String {
-        let user = store
-            .insert_user(&format!("user{n}@example.com"), "")
+        let email = format!("user{n}@example.com");
+        session_of(store, &email, &format!("ckad-test{n:04}"), None)
             .await
-            .unwrap();
-        let now = Utc::now();
-        let name = format!("ckad-test{n:04}");
-        let new = NewSession {
-            user_id: &user.id,
-            cluster_name: &name,
-            start_time: now,
-            expires_at: now + Duration::hours(1),
-            exam_id: None,
-        };
-        store.insert_session(new, u32::MAX).await.unwrap().unwrap().id
+            .id
     }
 
     fn nothing_bound(_: u16) -> bool {

@@ -6,7 +6,8 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use super::Store;
+use super::{NewSession, Store};
+use crate::domain::Session;
 
 /// A database no other test uses, at `url`.
 pub struct Fresh {
@@ -71,6 +72,20 @@ impl Fresh {
             }
         }
     }
+}
+
+/// A new learner (`email`) with a session of an hour on `cluster`, recorded as a start records it.
+pub async fn session_of(store: &Store, email: &str, cluster: &str, exam_id: Option<&str>) -> Session {
+    let user = store.insert_user(email, "").await.unwrap();
+    let now = chrono::Utc::now();
+    let new = NewSession {
+        user_id: &user.id,
+        cluster_name: cluster,
+        start_time: now,
+        expires_at: now + chrono::Duration::hours(1),
+        exam_id,
+    };
+    store.insert_session(new, u32::MAX).await.unwrap().unwrap()
 }
 
 /// Each `async fn name(store: Store) { … }` becomes two tests, `sqlite::name` and

@@ -66,21 +66,12 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::store::{testing::both_databases, NewSession};
+    use crate::store::testing::{both_databases, session_of};
 
     async fn grant(store: &Store) -> TicketGrant {
-        let user = store.insert_user("ada@example.com", "Ada").await.unwrap();
-        let now = Utc::now();
-        let new = NewSession {
-            user_id: &user.id,
-            cluster_name: "ckad-a1b2c3",
-            start_time: now,
-            expires_at: now + Duration::hours(1),
-            exam_id: None,
-        };
-        let session = store.insert_session(new, 10).await.unwrap().unwrap();
+        let session = session_of(store, "ada@example.com", "ckad-a1b2c3", None).await;
         TicketGrant {
-            user_id: user.id,
+            user_id: session.user_id,
             session_id: session.id,
         }
     }
