@@ -6,6 +6,7 @@
 pub(crate) mod command;
 mod kind;
 mod kubeconfig;
+pub mod kubernetes;
 mod lite;
 mod name;
 mod network;
@@ -84,6 +85,8 @@ pub enum ClusterError {
     Kube(#[from] kube::Error),
     #[error("Docker: {0}")]
     Docker(#[from] bollard::errors::Error),
+    #[error("the session's certificates: {0}")]
+    Pki(#[from] rcgen::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
