@@ -582,6 +582,9 @@ pub fn control_plane_pod(tenant: &Tenant<'_>, images: &ControlPlaneImages) -> Po
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--authorization-mode=Node,RBAC".into(),
+            // kwok's node names itself `kwok-controller`, which no DNS knows: its address is the
+            // pod's IP (so `kubectl logs`/`exec` answer "none found" as on `lite`).
+            "--kubelet-preferred-address-types=InternalIP".into(),
             // Learners may ask for privileged pods: kwok runs none of them.
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
@@ -881,11 +884,9 @@ mod tests {
         assert!(args.contains(&"--listen-client-urls=http://127.0.0.1:2379".to_owned()));
         assert!(args.contains(&format!("--quota-backend-bytes={}", lite::ETCD_QUOTA_BYTES)));
         let apiserver = &sidecars[1];
-        assert!(apiserver
-            .args
-            .as_ref()
-            .unwrap()
-            .contains(&"--authorization-mode=Node,RBAC".to_owned()));
+        let args = apiserver.args.as_ref().unwrap();
+        assert!(args.contains(&"--authorization-mode=Node,RBAC".to_owned()));
+        assert!(args.contains(&"--kubelet-preferred-address-types=InternalIP".to_owned()));
     }
 
     #[test]
