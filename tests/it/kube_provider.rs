@@ -346,12 +346,10 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     drop(first);
     let size = TermSize { cols: 120, rows: 40 };
     let mut second = terminals.attach(&name, ShellTab::FIRST, size).await.unwrap();
-    second
-        .input
-        .write_all(b"echo $MARK-again; stty size\r")
-        .await
-        .unwrap();
+    // One command at a time: a read stops at the chunk that shows what it waits for.
+    second.input.write_all(b"echo $MARK-again\r").await.unwrap();
     read_until(&mut second, "kept-again").await;
+    second.input.write_all(b"stty size\r").await.unwrap();
     read_until(&mut second, "40 120").await;
     second.control.detach().await;
     drop(second);
