@@ -192,7 +192,7 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
         .unwrap();
     let stored = String::from_utf8(secret.data.unwrap()["config"].0.clone()).unwrap();
     assert_eq!(stored, made.platform_kubeconfig.yaml());
-    let tunnel = ApiTunnel::open(client.clone(), &made.namespace).await.unwrap();
+    let tunnel = ApiTunnel::open(client.clone(), &made.namespace, 0).await.unwrap();
     let session = made
         .platform_kubeconfig
         .with_server(&tunnel.server())
