@@ -415,6 +415,20 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     settings.clusters.kubernetes.kubeconfig = Some(kubeconfig);
     let instance = settings.clusters.instance.clone();
     let platform = Platform::start(settings).await;
+    // Ready with the host cluster; no Docker engine or host firewall is asked for.
+    platform.wait_until_ready().await;
+    let (_, readiness) = platform.get("/readyz", "").await;
+    let checks: Vec<&str> = readiness["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        ["database", "kubernetes", "terminal", "pool"],
+        "{readiness}"
+    );
     let host = host_kubeconfig.client().await.unwrap();
     let namespaces: Api<Namespace> = Api::all(host.clone());
     let sessions_of_instance = || async {
