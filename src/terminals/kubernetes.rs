@@ -28,7 +28,7 @@ use crate::clusters::{
     ClusterName, CLUSTER_LABEL, INSTANCE_LABEL,
 };
 
-/// A new pod runs within this once its image is on the node.
+/// A new pod runs, and reaches its API, within this once its image is on the node.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// The sessions' terminal pods on the host cluster.
@@ -80,19 +80,26 @@ impl PodTerminals {
             loop {
                 let phase = pods.get(TERMINAL).await?.status.and_then(|s| s.phase);
                 match phase.as_deref() {
-                    Some("Running") => return Ok(()),
+                    Some("Running") => break,
                     Some("Failed" | "Succeeded") => {
                         return Err(TerminalError::Unavailable("the terminal pod ended".into()))
                     }
                     _ => tokio::time::sleep(Duration::from_millis(250)).await,
                 }
             }
+            // A new pod's traffic passes once the host's policy controller has seen it (a run's
+            // first kubectl a moment after the start reached nothing): ready means reaching.
+            let probe = ["kubectl", "--request-timeout=2s", "get", "--raw", "/livez"].map(str::to_owned);
+            while self.run(spec.cluster, probe.to_vec()).await?.0 != 0 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(())
         };
         tokio::time::timeout(START_LIMIT, running)
             .await
             .unwrap_or_else(|_| {
                 Err(TerminalError::Unavailable(
-                    "the terminal pod did not start in time".into(),
+                    "the terminal pod did not start and reach its API in time".into(),
                 ))
             })
     }

@@ -374,8 +374,33 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     // One command at a time: a read stops at the chunk that shows what it waits for.
     second.input.write_all(b"echo $MARK-again\r").await.unwrap();
     read_until(&mut second, "kept-again").await;
-    second.input.write_all(b"stty size\r").await.unwrap();
-    read_until(&mut second, "40 120").await;
+    // The shell's window takes the new size once tmux has resized it (a moment after the
+    // attach: one run's first `stty size` still said 24 80), so it is asked until it has.
+    let mut seen = String::new();
+    let sized = async {
+        loop {
+            second.input.write_all(b"stty size\r").await.unwrap();
+            let pause = tokio::time::sleep(Duration::from_millis(500));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    chunk = second.output.next() => {
+                        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+                        if seen.contains("40 120") {
+                            return;
+                        }
+                    }
+                    () = &mut pause => break,
+                }
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), sized)
+        .await
+        .is_err()
+    {
+        panic!("the window never became 40 rows of 120: {seen:?}");
+    }
     second.control.detach().await;
     drop(second);
 
@@ -403,9 +428,10 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     sessions.delete(&name).await.unwrap();
 }
 
-/// The platform outside the host (`HOST_KUBECONFIG`), as a learner uses it: Start makes the
-/// session's namespace, the terminal's socket reaches a shell in the terminal pod whose kubectl
-/// sees the session's Ready node, Check grades what was typed, and Stop leaves nothing on the host.
+/// The platform outside the host (`HOST_KUBECONFIG`), as a learner uses it, once its reconciler
+/// has removed an orphaned session: Start makes the session's namespace, the terminal's socket
+/// reaches a shell in the terminal pod whose kubectl sees the session's Ready node, Check grades
+/// what was typed, and Stop leaves nothing on the host.
 async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("host.kubeconfig");
@@ -414,6 +440,14 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     settings.clusters.provider = ProviderKind::Kubernetes;
     settings.clusters.kubernetes.kubeconfig = Some(kubeconfig);
     let instance = settings.clusters.instance.clone();
+    let host = host_kubeconfig.client().await.unwrap();
+    // A session of this instance that no database row owns (as a crash between its making and
+    // its record would leave): the reconciler's first pass finds it by its labels and removes it.
+    let orphan = ClusterName::generate();
+    HostCluster::new(host.clone(), &instance, ControlPlaneImages::pinned(""), None)
+        .create(&orphan)
+        .await
+        .unwrap();
     let platform = Platform::start(settings).await;
     // Ready with the host cluster; no Docker engine or host firewall is asked for.
     platform.wait_until_ready().await;
@@ -429,8 +463,13 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
         ["database", "kubernetes", "terminal", "pool"],
         "{readiness}"
     );
-    let host = host_kubeconfig.client().await.unwrap();
     let namespaces: Api<Namespace> = Api::all(host.clone());
+    eventually(
+        "the orphan's namespace removed",
+        Duration::from_secs(90),
+        || async { namespaces.get_opt(orphan.as_str()).await.unwrap().is_none() },
+    )
+    .await;
     let sessions_of_instance = || async {
         let selector = format!("ckad.platform=kubernetes,ckad.instance={instance}");
         let listed = namespaces
