@@ -3,7 +3,7 @@
 # client in the wasm tree means a server-only dependency escaped the `ssr` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-forbidden='^(tokio|mio|sqlx|sqlx-.*|bollard|axum|hyper|kube|kube-.*|k8s-openapi|leptos_axum)$'
+forbidden='^(tokio|mio|sqlx|sqlx-.*|bollard|axum|hyper|kube|kube-.*|k8s-openapi|leptos_axum|rcgen)$'
 tree=$(cargo tree --locked -p app --target wasm32-unknown-unknown --no-default-features --features hydrate \
   -e normal --prefix none --format '{p}' | awk '{ print $1 }' | sort -u)
 found=$(grep -E "$forbidden" <<<"$tree" || true)

@@ -22,8 +22,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 
 use super::{
-    command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
-    ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
+    command,
+    network::{revive_cluster, Members, Networks},
+    probe_health, settle, wait_until_healthy, Cluster, ClusterError, ClusterHealth, ClusterName,
+    ClusterProvider, ClusterSpec, Kubeconfig,
 };
 use crate::docker::DockerEngine;
 
@@ -35,18 +37,18 @@ const PROJECT_PREFIX: &str = "kwok-";
 const NODE_NAME: &str = "node01";
 /// Each control-plane container's ceiling in MiB, so that a learner's cluster cannot take the
 /// host's memory (the same for CPU and processes below). Several times what each uses at idle.
-const MEMORY_MIB: [(&str, i64); 5] = [
+pub(super) const MEMORY_MIB: [(&str, i64); 5] = [
     ("etcd", 384),
     ("kube-apiserver", 768),
     ("kube-controller-manager", 256),
     ("kube-scheduler", 128),
     ("kwok-controller", 128),
 ];
-const NANO_CPUS: i64 = 1_000_000_000;
+pub(super) const NANO_CPUS: i64 = 1_000_000_000;
 const PIDS: i64 = 256;
 /// etcd's backend quota (`--quota-backend-bytes`): a learner writing objects in a loop meets it
 /// ("database space exceeded") long before the host's disk fills; practice uses a few MiB.
-const ETCD_QUOTA_BYTES: u64 = 64 * 1024 * 1024;
+pub(super) const ETCD_QUOTA_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The component versions, shared with the build script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +82,6 @@ impl LiteVersions {
 
     /// The image kwokctl runs per component; the tag is the version it reads.
     fn images(&self) -> [(&'static str, String); 5] {
-        let image = |component: &str, version: &str| format!("ckad-lite/{component}:{version}");
         [
             ("--etcd-image", image("etcd", &self.etcd)),
             (
@@ -98,6 +99,11 @@ impl LiteVersions {
             ("--kwok-controller-image", image("kwok", &self.kwok)),
         ]
     }
+}
+
+/// The local name of a component's image (scripts/build-lite.sh): the tag is its version.
+pub(super) fn image(component: &str, version: &str) -> String {
+    format!("ckad-lite/{component}:{version}")
 }
 
 /// What every cluster's components get beyond kwokctl's defaults.
@@ -362,6 +368,10 @@ impl ClusterProvider for LiteProvider {
         Ok(probe_health(&client).await)
     }
 
+    async fn revive(&self, name: &ClusterName) -> Result<Members, ClusterError> {
+        revive_cluster(&self.docker, &self.network_of(name)).await
+    }
+
     async fn ready(&self) -> Result<(), String> {
         let bin_dir = self.bin_dir().map_err(|e| e.to_string())?;
         for tool in ["kwokctl", "kubectl"] {
@@ -387,7 +397,7 @@ impl ClusterProvider for LiteProvider {
 }
 
 /// The API's first answer can take a few seconds after kwokctl returns.
-async fn wait_until_api_answers(client: &kube::Client) -> Result<(), ClusterError> {
+pub(super) async fn wait_until_api_answers(client: &kube::Client) -> Result<(), ClusterError> {
     let poll = async {
         while client.apiserver_version().await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -402,7 +412,7 @@ async fn wait_until_api_answers(client: &kube::Client) -> Result<(), ClusterErro
 }
 
 /// A worker node that kwok keeps Ready and runs pods on (without containers).
-async fn add_simulated_node(client: &kube::Client) -> Result<(), ClusterError> {
+pub(super) async fn add_simulated_node(client: &kube::Client) -> Result<(), ClusterError> {
     let node: Node = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Node",

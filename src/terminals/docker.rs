@@ -77,17 +77,17 @@ const HOME: &str = "/home/ckad";
 const COURSE: &str = "/opt/course";
 /// Reads a file for the grader: exit 3 when nothing is there, else at most `$2` bytes of `$1`.
 /// The path is an argument, never part of the script.
-const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$2" -- "$1""#;
+pub(super) const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$2" -- "$1""#;
 /// Writes `$2` to `$1`, making its folder.
-const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
+pub(super) const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
 /// Exit status of [`READ_FILE`] when the file does not exist.
-const NO_FILE: i64 = 3;
+pub(super) const NO_FILE: i64 = 3;
 /// Every connection to a tab attaches to its tmux session (`$1`), made by the first. The
 /// client's TTY is printed first, on a line of its own, so that the connection can be detached by
 /// name later; tmux starts only once the platform has read it and sent a line back, because a
 /// starting tmux client discards what the TTY holds unread (it flushes its output), which lost
 /// the line under load.
-const SHELL: &str = r#"tty && read -r _ && exec tmux -u new-session -A -s "$1""#;
+pub(super) const SHELL: &str = r#"tty && read -r _ && exec tmux -u new-session -A -s "$1""#;
 /// The first line of an attach is its TTY; a shell that has not printed it by then is broken.
 const TTY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -410,7 +410,7 @@ impl ExecControl {
 }
 
 /// Splits the attach's first line, its TTY (`/dev/pts/N`), from the rest of its output.
-async fn read_tty(output: &mut OutputStream) -> Result<(String, Bytes), TerminalError> {
+pub(super) async fn read_tty(output: &mut OutputStream) -> Result<(String, Bytes), TerminalError> {
     let mut seen = Vec::new();
     let read = async {
         while let Some(chunk) = output.next().await {
@@ -643,6 +643,16 @@ impl TerminalRuntime for DockerTerminals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_terminal_on_kubernetes_gets_what_a_docker_terminal_gets() {
+        use crate::clusters::kubernetes::TERMINAL_RESOURCES;
+        assert_eq!(TERMINAL_RESOURCES.limit_mib, TERMINAL_LIMITS.memory_mib);
+        assert_eq!(
+            TERMINAL_RESOURCES.limit_millicpu * 1_000_000,
+            TERMINAL_LIMITS.nano_cpus
+        );
+    }
 
     /// Each entry's path, mode and size.
     fn entries(bytes: &[u8]) -> Vec<(String, u32, u64)> {

@@ -9,6 +9,7 @@
 
 mod docker;
 mod firewall;
+mod kubernetes;
 mod sockets;
 mod tickets;
 
@@ -21,6 +22,7 @@ use tokio::io::AsyncWrite;
 
 pub use docker::DockerTerminals;
 pub use firewall::{EgressProbe, HostFirewall, ProbeTarget, EGRESS_CHAIN};
+pub use kubernetes::PodTerminals;
 pub use sockets::{CloseReason, SocketGuard, TerminalSockets};
 pub use tickets::{Tickets, TICKET_LIFETIME};
 
@@ -131,6 +133,8 @@ pub enum TerminalError {
     Unavailable(String),
     #[error("Docker: {0}")]
     Docker(#[from] bollard::errors::Error),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
 }
 
 /// Makes, attaches to and removes sessions' terminals; Docker is the one implementation.
