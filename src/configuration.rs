@@ -18,7 +18,7 @@ use crate::{
     terminals::ProbeTarget,
 };
 pub use crate::{
-    clusters::{ClusterSettings, ProviderKind},
+    clusters::{ClusterSettings, HostSettings, ProviderKind},
     telemetry::LogFormat,
 };
 
@@ -230,6 +230,13 @@ impl Settings {
                         var("KIND_NODE_RUNTIME", Optional::<String>(None))?.0,
                     ),
                 },
+                kubernetes: HostSettings {
+                    kubeconfig: var("HOST_KUBECONFIG", Optional::<AbsolutePath>(None))?
+                        .0
+                        .map(|p| p.0),
+                    image_registry: var("HOST_IMAGE_REGISTRY", String::new())?,
+                    platform_pod_labels: var("PLATFORM_POD_LABELS", Labels::default())?.0,
+                },
                 ports: PortRanges {
                     api: var("API_PORT_RANGE", PortRange(30000..=39999))?.0,
                     ingress: var("INGRESS_PORT_RANGE", PortRange(40000..=44999))?.0,
@@ -278,11 +285,12 @@ impl Settings {
     }
 }
 
-/// `WARM_POOL_SIZE` when unset: two members for `lite`, none for `kind`.
+/// `WARM_POOL_SIZE` when unset: two members for `lite`, none for `kind` and `kubernetes` (whose
+/// members would hold the host's memory).
 fn default_pool_size(provider: ProviderKind) -> usize {
     match provider {
         ProviderKind::Lite => 2,
-        ProviderKind::Kind => 0,
+        ProviderKind::Kind | ProviderKind::Kubernetes => 0,
     }
 }
 
@@ -561,6 +569,29 @@ fn secret(name: &'static str) -> Result<Option<SecretString>, ConfigError> {
     Ok(var(name, Optional::<String>(None))?.0.map(SecretString::from))
 }
 
+/// Kubernetes labels, `key=value` separated by commas.
+#[derive(Default)]
+struct Labels(std::collections::BTreeMap<String, String>);
+
+impl FromStr for Labels {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = |text: &str| {
+            !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        };
+        s.split(',')
+            .map(|pair| match pair.trim().split_once('=') {
+                Some((key, value)) if valid(key) && valid(value) => Ok((key.to_owned(), value.to_owned())),
+                _ => Err(format!("{pair:?} is not a label (key=value)")),
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
 /// A variable that may be unset.
 struct Optional<T>(Option<T>);
 
@@ -683,6 +714,20 @@ mod tests {
         assert_eq!("7-7".parse(), Ok(PortRange(7..=7)));
         for bad in ["30000", "9-8", "0-10", "1-70000", "a-b"] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn platform_pod_labels_are_key_equals_value_pairs() {
+        let labels = "app.kubernetes.io/name=ckad-platform, tier=web"
+            .parse::<Labels>()
+            .unwrap()
+            .0;
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels["app.kubernetes.io/name"], "ckad-platform");
+        assert_eq!(labels["tier"], "web");
+        for bad in ["app", "=web", "app=", "app=a b", "a=b,,c=d"] {
+            assert!(bad.parse::<Labels>().is_err(), "{bad}");
         }
     }
 

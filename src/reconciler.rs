@@ -18,8 +18,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clusters::{revive_cluster, ClusterName, ClusterProvider, Members},
-    docker::DockerEngine,
+    clusters::{ClusterName, ClusterProvider, Members},
     domain::{Session, SessionStatus},
     sessions::Sessions,
     store::{PoolMemberStatus, Store},
@@ -204,13 +203,12 @@ pub const LIVENESS_EVERY: Duration = Duration::from_secs(10);
 /// may fall in the middle of a stop that is removing them.
 const STRIKES: u32 = 2;
 
-/// What a session's terminal and cluster need from the engine.
+/// Who looks after a session's terminal and cluster.
 #[derive(Clone)]
 pub struct Liveness {
     pub sessions: Sessions,
     pub clusters: Arc<dyn ClusterProvider>,
     pub terminals: Arc<dyn TerminalRuntime>,
-    pub docker: DockerEngine,
 }
 
 /// Every `every` until `stopping`: starts again what stopped of each started session, and fails
@@ -275,7 +273,7 @@ impl Liveness {
                 vec![name]
             });
         for cluster in clusters {
-            match revive_cluster(&self.docker, &self.clusters.network_of(&cluster)).await {
+            match self.clusters.revive(&cluster).await {
                 Ok(Members::Running) => {}
                 Ok(Members::Restarted(containers)) => {
                     tracing::warn!(session = %session.id, %cluster, ?containers, "cluster containers had stopped and were started again");

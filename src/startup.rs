@@ -207,7 +207,6 @@ pub async fn run(
             sessions: state.sessions.clone(),
             clusters: state.clusters.clone(),
             terminals: state.terminals.clone(),
-            docker: state.docker.clone(),
         },
         reconciler::LIVENESS_EVERY,
         stopping.clone(),

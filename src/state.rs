@@ -21,7 +21,9 @@ use crate::{
     sessions::{SessionEvents, SessionParts, Sessions},
     store::Store,
     tasks::TaskCatalog,
-    terminals::{DockerTerminals, EgressProbe, HostFirewall, TerminalRuntime, TerminalSockets, Tickets},
+    terminals::{
+        DockerTerminals, EgressProbe, HostFirewall, PodTerminals, TerminalRuntime, TerminalSockets, Tickets,
+    },
 };
 
 #[derive(Clone, FromRef)]
@@ -109,11 +111,21 @@ impl AppState {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         let auth = Auth::new(store.clone(), settings.auth.secret.clone(), mailer, google);
-        let terminals: Arc<dyn TerminalRuntime> = Arc::new(DockerTerminals::new(
-            docker.clone(),
-            &settings.terminals.image,
-            &settings.clusters.instance,
-        ));
+        // Terminals live where their sessions' clusters do.
+        let terminals: Arc<dyn TerminalRuntime> = match settings.clusters.provider {
+            ProviderKind::Lite | ProviderKind::Kind => Arc::new(DockerTerminals::new(
+                docker.clone(),
+                &settings.terminals.image,
+                &settings.clusters.instance,
+            )),
+            ProviderKind::Kubernetes => Arc::new(PodTerminals::new(
+                clusters::kubernetes::host_client(&settings.clusters.kubernetes)
+                    .await
+                    .context("reaching the host cluster (CLUSTER_PROVIDER=kubernetes)")?,
+                &settings.terminals.image,
+                &settings.clusters.instance,
+            )),
+        };
         let sockets = TerminalSockets::default();
         let tasks = TaskCatalog::load(&settings.tasks_dir).context("loading the tasks")?;
         let stopping = CancellationToken::new();

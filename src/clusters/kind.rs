@@ -19,8 +19,10 @@ use serde::Deserialize as _;
 use tokio::sync::Mutex;
 
 use super::{
-    command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
-    ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
+    command,
+    network::{revive_cluster, Members, Networks},
+    probe_health, settle, wait_until_healthy, Cluster, ClusterError, ClusterHealth, ClusterName,
+    ClusterProvider, ClusterSpec, Kubeconfig,
 };
 use crate::{docker::DockerEngine, domain::PortSet};
 
@@ -446,6 +448,10 @@ impl ClusterProvider for KindProvider {
 
     fn containment(&self) -> Option<String> {
         self.config.containment.as_ref().map(NodeContainment::describe)
+    }
+
+    async fn revive(&self, name: &ClusterName) -> Result<Members, ClusterError> {
+        revive_cluster(&self.docker, &self.network_of(name)).await
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -22,8 +22,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 
 use super::{
-    command, network::Networks, probe_health, settle, wait_until_healthy, Cluster, ClusterError,
-    ClusterHealth, ClusterName, ClusterProvider, ClusterSpec, Kubeconfig,
+    command,
+    network::{revive_cluster, Members, Networks},
+    probe_health, settle, wait_until_healthy, Cluster, ClusterError, ClusterHealth, ClusterName,
+    ClusterProvider, ClusterSpec, Kubeconfig,
 };
 use crate::docker::DockerEngine;
 
@@ -364,6 +366,10 @@ impl ClusterProvider for LiteProvider {
     async fn health(&self, name: &ClusterName) -> Result<ClusterHealth, ClusterError> {
         let client = self.admin_kubeconfig(name).await?.client().await?;
         Ok(probe_health(&client).await)
+    }
+
+    async fn revive(&self, name: &ClusterName) -> Result<Members, ClusterError> {
+        revive_cluster(&self.docker, &self.network_of(name)).await
     }
 
     async fn ready(&self) -> Result<(), String> {

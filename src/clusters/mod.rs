@@ -1,7 +1,9 @@
 //! One Kubernetes cluster per session, behind [`ClusterProvider`]: `lite` (a real control plane
-//! with kwok-simulated nodes, in containers on the session's network) and `kind` (full clusters
-//! whose pods run, from an offline node image). Every cluster and network the platform makes carries its name prefix and
-//! labels, so that the reconciler can find what the database no longer owns.
+//! with kwok-simulated nodes, in containers on the session's network), `kind` (full clusters
+//! whose pods run, from an offline node image) and `kubernetes` (`lite`'s control plane as a pod
+//! in a namespace of a host cluster). Every cluster, network and namespace the platform makes
+//! carries its name prefix and labels, so that the reconciler can find what the database no
+//! longer owns.
 
 pub(crate) mod command;
 mod kind;
@@ -23,10 +25,8 @@ pub use kind::{
 pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
-pub use network::{
-    revive_cluster, Members, Networks, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL,
-};
-pub use settings::{ClusterSettings, ProviderKind};
+pub use network::{Members, Networks, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
+pub use settings::{ClusterSettings, HostSettings, ProviderKind};
 
 use crate::{docker::DockerEngine, domain::PortSet};
 
@@ -43,11 +43,11 @@ pub struct Cluster {
     pub name: ClusterName,
     /// For the platform (grader, health) on this host.
     pub admin_kubeconfig: Kubeconfig,
-    /// For the session's terminal, from inside the session's Docker network.
+    /// For the session's terminal, from inside the session's Docker network (or namespace).
     pub terminal_kubeconfig: Kubeconfig,
     /// The API as the platform reaches it.
     pub api_endpoint: String,
-    /// The Docker network the session's terminal must join.
+    /// The Docker network the session's terminal must join; on `kubernetes`, the namespace.
     pub network: String,
 }
 
@@ -92,17 +92,18 @@ pub enum ClusterError {
 }
 
 /// Creates, finds and removes the clusters behind sessions. Implementations are chosen by
-/// `CLUSTER_PROVIDER`; both are real (see `lite` and `kind`).
+/// `CLUSTER_PROVIDER`; all are real (see `lite`, `kind` and `kubernetes`).
 #[async_trait::async_trait]
 pub trait ClusterProvider: Send + Sync {
-    /// `lite` or `kind`.
+    /// `lite`, `kind` or `kubernetes`.
     fn kind(&self) -> &'static str;
 
     /// Whether the cluster's node runs containers, so that checks of real behaviour (logs, exec,
     /// HTTP) apply.
     fn runs_containers(&self) -> bool;
 
-    /// The Docker network the cluster and its session's terminal share.
+    /// Where the cluster and its session's terminal are: the Docker network they share, or on
+    /// `kubernetes` the namespace.
     fn network_of(&self, name: &ClusterName) -> String;
 
     /// Creates the cluster and waits until its API answers and a node is Ready. On failure
@@ -118,6 +119,10 @@ pub trait ClusterProvider: Send + Sync {
     /// How the cluster is doing right now.
     async fn health(&self, name: &ClusterName) -> Result<ClusterHealth, ClusterError>;
 
+    /// Starts again whatever of the cluster stopped; what it found. A part that cannot start
+    /// is an error.
+    async fn revive(&self, name: &ClusterName) -> Result<Members, ClusterError>;
+
     /// Whether the provider can create clusters at all (its tools and images are present);
     /// the reason when not. Shown by `/readyz`.
     async fn ready(&self) -> Result<(), String>;
@@ -132,7 +137,7 @@ pub trait ClusterProvider: Send + Sync {
 pub fn provider(
     settings: &ClusterSettings,
     docker: DockerEngine,
-) -> std::io::Result<Arc<dyn ClusterProvider>> {
+) -> Result<Arc<dyn ClusterProvider>, ClusterError> {
     Ok(match settings.provider {
         ProviderKind::Lite => Arc::new(
             LiteProvider::new(
@@ -152,6 +157,10 @@ pub fn provider(
             )?
             .with_subnet_pool(settings.subnet_pool),
         ),
+        ProviderKind::Kubernetes => Arc::new(kubernetes::KubernetesProvider::new(
+            &settings.kubernetes,
+            &settings.instance,
+        )),
     })
 }
 

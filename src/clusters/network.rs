@@ -202,18 +202,19 @@ impl Networks {
     }
 }
 
-/// What [`revive_cluster`] found of a cluster's containers.
+/// What [`ClusterProvider::revive`](super::ClusterProvider::revive) found of a cluster's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Members {
     Running,
     /// These had stopped and run again.
     Restarted(Vec<String>),
-    /// None of the cluster's containers is left on its network.
+    /// None of the cluster's containers is left on its network (on `kubernetes`: its control
+    /// plane's pod is gone).
     Gone,
 }
 
 /// Starts again whichever of the cluster's containers on `network` stopped (the session's
-/// terminal, also there, is not the cluster's). Works for every provider: each puts its
+/// terminal, also there, is not the cluster's). Works for both Docker providers: each puts its
 /// cluster's containers on the network it made. A container that cannot start is an error.
 pub async fn revive_cluster(docker: &DockerEngine, network: &str) -> Result<Members, ClusterError> {
     let docker = docker.client().await?;

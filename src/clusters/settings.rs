@@ -1,6 +1,6 @@
 //! The clusters' own settings; `configuration` reads them from the environment.
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, str::FromStr, time::Duration};
 
 use super::{KindConfig, SubnetPool};
 use crate::domain::PortRanges;
@@ -10,6 +10,7 @@ use crate::domain::PortRanges;
 pub enum ProviderKind {
     Lite,
     Kind,
+    Kubernetes,
 }
 
 impl FromStr for ProviderKind {
@@ -18,7 +19,8 @@ impl FromStr for ProviderKind {
         match s {
             "lite" => Ok(Self::Lite),
             "kind" => Ok(Self::Kind),
-            _ => Err("expected `lite` or `kind`".into()),
+            "kubernetes" => Ok(Self::Kubernetes),
+            _ => Err("expected `lite`, `kind` or `kubernetes`".into()),
         }
     }
 }
@@ -35,9 +37,26 @@ pub struct ClusterSettings {
     /// Where kwokctl and kubectl for `lite` live (`LITE_BIN_DIR`; scripts/setup.sh sets it).
     pub lite_bin_dir: Option<PathBuf>,
     pub kind: KindConfig,
+    pub kubernetes: HostSettings,
     pub ports: PortRanges,
     /// How often the reconciler compares clusters with the database.
     pub reconcile_every: Duration,
     /// `SESSION_SUBNET_POOL`: the private range session networks are cut from.
     pub subnet_pool: SubnetPool,
+}
+
+/// The `kubernetes` provider's host cluster.
+#[derive(Debug, Clone, Default)]
+pub struct HostSettings {
+    /// `HOST_KUBECONFIG`: the host's kubeconfig, for a platform outside the host (a developer's
+    /// machine, the tests), which reaches sessions' APIs through port-forwards. Unset, the
+    /// platform runs in the host with its service account and reaches them at their Services.
+    pub kubeconfig: Option<PathBuf>,
+    /// `HOST_IMAGE_REGISTRY`: the prefix of `lite`'s images on the host's nodes
+    /// (`registry.example:5000/`); empty when they were loaded onto the nodes.
+    pub image_registry: String,
+    /// `PLATFORM_POD_LABELS` (`key=value,...`): in the host, the labels of the platform's pods,
+    /// the only pods of its namespace that sessions' network policies let reach their APIs
+    /// (empty: every pod of the platform's namespace).
+    pub platform_pod_labels: BTreeMap<String, String>,
 }

@@ -57,6 +57,7 @@ pub fn settings(dir: &Path, docker_host: &str) -> Settings {
             state_dir: dir.join("state"),
             lite_bin_dir: Some(lite_bin_dir()),
             kind: Default::default(),
+            kubernetes: Default::default(),
             // Sessions of parallel test platforms must not pick the same host ports.
             ports: {
                 let PortSet {

@@ -192,7 +192,7 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
         .unwrap();
     let stored = String::from_utf8(secret.data.unwrap()["config"].0.clone()).unwrap();
     assert_eq!(stored, made.platform_kubeconfig.yaml());
-    let tunnel = ApiTunnel::open(client.clone(), &made.namespace).await.unwrap();
+    let tunnel = ApiTunnel::open(client.clone(), &made.namespace, 0).await.unwrap();
     let session = made
         .platform_kubeconfig
         .with_server(&tunnel.server())
@@ -346,12 +346,10 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     drop(first);
     let size = TermSize { cols: 120, rows: 40 };
     let mut second = terminals.attach(&name, ShellTab::FIRST, size).await.unwrap();
-    second
-        .input
-        .write_all(b"echo $MARK-again; stty size\r")
-        .await
-        .unwrap();
+    // One command at a time: a read stops at the chunk that shows what it waits for.
+    second.input.write_all(b"echo $MARK-again\r").await.unwrap();
     read_until(&mut second, "kept-again").await;
+    second.input.write_all(b"stty size\r").await.unwrap();
     read_until(&mut second, "40 120").await;
     second.control.detach().await;
     drop(second);

@@ -3,12 +3,11 @@
 //! the platform makes, and the policies that keep it in: Pod Security `restricted`, a
 //! default-deny network with the terminal let through to its own API only, a quota and limits.
 //! Deleting the namespace deletes the session; the namespace's labels find orphans.
-//!
-//! Not yet a [`ClusterProvider`](super::ClusterProvider): this is the host-side foundation
-//! (objects, PKI, create, delete, list, and a tunnel to a session's API from outside the host).
+//! [`KubernetesProvider`] is the [`ClusterProvider`](super::ClusterProvider) over it.
 
 mod objects;
 mod pki;
+mod provider;
 mod tunnel;
 
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
@@ -27,6 +26,7 @@ pub use objects::{
     CONTROL_PLANE_SECRET, PLATFORM_SECRET, QUOTA, TERMINAL, TERMINAL_RESOURCES, TERMINAL_SECRET,
 };
 pub use pki::{ApiAddresses, Identity, KeyedCert, Pki};
+pub use provider::{host_client, KubernetesProvider};
 pub use tunnel::ApiTunnel;
 
 use super::{

@@ -18,9 +18,9 @@ pub struct ApiTunnel {
 }
 
 impl ApiTunnel {
-    /// Listens on an ephemeral loopback port for the control plane of `namespace`.
-    pub async fn open(host: kube::Client, namespace: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    /// Listens on loopback `port` (0: any free one) for the control plane of `namespace`.
+    pub async fn open(host: kube::Client, namespace: &str, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let pods: Api<Pod> = Api::namespaced(host, namespace);
         let accept = tokio::spawn(async move {
