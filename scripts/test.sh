@@ -52,17 +52,17 @@ echo "TEST_POSTGRES_URL=$TEST_POSTGRES_URL"
 step "unit and integration tests"
 status=0
 # The server's tests (one binary, in phases: the groups that each run several clusters at once,
-# the graders' proof and the kind clusters, run alone so that they never meet on two cores; the
-# tests that each make several clusters or run two replicas, one at a time), and the app crate's
-# own unit tests (built for the server side).
+# the graders' proof, the kind clusters and the platform on a kind host, run alone so that they
+# never meet on two cores; the tests that each make several clusters or run two replicas, one at
+# a time), and the app crate's own unit tests (built for the server side).
 phase() { "$@" 2>&1 | tee -a "$logs/cargo.log" || status=$?; }
 phase cargo test --locked -p ckad-platform --lib --bins
 heavy=(exams:: billing::a_full_exam pool:: replicas:: fanout::)
-phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --skip task_proof:: --skip kind:: \
+phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --skip task_proof:: --skip kind:: --skip kube_deploy:: \
   --skip task_behaviour:: "${heavy[@]/#/--skip=}"
 phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --test-threads=1 "${heavy[@]}"
 phase cargo test --locked -p ckad-platform --test it -- task_proof::
-phase cargo test --locked -p ckad-platform --test it -- kind:: task_behaviour::
+phase cargo test --locked -p ckad-platform --test it -- kind:: kube_deploy:: task_behaviour::
 phase cargo test --locked -p app --features ssr --lib
 tally "$logs/cargo.log"
 [ "$status" -eq 0 ] || failed=$((failed + 1))
