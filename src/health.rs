@@ -13,7 +13,7 @@ use axum::{
 use serde::Serialize;
 
 use crate::{
-    configuration::{FirewallMode, ProviderKind},
+    configuration::FirewallMode,
     routes::ratelimit::client_address,
     store::{SchemaState, Store},
     AppState,
@@ -92,9 +92,6 @@ pub async fn metrics(
 
 async fn readiness(state: &AppState) -> Readiness {
     let (clusters, settings) = (&state.clusters, &state.settings);
-    // The Docker engine and the host's firewall serve the Docker providers; a host cluster's
-    // sessions are fenced by their namespaces' policies instead.
-    let on_docker = settings.clusters.provider != ProviderKind::Kubernetes;
     // The operator's rules are proven by a probe's latest verdict (never one probe per request).
     let egress = match settings.terminals.firewall {
         FirewallMode::External => Some(state.egress.verdict()),
@@ -118,9 +115,6 @@ async fn readiness(state: &AppState) -> Readiness {
     let (database, engine, provider, terminal, host_firewall, pool) = tokio::join!(
         probe("database", database_ready(&state.store)),
         probe("docker", async {
-            if !on_docker {
-                return Ok(());
-            }
             state
                 .docker
                 .ping()
@@ -129,12 +123,7 @@ async fn readiness(state: &AppState) -> Readiness {
         }),
         probe(clusters.kind(), clusters.ready()),
         probe("terminal", state.terminals.ready()),
-        probe("firewall", async {
-            match on_docker {
-                true => firewall_in_place.await,
-                false => Ok(()),
-            }
-        }),
+        probe("firewall", firewall_in_place),
         probe("pool", pool),
     );
     let provider = Check {
@@ -145,15 +134,7 @@ async fn readiness(state: &AppState) -> Readiness {
         detail: egress.flatten().and_then(Result::ok),
         ..host_firewall
     };
-    let checks = [
-        Some(database),
-        on_docker.then_some(engine),
-        Some(provider),
-        Some(terminal),
-        on_docker.then_some(host_firewall),
-        Some(pool),
-    ];
-    let checks: Vec<Check> = checks.into_iter().flatten().collect();
+    let checks = vec![database, engine, provider, terminal, host_firewall, pool];
     let ready = checks.iter().all(|c| c.ok);
     Readiness { ready, checks }
 }

@@ -26,7 +26,7 @@ use tower_http::{
 };
 
 use crate::{
-    configuration::{FirewallMode, ProviderKind},
+    configuration::FirewallMode,
     health, metrics, reconciler,
     routes::{
         self,
@@ -151,9 +151,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
-    // The host's firewall keeps Docker session networks off the host; a host cluster has none.
     match state.settings.terminals.firewall {
-        _ if state.settings.clusters.provider == ProviderKind::Kubernetes => {}
         FirewallMode::Iptables => {
             if let Err(error) = state.firewall.ensure().await {
                 tracing::error!(%error, "session networks can reach the host");
