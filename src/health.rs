@@ -13,6 +13,7 @@ use axum::{
 use serde::Serialize;
 
 use crate::{
+    clusters::ProviderKind,
     configuration::FirewallMode,
     routes::ratelimit::client_address,
     store::{SchemaState, Store},
@@ -112,9 +113,12 @@ async fn readiness(state: &AppState) -> Readiness {
             .pool_failure()
             .map_or(Ok(()), |reason| Err(format!("cannot refill: {reason}")))
     };
+    // The engine and the host's firewall hold the Docker providers' sessions; a host cluster's
+    // sessions are held by its own policies.
+    let on_docker = settings.clusters.provider != ProviderKind::Kubernetes;
     let (database, engine, provider, terminal, host_firewall, pool) = tokio::join!(
         probe("database", database_ready(&state.store)),
-        probe("docker", async {
+        probe_if(on_docker, "docker", async {
             state
                 .docker
                 .ping()
@@ -123,18 +127,28 @@ async fn readiness(state: &AppState) -> Readiness {
         }),
         probe(clusters.kind(), clusters.ready()),
         probe("terminal", state.terminals.ready()),
-        probe("firewall", firewall_in_place),
+        probe_if(on_docker, "firewall", firewall_in_place),
         probe("pool", pool),
     );
     let provider = Check {
         detail: clusters.containment(),
         ..provider
     };
-    let host_firewall = Check {
+    let host_firewall = host_firewall.map(|check| Check {
         detail: egress.flatten().and_then(Result::ok),
-        ..host_firewall
-    };
-    let checks = vec![database, engine, provider, terminal, host_firewall, pool];
+        ..check
+    });
+    let checks: Vec<Check> = [
+        Some(database),
+        engine,
+        Some(provider),
+        Some(terminal),
+        host_firewall,
+        Some(pool),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let ready = checks.iter().all(|c| c.ok);
     Readiness { ready, checks }
 }
@@ -147,6 +161,18 @@ async fn database_ready(store: &Store) -> Result<(), String> {
     {
         SchemaState::Current => Ok(()),
         SchemaState::Behind { applied, known } => Err(format!("{applied} of {known} migrations applied")),
+    }
+}
+
+/// [`probe`], where the check applies.
+async fn probe_if(
+    applies: bool,
+    name: &'static str,
+    check: impl std::future::Future<Output = Result<(), String>>,
+) -> Option<Check> {
+    match applies {
+        true => Some(probe(name, check).await),
+        false => None,
     }
 }
 

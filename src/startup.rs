@@ -26,6 +26,7 @@ use tower_http::{
 };
 
 use crate::{
+    clusters::ProviderKind,
     configuration::FirewallMode,
     health, metrics, reconciler,
     routes::{
@@ -151,14 +152,19 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
-    match state.settings.terminals.firewall {
-        FirewallMode::Iptables => {
+    // Docker session networks are kept off the host; a host cluster's sessions by its policies.
+    match (
+        state.settings.clusters.provider,
+        state.settings.terminals.firewall,
+    ) {
+        (ProviderKind::Kubernetes, _) => {}
+        (_, FirewallMode::Iptables) => {
             if let Err(error) = state.firewall.ensure().await {
                 tracing::error!(%error, "session networks can reach the host");
             }
         }
         // The first probe starts now, so that readiness has a verdict soon.
-        FirewallMode::External => drop(state.egress.verdict()),
+        (_, FirewallMode::External) => drop(state.egress.verdict()),
     }
     tokio::spawn({
         let (auth, every, stopping) = (

@@ -1,9 +1,10 @@
-//! The `kubernetes` provider's foundation on a real host cluster: an offline `kind` cluster (the
-//! `kind` provider's) with `lite`'s images loaded into its node, a session's namespace and
-//! control plane made through kube-rs, its API answering through a port-forward tunnel with a
-//! Ready simulated node and running pods the way `lite` does, the hardened terminal pod reaching
-//! its own API and nothing else, a shell typed into through the exec bridge, and the namespace's
-//! deletion leaving nothing of the session.
+//! The `kubernetes` provider on a real host cluster: an offline `kind` cluster (the `kind`
+//! provider's) with `lite`'s images loaded into its node. First its parts: a session's namespace
+//! and control plane made through kube-rs, its API answering through a port-forward tunnel with
+//! a Ready simulated node and running pods the way `lite` does, the hardened terminal pod
+//! reaching its own API and nothing else, a shell typed into through the exec bridge, and the
+//! namespace's deletion leaving nothing of the session. Then the platform outside the host with
+//! `CLUSTER_PROVIDER=kubernetes`, as a learner uses it: Start, the terminal's socket, Check, Stop.
 
 use crate::common;
 
@@ -14,12 +15,12 @@ use ckad_platform::clusters::{
         bring_up, terminal_pod, ApiTunnel, ControlPlaneImages, HostCluster, Tenant, CONTROL_PLANE,
         PLATFORM_SECRET, TERMINAL,
     },
-    probe_health, ClusterName, ClusterProvider, Kubeconfig,
+    probe_health, ClusterName, ClusterProvider, Kubeconfig, ProviderKind,
 };
 use ckad_platform::terminals::{
     PodTerminals, Revival, ShellTab, TermSize, TerminalAccess, TerminalIo, TerminalRuntime, TerminalSpec,
 };
-use common::{eventually, kind, spec, TERMINAL_IMAGE};
+use common::{eventually, kind, spec, Platform, Terminals, TERMINAL_IMAGE};
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod, Secret, Service};
 use kube::api::{Api, AttachParams, ListParams, LogParams, PostParams};
@@ -144,8 +145,9 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-#[tokio::test]
-async fn a_sessions_control_plane_runs_as_a_pod_in_its_own_namespace_and_goes_with_it() {
+/// One host for both parts: a `kind` host with the images loaded takes minutes and gigabytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_run_as_namespaces_of_a_host_cluster_and_go_with_them() {
     let state = tempfile::tempdir().unwrap();
     let host = kind(state.path(), None);
     host.ready().await.unwrap();
@@ -153,11 +155,11 @@ async fn a_sessions_control_plane_runs_as_a_pod_in_its_own_namespace_and_goes_wi
     let host_cluster = host.create(&host_spec).await.unwrap();
 
     // Whatever happens below, the host cluster goes.
-    let outcome = std::panic::AssertUnwindSafe(on_host(
-        &host_spec.name,
-        &host_cluster.admin_kubeconfig,
-        &common::instance(state.path()),
-    ))
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let (name, kubeconfig) = (&host_spec.name, &host_cluster.admin_kubeconfig);
+        on_host(name, kubeconfig, &common::instance(state.path())).await;
+        platform_on_host(kubeconfig).await;
+    })
     .catch_unwind()
     .await;
     host.delete(&host_spec.name).await.unwrap();
@@ -311,6 +313,29 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     assert_eq!(exec(&host_pods, &host).await, "blocked\n");
     let by_name = probe("https://kubernetes.default.svc.cluster.local/livez".to_owned());
     assert_eq!(exec(&host_pods, &by_name).await, "blocked\n");
+    // Nor another session's API, though it answers.
+    let other = ClusterName::generate();
+    let other_made = sessions.create(&other).await.unwrap();
+    let other_tunnel = ApiTunnel::open(client.clone(), &other_made.namespace, 0)
+        .await
+        .unwrap();
+    let other_session = other_made
+        .platform_kubeconfig
+        .with_server(&other_tunnel.server())
+        .unwrap()
+        .client()
+        .await
+        .unwrap();
+    eventually(
+        "the other session's API answers",
+        Duration::from_secs(120),
+        || async { probe_health(&other_session).await.api_ready },
+    )
+    .await;
+    let others = probe(format!("https://{}:443/livez", other_made.service_ip));
+    assert_eq!(exec(&host_pods, &others).await, "blocked\n");
+    drop(other_tunnel);
+    sessions.delete(&other).await.unwrap();
 
     eprintln!(
         "control plane RSS on the host node: {} MiB",
@@ -376,4 +401,101 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     assert!(left.items.is_empty(), "pods left behind");
     // Deleting what is gone is fine.
     sessions.delete(&name).await.unwrap();
+}
+
+/// The platform outside the host (`HOST_KUBECONFIG`), as a learner uses it: Start makes the
+/// session's namespace, the terminal's socket reaches a shell in the terminal pod whose kubectl
+/// sees the session's Ready node, Check grades what was typed, and Stop leaves nothing on the host.
+async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("host.kubeconfig");
+    std::fs::write(&kubeconfig, host_kubeconfig.yaml()).unwrap();
+    let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
+    settings.clusters.provider = ProviderKind::Kubernetes;
+    settings.clusters.kubernetes.kubeconfig = Some(kubeconfig);
+    let instance = settings.clusters.instance.clone();
+    let platform = Platform::start(settings).await;
+    // Ready with the host cluster; no Docker engine or host firewall is asked for.
+    platform.wait_until_ready().await;
+    let (_, readiness) = platform.get("/readyz", "").await;
+    let checks: Vec<&str> = readiness["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        ["database", "kubernetes", "terminal", "pool"],
+        "{readiness}"
+    );
+    let host = host_kubeconfig.client().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(host.clone());
+    let sessions_of_instance = || async {
+        let selector = format!("ckad.platform=kubernetes,ckad.instance={instance}");
+        let listed = namespaces
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        listed
+            .items
+            .into_iter()
+            .filter_map(|ns| ns.metadata.name)
+            .collect::<Vec<_>>()
+    };
+
+    let token = platform.learner("host@example.com").await;
+    let started = std::time::Instant::now();
+    platform.start_session(&token).await;
+    eprintln!("platform session started on the host in {:?}", started.elapsed());
+    let [namespace] = <[String; 1]>::try_from(sessions_of_instance().await).unwrap();
+    let pods: Api<Pod> = Api::namespaced(host.clone(), &namespace);
+    assert!(pods.get_opt(TERMINAL).await.unwrap().is_some());
+
+    let mut shell = platform
+        .connect(&platform.ticket(&token).await, common::ORIGIN)
+        .await
+        .unwrap();
+    // Computed in the shell, so the typed line's echo never matches it.
+    shell
+        .type_line(r#"echo "nodes: $(kubectl get nodes --no-headers | awk '{print $1"="$2}')""#)
+        .await;
+    shell.read_until("nodes: node01=Ready").await;
+
+    let check = || platform.post("/api/tasks/pod-with-labels/check", &token);
+    let (code, report) = check().await;
+    assert_eq!(
+        (code, &report["passed"]),
+        (reqwest::StatusCode::OK, &serde_json::json!(false)),
+        "{report}"
+    );
+    shell
+        .type_line("kubectl run front -n web --image=nginx:1.27 --labels=app=front,tier=web --port=80")
+        .await;
+    shell.read_until("pod/front created").await;
+    // Pressed again until kwok has the pod Running, as a learner would (429: too soon).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, report) = check().await;
+        if code != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(code, reqwest::StatusCode::OK, "{report}");
+            if report["passed"] == true {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never passed: {report}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    let started = std::time::Instant::now();
+    let (status, body) = platform.post("/api/session/stop", &token).await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    eventually("the session ends", Duration::from_secs(150), || async {
+        platform.get("/api/session/status", &token).await.0 == reqwest::StatusCode::NOT_FOUND
+    })
+    .await;
+    eprintln!("platform session stopped in {:?}", started.elapsed());
+    assert_eq!(sessions_of_instance().await, Vec::<String>::new());
+    assert!(namespaces.get_opt(&namespace).await.unwrap().is_none());
+    platform.shut_down().await;
 }
