@@ -52,18 +52,19 @@ echo "TEST_POSTGRES_URL=$TEST_POSTGRES_URL"
 step "unit and integration tests"
 status=0
 # The server's tests (one binary, in phases: the groups that each run several clusters at once,
-# the graders' proof and the kind clusters (the kind provider's and the kubernetes provider's
-# host), run alone so that they never meet on two cores; the tests that each make several
-# clusters or run two replicas, one at a time), and the app crate's own unit tests (built for
-# the server side).
+# the graders' proof and the kind clusters (the kind provider's, the kubernetes provider's host
+# and the platform deployed on one), run alone so that they never meet on two cores; the tests
+# that each make several clusters or run two replicas, one at a time), and the app crate's own
+# unit tests (built for the server side).
 phase() { "$@" 2>&1 | tee -a "$logs/cargo.log" || status=$?; }
 phase cargo test --locked -p ckad-platform --lib --bins
 heavy=(exams:: billing::a_full_exam pool:: replicas:: fanout::)
-phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --skip task_proof:: --skip kind:: \
-  --skip task_behaviour:: --skip kube_provider:: "${heavy[@]/#/--skip=}"
+on_kind=(kind:: task_behaviour:: kube_provider:: kube_deploy::)
+phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --skip task_proof:: \
+  "${on_kind[@]/#/--skip=}" "${heavy[@]/#/--skip=}"
 phase cargo test --locked --no-fail-fast -p ckad-platform --test it -- --test-threads=1 "${heavy[@]}"
 phase cargo test --locked -p ckad-platform --test it -- task_proof::
-phase cargo test --locked -p ckad-platform --test it -- kind:: task_behaviour:: kube_provider::
+phase cargo test --locked -p ckad-platform --test it -- "${on_kind[@]}"
 phase cargo test --locked -p app --features ssr --lib
 tally "$logs/cargo.log"
 [ "$status" -eq 0 ] || failed=$((failed + 1))

@@ -13,6 +13,7 @@ mod exams;
 mod fanout;
 mod google;
 mod kind;
+mod kube_deploy;
 mod kube_provider;
 mod mail_api;
 mod operations;
