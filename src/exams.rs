@@ -82,7 +82,7 @@ pub const MAX_HOSTS: usize = 3;
 /// A host's name goes into cluster names, file names and the terminal's prompt: lowercase
 /// letters, digits and inner dashes, a letter first, at most 20 characters; `base` is where the
 /// terminal starts, no host.
-fn is_host_name(name: &str) -> bool {
+pub fn is_host_name(name: &str) -> bool {
     name.len() <= 20
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')

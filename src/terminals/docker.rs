@@ -25,8 +25,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{
-    OutputStream, Revival, ShellTab, TermSize, TerminalAccess, TerminalControl, TerminalError, TerminalIo,
-    TerminalRuntime, TerminalSpec,
+    OutputStream, Ran, Revival, ShellTab, TermSize, TerminalAccess, TerminalControl, TerminalError,
+    TerminalIo, TerminalRuntime, TerminalSpec, HOSTS_DIR,
 };
 use crate::{
     clusters::{ClusterName, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL},
@@ -75,13 +75,6 @@ pub(super) fn hardened(network: &str, limits: Limits) -> HostConfig {
 }
 const HOME: &str = "/home/ckad";
 const COURSE: &str = "/opt/course";
-/// Reads a file for the grader: exit 3 when nothing is there, else at most `$2` bytes of `$1`.
-/// The path is an argument, never part of the script.
-pub(super) const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$2" -- "$1""#;
-/// Writes `$2` to `$1`, making its folder.
-pub(super) const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
-/// Exit status of [`READ_FILE`] when the file does not exist.
-pub(super) const NO_FILE: i64 = 3;
 /// Every connection to a tab attaches to its tmux session (`$1`), made by the first. The
 /// client's TTY is printed first, on a line of its own, so that the connection can be detached by
 /// name later; tmux starts only once the platform has read it and sent a line back, because a
@@ -196,45 +189,6 @@ impl DockerTerminals {
         Ok(())
     }
 
-    /// Runs `argv` in the terminal as the learner's user, without a TTY or a shell of the
-    /// learner's; its exit status and output.
-    async fn run(
-        &self,
-        cluster: &ClusterName,
-        argv: Vec<String>,
-    ) -> Result<(i64, Vec<u8>, String), TerminalError> {
-        let docker = self.docker.client().await?;
-        let exec = docker
-            .create_exec(
-                &Self::container(cluster),
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(argv),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                    TerminalError::NotFound(cluster.clone())
-                }
-                other => other.into(),
-            })?
-            .id;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await? {
-            while let Some(chunk) = output.next().await {
-                match chunk? {
-                    LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
-                    other => stderr.extend_from_slice(&other.into_bytes()),
-                }
-            }
-        }
-        let status = docker.inspect_exec(&exec).await?.exit_code.unwrap_or(-1);
-        Ok((status, stdout, String::from_utf8_lossy(&stderr).trim().to_owned()))
-    }
-
     /// Writes the kubeconfig into the session's volume through a container that is created,
     /// never started, and removed: the Engine API refuses to write into a read-only mount.
     async fn fill_volume(
@@ -285,35 +239,18 @@ impl DockerTerminals {
 /// A tar holding `config` (one cluster) or `hosts/<host>` (an exam's hosts), readable by the
 /// learner (uid 1000) and writable by no one.
 fn kubeconfig_archive(access: TerminalAccess<'_>) -> Result<Vec<u8>, TerminalError> {
+    let files = access.files()?;
     let mut archive = tar::Builder::new(Vec::new());
-    let packed = match access {
-        TerminalAccess::Cluster(kubeconfig) => append(&mut archive, "config", Some(kubeconfig.yaml())),
-        TerminalAccess::Hosts(hosts) => {
-            // Checked by the exam catalog; a path in the archive all the same.
-            if let Some(odd) = hosts.iter().find(|h| {
-                h.name.is_empty()
-                    || !h
-                        .name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            }) {
-                return Err(TerminalError::Unavailable(format!(
-                    "{:?} is not a host name",
-                    odd.name
-                )));
-            }
-            append(&mut archive, "hosts", None).and_then(|()| {
-                hosts.iter().try_for_each(|host| {
-                    append(
-                        &mut archive,
-                        &format!("hosts/{}", host.name),
-                        Some(host.kubeconfig.yaml()),
-                    )
-                })
-            })
-        }
+    let folder = match access {
+        TerminalAccess::Cluster(_) => Ok(()),
+        TerminalAccess::Hosts(_) => append(&mut archive, HOSTS_DIR, None),
     };
-    packed
+    folder
+        .and_then(|()| {
+            files
+                .iter()
+                .try_for_each(|(path, kubeconfig)| append(&mut archive, path, Some(kubeconfig.yaml())))
+        })
         .and_then(|()| archive.into_inner())
         .map_err(|e| TerminalError::Unavailable(format!("packing the kubeconfig: {e}")))
 }
@@ -535,31 +472,40 @@ impl TerminalRuntime for DockerTerminals {
         })
     }
 
-    async fn read_file(
-        &self,
-        cluster: &ClusterName,
-        path: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<u8>>, TerminalError> {
-        let argv = ["sh", "-c", READ_FILE, "sh", path, &limit.to_string()];
-        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
-            (0, content, _) => Ok(Some(content)),
-            (NO_FILE, ..) => Ok(None),
-            (_, _, error) => Err(TerminalError::Unavailable(error)),
+    async fn run(&self, cluster: &ClusterName, argv: Vec<String>) -> Result<Ran, TerminalError> {
+        let docker = self.docker.client().await?;
+        let exec = docker
+            .create_exec(
+                &Self::container(cluster),
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                    TerminalError::NotFound(cluster.clone())
+                }
+                other => other.into(),
+            })?
+            .id;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await? {
+            while let Some(chunk) = output.next().await {
+                match chunk? {
+                    LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+                    other => stderr.extend_from_slice(&other.into_bytes()),
+                }
+            }
         }
-    }
-
-    async fn write_file(
-        &self,
-        cluster: &ClusterName,
-        path: &str,
-        content: &str,
-    ) -> Result<(), TerminalError> {
-        let argv = ["sh", "-c", WRITE_FILE, "sh", path, content];
-        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
-            (0, ..) => Ok(()),
-            (_, _, error) => Err(TerminalError::Unavailable(error)),
-        }
+        Ok(Ran {
+            status: docker.inspect_exec(&exec).await?.exit_code.unwrap_or(-1),
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+        })
     }
 
     async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError> {

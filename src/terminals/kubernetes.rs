@@ -2,13 +2,18 @@
 //! Docker terminals, reached through the host API's exec (WebSocket, kube-rs) instead of
 //! `docker exec`. Each lives in its session's namespace (made by
 //! `clusters::kubernetes::HostCluster`), hardened as `clusters::kubernetes::terminal_pod` says,
-//! with the learner's kubeconfig from a Secret; pod and container are both named `terminal`.
+//! with the learner's kubeconfigs from a Secret; pod and container are both named `terminal`. An
+//! exam's terminal lives in its first host's namespace and reaches each other host's API in its
+//! own namespace through the policies `clusters::kubernetes::host_policies` makes.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use k8s_openapi::{
-    api::core::v1::{Pod, Secret},
+    api::{
+        core::v1::{Pod, Secret},
+        networking::v1::NetworkPolicy,
+    },
     apimachinery::pkg::apis::meta::v1::Status,
 };
 use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams, TerminalSize};
@@ -19,12 +24,15 @@ use tokio::{
 use tokio_util::io::ReaderStream;
 
 use super::{
-    docker::{read_tty, NO_FILE, READ_FILE, SHELL, WRITE_FILE},
-    OutputStream, Revival, ShellTab, TermSize, TerminalAccess, TerminalControl, TerminalError, TerminalIo,
-    TerminalRuntime, TerminalSpec,
+    docker::{read_tty, SHELL},
+    OutputStream, Ran, Revival, ShellTab, TermSize, TerminalAccess, TerminalControl, TerminalError,
+    TerminalIo, TerminalRuntime, TerminalSpec,
 };
 use crate::clusters::{
-    kubernetes::{kubeconfig_secret, terminal_pod, Tenant, COMPONENT_LABEL, TERMINAL, TERMINAL_SECRET},
+    kubernetes::{
+        host_policies, terminal_pod, terminal_secret, Tenant, COMPONENT_LABEL, LEARNER_HOME, TERMINAL,
+        TERMINAL_SECRET,
+    },
     ClusterName, CLUSTER_LABEL, INSTANCE_LABEL,
 };
 
@@ -52,23 +60,27 @@ impl PodTerminals {
     }
 
     async fn try_create(&self, spec: &TerminalSpec<'_>) -> Result<(), TerminalError> {
-        let TerminalAccess::Cluster(kubeconfig) = spec.access else {
-            return Err(TerminalError::Unavailable(
-                "exam hosts are not available on the kubernetes provider yet".into(),
-            ));
-        };
+        let files = spec.access.files()?;
         let tenant = Tenant {
             cluster: spec.cluster,
             instance: &self.instance,
         };
         let post = PostParams::default();
+        // An exam's other hosts are namespaces of their own: the terminal's way to their APIs
+        // first, as the namespace's own fences come before any pod.
+        if let TerminalAccess::Hosts(hosts) = spec.access {
+            let namespaces: Vec<&str> = hosts.iter().map(|host| host.network).collect();
+            for policy in host_policies(&tenant, &namespaces) {
+                let namespace = policy.metadata.namespace.as_deref().unwrap_or_default();
+                Api::<NetworkPolicy>::namespaced(self.host.clone(), namespace)
+                    .create(&post, &policy)
+                    .await?;
+            }
+        }
         Api::<Secret>::namespaced(self.host.clone(), tenant.namespace())
-            .create(
-                &post,
-                &kubeconfig_secret(&tenant, TERMINAL_SECRET, TERMINAL, kubeconfig),
-            )
+            .create(&post, &terminal_secret(&tenant, &files))
             .await?;
-        let mut pod = terminal_pod(&tenant, &self.image);
+        let mut pod = terminal_pod(&tenant, &self.image, &files);
         pod.metadata.annotations = Some(
             [("ckad.session", spec.session_id), ("ckad.user", spec.user_id)]
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -88,10 +100,21 @@ impl PodTerminals {
                 }
             }
             // A new pod's traffic passes once the host's policy controller has seen it (a run's
-            // first kubectl a moment after the start reached nothing): ready means reaching.
-            let probe = ["kubectl", "--request-timeout=2s", "get", "--raw", "/livez"].map(str::to_owned);
-            while self.run(spec.cluster, probe.to_vec()).await?.0 != 0 {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            // first kubectl a moment after the start reached nothing): ready means reaching every
+            // API its kubeconfigs name.
+            for (path, _) in &files {
+                let probe = [
+                    "kubectl",
+                    &format!("--kubeconfig={LEARNER_HOME}/.kube/{path}"),
+                    "--request-timeout=2s",
+                    "get",
+                    "--raw",
+                    "/livez",
+                ]
+                .map(str::to_owned);
+                while self.run(spec.cluster, probe.to_vec()).await?.status != 0 {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
             Ok(())
         };
@@ -99,35 +122,9 @@ impl PodTerminals {
             .await
             .unwrap_or_else(|_| {
                 Err(TerminalError::Unavailable(
-                    "the terminal pod did not start and reach its API in time".into(),
+                    "the terminal pod did not start and reach its APIs in time".into(),
                 ))
             })
-    }
-
-    /// Runs `argv` in the terminal as the learner's user, without a TTY or a shell of the
-    /// learner's; its exit status and output.
-    async fn run(
-        &self,
-        cluster: &ClusterName,
-        argv: Vec<String>,
-    ) -> Result<(i64, Vec<u8>, String), TerminalError> {
-        let params = AttachParams::default().container(TERMINAL);
-        let mut attached = self
-            .pods(cluster)
-            .exec(TERMINAL, argv, &params)
-            .await
-            .map_err(|e| not_found(e, cluster))?;
-        let (stdout, stderr, status) = (attached.stdout(), attached.stderr(), attached.take_status());
-        let (stdout, stderr) = tokio::join!(read_all(stdout), read_all(stderr));
-        let status = match status {
-            Some(status) => status.await,
-            None => None,
-        };
-        Ok((
-            exit_code(status),
-            stdout,
-            String::from_utf8_lossy(&stderr).trim().to_owned(),
-        ))
     }
 
     /// Attaches a new TTY to the terminal's shell `tab` (the same shell every time), sized
@@ -283,9 +280,10 @@ async fn ignore_missing<T>(deleted: Result<T, kube::Error>) -> Result<(), Termin
 
 #[async_trait::async_trait]
 impl TerminalRuntime for PodTerminals {
-    /// The pod and its kubeconfig Secret in the session's namespace, once the pod runs. The
-    /// spec's Docker network has no meaning here: the namespace's network policies say what the
-    /// terminal reaches.
+    /// The pod and its kubeconfig Secret in the session's namespace, once the pod runs and
+    /// reaches its APIs; for an exam, the policies that let it reach its other hosts' APIs (each
+    /// host's `network` is its namespace). The spec's own `network` has no meaning here: the
+    /// namespaces' network policies say what the terminal reaches.
     async fn create(&self, spec: &TerminalSpec<'_>) -> Result<(), TerminalError> {
         let created = self.try_create(spec).await;
         if let Err(error) = &created {
@@ -306,43 +304,48 @@ impl TerminalRuntime for PodTerminals {
         self.attach_shell(cluster, tab, size).await
     }
 
-    async fn read_file(
-        &self,
-        cluster: &ClusterName,
-        path: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<u8>>, TerminalError> {
-        let argv = ["sh", "-c", READ_FILE, "sh", path, &limit.to_string()];
-        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
-            (0, content, _) => Ok(Some(content)),
-            (NO_FILE, ..) => Ok(None),
-            (_, _, error) => Err(TerminalError::Unavailable(error)),
-        }
+    async fn run(&self, cluster: &ClusterName, argv: Vec<String>) -> Result<Ran, TerminalError> {
+        let params = AttachParams::default().container(TERMINAL);
+        let mut attached = self
+            .pods(cluster)
+            .exec(TERMINAL, argv, &params)
+            .await
+            .map_err(|e| not_found(e, cluster))?;
+        let (stdout, stderr, status) = (attached.stdout(), attached.stderr(), attached.take_status());
+        let (stdout, stderr) = tokio::join!(read_all(stdout), read_all(stderr));
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        Ok(Ran {
+            status: exit_code(status),
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+        })
     }
 
-    async fn write_file(
-        &self,
-        cluster: &ClusterName,
-        path: &str,
-        content: &str,
-    ) -> Result<(), TerminalError> {
-        let argv = ["sh", "-c", WRITE_FILE, "sh", path, content];
-        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
-            (0, ..) => Ok(()),
-            (_, _, error) => Err(TerminalError::Unavailable(error)),
-        }
-    }
-
-    /// Deletes the pod and its Secret; the session's namespace going takes them anyway.
+    /// Deletes the pod, its Secret and an exam terminal's policies in its hosts' namespaces
+    /// (found by the terminal's labels); the namespaces going takes them anyway.
     async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError> {
-        ignore_missing(
-            self.pods(cluster)
-                .delete(TERMINAL, &DeleteParams::default())
-                .await,
-        )
-        .await?;
+        let delete = DeleteParams::default();
+        ignore_missing(self.pods(cluster).delete(TERMINAL, &delete).await).await?;
         let secrets = Api::<Secret>::namespaced(self.host.clone(), cluster.as_str());
-        ignore_missing(secrets.delete(TERMINAL_SECRET, &DeleteParams::default()).await).await
+        ignore_missing(secrets.delete(TERMINAL_SECRET, &delete).await).await?;
+        let selector = format!(
+            "{COMPONENT_LABEL}={TERMINAL},{INSTANCE_LABEL}={},{CLUSTER_LABEL}={cluster}",
+            self.instance
+        );
+        let policies = Api::<NetworkPolicy>::all(self.host.clone())
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        for policy in policies.items {
+            let (Some(namespace), Some(name)) = (policy.metadata.namespace, policy.metadata.name) else {
+                continue;
+            };
+            let policies = Api::<NetworkPolicy>::namespaced(self.host.clone(), &namespace);
+            ignore_missing(policies.delete(&name, &delete).await).await?;
+        }
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<ClusterName>, TerminalError> {
@@ -407,7 +410,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(exit_code(Some(missing)), NO_FILE);
+        assert_eq!(exit_code(Some(missing)), super::super::NO_FILE);
         assert_eq!(exit_code(None), -1);
     }
 }

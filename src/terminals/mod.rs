@@ -28,6 +28,7 @@ pub use tickets::{Tickets, TICKET_LIFETIME};
 
 use crate::{
     clusters::{ClusterName, Kubeconfig},
+    exams::is_host_name,
     tasks::{LearnerFiles, LearnerPath},
 };
 
@@ -58,12 +59,37 @@ pub enum TerminalAccess<'a> {
 /// One host of an exam, as its terminal reaches it.
 #[derive(Debug, Clone, Copy)]
 pub struct TerminalHost<'a> {
-    /// Checked by the exam catalog: lowercase letters, digits and dashes.
+    /// Checked by the exam catalog ([`is_host_name`]), and again by [`TerminalAccess::files`].
     pub name: &'a str,
-    /// The Docker network where the host's cluster API answers.
+    /// Where the host's cluster API answers: its Docker network, or its namespace on the
+    /// `kubernetes` provider.
     pub network: &'a str,
     pub kubeconfig: &'a Kubeconfig,
 }
+
+impl<'a> TerminalAccess<'a> {
+    /// The kubeconfigs under `~/.kube`, by path there: `config`, or `hosts/<host>` for each of an
+    /// exam's hosts (where the terminal image's `ssh` looks). A host's name becomes a path: one
+    /// that is no host name is refused, whatever let it through.
+    pub fn files(&self) -> Result<Vec<(String, &'a Kubeconfig)>, TerminalError> {
+        match *self {
+            Self::Cluster(kubeconfig) => Ok(vec![("config".to_owned(), kubeconfig)]),
+            Self::Hosts(hosts) => hosts
+                .iter()
+                .map(|host| match is_host_name(host.name) {
+                    true => Ok((format!("{HOSTS_DIR}/{}", host.name), host.kubeconfig)),
+                    false => Err(TerminalError::Unavailable(format!(
+                        "{:?} is not a host name",
+                        host.name
+                    ))),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The folder of `~/.kube` that holds an exam's hosts' kubeconfigs.
+pub const HOSTS_DIR: &str = "hosts";
 
 /// Columns and rows of the browser's terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -137,7 +163,8 @@ pub enum TerminalError {
     Kube(#[from] kube::Error),
 }
 
-/// Makes, attaches to and removes sessions' terminals; Docker is the one implementation.
+/// Makes, attaches to and removes sessions' terminals: Docker containers or pods of a host
+/// cluster.
 #[async_trait::async_trait]
 pub trait TerminalRuntime: Send + Sync {
     /// Creates and starts the terminal; on failure nothing of it is left.
@@ -151,6 +178,10 @@ pub trait TerminalRuntime: Send + Sync {
         size: TermSize,
     ) -> Result<TerminalIo, TerminalError>;
 
+    /// Runs `argv` in the terminal as the learner's user, without a TTY or a shell of the
+    /// learner's, until it ends.
+    async fn run(&self, cluster: &ClusterName, argv: Vec<String>) -> Result<Ran, TerminalError>;
+
     /// At most `limit` bytes of the file at `path`, read as the learner's user; `None` when
     /// nothing is there. For the grader: nothing the learner types takes part.
     async fn read_file(
@@ -158,11 +189,30 @@ pub trait TerminalRuntime: Send + Sync {
         cluster: &ClusterName,
         path: &str,
         limit: usize,
-    ) -> Result<Option<Vec<u8>>, TerminalError>;
+    ) -> Result<Option<Vec<u8>>, TerminalError> {
+        let argv = ["sh", "-c", READ_FILE, "sh", path, &limit.to_string()];
+        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
+            Ran {
+                status: 0, stdout, ..
+            } => Ok(Some(stdout)),
+            Ran { status: NO_FILE, .. } => Ok(None),
+            Ran { stderr, .. } => Err(TerminalError::Unavailable(stderr)),
+        }
+    }
 
     /// Writes `content` to `path` as the learner's own file, making its folder.
-    async fn write_file(&self, cluster: &ClusterName, path: &str, content: &str)
-        -> Result<(), TerminalError>;
+    async fn write_file(
+        &self,
+        cluster: &ClusterName,
+        path: &str,
+        content: &str,
+    ) -> Result<(), TerminalError> {
+        let argv = ["sh", "-c", WRITE_FILE, "sh", path, content];
+        match self.run(cluster, argv.map(str::to_owned).to_vec()).await? {
+            Ran { status: 0, .. } => Ok(()),
+            Ran { stderr, .. } => Err(TerminalError::Unavailable(stderr)),
+        }
+    }
 
     /// Removes the terminal and its kubeconfig; removing what is gone succeeds.
     async fn remove(&self, cluster: &ClusterName) -> Result<(), TerminalError>;
@@ -177,6 +227,23 @@ pub trait TerminalRuntime: Send + Sync {
     /// container stopped): what was found. A terminal that cannot start is an error.
     async fn revive(&self, cluster: &ClusterName) -> Result<Revival, TerminalError>;
 }
+
+/// How a [`TerminalRuntime::run`] ended: its exit status (-1 when none was told), its output and
+/// its error output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub status: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Reads a file for the grader: exit 3 when nothing is there, else at most `$2` bytes of `$1`.
+/// The path is an argument, never part of the script.
+const READ_FILE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; exec head -c "$2" -- "$1""#;
+/// Writes `$2` to `$1`, making its folder.
+const WRITE_FILE: &str = r#"mkdir -p -- "${1%/*}" && printf %s "$2" > "$1""#;
+/// Exit status of [`READ_FILE`] when the file does not exist.
+const NO_FILE: i64 = 3;
 
 /// What [`TerminalRuntime::revive`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,5 +290,32 @@ mod tests {
             ShellTab::new(2).map(ShellTab::tmux_session).as_deref(),
             Some("ckad-2")
         );
+    }
+
+    #[test]
+    fn a_terminal_finds_its_cluster_at_config_or_each_host_at_its_name() {
+        let kubeconfig =
+            Kubeconfig::from_yaml("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+                .unwrap();
+        let paths = |access: TerminalAccess<'_>| {
+            access
+                .files()
+                .map(|files| files.into_iter().map(|(path, _)| path).collect::<Vec<_>>())
+        };
+        assert_eq!(paths(TerminalAccess::Cluster(&kubeconfig)).unwrap(), ["config"]);
+        let host = |name| TerminalHost {
+            name,
+            network: "ns",
+            kubeconfig: &kubeconfig,
+        };
+        let hosts = [host("ckad7326"), host("ckad5601")];
+        assert_eq!(
+            paths(TerminalAccess::Hosts(&hosts)).unwrap(),
+            ["hosts/ckad7326", "hosts/ckad5601"]
+        );
+        // A name is a path here: whatever passed the catalog, nothing but a host name is one.
+        for odd in ["../config", "", "a/b", "Upper", "base"] {
+            assert!(paths(TerminalAccess::Hosts(&[host(odd)])).is_err(), "{odd:?}");
+        }
     }
 }

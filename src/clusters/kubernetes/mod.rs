@@ -1,7 +1,8 @@
 //! `kubernetes`: each session a tenant of an existing host cluster (docs/kubernetes-provider.md).
 //! Its namespace holds `lite`'s control plane as one pod behind a Service, the Secrets of a PKI
 //! the platform makes, and the policies that keep it in: Pod Security `restricted`, a
-//! default-deny network with the terminal let through to its own API only, a quota and limits.
+//! default-deny network with the terminal let through to its own API only (an exam's terminal to
+//! its hosts' too), a quota and limits.
 //! Deleting the namespace deletes the session; the namespace's labels find orphans.
 //! [`KubernetesProvider`] is the [`ClusterProvider`](super::ClusterProvider) over it.
 
@@ -20,10 +21,11 @@ use kube::{
 };
 
 pub use objects::{
-    api_service, control_plane_pod, control_plane_secret, hardened, hardened_pod, kubeconfig_secret,
-    kwok_config, limit_range, namespace, network_policies, resource_quota, terminal_pod, ControlPlaneImages,
-    PlatformPeer, Resources, APISERVER_PORT, API_PORT, API_SERVICE, COMPONENT_LABEL, CONTROL_PLANE,
-    CONTROL_PLANE_SECRET, PLATFORM_SECRET, QUOTA, TERMINAL, TERMINAL_RESOURCES, TERMINAL_SECRET,
+    api_service, control_plane_pod, control_plane_secret, hardened, hardened_pod, host_policies,
+    kubeconfig_secret, kwok_config, limit_range, namespace, network_policies, resource_quota, terminal_pod,
+    terminal_secret, ControlPlaneImages, PlatformPeer, Resources, APISERVER_PORT, API_PORT, API_SERVICE,
+    COMPONENT_LABEL, CONTROL_PLANE, CONTROL_PLANE_SECRET, LEARNER_HOME, PLATFORM_SECRET, QUOTA, TERMINAL,
+    TERMINAL_RESOURCES, TERMINAL_SECRET,
 };
 pub use pki::{ApiAddresses, Identity, KeyedCert, Pki};
 pub use provider::{host_client, KubernetesProvider};

@@ -8,10 +8,10 @@ use k8s_openapi::{
     api::{
         core::v1::{
             Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, HTTPGetAction, LimitRange, LimitRangeItem, LimitRangeSpec, Namespace,
-            ObjectFieldSelector, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe, ResourceQuota,
-            ResourceQuotaSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
-            SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+            EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, LimitRange, LimitRangeItem, LimitRangeSpec,
+            Namespace, ObjectFieldSelector, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe,
+            ResourceQuota, ResourceQuotaSpec, ResourceRequirements, SeccompProfile, Secret,
+            SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -46,7 +46,7 @@ const KWOK_PORT: i32 = 10247;
 pub const CONTROL_PLANE_SECRET: &str = "control-plane-pki";
 /// The platform's own kubeconfig of the session: never mounted, read by any replica.
 pub const PLATFORM_SECRET: &str = "platform-kubeconfig";
-/// The learner's kubeconfig, mounted read-only in the terminal as `config`.
+/// The learner's kubeconfigs, mounted read-only in the terminal's `~/.kube`.
 pub const TERMINAL_SECRET: &str = "terminal-kubeconfig";
 const KWOK_CONFIG: &str = "kwok-stages";
 /// The namespace's ResourceQuota.
@@ -258,34 +258,45 @@ pub fn limit_range(tenant: &Tenant<'_>) -> LimitRange {
     }
 }
 
-/// Nothing in the namespace sends or receives, but: the terminal to the API, and the API from the
-/// terminal and the platform. No DNS: the kubeconfigs name the Service's address.
-pub fn network_policies(tenant: &Tenant<'_>, platform: Option<&PlatformPeer>) -> Vec<NetworkPolicy> {
-    let api_port = || NetworkPolicyPort {
+fn api_port() -> NetworkPolicyPort {
+    NetworkPolicyPort {
         port: Some(IntOrString::Int(APISERVER_PORT)),
         protocol: Some("TCP".into()),
         ..Default::default()
-    };
+    }
+}
+
+/// The pods that `pods` selects in the namespace named `namespace`.
+fn in_namespace(namespace: &str, pods: LabelSelector) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                namespace.to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        pod_selector: Some(pods),
+        ..Default::default()
+    }
+}
+
+/// Nothing in the namespace sends or receives, but: the terminal to the API, and the API from the
+/// terminal and the platform. No DNS: the kubeconfigs name the Service's address.
+pub fn network_policies(tenant: &Tenant<'_>, platform: Option<&PlatformPeer>) -> Vec<NetworkPolicy> {
     let pods = |component: &str| NetworkPolicyPeer {
         pod_selector: Some(selector(component)),
         ..Default::default()
     };
     let mut api_clients = vec![pods(TERMINAL)];
     if let Some(platform) = platform {
-        api_clients.push(NetworkPolicyPeer {
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
-                    platform.namespace.clone(),
-                )])),
-                ..Default::default()
-            }),
-            pod_selector: Some(LabelSelector {
+        api_clients.push(in_namespace(
+            &platform.namespace,
+            LabelSelector {
                 match_labels: Some(platform.pod_labels.clone()),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            },
+        ));
     }
     let policy = |name: &str, spec: NetworkPolicySpec| NetworkPolicy {
         metadata: meta(tenant, name, None),
@@ -325,6 +336,56 @@ pub fn network_policies(tenant: &Tenant<'_>, platform: Option<&PlatformPeer>) ->
             },
         ),
     ]
+}
+
+/// An exam's terminal (in `terminal`'s namespace) beside its own host's API, which
+/// [`network_policies`] lets it reach: the egress to every other host's API (`hosts`: their
+/// namespaces) on 6443, and in each of those namespaces the ingress of that terminal alone. They
+/// carry the terminal's labels (`terminals::PodTerminals` finds and removes them with it) and go
+/// with their namespaces. None for a terminal of one cluster: an egress rule naming no peer
+/// would let it reach everything.
+pub fn host_policies(terminal: &Tenant<'_>, hosts: &[&str]) -> Vec<NetworkPolicy> {
+    let others: Vec<&str> = hosts
+        .iter()
+        .copied()
+        .filter(|host| *host != terminal.namespace())
+        .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    let egress = NetworkPolicy {
+        metadata: meta(terminal, "terminal-to-hosts", Some(TERMINAL)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(TERMINAL)),
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(
+                    others
+                        .iter()
+                        .map(|host| in_namespace(host, selector(CONTROL_PLANE)))
+                        .collect(),
+                ),
+                ports: Some(vec![api_port()]),
+            }]),
+            ..Default::default()
+        }),
+    };
+    let ingress = others.iter().map(|host| NetworkPolicy {
+        metadata: ObjectMeta {
+            namespace: Some((*host).to_owned()),
+            ..meta(terminal, "api-from-exam-terminal", Some(TERMINAL))
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(CONTROL_PLANE)),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![in_namespace(terminal.namespace(), selector(TERMINAL))]),
+                ports: Some(vec![api_port()]),
+            }]),
+            ..Default::default()
+        }),
+    });
+    std::iter::once(egress).chain(ingress).collect()
 }
 
 /// The session API's stable address: the terminal's and the platform's kubeconfigs name its
@@ -411,6 +472,22 @@ pub fn control_plane_secret(tenant: &Tenant<'_>, pki: &Pki) -> Result<Secret, Cl
         ("kwok.kubeconfig".to_owned(), kubeconfig(Identity::Kwok)?),
     ]);
     Ok(secret(tenant, CONTROL_PLANE_SECRET, CONTROL_PLANE, data))
+}
+
+/// The learner's kubeconfigs, by their paths under `~/.kube` (`terminals::TerminalAccess::files`),
+/// each under the key [`kube_key`] names.
+pub fn terminal_secret(tenant: &Tenant<'_>, files: &[(String, &Kubeconfig)]) -> Secret {
+    let data = files
+        .iter()
+        .map(|(path, kubeconfig)| (kube_key(path), kubeconfig.yaml().to_owned()))
+        .collect();
+    secret(tenant, TERMINAL_SECRET, TERMINAL, data)
+}
+
+/// A Secret's key for a file of the terminal's `~/.kube`: keys hold no '/'; the terminal's
+/// volume puts each back at its path.
+fn kube_key(path: &str) -> String {
+    path.replace('/', ".")
 }
 
 /// A Secret holding one kubeconfig as `config`.
@@ -704,15 +781,17 @@ pub fn control_plane_pod(tenant: &Tenant<'_>, images: &ControlPlaneImages) -> Po
 
 /// The learner's uid in the terminal image.
 const LEARNER_UID: i64 = 1000;
-const HOME: &str = "/home/ckad";
+/// The learner's home in the terminal image.
+pub const LEARNER_HOME: &str = "/home/ckad";
 
 /// The learner's terminal, hardened as the Docker terminal is: uid 1000, read-only root, no
 /// capabilities, 512 MiB and half a CPU, memory-backed `/tmp`, home and `/opt/course`, the
-/// kubeconfig read-only at `~/.kube/config`. The pod's pause process is PID 1 and reaps, as
+/// kubeconfigs of [`terminal_secret`] read-only at their paths under `~/.kube` (`config`, or an
+/// exam's `hosts/<host>`, and nothing else). The pod's pause process is PID 1 and reaps, as
 /// Docker's `--init` does; no name resolves (nothing leaves it but the API connection, which
 /// the kubeconfig names by address). A process limit is the host's kubelet's (`podPidsLimit`):
 /// a pod cannot set its own.
-pub fn terminal_pod(tenant: &Tenant<'_>, image: &str) -> Pod {
+pub fn terminal_pod(tenant: &Tenant<'_>, image: &str, files: &[(String, &Kubeconfig)]) -> Pod {
     let memory_dir = |name: &str, size_mib: i64| Volume {
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
@@ -728,9 +807,9 @@ pub fn terminal_pod(tenant: &Tenant<'_>, image: &str) -> Pod {
         security_context: Some(hardened(LEARNER_UID)),
         volume_mounts: Some(vec![
             mount("tmp", "/tmp", false),
-            mount("home", HOME, false),
+            mount("home", LEARNER_HOME, false),
             mount("course", "/opt/course", false),
-            mount("kube", &format!("{HOME}/.kube"), true),
+            mount("kube", &format!("{LEARNER_HOME}/.kube"), true),
         ]),
         ..Default::default()
     };
@@ -758,6 +837,16 @@ pub fn terminal_pod(tenant: &Tenant<'_>, image: &str) -> Pod {
                         secret: Some(SecretVolumeSource {
                             secret_name: Some(TERMINAL_SECRET.into()),
                             default_mode: Some(0o440),
+                            items: Some(
+                                files
+                                    .iter()
+                                    .map(|(path, _)| KeyToPath {
+                                        key: kube_key(path),
+                                        path: path.clone(),
+                                        mode: None,
+                                    })
+                                    .collect(),
+                            ),
                             ..Default::default()
                         }),
                         ..Default::default()
@@ -986,10 +1075,14 @@ mod tests {
         );
     }
 
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n";
+
     #[test]
     fn the_terminal_is_hardened_like_the_docker_terminal_and_mounts_its_kubeconfig_read_only() {
         let name = ClusterName::generate();
-        let pod = terminal_pod(&tenant(&name), "ckad/terminal:test");
+        let kubeconfig = Kubeconfig::from_yaml(KUBECONFIG).unwrap();
+        let files = [("config".to_owned(), &kubeconfig)];
+        let pod = terminal_pod(&tenant(&name), "ckad/terminal:test", &files);
         assert_eq!(pod.metadata.labels.unwrap()[COMPONENT_LABEL], TERMINAL);
         let spec = pod.spec.unwrap();
         assert_eq!(spec.automount_service_account_token, Some(false));
@@ -1017,12 +1110,102 @@ mod tests {
         let volumes = spec.volumes.unwrap();
         let secret = volumes.iter().find_map(|v| v.secret.as_ref()).unwrap();
         assert_eq!(secret.secret_name.as_deref(), Some(TERMINAL_SECRET));
+        let items = secret.items.as_ref().unwrap();
+        assert_eq!(
+            items.iter().map(|i| (&*i.key, &*i.path)).collect::<Vec<_>>(),
+            [("config", "config")]
+        );
         for scratch in ["tmp", "home", "course"] {
             let volume = volumes.iter().find(|v| v.name == scratch).unwrap();
             let dir = volume.empty_dir.as_ref().unwrap();
             assert_eq!(dir.medium.as_deref(), Some("Memory"), "{scratch}");
             assert!(dir.size_limit.is_some(), "{scratch}");
         }
+    }
+
+    #[test]
+    fn an_exams_terminal_finds_each_hosts_kubeconfig_at_its_path_and_no_config() {
+        let name = ClusterName::generate();
+        let kubeconfig = Kubeconfig::from_yaml(KUBECONFIG).unwrap();
+        let files = [
+            ("hosts/ckad7326".to_owned(), &kubeconfig),
+            ("hosts/ckad5601".to_owned(), &kubeconfig),
+        ];
+        let secret = terminal_secret(&tenant(&name), &files);
+        let keys: Vec<&String> = secret.string_data.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, ["hosts.ckad5601", "hosts.ckad7326"]);
+        let pod = terminal_pod(&tenant(&name), "ckad/terminal:test", &files);
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        let items = volumes
+            .iter()
+            .find_map(|v| v.secret.as_ref()?.items.clone())
+            .unwrap();
+        assert_eq!(
+            items.iter().map(|i| (&*i.key, &*i.path)).collect::<Vec<_>>(),
+            [
+                ("hosts.ckad7326", "hosts/ckad7326"),
+                ("hosts.ckad5601", "hosts/ckad5601")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_exams_terminal_reaches_its_other_hosts_apis_and_they_admit_it_alone() {
+        let (own, other, third) = (
+            ClusterName::generate(),
+            ClusterName::generate(),
+            ClusterName::generate(),
+        );
+        let terminal = tenant(&own);
+        let hosts = [own.as_str(), other.as_str(), third.as_str()];
+        let policies = host_policies(&terminal, &hosts);
+        assert_eq!(policies.len(), 3);
+        // All of them the terminal's, wherever they are: removed with it.
+        for policy in &policies {
+            let labels = policy.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels["ckad.cluster"], own.as_str());
+            assert_eq!(labels[COMPONENT_LABEL], TERMINAL);
+        }
+        let namespace_of = |peer: &NetworkPolicyPeer| {
+            peer.namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"]
+                .clone()
+        };
+
+        let egress = &policies[0];
+        assert_eq!(egress.metadata.namespace.as_deref(), Some(own.as_str()));
+        let spec = egress.spec.as_ref().unwrap();
+        assert_eq!(spec.pod_selector, Some(selector(TERMINAL)));
+        let rules = spec.egress.as_ref().unwrap();
+        assert_eq!(rules.len(), 1);
+        let to = rules[0].to.as_ref().unwrap();
+        // Its own host's API is the namespace's own policy's; the others' by namespace and pod.
+        assert_eq!(
+            to.iter().map(namespace_of).collect::<Vec<_>>(),
+            [other.as_str(), third.as_str()]
+        );
+        assert!(to
+            .iter()
+            .all(|peer| peer.pod_selector == Some(selector(CONTROL_PLANE))));
+        assert_eq!(rules[0].ports, Some(vec![api_port()]));
+
+        for (policy, host) in policies[1..].iter().zip([&other, &third]) {
+            assert_eq!(policy.metadata.namespace.as_deref(), Some(host.as_str()));
+            let spec = policy.spec.as_ref().unwrap();
+            assert_eq!(spec.pod_selector, Some(selector(CONTROL_PLANE)));
+            let rules = spec.ingress.as_ref().unwrap();
+            let from = rules[0].from.as_ref().unwrap();
+            assert_eq!(from.len(), 1);
+            assert_eq!(namespace_of(&from[0]), own.as_str());
+            assert_eq!(from[0].pod_selector, Some(selector(TERMINAL)));
+            assert_eq!(rules[0].ports, Some(vec![api_port()]));
+        }
+        // A terminal of one host needs none: an egress rule without peers would open everything.
+        assert!(host_policies(&terminal, &[own.as_str()]).is_empty());
     }
 
     #[test]
