@@ -272,6 +272,16 @@ fn append(archive: &mut tar::Builder<Vec<u8>>, path: &str, content: Option<&str>
     archive.append_data(&mut header, path, data)
 }
 
+/// An exec refused because the terminal's container does not exist is the terminal missing.
+fn not_found(error: bollard::errors::Error, cluster: &ClusterName) -> TerminalError {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+            TerminalError::NotFound(cluster.clone())
+        }
+        other => other.into(),
+    }
+}
+
 async fn remove_container(docker: &Docker, name: &str) -> Result<(), TerminalError> {
     let options = RemoveContainerOptions {
         force: true,
@@ -425,12 +435,7 @@ impl TerminalRuntime for DockerTerminals {
             }
             created => created,
         }
-        .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                TerminalError::NotFound(cluster.clone())
-            }
-            other => other.into(),
-        })?
+        .map_err(|e| not_found(e, cluster))?
         .id;
         let options = StartExecOptions {
             tty: true,
@@ -485,12 +490,7 @@ impl TerminalRuntime for DockerTerminals {
                 },
             )
             .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                    TerminalError::NotFound(cluster.clone())
-                }
-                other => other.into(),
-            })?
+            .map_err(|e| not_found(e, cluster))?
             .id;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec, None).await? {
