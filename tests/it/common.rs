@@ -614,6 +614,35 @@ impl Shell {
     }
 }
 
+/// The learner's way through the task `pod-with-labels`: Check fails first, the answer typed in
+/// `shell` makes the pod, and Check pressed again (a 429 says too soon) passes within `limit`,
+/// once the pod is Ready.
+pub async fn answer_pod_with_labels(platform: &Platform, token: &str, shell: &mut Shell, limit: Duration) {
+    let check = || platform.post("/api/tasks/pod-with-labels/check", token);
+    let (code, report) = check().await;
+    assert_eq!(
+        (code, &report["passed"]),
+        (StatusCode::OK, &json!(false)),
+        "{report}"
+    );
+    shell
+        .type_line("kubectl run front -n web --image=nginx:1.27 --labels=app=front,tier=web --port=80")
+        .await;
+    shell.read_until("pod/front created").await;
+    let deadline = Instant::now() + limit;
+    loop {
+        let (code, report) = check().await;
+        if code != StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(code, StatusCode::OK, "{report}");
+            if report["passed"] == true {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "never passed: {report}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// A cluster of a fresh name on ports no other test in this process takes.
 pub fn spec() -> ckad_platform::clusters::ClusterSpec {
     ckad_platform::clusters::ClusterSpec {

@@ -12,8 +12,8 @@ use std::{process::Command, time::Duration};
 
 use ckad_platform::clusters::{
     kubernetes::{
-        bring_up, terminal_pod, ApiTunnel, ControlPlaneImages, HostCluster, Tenant, CONTROL_PLANE,
-        PLATFORM_SECRET, TERMINAL,
+        bring_up, terminal_pod, ApiTunnel, ControlPlaneImages, HostCluster, Tenant, API_SERVICE,
+        CONTROL_PLANE, PLATFORM_SECRET, TERMINAL,
     },
     probe_health, ClusterName, ClusterProvider, Kubeconfig, ProviderKind,
 };
@@ -22,7 +22,10 @@ use ckad_platform::terminals::{
 };
 use common::{eventually, kind, spec, Platform, Terminals, TERMINAL_IMAGE};
 use futures_util::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::{
+    core::v1::{ContainerStatus, Namespace, Pod, Secret, Service},
+    networking::v1::NetworkPolicy,
+};
 use kube::api::{Api, AttachParams, ListParams, LogParams, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -279,7 +282,8 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
         cluster: &name,
         instance,
     };
-    let mut third = terminal_pod(&tenant, TERMINAL_IMAGE);
+    let files = [("config".to_owned(), &made.terminal_kubeconfig)];
+    let mut third = terminal_pod(&tenant, TERMINAL_IMAGE, &files);
     third.metadata.name = Some("third".into());
     let refused = host_pods
         .create(&PostParams::default(), &third)
@@ -431,7 +435,8 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
 /// The platform outside the host (`HOST_KUBECONFIG`), as a learner uses it, once its reconciler
 /// has removed an orphaned session: Start makes the session's namespace, the terminal's socket
 /// reaches a shell in the terminal pod whose kubectl sees the session's Ready node, Check grades
-/// what was typed, and Stop leaves nothing on the host.
+/// what was typed; another learner's exam with hosts runs beside it, neither terminal reaching
+/// the other session's APIs; and Stop leaves nothing on the host.
 async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("host.kubeconfig");
@@ -439,6 +444,9 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
     settings.clusters.provider = ProviderKind::Kubernetes;
     settings.clusters.kubernetes.kubeconfig = Some(kubeconfig);
+    // A practice session and an exam's two hosts at once: an API port (its tunnel) each.
+    settings.clusters.ports = common::port_block(54500, 3);
+    settings.tasks_dir = tasks_with_a_small_exam(dir.path());
     let instance = settings.clusters.instance.clone();
     let host = host_kubeconfig.client().await.unwrap();
     // A session of this instance that no database row owns (as a crash between its making and
@@ -501,40 +509,193 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
         .await;
     shell.read_until("nodes: node01=Ready").await;
 
-    let check = || platform.post("/api/tasks/pod-with-labels/check", &token);
-    let (code, report) = check().await;
-    assert_eq!(
-        (code, &report["passed"]),
-        (reqwest::StatusCode::OK, &serde_json::json!(false)),
-        "{report}"
-    );
-    shell
-        .type_line("kubectl run front -n web --image=nginx:1.27 --labels=app=front,tier=web --port=80")
-        .await;
-    shell.read_until("pod/front created").await;
-    // Pressed again until kwok has the pod Running, as a learner would (429: too soon).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (code, report) = check().await;
-        if code != reqwest::StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(code, reqwest::StatusCode::OK, "{report}");
-            if report["passed"] == true {
-                break;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "never passed: {report}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    // Check until kwok has the pod Running.
+    common::answer_pod_with_labels(&platform, &token, &mut shell, Duration::from_secs(60)).await;
 
-    let started = std::time::Instant::now();
-    let (status, body) = platform.post("/api/session/stop", &token).await;
-    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
-    eventually("the session ends", Duration::from_secs(150), || async {
-        platform.get("/api/session/status", &token).await.0 == reqwest::StatusCode::NOT_FOUND
-    })
-    .await;
-    eprintln!("platform session stopped in {:?}", started.elapsed());
+    exam_beside(&platform, &host, &instance, &namespace, &token).await;
+    assert_eq!(sessions_of_instance().await, std::slice::from_ref(&namespace));
+
+    let took = stop(&platform, &token).await;
+    eprintln!("platform session stopped in {took:?}");
     assert_eq!(sessions_of_instance().await, Vec::<String>::new());
     assert!(namespaces.get_opt(&namespace).await.unwrap().is_none());
     platform.shut_down().await;
+}
+
+/// Stop, as the learner presses it, until the session has ended; how long that took.
+async fn stop(platform: &Platform, token: &str) -> Duration {
+    let started = std::time::Instant::now();
+    let (status, body) = platform.post("/api/session/stop", token).await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    eventually("the session ends", Duration::from_secs(150), || async {
+        platform.get("/api/session/status", token).await.0 == reqwest::StatusCode::NOT_FOUND
+    })
+    .await;
+    started.elapsed()
+}
+
+/// The exam [`tasks_with_a_small_exam`] adds: two hosts, a task on each. The catalog's own
+/// exams have three hosts and 15-20 tasks, whose setup through the tunnels would take minutes.
+const SMALL_EXAM: &str = "\
+- id: two-hosts
+  title: Two hosts
+  type: ckad
+  category: mock
+  minutes: 30
+  access: free
+  hosts: [ckad1111, ckad2222]
+  tasks:
+    - {task: pod-with-labels, host: ckad1111}
+    - {task: configmap-env, host: ckad2222}
+";
+
+/// A tasks folder of `dir`: the repository's tasks (linked) with [`SMALL_EXAM`] as its exams.
+fn tasks_with_a_small_exam(dir: &std::path::Path) -> std::path::PathBuf {
+    let tasks = dir.join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks");
+    for entry in std::fs::read_dir(ours).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "exams.yaml" {
+            std::os::unix::fs::symlink(entry.path(), tasks.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(tasks.join("exams.yaml"), SMALL_EXAM).unwrap();
+    tasks
+}
+
+/// The address of the API of the session whose namespace is `namespace`.
+async fn api_address(host: &kube::Client, namespace: &str) -> String {
+    let api = Api::<Service>::namespaced(host.clone(), namespace)
+        .get(API_SERVICE)
+        .await
+        .unwrap();
+    api.spec.unwrap().cluster_ip.unwrap()
+}
+
+/// A line that prints `label: ` and, for each address, whether the terminal reaches an API
+/// there (computed in the shell: the typed line's echo never matches what it prints).
+fn reaching(label: &str, addresses: &[String]) -> String {
+    let probes: Vec<String> = addresses
+        .iter()
+        .map(|ip| {
+            format!("$(curl -sk --max-time 3 -o /dev/null https://{ip}:443/livez && echo reached || echo blocked)")
+        })
+        .collect();
+    format!(r#"echo "{label}: {}""#, probes.join("-"))
+}
+
+/// Another learner's exam with hosts, started while the session in `practice` (of
+/// `practice_token`) runs: each host is a namespace of the host cluster; the terminal starts on
+/// a base machine with no cluster, `ssh <host>` reaches that host's cluster (its node Ready, its
+/// task's namespace there and not on the other); the terminal reaches its hosts' APIs and not
+/// the practice session's, whose terminal reaches neither of the exam's. Stopped, it leaves
+/// nothing of it on the host.
+async fn exam_beside(
+    platform: &Platform,
+    host: &kube::Client,
+    instance: &str,
+    practice: &str,
+    practice_token: &str,
+) {
+    let token = platform.learner("exam@example.com").await;
+    let started = std::time::Instant::now();
+    let (code, session) = platform.post("/api/exams/two-hosts/start", &token).await;
+    assert_eq!(code, reqwest::StatusCode::ACCEPTED, "{session}");
+    platform.wait_started(&token).await;
+    eprintln!(
+        "an exam with 2 hosts started on the host in {:?}",
+        started.elapsed()
+    );
+    // Two namespaces, one terminal pod in one of them.
+    let ours = format!("ckad.instance={instance}");
+    let namespaces: Vec<String> = Api::<Namespace>::all(host.clone())
+        .list(&ListParams::default().labels(&ours))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|ns| ns.metadata.name)
+        .filter(|ns| ns != practice)
+        .collect();
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
+    let (mut exam_apis, mut terminals) = (Vec::new(), 0);
+    for namespace in &namespaces {
+        exam_apis.push(api_address(host, namespace).await);
+        let pods: Api<Pod> = Api::namespaced(host.clone(), namespace);
+        terminals += usize::from(pods.get_opt(TERMINAL).await.unwrap().is_some());
+    }
+    assert_eq!(terminals, 1, "one terminal for both hosts");
+
+    let ticket = platform.ticket(&token).await;
+    let mut shell = common::open_shell(platform.socket_url(&ticket), common::ORIGIN, "ckad@base")
+        .await
+        .unwrap();
+    // The hosts are the kubeconfigs under ~/.kube/hosts, as in the Docker terminal, and there
+    // is no ~/.kube/config.
+    shell
+        .type_line(r#"echo "kube: $(ls ~/.kube | paste -sd,) hosts: $(ls ~/.kube/hosts | paste -sd,)""#)
+        .await;
+    shell.read_until("kube: hosts hosts: ckad1111,ckad2222").await;
+    // The base machine has no cluster.
+    shell.type_line("kubectl get namespaces").await;
+    shell.read_until("localhost:8080").await;
+    for (on, here, elsewhere) in [("ckad1111", "web", "config"), ("ckad2222", "config", "web")] {
+        shell.type_line(&format!("ssh {on}")).await;
+        shell.read_until(&format!("ckad@{on}")).await;
+        shell
+            .type_line(r#"echo "nodes: $(kubectl get nodes --no-headers | awk '{print $1"="$2}')""#)
+            .await;
+        shell.read_until("nodes: node01=Ready").await;
+        shell
+            .type_line(&format!("kubectl get namespace {here} -o name"))
+            .await;
+        shell.read_until(&format!("namespace/{here}")).await;
+        shell
+            .type_line(&format!("kubectl get namespace {elsewhere}"))
+            .await;
+        shell
+            .read_until(&format!(r#"namespaces "{elsewhere}" not found"#))
+            .await;
+        shell.type_line("exit").await;
+        shell.read_until("ckad@base").await;
+    }
+    // Its hosts' APIs answer it; another session's API, answering too, does not.
+    shell.type_line(&reaching("exam hosts", &exam_apis)).await;
+    shell.read_until("exam hosts: reached-reached").await;
+    let practice_api = api_address(host, practice).await;
+    shell
+        .type_line(&reaching("other session", std::slice::from_ref(&practice_api)))
+        .await;
+    shell.read_until("other session: blocked").await;
+    // Nor does the practice session's terminal reach the exam's hosts.
+    let mut practice_shell = platform
+        .connect(&platform.ticket(practice_token).await, common::ORIGIN)
+        .await
+        .unwrap();
+    practice_shell
+        .type_line(&reaching("own", std::slice::from_ref(&practice_api)))
+        .await;
+    practice_shell.read_until("own: reached").await;
+    practice_shell
+        .type_line(&reaching("exam hosts", &exam_apis))
+        .await;
+    practice_shell.read_until("exam hosts: blocked-blocked").await;
+
+    let took = stop(platform, &token).await;
+    eprintln!("exam with 2 hosts stopped in {took:?}");
+    let (code, result) = platform
+        .get(
+            &format!("/api/exams/results/{}", session["id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    assert_eq!(code, reqwest::StatusCode::OK, "{result}");
+    assert_eq!(result["tasks"].as_array().unwrap().len(), 2, "{result}");
+    // Its terminal's policies went with it, in every namespace.
+    let left = Api::<NetworkPolicy>::all(host.clone())
+        .list(&ListParams::default().labels(&format!("ckad.component={TERMINAL},{ours}")))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
 }
