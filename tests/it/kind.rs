@@ -399,31 +399,8 @@ async fn a_learners_session_on_kind_runs_pods_from_the_terminal_and_leaves_nothi
         .await;
     shell.read_until("exec in talker: 42").await;
 
-    // A task's answer typed in the terminal, then Check.
-    let (code, report) = platform.post("/api/tasks/pod-with-labels/check", &token).await;
-    assert_eq!(
-        (code, &report["passed"]),
-        (reqwest::StatusCode::OK, &serde_json::json!(false)),
-        "{report}"
-    );
-    shell
-        .type_line("kubectl run front -n web --image=nginx:1.27 --labels=app=front,tier=web --port=80")
-        .await;
-    shell.read_until("pod/front created").await;
-    // Pressed again until the pod is Ready, as a learner would.
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let (code, report) = platform.post("/api/tasks/pod-with-labels/check", &token).await;
-        // Check allows one press per task every few seconds: a 429 says to press again later.
-        if code != reqwest::StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(code, reqwest::StatusCode::OK, "{report}");
-            if report["passed"] == true {
-                break;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "never passed: {report}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    // A task's answer typed in the terminal, then Check until the pod is Ready.
+    common::answer_pod_with_labels(&platform, &token, &mut shell, Duration::from_secs(180)).await;
 
     // Removing a kind node can outlast the request's 30 s on a loaded machine; the removal then
     // goes on by itself, and the learner sees the session end.
