@@ -13,12 +13,13 @@ use std::{process::Command, time::Duration};
 use ckad_platform::clusters::{
     kubernetes::{
         bring_up, terminal_pod, ApiTunnel, ControlPlaneImages, HostCluster, Tenant, API_SERVICE,
-        CONTROL_PLANE, PLATFORM_SECRET, TERMINAL,
+        CONTROL_PLANE, PLATFORM_SECRET, TERMINAL, TERMINAL_SECRET,
     },
     probe_health, ClusterName, ClusterProvider, Kubeconfig, ProviderKind,
 };
 use ckad_platform::terminals::{
-    PodTerminals, Revival, ShellTab, TermSize, TerminalAccess, TerminalIo, TerminalRuntime, TerminalSpec,
+    PodTerminals, Revival, ShellTab, TermSize, TerminalAccess, TerminalHost, TerminalIo, TerminalRuntime,
+    TerminalSpec,
 };
 use common::{eventually, kind, spec, Platform, Terminals, TERMINAL_IMAGE};
 use futures_util::{FutureExt, StreamExt};
@@ -415,6 +416,29 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
     .await;
     assert_eq!(terminals.list().await.unwrap(), Vec::<ClusterName>::new());
     assert_eq!(terminals.revive(&name).await.unwrap(), Revival::Gone);
+
+    // An exam's terminal that fails half-way leaves nothing: its second host's namespace does
+    // not exist, so that host's policy is refused after the terminal's own one was made.
+    let gone = ClusterName::generate();
+    let host = |host_name, namespace| TerminalHost {
+        name: host_name,
+        network: namespace,
+        kubeconfig: &made.terminal_kubeconfig,
+    };
+    let hosts = [host("ckad1111", name.as_str()), host("ckad2222", gone.as_str())];
+    let exam = TerminalSpec {
+        access: TerminalAccess::Hosts(&hosts),
+        ..spec
+    };
+    assert!(terminals.create(&exam).await.is_err());
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &made.namespace)
+        .list(&ListParams::default().labels(&format!("ckad.component={TERMINAL}")))
+        .await
+        .unwrap();
+    assert!(policies.items.is_empty(), "{:?}", policies.items);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &made.namespace);
+    assert!(secrets.get_opt(TERMINAL_SECRET).await.unwrap().is_none());
+    assert!(host_pods.get_opt(TERMINAL).await.unwrap().is_none());
 
     drop(tunnel);
     let started = std::time::Instant::now();
