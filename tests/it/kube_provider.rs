@@ -4,12 +4,17 @@
 //! a Ready simulated node and running pods the way `lite` does, the hardened terminal pod
 //! reaching its own API and nothing else, a shell typed into through the exec bridge, and the
 //! namespace's deletion leaving nothing of the session. Then the platform outside the host with
-//! `CLUSTER_PROVIDER=kubernetes`, as a learner uses it: Start, the terminal's socket, Check, Stop.
+//! `CLUSTER_PROVIDER=kubernetes` and a warm pool of one, as a learner uses it: Start (claiming
+//! the member, and cold once the pool is empty), the terminal's socket, Check, Stop.
 
 use crate::common;
 
 use std::{process::Command, time::Duration};
 
+use crate::{
+    pool,
+    sessions::{Events, COLD_START_STEPS},
+};
 use ckad_platform::clusters::{
     kubernetes::{
         bring_up, terminal_pod, ApiTunnel, ControlPlaneImages, HostCluster, Tenant, API_SERVICE,
@@ -17,6 +22,7 @@ use ckad_platform::clusters::{
     },
     probe_health, ClusterName, ClusterProvider, Kubeconfig, ProviderKind,
 };
+use ckad_platform::store::PoolMember;
 use ckad_platform::terminals::{
     PodTerminals, Revival, ShellTab, TermSize, TerminalAccess, TerminalHost, TerminalIo, TerminalRuntime,
     TerminalSpec,
@@ -457,10 +463,13 @@ async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance
 }
 
 /// The platform outside the host (`HOST_KUBECONFIG`), as a learner uses it, once its reconciler
-/// has removed an orphaned session: Start makes the session's namespace, the terminal's socket
-/// reaches a shell in the terminal pod whose kubectl sees the session's Ready node, Check grades
-/// what was typed; another learner's exam with hosts runs beside it, neither terminal reaching
-/// the other session's APIs; and Stop leaves nothing on the host.
+/// has removed an orphaned session, with a warm pool of one: the first Start claims the member
+/// made ahead, the terminal's socket reaches a shell in its terminal pod whose kubectl sees the
+/// session's Ready node, Check grades what was typed, and the pool refills with a new namespace;
+/// a second learner's Start meanwhile finds the pool empty and starts cold with the same steps;
+/// another learner's exam with hosts runs beside, neither terminal reaching the other session's
+/// APIs; Stop leaves nothing of the sessions on the host, and a platform started with no pool
+/// removes the member left.
 async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("host.kubeconfig");
@@ -468,9 +477,11 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     let mut settings = common::settings(dir.path(), "unix:///var/run/docker.sock");
     settings.clusters.provider = ProviderKind::Kubernetes;
     settings.clusters.kubernetes.kubeconfig = Some(kubeconfig);
-    // A practice session and an exam's two hosts at once: an API port (its tunnel) each.
-    settings.clusters.ports = common::port_block(54500, 3);
+    // An API port (its tunnel) each: the warm session, its refilled member, a cold session, and
+    // an exam's two hosts.
+    settings.clusters.ports = common::port_block(54500, 5);
     settings.tasks_dir = tasks_with_a_small_exam(dir.path());
+    settings.sessions.pool.size = 1;
     let instance = settings.clusters.instance.clone();
     let host = host_kubeconfig.client().await.unwrap();
     // A session of this instance that no database row owns (as a crash between its making and
@@ -480,7 +491,7 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
         .create(&orphan)
         .await
         .unwrap();
-    let platform = Platform::start(settings).await;
+    let platform = Platform::start(settings.clone()).await;
     // Ready with the host cluster; no Docker engine or host firewall is asked for.
     platform.wait_until_ready().await;
     let (_, readiness) = platform.get("/readyz", "").await;
@@ -508,20 +519,65 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
             .list(&ListParams::default().labels(&selector))
             .await
             .unwrap();
-        listed
+        let mut names: Vec<String> = listed
             .items
             .into_iter()
             .filter_map(|ns| ns.metadata.name)
-            .collect::<Vec<_>>()
+            .collect();
+        names.sort();
+        names
     };
 
-    let token = platform.learner("host@example.com").await;
+    let store = pool::store(dir.path()).await;
+    let [member] = <[_; 1]>::try_from(pool::ready_members(&store, 1).await).unwrap();
+    eprintln!("{}", made_in("the first pool member", &member));
+    assert_eq!(
+        sessions_of_instance().await,
+        std::slice::from_ref(&member.cluster_name)
+    );
+    // Made for no one: its terminal knows the session it will be, not the learner.
+    let pods: Api<Pod> = Api::namespaced(host.clone(), &member.cluster_name);
+    let annotations = pods.get(TERMINAL).await.unwrap().metadata.annotations.unwrap();
+    assert_eq!(annotations["ckad.session"], member.id);
+    assert_eq!(annotations["ckad.user"], "");
+
+    // The first Start claims it: the same steps as a cold start, ready in about a second.
+    let (token, cold_token) = (
+        platform.learner("host@example.com").await,
+        platform.learner("cold@example.com").await,
+    );
+    let (mut events, mut cold_events) = (
+        Events::open(&platform, &token).await,
+        Events::open(&platform, &cold_token).await,
+    );
     let started = std::time::Instant::now();
-    platform.start_session(&token).await;
-    eprintln!("platform session started on the host in {:?}", started.elapsed());
-    let [namespace] = <[String; 1]>::try_from(sessions_of_instance().await).unwrap();
-    let pods: Api<Pod> = Api::namespaced(host.clone(), &namespace);
-    assert!(pods.get_opt(TERMINAL).await.unwrap().is_some());
+    let (status, session) = platform.post("/api/session/start", &token).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{session}");
+    assert_eq!(session["id"].as_str(), Some(member.id.as_str()));
+    let (steps, warm) = events.steps_until_started().await;
+    let warm_took = started.elapsed();
+    eprintln!("warm platform session started on the host in {warm_took:?}");
+    assert_eq!(steps, COLD_START_STEPS);
+    assert_eq!(warm["id"], session["id"]);
+    assert_eq!(pool::metric(&platform, "ckad_pool_claims_total").await, 1.0);
+    let namespace = member.cluster_name.clone();
+
+    // Another learner's Start finds the pool empty (its next member not made yet): cold, with
+    // the same steps.
+    let started = std::time::Instant::now();
+    let (status, cold) = platform.post("/api/session/start", &cold_token).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{cold}");
+    let (cold_steps, _) = cold_events.steps_until_started().await;
+    let cold_took = started.elapsed();
+    eprintln!("cold platform session started on the host in {cold_took:?}");
+    assert_eq!(cold_steps, COLD_START_STEPS);
+    assert_eq!(pool::metric(&platform, "ckad_pool_misses_total").await, 1.0);
+    assert!(
+        warm_took < cold_took / 3,
+        "warm {warm_took:?}, cold {cold_took:?}"
+    );
+    let took = stop(&platform, &cold_token).await;
+    eprintln!("cold platform session stopped in {took:?}");
 
     let mut shell = platform
         .connect(&platform.ticket(&token).await, common::ORIGIN)
@@ -536,14 +592,53 @@ async fn platform_on_host(host_kubeconfig: &Kubeconfig) {
     // Check until kwok has the pod Running.
     common::answer_pod_with_labels(&platform, &token, &mut shell, Duration::from_secs(60)).await;
 
-    exam_beside(&platform, &host, &instance, &namespace, &token).await;
-    assert_eq!(sessions_of_instance().await, std::slice::from_ref(&namespace));
+    // The pool refilled: a new member's namespace of this instance, not a session's.
+    let [refilled] = <[_; 1]>::try_from(pool::ready_members(&store, 1).await).unwrap();
+    eprintln!("{}", made_in("the refilled pool member", &refilled));
+    assert_ne!(refilled.id, member.id);
+    let mut expected = vec![namespace.clone(), refilled.cluster_name.clone()];
+    expected.sort();
+    assert_eq!(sessions_of_instance().await, expected);
 
+    exam_beside(&platform, &host, &instance, &namespace, &token, &expected).await;
+    assert_eq!(sessions_of_instance().await, expected);
+
+    // Stop ends the session; the member outlives it, as it outlives the platform.
     let took = stop(&platform, &token).await;
     eprintln!("platform session stopped in {took:?}");
-    assert_eq!(sessions_of_instance().await, Vec::<String>::new());
+    assert_eq!(
+        sessions_of_instance().await,
+        std::slice::from_ref(&refilled.cluster_name)
+    );
     assert!(namespaces.get_opt(&namespace).await.unwrap().is_none());
     platform.shut_down().await;
+    assert_eq!(
+        sessions_of_instance().await,
+        std::slice::from_ref(&refilled.cluster_name)
+    );
+
+    // A platform started with no pool removes it, as an operator's would: nothing is left.
+    settings.sessions.pool.size = 0;
+    let removing = std::time::Instant::now();
+    let platform = Platform::start(settings).await;
+    eventually("the pool removed", Duration::from_secs(90), || async {
+        store.pool_members().await.unwrap().is_empty() && sessions_of_instance().await.is_empty()
+    })
+    .await;
+    eprintln!(
+        "the pool member removed by a platform with no pool in {:?}",
+        removing.elapsed()
+    );
+    platform.shut_down().await;
+}
+
+/// How long `member` took to make, for the log.
+fn made_in(what: &str, member: &PoolMember) -> String {
+    let ready = member.ready_at.expect("a ready member");
+    format!(
+        "{what} made in {:?}",
+        (ready - member.created_at).to_std().unwrap()
+    )
 }
 
 /// Stop, as the learner presses it, until the session has ended; how long that took.
@@ -610,7 +705,7 @@ fn reaching(label: &str, addresses: &[String]) -> String {
 }
 
 /// Another learner's exam with hosts, started while the session in `practice` (of
-/// `practice_token`) runs: each host is a namespace of the host cluster; the terminal starts on
+/// `practice_token`) runs beside the namespaces `others` (that session's and a pool member's): each host is a namespace of the host cluster; the terminal starts on
 /// a base machine with no cluster, `ssh <host>` reaches that host's cluster (its node Ready, its
 /// task's namespace there and not on the other); the terminal reaches its hosts' APIs and not
 /// the practice session's, whose terminal reaches neither of the exam's. Stopped, it leaves
@@ -621,6 +716,7 @@ async fn exam_beside(
     instance: &str,
     practice: &str,
     practice_token: &str,
+    others: &[String],
 ) {
     let token = platform.learner("exam@example.com").await;
     let started = std::time::Instant::now();
@@ -640,7 +736,7 @@ async fn exam_beside(
         .items
         .into_iter()
         .filter_map(|ns| ns.metadata.name)
-        .filter(|ns| ns != practice)
+        .filter(|ns| !others.contains(ns))
         .collect();
     assert_eq!(namespaces.len(), 2, "{namespaces:?}");
     let (mut exam_apis, mut terminals) = (Vec::new(), 0);

@@ -33,14 +33,14 @@ fn pooled(dir: &Path, size: usize, seats: usize, ports: PortRanges) -> Settings 
     settings
 }
 
-async fn store(dir: &Path) -> Store {
+pub(crate) async fn store(dir: &Path) -> Store {
     Store::open(&format!("sqlite://{}/ckad.db", dir.display()))
         .await
         .unwrap()
 }
 
 /// Waits until `count` members are ready (and none being made); they, oldest first.
-async fn ready_members(store: &Store, count: usize) -> Vec<PoolMember> {
+pub(crate) async fn ready_members(store: &Store, count: usize) -> Vec<PoolMember> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let members = store.pool_members().await.unwrap();
@@ -56,7 +56,7 @@ async fn ready_members(store: &Store, count: usize) -> Vec<PoolMember> {
 }
 
 /// A figure from `/metrics` (the test runs on the host, which may read it).
-async fn metric(platform: &Platform, name: &str) -> f64 {
+pub(crate) async fn metric(platform: &Platform, name: &str) -> f64 {
     let text = platform
         .client
         .get(format!("{}/metrics", platform.base))
