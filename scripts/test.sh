@@ -103,7 +103,14 @@ trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; stop_postgre
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"
-[ "$status" -eq 0 ] || failed=$((failed + 1))
+if [ "$status" -ne 0 ]; then
+  failed=$((failed + 1))
+  # The server's output is interleaved with the tests'; a failure's cause is often in its warnings.
+  mkdir -p "$TEST_ARTEFACTS" && cp "$logs/browser.log" "$TEST_ARTEFACTS/browser-run.log"
+  printf '\n== warnings and errors of the server under the browser tests (whole log: %s)\n' \
+    "$TEST_ARTEFACTS/browser-run.log"
+  grep -E 'WARN|ERROR|panicked' "$logs/browser.log" | tail -40 || true
+fi
 
 printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

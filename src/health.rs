@@ -13,7 +13,6 @@ use axum::{
 use serde::Serialize;
 
 use crate::{
-    clusters::ProviderKind,
     configuration::FirewallMode,
     routes::ratelimit::client_address,
     store::{SchemaState, Store},
@@ -115,7 +114,7 @@ async fn readiness(state: &AppState) -> Readiness {
     };
     // The engine and the host's firewall hold the Docker providers' sessions; a host cluster's
     // sessions are held by its own policies.
-    let on_docker = settings.clusters.provider != ProviderKind::Kubernetes;
+    let on_docker = settings.clusters.provider.on_docker();
     let (database, engine, provider, terminal, host_firewall, pool) = tokio::join!(
         probe("database", database_ready(&state.store)),
         probe_if(on_docker, "docker", async {

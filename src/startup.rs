@@ -19,6 +19,7 @@ use leptos_axum::{file_and_error_handler_with_context, generate_route_list, Lept
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
@@ -26,7 +27,6 @@ use tower_http::{
 };
 
 use crate::{
-    clusters::ProviderKind,
     configuration::FirewallMode,
     health, metrics, reconciler,
     routes::{
@@ -136,7 +136,8 @@ pub fn app(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     REQUEST_TIMEOUT,
-                )),
+                ))
+                .layer(CatchPanicLayer::custom(routes::panicked)),
         )
         .with_state(state)
 }
@@ -153,18 +154,16 @@ pub async fn run(
     let stopping = state.stopping.clone();
     let grace = state.settings.shutdown_grace;
     // Docker session networks are kept off the host; a host cluster's sessions by its policies.
-    match (
-        state.settings.clusters.provider,
-        state.settings.terminals.firewall,
-    ) {
-        (ProviderKind::Kubernetes, _) => {}
-        (_, FirewallMode::Iptables) => {
-            if let Err(error) = state.firewall.ensure().await {
-                tracing::error!(%error, "session networks can reach the host");
+    if state.settings.clusters.provider.on_docker() {
+        match state.settings.terminals.firewall {
+            FirewallMode::Iptables => {
+                if let Err(error) = state.firewall.ensure().await {
+                    tracing::error!(%error, "session networks can reach the host");
+                }
             }
+            // The first probe starts now, so that readiness has a verdict soon.
+            FirewallMode::External => drop(state.egress.verdict()),
         }
-        // The first probe starts now, so that readiness has a verdict soon.
-        (_, FirewallMode::External) => drop(state.egress.verdict()),
     }
     tokio::spawn({
         let (auth, every, stopping) = (

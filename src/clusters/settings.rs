@@ -13,6 +13,14 @@ pub enum ProviderKind {
     Kubernetes,
 }
 
+impl ProviderKind {
+    /// Whether sessions are containers of this machine's Docker engine, kept off the host by its
+    /// firewall (`lite`, `kind`), rather than tenants of a host cluster held by its policies.
+    pub fn on_docker(self) -> bool {
+        !matches!(self, Self::Kubernetes)
+    }
+}
+
 impl FromStr for ProviderKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -50,6 +50,17 @@ impl ApiError {
     }
 }
 
+/// A handler's panic (`CatchPanicLayer`), answered as any failure on our side: a 500 with a
+/// reference, the panic's message in the log, and the connection kept rather than dropped.
+pub fn panicked(panic: Box<dyn std::any::Any + Send>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message");
+    ApiError::internal(format_args!("a handler panicked: {message}")).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(ErrorBody { error: self.message })).into_response()
@@ -135,6 +146,24 @@ mod tests {
         let reference = error.message.rsplit(' ').next().unwrap().trim_end_matches(')');
         assert_eq!(reference.len(), 8, "{}", error.message);
         assert!(reference.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_a_reference() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { panic!("index out of bounds") }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let request = axum::http::Request::new(axum::body::Body::empty());
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert!(body.error.contains("(reference "), "{}", body.error);
+        assert!(!body.error.contains("index"), "{}", body.error);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub use error::ApiError;
+pub use error::{panicked, ApiError};
 
 /// The JSON API and the terminal socket, and their OpenAPI 3.1 document, made together from
 /// the handlers' annotations and the wire types: a route is in the one exactly when it is in the

@@ -78,7 +78,7 @@ export async function signUp(page, email, name = 'Learner') {
 
 /** Polls the JSON API until the page's user has a started session; returns it. */
 export async function sessionStarted(page, timeoutMs = 90_000) {
-  return page.evaluate(async (timeoutMs) => {
+  return withFailedRequests(page, page.evaluate(async (timeoutMs) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const response = await fetch('/api/session/status');
@@ -87,7 +87,22 @@ export async function sessionStarted(page, timeoutMs = 90_000) {
       if (Date.now() > deadline) throw new Error(`no started session: ${JSON.stringify(session)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
-  }, timeoutMs);
+  }, timeoutMs));
+}
+
+/** The browsers' problems, by context: a failed fetch says only "Failed to fetch"; the network
+ * layer's reason (reset, refused, empty response…) is in the request's failure. */
+const problemsOf = new WeakMap();
+
+/** `work`'s result, or its error with the failed requests of `page`'s browser appended. */
+async function withFailedRequests(page, work) {
+  try {
+    return await work;
+  } catch (error) {
+    const failed = (problemsOf.get(page.context()) ?? []).filter((p) => p.startsWith('request failed'));
+    error.message += `\nfailed requests of this browser: ${failed.join('; ') || 'none'}`;
+    throw error;
+  }
 }
 
 /** Problems every page that follows its session has: leaving it aborts its event stream. */
@@ -106,6 +121,7 @@ export async function openBrowser() {
   context.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
   context.on('weberror', (e) => problems.push(`page error: ${e.error().message}`));
   context.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  problemsOf.set(context, problems);
   mkdirSync(artefacts, { recursive: true });
   return {
     context,
