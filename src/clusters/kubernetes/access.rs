@@ -18,13 +18,13 @@ use crate::clusters::ClusterError;
 
 /// The RoleBinding in every session namespace.
 pub const PLATFORM_BINDING: &str = "ckad-platform";
-const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 /// Each API server sees a new binding through its own cache, within moments; this only bounds a
 /// broken host.
 const RIGHTS_LIMIT: Duration = Duration::from_secs(15);
 
 /// Who the host says the platform is (in the host its ServiceAccount; outside it whoever the
-/// kubeconfig names), as a RoleBinding's subject.
+/// kubeconfig names), as a RoleBinding's subject: a `User` of that name, which RBAC matches for a
+/// ServiceAccount's token too (`system:serviceaccount:<namespace>:<name>`).
 pub async fn own_subject(host: &kube::Client) -> Result<Subject, ClusterError> {
     let review = Api::<SelfSubjectReview>::all(host.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
@@ -33,29 +33,17 @@ pub async fn own_subject(host: &kube::Client) -> Result<Subject, ClusterError> {
 }
 
 fn subject(user: &UserInfo) -> Result<Subject, ClusterError> {
-    let username = user.username.as_deref().unwrap_or_default();
-    if username.is_empty() {
-        return Err(ClusterError::Unavailable(
-            "the host cluster does not say who the platform is (an anonymous client?)".into(),
-        ));
-    }
-    let service_account = username
-        .strip_prefix(SERVICE_ACCOUNT_PREFIX)
-        .and_then(|rest| rest.split_once(':'));
-    Ok(match service_account {
-        Some((namespace, name)) => Subject {
-            kind: "ServiceAccount".into(),
-            name: name.into(),
-            namespace: Some(namespace.into()),
-            ..Default::default()
-        },
-        None => Subject {
+    match user.username.as_deref() {
+        Some(name) if !name.is_empty() => Ok(Subject {
             kind: "User".into(),
             api_group: Some("rbac.authorization.k8s.io".into()),
-            name: username.into(),
-            ..Default::default()
-        },
-    })
+            name: name.into(),
+            namespace: None,
+        }),
+        _ => Err(ClusterError::Unavailable(
+            "the host cluster does not say who the platform is (an anonymous client?)".into(),
+        )),
+    }
 }
 
 /// `role` (a ClusterRole) bound to `subject` in the session's namespace, and to nothing else.
@@ -119,32 +107,23 @@ mod tests {
     }
 
     #[test]
-    fn in_the_host_the_platform_binds_its_own_service_account() {
-        let found = subject(&user("system:serviceaccount:ckad-platform:ckad-platform")).unwrap();
-        assert_eq!(
-            found,
-            Subject {
-                kind: "ServiceAccount".into(),
-                name: "ckad-platform".into(),
-                namespace: Some("ckad-platform".into()),
-                api_group: None,
-            }
-        );
-    }
-
-    #[test]
-    fn outside_it_the_kubeconfigs_user_is_bound() {
-        let found = subject(&user("kubernetes-admin")).unwrap();
-        assert_eq!(
-            found,
-            Subject {
-                kind: "User".into(),
-                name: "kubernetes-admin".into(),
-                namespace: None,
-                api_group: Some("rbac.authorization.k8s.io".into()),
-            }
-        );
+    fn the_platform_binds_itself_by_the_name_the_host_knows_it_by() {
+        for name in [
+            "system:serviceaccount:ckad-platform:ckad-platform",
+            "kubernetes-admin",
+        ] {
+            assert_eq!(
+                subject(&user(name)).unwrap(),
+                Subject {
+                    kind: "User".into(),
+                    name: name.into(),
+                    namespace: None,
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                }
+            );
+        }
         assert!(subject(&UserInfo::default()).is_err());
+        assert!(subject(&user("")).is_err());
     }
 
     #[test]
