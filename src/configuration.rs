@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::{
     auth::GoogleSettings,
     billing::{settings::load_pass_types, BillingSettings, StripeSettings},
-    clusters::{KindConfig, NodeContainment, SubnetPool},
+    clusters::{KindConfig, NodeContainment, SubnetPool, SESSION_ROLE},
     domain::PortRanges,
     mail::{MailApiKind, MailApiSettings, SmtpSecurity, SmtpSettings},
     replays::ReplaySettings,
@@ -236,6 +236,7 @@ impl Settings {
                         .map(|p| p.0),
                     image_registry: var("HOST_IMAGE_REGISTRY", String::new())?,
                     platform_pod_labels: var("PLATFORM_POD_LABELS", Labels::default())?.0,
+                    session_role: var("HOST_SESSION_ROLE", RoleName(SESSION_ROLE.to_owned()))?.0,
                 },
                 ports: PortRanges {
                     api: var("API_PORT_RANGE", PortRange(30000..=39999))?.0,
@@ -594,6 +595,22 @@ impl FromStr for Labels {
     }
 }
 
+/// A ClusterRole's name as RBAC's own roles spell theirs (`system:aggregate-to-edit`).
+struct RoleName(String);
+
+impl FromStr for RoleName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=253).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        valid
+            .then(|| Self(s.to_owned()))
+            .ok_or_else(|| "expected a ClusterRole's name: lowercase letters, digits, `-`, `.` or `:`".into())
+    }
+}
+
 /// A variable that may be unset.
 struct Optional<T>(Option<T>);
 
@@ -716,6 +733,18 @@ mod tests {
         assert_eq!("7-7".parse(), Ok(PortRange(7..=7)));
         for bad in ["30000", "9-8", "0-10", "1-70000", "a-b"] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_session_role_is_a_cluster_role_name() {
+        assert_eq!(
+            "ckad-platform-sessions".parse::<RoleName>().unwrap().0,
+            "ckad-platform-sessions"
+        );
+        assert!("system:ckad.sessions".parse::<RoleName>().is_ok());
+        for bad in ["Sessions", "-x", ".", "a/b", "a b", &"x".repeat(254)] {
+            assert!(bad.parse::<RoleName>().is_err(), "{bad}");
         }
     }
 

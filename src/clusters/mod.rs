@@ -26,7 +26,7 @@ pub use kubeconfig::Kubeconfig;
 pub use lite::{LiteProvider, LiteVersions};
 pub use name::{ClusterName, InvalidClusterName};
 pub use network::{Members, Networks, SubnetPool, CLUSTER_LABEL, INSTANCE_LABEL, PLATFORM_LABEL};
-pub use settings::{ClusterSettings, HostSettings, ProviderKind};
+pub use settings::{ClusterSettings, HostSettings, ProviderKind, SESSION_ROLE};
 
 use crate::{docker::DockerEngine, domain::PortSet};
 

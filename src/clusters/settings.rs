@@ -53,8 +53,11 @@ pub struct ClusterSettings {
     pub subnet_pool: SubnetPool,
 }
 
+/// The ClusterRole a session's namespace binds to the platform (deploy/kubernetes/10-rbac.yaml).
+pub const SESSION_ROLE: &str = "ckad-platform-sessions";
+
 /// The `kubernetes` provider's host cluster.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostSettings {
     /// `HOST_KUBECONFIG`: the host's kubeconfig, for a platform outside the host (a developer's
     /// machine, the tests), which reaches sessions' APIs through port-forwards. Unset, the
@@ -67,4 +70,18 @@ pub struct HostSettings {
     /// the only pods of its namespace that sessions' network policies let reach their APIs
     /// (empty: every pod of the platform's namespace).
     pub platform_pod_labels: BTreeMap<String, String>,
+    /// `HOST_SESSION_ROLE`: the ClusterRole of what a session is made of, which the platform
+    /// binds to itself in each session namespace it makes (it holds it nowhere else).
+    pub session_role: String,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            image_registry: String::new(),
+            platform_pod_labels: BTreeMap::new(),
+            session_role: SESSION_ROLE.to_owned(),
+        }
+    }
 }

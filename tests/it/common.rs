@@ -696,6 +696,31 @@ pub fn kind(state: &Path, node_image: Option<&str>) -> ckad_platform::clusters::
     ckad_platform::clusters::KindProvider::new(docker, config, state, &instance(state)).unwrap()
 }
 
+/// Copies `images` from the local engine into the `kind` cluster's node, as an operator without a
+/// registry would (`kind load docker-image`); manifests with `IfNotPresent` then pull nothing.
+pub fn load_images(cluster: &ckad_platform::clusters::ClusterName, images: &[&str]) {
+    // kind saves the images to one archive first, as large as they are: in memory where the
+    // machine has it, beside the disk the node's copy of them fills.
+    let shm = Path::new("/dev/shm");
+    let archive_dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
+    let out = std::process::Command::new(lite_bin_dir().join("kind"))
+        .args(["load", "docker-image", "--name", cluster.as_str()])
+        .args(images)
+        .env("TMPDIR", archive_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kind load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A real SMTP server on loopback, writing what it receives to a mailbox file.
 pub struct SmtpSink {
     child: std::process::Child,

@@ -3,8 +3,10 @@
 //! (with the test's Secret, the PostgreSQL of `deploy/kubernetes/postgres-for-tests/`, and the few
 //! settings a test must change), both replicas Ready on that database; through a port-forward to
 //! each replica on its own, an account registered through one is signed in through the other; the
-//! platform's ServiceAccount may do what the provider needs and nothing else; a session started
-//! through one replica is typed into and checked through the other; deleting the app leaves the
+//! platform's ServiceAccount may do what the provider needs and nothing else (the session role in
+//! its sessions' namespaces only, and the admission policy refusing it, for real, any namespace or
+//! binding that is not a session's); a session started through one replica is typed into and
+//! checked through the other; deleting the app leaves the
 //! session on the host, and the next start's replicas serve it again (and remove a namespace that
 //! no session owns) until it is stopped and its namespace goes.
 //!
@@ -20,13 +22,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ckad_platform::clusters::{kubernetes::ControlPlaneImages, ClusterName, ClusterProvider, Kubeconfig};
+use ckad_platform::clusters::{
+    kubernetes::{ApiTunnel, ControlPlaneImages, PLATFORM_BINDING},
+    ClusterName, ClusterProvider, Kubeconfig, SESSION_ROLE,
+};
 use futures_util::{io::AsyncBufReadExt as _, FutureExt as _, TryStreamExt as _};
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     core::v1::{Namespace, Pod, Secret},
+    rbac::v1::{RoleBinding, RoleRef, Subject},
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams},
     core::GroupVersionKind,
@@ -35,7 +42,6 @@ use kube::{
 use reqwest::StatusCode;
 use serde::Deserialize as _;
 use serde_json::{json, Value};
-use tokio::{net::TcpListener, task::JoinSet};
 
 const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 /// The app's namespace, Deployment, ConfigMap, Secret and ServiceAccount are all named so.
@@ -43,21 +49,9 @@ const APP: &str = "ckad-platform";
 const POSTGRES_NAMESPACE: &str = "ckad-postgres";
 /// The port the app listens on in its pod (`LEPTOS_SITE_ADDR` in the ConfigMap).
 const APP_PORT: u16 = 3000;
-
-/// Copies `images` from the local engine into the kind cluster's node, as an operator without a
-/// registry would (`kind load docker-image`); the manifests' `IfNotPresent` then pulls nothing.
-fn load_images(cluster: &ClusterName, images: &[&str]) {
-    let out = Command::new(common::lite_bin_dir().join("kind"))
-        .args(["load", "docker-image", "--name", cluster.as_str()])
-        .args(images)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kind load failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+const RBAC: &str = "rbac.authorization.k8s.io";
+/// What a replica logs once its rights in a new session's namespace hold.
+const RIGHTS_HOLD: &str = "the platform's rights in the session's namespace hold";
 
 /// Every object of the YAML files `names` (in `dir`), in order.
 fn documents(dir: &Path, names: &[&str]) -> Vec<DynamicObject> {
@@ -114,44 +108,12 @@ fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> Secret {
     .unwrap()
 }
 
-/// A loopback listener whose every connection is a port-forward to one pod's port: one replica
-/// reached on its own (the Service would pick either). Dropping it ends every connection.
-struct Forward {
-    base: String,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Forward {
-    async fn to(pods: Api<Pod>, pod: &str, port: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let pod = pod.to_owned();
-        let accept = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    Ok((mut socket, _)) = listener.accept() => {
-                        let (pods, pod) = (pods.clone(), pod.clone());
-                        connections.spawn(async move {
-                            let mut forwarder = pods.portforward(&pod, &[port]).await.unwrap();
-                            let mut upstream = forwarder.take_stream(port).unwrap();
-                            let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
-                            drop(upstream);
-                            let _ = forwarder.join().await;
-                        });
-                    }
-                    Some(_) = connections.join_next() => {}
-                }
-            }
-        });
-        Self { base, accept }
-    }
-}
-
-impl Drop for Forward {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
+/// One replica on its own (the Service would pick either), through a port-forward to its pod;
+/// dropping the tunnel ends every connection.
+async fn replica(pods: &Api<Pod>, pod: &str, mailbox: Option<Mailbox>) -> (ApiTunnel, Platform) {
+    let tunnel = ApiTunnel::to_pod(pods.clone(), pod, APP_PORT, 0).await.unwrap();
+    let platform = Platform::at(&format!("http://{}", tunnel.addr()), mailbox);
+    (tunnel, platform)
 }
 
 /// Follows `pod`'s log into a string, where the development outbox's sign-in codes are read.
@@ -193,25 +155,12 @@ fn replicas_rss_mib(host: &ClusterName) -> Vec<u64> {
         .collect()
 }
 
-/// Whether the platform's ServiceAccount may `verb` the `resource` (and `subresource`) in
-/// `namespace`, as the host's RBAC answers.
-async fn platform_may(
-    client: &kube::Client,
-    verb: &str,
-    (group, resource, subresource): (&str, &str, &str),
-    namespace: Option<&str>,
-) -> bool {
+/// Whether the platform's ServiceAccount may do what `attributes` ask, as the host's RBAC answers.
+async fn platform_may(client: &kube::Client, attributes: ResourceAttributes) -> bool {
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(format!("system:serviceaccount:{APP}:{APP}")),
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                subresource: (!subresource.is_empty()).then(|| subresource.into()),
-                namespace: namespace.map(str::to_owned),
-                ..Default::default()
-            }),
+            resource_attributes: Some(attributes),
             ..Default::default()
         },
         ..Default::default()
@@ -221,6 +170,62 @@ async fn platform_may(
         .await
         .unwrap();
     answer.status.unwrap().allowed
+}
+
+/// A question for [`platform_may`]: `verb` on `resource` (group, resource, subresource) in
+/// `namespace` (none: cluster-wide).
+fn asked(
+    verb: &str,
+    (group, resource, subresource): (&str, &str, &str),
+    namespace: Option<&str>,
+) -> ResourceAttributes {
+    ResourceAttributes {
+        verb: Some(verb.into()),
+        group: Some(group.into()),
+        resource: Some(resource.into()),
+        subresource: (!subresource.is_empty()).then(|| subresource.into()),
+        namespace: namespace.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+/// A client of the host acting as the platform's ServiceAccount (the admin impersonates it): what
+/// a stolen token of a replica could do.
+async fn as_the_platform(admin: &Kubeconfig) -> kube::Client {
+    let file = kube::config::Kubeconfig::from_yaml(admin.yaml()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+        .await
+        .unwrap();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{APP}:{APP}"));
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A RoleBinding of the ClusterRole `role` to `subjects`.
+fn binding_of(role: &str, subjects: &[Subject]) -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("taken".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: RBAC.into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(subjects.to_vec()),
+    }
+}
+
+/// That the API refused (403) what the platform's ServiceAccount asked, saying `why`.
+fn assert_refused<T>(result: Result<T, kube::Error>, why: &str) {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{}", status.message);
+            assert!(status.message.contains(why), "{}", status.message);
+        }
+        Ok(_) => panic!("the platform's ServiceAccount was let through ({why})"),
+        Err(other) => panic!("{other}"),
+    }
 }
 
 fn ready_pods(pods: &[Pod]) -> Vec<String> {
@@ -284,7 +289,7 @@ async fn on_host(host_name: &ClusterName, kubeconfig: &Kubeconfig, app_image: &s
     // The app, and what its sessions run: `lite`'s control plane and the terminal.
     let control_plane = ControlPlaneImages::pinned("");
     let started = Instant::now();
-    load_images(
+    common::load_images(
         host_name,
         &[&[app_image, common::TERMINAL_IMAGE][..], &control_plane.all()].concat(),
     );
@@ -383,12 +388,9 @@ async fn on_host(host_name: &ClusterName, kubeconfig: &Kubeconfig, app_image: &s
     let [a, b] = &ready[..] else {
         panic!("expected two Ready pods: {ready:?}")
     };
-    let (to_a, to_b) = (
-        Forward::to(pods.clone(), a, APP_PORT).await,
-        Forward::to(pods.clone(), b, APP_PORT).await,
-    );
-    let replica_a = Platform::at(&to_a.base, Some(Mailbox::Log(follow_log(pods.clone(), a))));
-    let replica_b = Platform::at(&to_b.base, None);
+    let log_a = follow_log(pods.clone(), a);
+    let (to_a, replica_a) = replica(&pods, a, Some(Mailbox::Log(log_a.clone()))).await;
+    let (to_b, replica_b) = replica(&pods, b, None).await;
     replica_a.wait_until_ready().await;
     replica_b.wait_until_ready().await;
 
@@ -428,51 +430,68 @@ async fn on_host(host_name: &ClusterName, kubeconfig: &Kubeconfig, app_image: &s
     assert_eq!(rss.len(), 2, "{rss:?}");
     eprintln!("replicas' resident memory after sign-ins: {rss:?} MiB");
 
-    // The ServiceAccount's rights: the sessions' namespaces and what a session is made of, and
-    // nothing else.
-    let session_namespace = Some("ckad-0123456789");
+    // The ServiceAccount's rights cluster-wide: the sessions' namespaces, and binding the session
+    // role; nothing of any namespace's content but the lists of pods and network policies (a
+    // terminal's, found by label).
+    let not_bound = Some("ckad-0123456789");
     for (verb, resource, namespace) in [
         ("create", ("", "namespaces", ""), None),
         ("delete", ("", "namespaces", ""), None),
         ("list", ("", "pods", ""), None),
-        ("create", ("", "pods", ""), session_namespace),
-        ("create", ("", "pods", "exec"), session_namespace),
-        ("get", ("", "pods", "exec"), session_namespace),
-        ("create", ("", "pods", "portforward"), session_namespace),
-        ("get", ("", "secrets", ""), session_namespace),
-        (
-            "create",
-            ("networking.k8s.io", "networkpolicies", ""),
-            session_namespace,
-        ),
-        ("create", ("", "resourcequotas", ""), session_namespace),
+        ("list", ("networking.k8s.io", "networkpolicies", ""), None),
+        ("create", (RBAC, "rolebindings", ""), not_bound),
     ] {
         assert!(
-            platform_may(&client, verb, resource, namespace).await,
+            platform_may(&client, asked(verb, resource, namespace)).await,
             "the platform may not {verb} {resource:?} in {namespace:?}"
         );
     }
-    for (verb, resource, namespace) in [
+    let bind = |role: &str| ResourceAttributes {
+        name: Some(role.into()),
+        ..asked("bind", (RBAC, "clusterroles", ""), None)
+    };
+    assert!(platform_may(&client, bind(SESSION_ROLE)).await);
+    for role in ["admin", "cluster-admin", "edit"] {
+        assert!(
+            !platform_may(&client, bind(role)).await,
+            "the platform may bind {role}"
+        );
+    }
+    let never = [
+        ("get", ("", "secrets", ""), Some("kube-system")),
+        ("get", ("", "secrets", ""), Some(APP)),
+        ("list", ("", "secrets", ""), None),
+        ("get", ("", "pods", ""), Some("kube-system")),
+        ("create", ("", "pods", "exec"), Some("kube-system")),
         ("list", ("", "nodes", ""), None),
         ("update", ("", "namespaces", ""), None),
-        ("patch", ("", "pods", ""), session_namespace),
-        ("create", ("", "pods", "attach"), session_namespace),
-        ("create", ("", "serviceaccounts", ""), session_namespace),
-        (
-            "create",
-            ("rbac.authorization.k8s.io", "rolebindings", ""),
-            session_namespace,
-        ),
-        (
-            "create",
-            ("rbac.authorization.k8s.io", "clusterrolebindings", ""),
-            None,
-        ),
+        ("create", (RBAC, "clusterrolebindings", ""), None),
+        ("create", (RBAC, "roles", ""), not_bound),
+        ("escalate", (RBAC, "clusterroles", ""), None),
         ("patch", ("apps", "deployments", ""), Some(APP)),
-        ("create", ("apps", "deployments", ""), session_namespace),
-    ] {
+    ];
+    // The session role is held in no namespace but the sessions'.
+    let session_role = [
+        ("get", ("", "secrets", "")),
+        ("create", ("", "pods", "")),
+        ("create", ("", "pods", "exec")),
+        ("get", ("", "pods", "exec")),
+        ("create", ("", "pods", "portforward")),
+        ("create", ("networking.k8s.io", "networkpolicies", "")),
+        ("create", ("", "resourcequotas", "")),
+    ];
+    let beyond_the_session_role = [
+        ("patch", ("", "pods", "")),
+        ("create", ("", "pods", "attach")),
+        ("create", ("", "serviceaccounts", "")),
+        ("create", ("apps", "deployments", "")),
+    ];
+    for (verb, resource, namespace) in never
+        .into_iter()
+        .chain(session_role.map(|(verb, resource)| (verb, resource, not_bound)))
+    {
         assert!(
-            !platform_may(&client, verb, resource, namespace).await,
+            !platform_may(&client, asked(verb, resource, namespace)).await,
             "the platform may {verb} {resource:?} in {namespace:?}"
         );
     }
@@ -487,12 +506,105 @@ async fn on_host(host_name: &ClusterName, kubeconfig: &Kubeconfig, app_image: &s
             .collect::<Vec<_>>()
     };
     let started = Instant::now();
-    replica_a.start_session(&token).await;
+    let start = std::panic::AssertUnwindSafe(replica_a.start_session(&token))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = start {
+        // Why, as replica A logged it.
+        eprintln!("replica A's log:\n{}", log_a.lock().unwrap());
+        std::panic::resume_unwind(panic);
+    }
     eprintln!("session started through A in {:?}", started.elapsed());
     let on_host = sessions_on_host().await;
     let [session_namespace] = &on_host[..] else {
         panic!("expected one session namespace: {on_host:?}")
     };
+    let bound = log_a
+        .lock()
+        .unwrap()
+        .lines()
+        .find(|line| line.contains(RIGHTS_HOLD))
+        .map(str::to_owned);
+    eprintln!("the session's rights after its binding: {bound:?}");
+
+    // In the session's namespace the platform holds the session role, bound to it there alone.
+    for (verb, resource) in session_role {
+        let namespace = Some(session_namespace.as_str());
+        assert!(
+            platform_may(&client, asked(verb, resource, namespace)).await,
+            "the platform may not {verb} {resource:?} in its session's namespace"
+        );
+    }
+    for (verb, resource, namespace) in beyond_the_session_role
+        .map(|(verb, resource)| (verb, resource, Some(session_namespace.as_str())))
+        .into_iter()
+        .chain(never)
+    {
+        assert!(
+            !platform_may(&client, asked(verb, resource, namespace)).await,
+            "the platform may {verb} {resource:?} in {namespace:?}"
+        );
+    }
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), session_namespace);
+    let binding = bindings.get(PLATFORM_BINDING).await.unwrap();
+    assert_eq!(binding.role_ref.name, SESSION_ROLE);
+    let subjects = binding.subjects.unwrap();
+    let service_account = format!("system:serviceaccount:{APP}:{APP}");
+    assert_eq!(
+        subjects
+            .iter()
+            .map(|s| (s.kind.as_str(), s.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("User", service_account.as_str())]
+    );
+
+    // With the ServiceAccount's token, RBAC would let it bind the session role anywhere and make
+    // or delete any namespace: the admission policy refuses what is not a session's.
+    let platform = as_the_platform(kubeconfig).await;
+    let escalation = Api::<RoleBinding>::namespaced(platform.clone(), "kube-system")
+        .create(&PostParams::default(), &binding_of(SESSION_ROLE, &subjects))
+        .await;
+    assert_refused(
+        escalation,
+        "the platform binds roles only in its sessions' namespaces",
+    );
+    let others = Api::<RoleBinding>::namespaced(platform.clone(), session_namespace);
+    let kube_system_default: Vec<Subject> = serde_json::from_value(json!([
+        { "kind": "ServiceAccount", "name": "default", "namespace": "kube-system" }
+    ]))
+    .unwrap();
+    assert_refused(
+        others
+            .create(
+                &PostParams::default(),
+                &binding_of(SESSION_ROLE, &kube_system_default),
+            )
+            .await,
+        "the platform binds only the session role (ckad-platform-sessions), to itself",
+    );
+    // Another role: RBAC refuses first (no `bind` on it, and it holds less than `admin` grants).
+    assert_refused(
+        others
+            .create(&PostParams::default(), &binding_of("admin", &subjects))
+            .await,
+        "not currently held",
+    );
+    let platform_namespaces: Api<Namespace> = Api::all(platform.clone());
+    let unlabelled: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": "ckad-unlabelled" } })).unwrap();
+    assert_refused(
+        platform_namespaces
+            .create(&PostParams::default(), &unlabelled)
+            .await,
+        "the platform makes only its sessions' namespaces",
+    );
+    assert_refused(
+        platform_namespaces
+            .delete(POSTGRES_NAMESPACE, &DeleteParams::default())
+            .await,
+        "the platform deletes only its sessions' namespaces",
+    );
+
     let mut shell = replica_b
         .connect(&replica_b.ticket(&token).await, common::ORIGIN)
         .await
@@ -558,11 +670,8 @@ async fn on_host(host_name: &ClusterName, kubeconfig: &Kubeconfig, app_image: &s
     let [c, d] = &ready[..] else {
         panic!("expected two Ready pods: {ready:?}")
     };
-    let (to_c, to_d) = (
-        Forward::to(pods.clone(), c, APP_PORT).await,
-        Forward::to(pods.clone(), d, APP_PORT).await,
-    );
-    let (replica_c, replica_d) = (Platform::at(&to_c.base, None), Platform::at(&to_d.base, None));
+    let (_to_c, replica_c) = replica(&pods, c, None).await;
+    let (_to_d, replica_d) = replica(&pods, d, None).await;
     let (status, session) = replica_c.get("/api/session/status", &token).await;
     assert_eq!(
         (status, session["status"].as_str()),

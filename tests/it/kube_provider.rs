@@ -36,32 +36,6 @@ use k8s_openapi::api::{
 use kube::api::{Api, AttachParams, ListParams, LogParams, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Copies `images` from the local engine into the kind cluster's node, as an operator without a
-/// registry would.
-fn load_images(cluster: &ClusterName, images: &[&str]) {
-    let kind = common::lite_bin_dir().join("kind");
-    // kind saves the images to one archive first, as large as they are: in memory where the
-    // machine has it, beside the disk the node's copy of them fills.
-    let shm = std::path::Path::new("/dev/shm");
-    let archive_dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
-    } else {
-        tempfile::tempdir()
-    }
-    .unwrap();
-    let out = Command::new(&kind)
-        .args(["load", "docker-image", "--name", cluster.as_str()])
-        .args(images)
-        .env("TMPDIR", archive_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kind load failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What `command` prints in the terminal pod, through the host API's exec.
 async fn exec<S: AsRef<str>>(pods: &Api<Pod>, command: &[S]) -> String {
     let command: Vec<&str> = command.iter().map(AsRef::as_ref).collect();
@@ -181,7 +155,7 @@ async fn sessions_run_as_namespaces_of_a_host_cluster_and_go_with_them() {
 async fn on_host(host_name: &ClusterName, host_kubeconfig: &Kubeconfig, instance: &str) {
     let images = ControlPlaneImages::pinned("");
     let started = std::time::Instant::now();
-    load_images(host_name, &[&images.all()[..], &[TERMINAL_IMAGE]].concat());
+    common::load_images(host_name, &[&images.all()[..], &[TERMINAL_IMAGE]].concat());
     eprintln!("images loaded into the host in {:?}", started.elapsed());
 
     let client = host_kubeconfig.client().await.unwrap();

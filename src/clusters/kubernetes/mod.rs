@@ -6,6 +6,7 @@
 //! Deleting the namespace deletes the session; the namespace's labels find orphans.
 //! [`KubernetesProvider`] is the [`ClusterProvider`](super::ClusterProvider) over it.
 
+mod access;
 mod objects;
 mod pki;
 mod provider;
@@ -15,11 +16,13 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
 use kube::{
     api::{Api, DeleteParams, ListParams, PostParams},
     Resource,
 };
 
+pub use access::{platform_binding, PLATFORM_BINDING};
 pub use objects::{
     api_service, control_plane_pod, control_plane_secret, hardened, hardened_pod, host_policies,
     kubeconfig_secret, kwok_config, limit_range, namespace, network_policies, resource_quota, terminal_pod,
@@ -33,7 +36,7 @@ pub use tunnel::ApiTunnel;
 
 use super::{
     lite, wait_until_healthy, ClusterError, ClusterName, Kubeconfig, CLUSTER_LABEL, INSTANCE_LABEL,
-    PLATFORM_LABEL,
+    PLATFORM_LABEL, SESSION_ROLE,
 };
 
 /// The value of [`PLATFORM_LABEL`] on a session's namespace.
@@ -87,6 +90,10 @@ pub struct HostCluster {
     instance: String,
     images: ControlPlaneImages,
     platform: Option<PlatformPeer>,
+    /// The ClusterRole bound to the platform in each session namespace.
+    session_role: String,
+    /// The platform's identity on the host, asked once.
+    subject: tokio::sync::OnceCell<Subject>,
 }
 
 impl HostCluster {
@@ -101,7 +108,15 @@ impl HostCluster {
             instance: instance.to_owned(),
             images,
             platform,
+            session_role: SESSION_ROLE.to_owned(),
+            subject: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Binds `role` in session namespaces instead of [`SESSION_ROLE`] (`HOST_SESSION_ROLE`).
+    pub fn with_session_role(mut self, role: &str) -> Self {
+        role.clone_into(&mut self.session_role);
+        self
     }
 
     fn tenant<'a>(&'a self, name: &'a ClusterName) -> Tenant<'a> {
@@ -138,10 +153,17 @@ impl HostCluster {
         Api::<Namespace>::all(self.client.clone())
             .create(&post, &namespace(&tenant))
             .await?;
-        // The fences first, so that no pod ever exists without them.
-        self.api::<ResourceQuota>(name)
-            .create(&post, &resource_quota(&tenant))
+        // The platform's rights here: the session role, which it holds nowhere but in its sessions.
+        let subject = self
+            .subject
+            .get_or_try_init(|| access::own_subject(&self.client))
             .await?;
+        let binding = platform_binding(&tenant, &self.session_role, subject.clone());
+        self.api::<RoleBinding>(name).create(&post, &binding).await?;
+        // The fences first, so that no pod ever exists without them.
+        let quotas = self.api::<ResourceQuota>(name);
+        let quota = resource_quota(&tenant);
+        access::once_bound(|| quotas.create(&post, &quota)).await?;
         self.wait_for_quota(name).await?;
         self.api::<LimitRange>(name)
             .create(&post, &limit_range(&tenant))

@@ -154,7 +154,7 @@ pub struct PlatformPeer {
     pub pod_labels: BTreeMap<String, String>,
 }
 
-fn meta(tenant: &Tenant<'_>, name: &str, component: Option<&str>) -> ObjectMeta {
+pub(super) fn meta(tenant: &Tenant<'_>, name: &str, component: Option<&str>) -> ObjectMeta {
     let mut labels = tenant.labels();
     if let Some(component) = component {
         labels.insert(COMPONENT_LABEL.to_owned(), component.to_owned());

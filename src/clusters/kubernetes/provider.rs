@@ -79,7 +79,8 @@ impl KubernetesProvider {
                 });
                 let client = kube::Client::try_from(config)?;
                 let images = ControlPlaneImages::pinned(&self.settings.image_registry);
-                let sessions = HostCluster::new(client.clone(), &self.instance, images, platform);
+                let sessions = HostCluster::new(client.clone(), &self.instance, images, platform)
+                    .with_session_role(&self.settings.session_role);
                 Ok::<_, ClusterError>(Host { client, sessions })
             })
             .await
