@@ -151,11 +151,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_500_with_a_reference() {
         use tower::ServiceExt as _;
+        async fn handler() -> &'static str {
+            panic!("index out of bounds")
+        }
         let app = axum::Router::new()
-            .route(
-                "/",
-                axum::routing::get(|| async { panic!("index out of bounds") }),
-            )
+            .route("/", axum::routing::get(handler))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
         let request = axum::http::Request::new(axum::body::Body::empty());
         let response = app.oneshot(request).await.unwrap();

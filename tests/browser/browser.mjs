@@ -76,33 +76,47 @@ export async function signUp(page, email, name = 'Learner') {
   if (proven !== 200) throw new Error(`proving ${email} answered ${proven}`);
 }
 
-/** Polls the JSON API until the page's user has a started session; returns it. */
+/**
+ * Polls the JSON API until the page's user has a started session; returns it. The poll is the
+ * test's request, not the page's: one that fails in the network is logged with the browser's
+ * reason and kept out of the page's problems, and polled again (three failures in a row fail).
+ */
 export async function sessionStarted(page, timeoutMs = 90_000) {
-  return withFailedRequests(page, page.evaluate(async (timeoutMs) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const response = await fetch('/api/session/status');
-      const session = response.ok ? await response.json() : null;
+  const deadline = Date.now() + timeoutMs;
+  let session = null;
+  for (let failures = 0; ;) {
+    const polled = await page.evaluate(async () => {
+      try {
+        const response = await fetch('/api/session/status');
+        return { session: response.ok ? await response.json() : null };
+      } catch (error) {
+        return { error: String(error) };
+      }
+    });
+    if (polled.error) {
+      failures += 1;
+      const reason = await pollFailure(page);
+      console.warn(`polling /api/session/status failed (${polled.error}; the browser says: ${reason})`);
+      if (failures === 3) throw new Error(`polling the session failed three times in a row: ${reason}`);
+    } else {
+      failures = 0;
+      session = polled.session;
       if (session?.status === 'started') return session;
-      if (Date.now() > deadline) throw new Error(`no started session: ${JSON.stringify(session)}`);
-      await new Promise((r) => setTimeout(r, 500));
     }
-  }, timeoutMs));
+    if (Date.now() > deadline) throw new Error(`no started session: ${JSON.stringify(session)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
-/** The browsers' problems, by context: a failed fetch says only "Failed to fetch"; the network
- * layer's reason (reset, refused, empty response…) is in the request's failure. */
+/** The browsers' problems, by context. */
 const problemsOf = new WeakMap();
 
-/** `work`'s result, or its error with the failed requests of `page`'s browser appended. */
-async function withFailedRequests(page, work) {
-  try {
-    return await work;
-  } catch (error) {
-    const failed = (problemsOf.get(page.context()) ?? []).filter((p) => p.startsWith('request failed'));
-    error.message += `\nfailed requests of this browser: ${failed.join('; ') || 'none'}`;
-    throw error;
-  }
+/** The network reason of the failed poll, taken out of the page's problems. */
+async function pollFailure(page) {
+  await new Promise((r) => setTimeout(r, 200)); // the failure's event may follow the rejection
+  const problems = problemsOf.get(page.context()) ?? [];
+  const at = problems.findLastIndex((p) => p.startsWith('request failed:') && p.includes('/api/session/status '));
+  return at < 0 ? 'no failed request seen' : problems.splice(at, 1)[0];
 }
 
 /** Problems every page that follows its session has: leaving it aborts its event stream. */
