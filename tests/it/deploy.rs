@@ -511,14 +511,21 @@ impl Caddy {
             .stderr(std::fs::File::create(dir.path().join("caddy.log")).unwrap())
             .spawn()
             .expect("Debian's caddy (scripts/setup.sh installs it)");
+        // Ready when the app answers through it: a port that merely accepts may still be
+        // Caddy's listener before its server runs (or, freed and taken again, someone else's).
         let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            let log = || std::fs::read_to_string(dir.path().join("caddy.log")).unwrap_or_default();
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "caddy did not listen: {}",
-                log()
-            );
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        loop {
+            match reqwest::get(&health).await {
+                Ok(answer) if answer.status() == 200 => break,
+                outcome => {
+                    let log = std::fs::read_to_string(dir.path().join("caddy.log")).unwrap_or_default();
+                    assert!(
+                        started.elapsed() < Duration::from_secs(20),
+                        "caddy did not answer for the app ({outcome:?}): {log}"
+                    );
+                }
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Self { child, _dir: dir }
