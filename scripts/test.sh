@@ -49,6 +49,22 @@ trap 'stop_postgres; rm -rf "$logs"' EXIT
 eval "$(scripts/postgres.sh start "$postgres_dir")"
 echo "TEST_POSTGRES_URL=$TEST_POSTGRES_URL"
 
+# A test that fails half-way can leave its clusters running, and they would share the two cores
+# with every test after them, in this run and the next. Every test instance's clusters (networks
+# labelled ckad.instance=test-...) go before the tests and after them, by the platform's own
+# orphan clean-up with no database, so that nothing is owned.
+remove_test_leftovers() {
+  local instance
+  for instance in $(docker network ls --filter label=ckad.platform \
+    --format '{{.Label "ckad.instance"}}' | grep '^test-' | sort -u); do
+    DATABASE_URL=sqlite:///nonexistent STATE_DIR=/nonexistent PLATFORM_INSTANCE=$instance \
+      scripts/cleanup-orphans.sh | grep -v ' 0 orphaned' || true
+  done
+}
+step "what earlier test runs left on the engine"
+remove_test_leftovers
+trap 'remove_test_leftovers; stop_postgres; rm -rf "$logs"' EXIT
+
 step "unit and integration tests"
 status=0
 # The server's tests (one binary, in phases: the groups that each run several clusters at once,
@@ -99,7 +115,7 @@ end_browser_sessions() {
     DELETE FROM pool_members"
   scripts/cleanup-orphans.sh >/dev/null
 }
-trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; stop_postgres; rm -rf "$logs"' EXIT
+trap 'kill $smtp_pid $stripe_pid 2>/dev/null; end_browser_sessions; remove_test_leftovers; stop_postgres; rm -rf "$logs"' EXIT
 status=0
 cargo leptos end-to-end --release 2>&1 | tee "$logs/browser.log" || status=$?
 tally "$logs/browser.log"
@@ -110,6 +126,26 @@ if [ "$status" -ne 0 ]; then
   printf '\n== warnings and errors of the server under the browser tests (whole log: %s)\n' \
     "$TEST_ARTEFACTS/browser-run.log"
   grep -E 'WARN|ERROR|panicked' "$logs/browser.log" | tail -40 || true
+fi
+
+# Each failed test's own message, last, where a reader of the run's tail sees it: cargo's panic
+# lines (up to the backtrace) and node's "not ok" with its error.
+failures() {
+  awk '
+    /^---- .* stdout ----$/ { name = $2; taking = 0; next }
+    /^thread .* panicked at / && name != "" { printf "\n-- %s\n%s\n", name, $0; taking = 1; kept = 0; next }
+    taking && (/^stack backtrace:/ || /^note: run with/ || /^---- / || /^failures:$/) { taking = 0 }
+    taking && kept++ < 12 { print }
+  ' "$logs/cargo.log"
+  [ ! -f "$logs/browser.log" ] || awk '
+    /^not ok / { printf "\n-- %s\n", $0; taking = 1; kept = 0; next }
+    taking && (/^ok / || /^# Subtest/) { taking = 0 }
+    taking && kept++ < 12 { print }
+  ' "$logs/browser.log"
+}
+if [ "$failed" -ne 0 ]; then
+  printf '\n== the failed tests, each with its message\n'
+  failures | cut -c1-400 || true
 fi
 
 printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
