@@ -1,10 +1,12 @@
 //! The proof of the graders, not just of the solutions. For every task in `tasks/`, each of its
-//! `accept:` answers and each of its `reject:` answers goes on a fresh `lite` cluster of its own:
-//! the setup alone scores 0; an accepted answer then passes every check and guard and earns every
-//! point; a rejected answer settles at exactly the points it states and does not pass. Then every
-//! task's setup goes into one cluster, as a mock exam has them: each scores 0, and after every
-//! reference solution each passes (so the solutions are proven among all the other tasks' objects,
-//! which is stricter than alone). Each cluster is deleted whatever happens.
+//! `accept:` answers and each of its `reject:` answers goes on a `lite` cluster that holds nothing
+//! but what a fresh one does (a fresh cluster, or one put back so after an answer to another task:
+//! [`pristine`]; a cluster sees each task once): the setup alone scores 0; an accepted answer then
+//! passes every check and guard and earns every point; a rejected answer settles at exactly the
+//! points it states and does not pass. Then every task's setup goes into one cluster, as a mock
+//! exam has them: each scores 0, and after every reference solution each passes (so the solutions
+//! are proven among all the other tasks' objects, which is stricter than alone). Each cluster is
+//! deleted whatever happens.
 //!
 //! A task that places, checks or writes files gets a real terminal container beside its cluster,
 //! and its files go through it as a session's do.
@@ -16,9 +18,17 @@
 //! `TASK_PROOF_ONLY=id[,id...]` proves only those tasks, for authors at work on one;
 //! `TASK_PROOF_PARALLEL=n` sets how many clusters run at once.
 
+mod pristine;
+
 use crate::common;
 
-use std::{borrow::Cow, path::Path, time::Duration};
+use std::{
+    borrow::Cow,
+    collections::{HashSet, VecDeque},
+    path::Path,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use ckad_platform::{
     clusters::{Cluster, ClusterName, ClusterProvider, ClusterSpec, LiteProvider},
@@ -26,7 +36,7 @@ use ckad_platform::{
     tasks::{score, Answer, CheckResult, LearnerFiles, SolutionRunner, Target, Task, TaskCatalog},
     terminals::{DockerTerminals, TerminalAccess, TerminalFiles, TerminalRuntime, TerminalSpec},
 };
-use futures_util::StreamExt;
+use pristine::Pristine;
 
 /// Clusters at once unless `TASK_PROOF_PARALLEL` says otherwise: most of a proof is waiting for
 /// controllers, so 2 shared cores hold four.
@@ -173,9 +183,11 @@ async fn every_answer_is_graded_as_its_task_says() {
         .unwrap_or(PARALLEL);
 
     let variants = variants(&tasks);
-    let trials: Vec<(&Variant, Trial)> = variants
+    // Round by round (every task's first answer, then every task's second, ...), so that the
+    // answers of one task are far apart in the queue.
+    let per_task: Vec<Vec<(&Variant, Trial)>> = variants
         .iter()
-        .flat_map(|variant| {
+        .map(|variant| {
             let task = &variant.task;
             let solution = variant.varied.then_some(Trial::Solution);
             let accepted = task.accepted().iter().map(Trial::Accepted);
@@ -183,16 +195,26 @@ async fn every_answer_is_graded_as_its_task_says() {
             accepted
                 .chain(rejected)
                 .chain(solution)
-                .map(move |trial| (variant, trial))
+                .map(|trial| (variant, trial))
+                .collect()
         })
         .collect();
-    let started = std::time::Instant::now();
-    let failures: Vec<String> = futures_util::stream::iter(trials.iter().copied())
-        .map(|(variant, trial)| on_a_fresh_cluster(&provider, &catalog, variant, trial, state.path()))
-        .buffer_unordered(parallel)
-        .filter_map(|result| async move { result.err() })
-        .collect()
-        .await;
+    let rounds = per_task.iter().map(Vec::len).max().unwrap_or(0);
+    let trials: Vec<(&Variant, Trial)> = (0..rounds)
+        .flat_map(|round| {
+            per_task
+                .iter()
+                .filter_map(move |answers| answers.get(round).copied())
+        })
+        .collect();
+    let started = Instant::now();
+    let queue = Mutex::new(trials.iter().copied().collect::<VecDeque<_>>());
+    let workers = (0..parallel).map(|_| worker(&provider, &catalog, &queue, state.path()));
+    let failures: Vec<String> = futures_util::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     eprintln!(
         "proved {} answers of {} tasks ({} of them also with other names) in {:?}, {parallel} clusters at a time",
         trials.len(),
@@ -203,43 +225,131 @@ async fn every_answer_is_graded_as_its_task_says() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
-/// One answer to one task on its own cluster, which is deleted whatever the outcome.
-async fn on_a_fresh_cluster(
+/// A cluster one answer after another is tried on.
+struct Reused {
+    name: ClusterName,
+    cluster: Cluster,
+    client: kube::Client,
+    pristine: Pristine,
+    /// The tasks tried on it. Each cluster sees a task once: the API server's admission keeps a
+    /// namespace's quotas and limit ranges for 30 seconds after it looked them up, so a
+    /// namespace made again soon after could meet its predecessor's (tasks' own namespaces are
+    /// disjoint: the side-by-side proof below needs them so).
+    seen: HashSet<String>,
+}
+
+/// Takes trials from `queue` until it is empty, each on its cluster put back to what it was made
+/// with, the first whose task that cluster has not seen; a cluster that has seen every task left,
+/// or cannot be put back, is replaced. Returns the failures.
+async fn worker(
     provider: &LiteProvider,
     catalog: &TaskCatalog,
-    variant: &Variant<'_>,
-    trial: Trial<'_>,
+    queue: &Mutex<VecDeque<(&Variant<'_>, Trial<'_>)>>,
     state: &Path,
-) -> Result<(), String> {
-    let task = &variant.task;
-    let started = std::time::Instant::now();
-    let outcome = match fresh_cluster(provider).await {
-        Ok((name, cluster)) => {
-            let outcome = prove(&cluster, catalog, task, trial, state).await;
-            if let Err(e) = provider.delete(&name).await {
-                eprintln!("cluster {name} of {} was not deleted: {e}", task.id());
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut reused: Option<Reused> = None;
+    loop {
+        let next = {
+            let mut queue = queue.lock().unwrap();
+            if queue.is_empty() {
+                break;
             }
-            outcome
+            let unseen = |(variant, _): &(&Variant, Trial)| {
+                reused
+                    .as_ref()
+                    .is_none_or(|on| !on.seen.contains(variant.task.id()))
+            };
+            queue.iter().position(unseen).and_then(|at| queue.remove(at))
+        };
+        let Some((variant, trial)) = next else {
+            delete(provider, reused.take().expect("a fresh cluster has seen nothing")).await;
+            continue;
+        };
+        let task = &variant.task;
+        let started = Instant::now();
+        if reused.is_none() {
+            reused = match fresh_reusable(provider).await {
+                Ok(made) => Some(made),
+                Err(e) => {
+                    failures.push(format!(
+                        "task {} {}, {}: {e}",
+                        task.id(),
+                        variant.names(),
+                        trial.name()
+                    ));
+                    continue;
+                }
+            };
         }
-        Err(e) => Err(e),
-    };
-    eprintln!(
-        "{} {}, {} ({:?}): {}",
-        task.id(),
-        variant.names(),
-        trial.name(),
-        started.elapsed(),
-        if outcome.is_ok() { "proved" } else { "FAILED" }
-    );
-    outcome.map_err(|why| {
-        format!(
-            "task {} ({}) {}, {}: {why}",
+        let on = reused.as_mut().expect("made above");
+        on.seen.insert(task.id().to_owned());
+        let outcome = prove(&on.cluster, catalog, task, trial, state).await;
+        let proved_in = started.elapsed();
+        let put_back = on.pristine.restore(&on.client).await;
+        eprintln!(
+            "{} {}, {} ({proved_in:?}, put back in {:?}): {}",
             task.id(),
-            task.file().display(),
             variant.names(),
-            trial.name()
-        )
-    })
+            trial.name(),
+            started.elapsed() - proved_in,
+            if outcome.is_ok() { "proved" } else { "FAILED" }
+        );
+        if let Err(why) = outcome {
+            failures.push(format!(
+                "task {} ({}) {}, {}: {why}",
+                task.id(),
+                task.file().display(),
+                variant.names(),
+                trial.name()
+            ));
+        }
+        if let Err(e) = put_back {
+            eprintln!(
+                "cluster {} is replaced, after {} {}: {e}",
+                on.name,
+                task.id(),
+                trial.name()
+            );
+            delete(provider, reused.take().expect("used above")).await;
+        }
+    }
+    if let Some(done) = reused {
+        delete(provider, done).await;
+    }
+    failures
+}
+
+async fn fresh_reusable(provider: &LiteProvider) -> Result<Reused, String> {
+    let (name, cluster) = fresh_cluster(provider).await?;
+    let made = async {
+        let client = cluster
+            .admin_kubeconfig
+            .client()
+            .await
+            .map_err(|e| e.to_string())?;
+        let pristine = Pristine::record(&client).await?;
+        Ok::<_, String>((client, pristine))
+    };
+    match made.await {
+        Ok((client, pristine)) => Ok(Reused {
+            name,
+            cluster,
+            client,
+            pristine,
+            seen: HashSet::new(),
+        }),
+        Err(e) => {
+            let _ = provider.delete(&name).await;
+            Err(format!("cluster {name}: {e}"))
+        }
+    }
+}
+
+async fn delete(provider: &LiteProvider, done: Reused) {
+    if let Err(e) = provider.delete(&done.name).await {
+        eprintln!("cluster {} was not deleted: {e}", done.name);
+    }
 }
 
 /// A new cluster. A port found free may be taken by another process on the machine before the
