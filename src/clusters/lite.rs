@@ -31,6 +31,8 @@ use crate::docker::DockerEngine;
 
 const CREATE_LIMIT: Duration = Duration::from_secs(120);
 const READY_LIMIT: Duration = Duration::from_secs(60);
+/// Removing a cluster's containers, however many removals of it run at once.
+const REMOVE_LIMIT: Duration = Duration::from_secs(60);
 /// kwokctl names a cluster's network, containers and labels after this project name.
 const PROJECT_PREFIX: &str = "kwok-";
 /// The simulated worker every cluster gets.
@@ -272,15 +274,18 @@ impl LiteProvider {
 
     /// Containers of the cluster's project, found by kwokctl's project label. A create killed
     /// half way may have a `docker create` of its own still landing, so removal repeats until the
-    /// label finds nothing twice in a row.
+    /// label finds nothing twice in a row. Another removal of the same cluster (a session's end
+    /// and the reconciler's) makes Docker answer 409 at once while its own takes seconds on a
+    /// loaded host, so the rounds are paced and bounded by time, not by count.
     async fn remove_containers(&self, name: &ClusterName) -> Result<(), ClusterError> {
         let docker = self.docker.client().await?;
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![format!("com.docker.compose.project={PROJECT_PREFIX}{name}")],
         )]);
+        let deadline = tokio::time::Instant::now() + REMOVE_LIMIT;
         let mut quiet_rounds = 0;
-        for _ in 0..20 {
+        while tokio::time::Instant::now() < deadline {
             let options = ListContainersOptions {
                 all: true,
                 filters: Some(filters.clone()),
@@ -313,9 +318,10 @@ impl LiteProvider {
                     Err(e) => return Err(e.into()),
                 }
             }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Err(ClusterError::Unavailable(format!(
-            "containers of {name} keep appearing"
+            "containers of {name} are still there after {REMOVE_LIMIT:?}"
         )))
     }
 }
