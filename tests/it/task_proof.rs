@@ -227,7 +227,6 @@ async fn every_answer_is_graded_as_its_task_says() {
 
 /// A cluster one answer after another is tried on.
 struct Reused {
-    name: ClusterName,
     cluster: Cluster,
     client: kube::Client,
     pristine: Pristine,
@@ -284,7 +283,7 @@ async fn worker(
         }
         let on = reused.as_mut().expect("made above");
         on.seen.insert(task.id().to_owned());
-        let outcome = prove(&on.cluster, catalog, task, trial, state).await;
+        let outcome = prove(on, catalog, task, trial, state).await;
         let proved_in = started.elapsed();
         let put_back = on.pristine.restore(&on.client).await;
         eprintln!(
@@ -307,7 +306,7 @@ async fn worker(
         if let Err(e) = put_back {
             eprintln!(
                 "cluster {} is replaced, after {} {}: {e}",
-                on.name,
+                on.cluster.name,
                 task.id(),
                 trial.name()
             );
@@ -333,7 +332,6 @@ async fn fresh_reusable(provider: &LiteProvider) -> Result<Reused, String> {
     };
     match made.await {
         Ok((client, pristine)) => Ok(Reused {
-            name,
             cluster,
             client,
             pristine,
@@ -347,8 +345,8 @@ async fn fresh_reusable(provider: &LiteProvider) -> Result<Reused, String> {
 }
 
 async fn delete(provider: &LiteProvider, done: Reused) {
-    if let Err(e) = provider.delete(&done.name).await {
-        eprintln!("cluster {} was not deleted: {e}", done.name);
+    if let Err(e) = provider.delete(&done.cluster.name).await {
+        eprintln!("cluster {} was not deleted: {e}", done.cluster.name);
     }
 }
 
@@ -375,20 +373,16 @@ async fn fresh_cluster(provider: &LiteProvider) -> Result<(ClusterName, Cluster)
 }
 
 async fn prove(
-    cluster: &Cluster,
+    on: &Reused,
     catalog: &TaskCatalog,
     task: &Task,
     trial: Trial<'_>,
     state: &Path,
 ) -> Result<(), String> {
-    let client = cluster
-        .admin_kubeconfig
-        .client()
-        .await
-        .map_err(|e| e.to_string())?;
+    let cluster = &on.cluster;
     with_files(cluster, state, task.uses_files(), async |files| {
         let target = Target {
-            client: &client,
+            client: &on.client,
             files,
             runs_containers: false,
         };
